@@ -1,0 +1,1 @@
+"""PeerTap Kubernetes operator: kopf handlers, admission webhooks, rendering."""

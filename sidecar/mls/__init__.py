@@ -1,0 +1,1 @@
+"""mls: see module docstrings."""

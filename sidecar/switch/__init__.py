@@ -1,0 +1,1 @@
+"""switch: see module docstrings."""

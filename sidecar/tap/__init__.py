@@ -1,0 +1,1 @@
+"""tap: see module docstrings."""

@@ -1,0 +1,1 @@
+"""trunk: see module docstrings."""
