@@ -1,0 +1,263 @@
+"""Node configuration: the JSON file `peertap run --config` reads, validated by pydantic.
+
+This module is the public configuration API: the operator renders these models
+for its sidecars, `peertap config schema` prints their JSON Schema, and
+`docs/config.md` documents every field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+VLAN_PATTERN = re.compile(r"^[0-9a-f*?]{1,32}$")
+IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, not JSON, or fails validation."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IdentityConfig(_Model):
+    key_file: str = Field(
+        default="node.key",
+        description="Ed25519 private key (PEM, as written by `peertap keygen`). "
+        "Relative paths are resolved against the config file's directory.",
+    )
+
+
+class ApiConfig(_Model):
+    listen: str = Field(
+        default="127.0.0.1:9464",
+        description="HOST:PORT of the local HTTP API (/healthz, /readyz, /status, /metrics). "
+        "Empty string disables the API.",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        if v == "":
+            return v
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"api.listen must be HOST:PORT, got {v!r}")
+        return v
+
+
+class AclConfig(_Model):
+    mode: Literal["open", "restricted", "list"] = Field(
+        default="restricted",
+        description="open: forward any VLAN; restricted: only VLANs this node is a member of; "
+        "list: VLAN-IDs matching `allow` and not matching `deny`.",
+    )
+    allow: list[str] = Field(
+        default_factory=list,
+        description="VLAN-ID patterns (lower-case hex with * and ? wildcards) allowed in list mode.",
+    )
+    deny: list[str] = Field(
+        default_factory=list,
+        description="VLAN-ID patterns denied in list mode (deny wins over allow).",
+    )
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if not VLAN_PATTERN.match(p):
+                raise ValueError(f"VLAN-ID pattern {p!r} must be 1-32 chars of lower-case hex, * or ?")
+        return v
+
+    @model_validator(mode="after")
+    def _list_needs_allow(self) -> AclConfig:
+        if self.mode == "list" and not self.allow:
+            raise ValueError("acl.mode 'list' needs at least one `allow` pattern")
+        return self
+
+
+class RelayConfig(_Model):
+    enabled: bool = Field(
+        default=False, description="Forward other nodes' packets by VFT across this node's trunks."
+    )
+    acl: AclConfig = Field(default_factory=AclConfig)
+
+
+class InterfaceConfig(_Model):
+    name: str = Field(default="pt0", description="Interface name (at most 15 characters).")
+    mode: Literal["tap"] = Field(
+        default="tap", description="tap: a kernel TAP device (the only mode in this release)."
+    )
+    mtu: int = Field(default=1500, ge=576, le=9000, description="Interface MTU.")
+    address: str | None = Field(
+        default=None, description="Optional IPv4/IPv6 address with prefix, e.g. 10.250.0.1/24."
+    )
+    mac: str | None = Field(
+        default=None,
+        description="Fixed MAC (lower-case aa:bb:cc:dd:ee:ff). Default: derived from the node key, "
+        "VLAN-ID and a random nonce (locally administered, unicast).",
+    )
+    offload: bool = Field(
+        default=True,
+        description="Use IFF_VNET_HDR with TSO/GSO offloads when the kernel supports them.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _ifname(cls, v: str) -> str:
+        if not IFNAME.match(v):
+            raise ValueError(f"interface name {v!r} must be 1-15 chars of [A-Za-z0-9_.-]")
+        return v
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ipaddress.ip_interface(v)
+            except ValueError as err:
+                raise ValueError(f"interface address {v!r} is not ADDRESS/PREFIX") from err
+            if "/" not in v:
+                raise ValueError(f"interface address {v!r} needs a /prefix")
+        return v
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, v: str | None) -> str | None:
+        if v is not None:
+            if not MAC.match(v):
+                raise ValueError(f"mac {v!r} must be lower-case aa:bb:cc:dd:ee:ff")
+            if int(v[:2], 16) & 1:
+                raise ValueError(f"mac {v!r} is a multicast address")
+        return v
+
+
+class VlanConfig(_Model):
+    label: str = Field(min_length=1, max_length=253, description="VLAN label (part of the VLAN-ID).")
+    creator: str = Field(
+        description="64 hex chars: the creator's (authority's) Ed25519 public key. "
+        "VLAN-ID = BLAKE3-128(creator || label)."
+    )
+    security: Literal["open", "mls"] = Field(
+        default="open",
+        description="open: frame key derived from the VLAN-ID alone (anyone who knows label and "
+        "creator can join and read); mls: keys from the VLAN's MLS group.",
+    )
+    credential: str | None = Field(
+        default=None, description="Path of the member credential signed by the authority (mls)."
+    )
+    interface: InterfaceConfig = Field(default_factory=InterfaceConfig)
+
+    @field_validator("creator")
+    @classmethod
+    def _creator(cls, v: str) -> str:
+        if not HEX64.match(v):
+            raise ValueError("creator must be 64 lower-case hex chars (an Ed25519 public key)")
+        return v
+
+    @model_validator(mode="after")
+    def _security(self) -> VlanConfig:
+        if self.security == "mls":
+            raise ValueError(
+                "security 'mls' (private VLANs) is not available in this release; use 'open'"
+            )
+        return self
+
+
+class TrunkConfig(_Model):
+    reconnect_min_s: float = Field(default=0.5, gt=0, description="First reconnect delay.")
+    reconnect_max_s: float = Field(default=30.0, gt=0, description="Reconnect delay cap.")
+    queue_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=65536,
+        description="Per-peer send queue bound; the sender waits when it is full.",
+    )
+    security: Literal["noise", "tls"] = Field(default="noise", description="Trunk encryption.")
+
+
+class RoutingConfig(_Model):
+    announce_interval_s: float = Field(
+        default=10.0, gt=0, description="How often a node re-announces the VFTs it wants."
+    )
+    route_ttl_s: float = Field(
+        default=35.0, gt=0, description="A learned VFT route expires after this long unrefreshed."
+    )
+    hop_limit: int = Field(default=16, ge=1, le=255, description="Initial hop limit of packets.")
+
+
+Multiaddr = Annotated[str, Field(pattern=r"^/")]
+
+
+class NodeConfig(_Model):
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    listen: list[Multiaddr] = Field(
+        default_factory=lambda: ["/ip4/0.0.0.0/tcp/4001"],
+        description="libp2p listen multiaddrs (TCP; /ws suffix for WebSocket).",
+    )
+    bootstrap: list[Multiaddr] = Field(
+        default_factory=list,
+        description="Peers to keep a trunk to: full multiaddrs ending in /p2p/<peer-id>.",
+    )
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    relay: RelayConfig = Field(default_factory=RelayConfig)
+    vlans: list[VlanConfig] = Field(default_factory=list)
+    trunk: TrunkConfig = Field(default_factory=TrunkConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _bootstrap(cls, v: list[str]) -> list[str]:
+        for a in v:
+            if "/p2p/" not in a:
+                raise ValueError(f"bootstrap address {a!r} must end in /p2p/<peer-id>")
+        return v
+
+    @model_validator(mode="after")
+    def _unique(self) -> NodeConfig:
+        names = [v.interface.name for v in self.vlans]
+        if len(set(names)) != len(names):
+            raise ValueError("two VLANs use the same interface name")
+        keys = [(v.creator, v.label) for v in self.vlans]
+        if len(set(keys)) != len(keys):
+            raise ValueError("the same VLAN (creator, label) is listed twice")
+        if not self.vlans and not self.relay.enabled:
+            raise ValueError("a node with no VLANs must enable relay (it would do nothing)")
+        return self
+
+
+def load(path: str | Path) -> tuple[NodeConfig, Path]:
+    """Read and validate a config file; returns it and the directory relative paths use."""
+    p = Path(path)
+    try:
+        raw = p.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read config {p}: {err.strerror}") from err
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{p}: not valid JSON: {err}") from err
+    try:
+        return NodeConfig.model_validate(data), p.resolve().parent
+    except ValidationError as err:
+        raise ConfigError(f"{p}: invalid configuration:\n{_explain(err)}") from err
+
+
+def _explain(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        lines.append(f"  {where}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def json_schema() -> dict[str, object]:
+    return NodeConfig.model_json_schema()
