@@ -1,0 +1,123 @@
+"""Netlink work for the lab: namespaces, veth pairs, addresses, routes, forwarding.
+
+pyroute2 does the netlink; `ip netns exec` runs commands and reads sysctls inside
+a namespace (it also gives each command the namespace's /sys). Removal functions
+tolerate what is already gone, so teardown can run any number of times.
+"""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+from collections.abc import Sequence
+from ipaddress import IPv4Interface
+
+from pyroute2 import IPRoute, NetNS, netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from .errors import NetnsError
+from .plan import Route
+
+
+def ns_argv(name: str, argv: Sequence[str]) -> list[str]:
+    return ["ip", "netns", "exec", name, *argv]
+
+
+def list_netns() -> set[str]:
+    return set(netns.listnetns())
+
+
+def create_netns(name: str) -> None:
+    try:
+        netns.create(name)
+    except OSError as err:
+        raise NetnsError(f"cannot create network namespace {name}: {err}") from err
+
+
+def remove_netns(name: str) -> None:
+    """Removing a namespace also destroys the veth ends and TAPs inside it."""
+    if name not in list_netns():
+        return
+    try:
+        netns.remove(name)
+    except OSError as err:
+        if err.errno != errno.ENOENT:
+            raise NetnsError(f"cannot remove network namespace {name}: {err}") from err
+
+
+def create_veth(name_a: str, name_b: str) -> None:
+    with IPRoute() as ipr:
+        try:
+            ipr.link("add", ifname=name_a, kind="veth", peer={"ifname": name_b})
+        except NetlinkError as err:
+            raise NetnsError(f"cannot create veth {name_a}/{name_b}: {err}") from err
+
+
+def move_link(name: str, *, into: str, rename: str) -> None:
+    with IPRoute() as ipr:
+        try:
+            index = ipr.link_lookup(ifname=name)[0]
+            ipr.link("set", index=index, net_ns_fd=into, ifname=rename)
+        except (IndexError, NetlinkError) as err:
+            raise NetnsError(f"cannot move {name} into {into} as {rename}: {err}") from err
+
+
+def delete_root_link(name: str) -> None:
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=name)
+        if not found:
+            return
+        try:
+            ipr.link("del", index=found[0])
+        except NetlinkError as err:
+            if err.code != errno.ENODEV:
+                raise NetnsError(f"cannot delete link {name}: {err}") from err
+
+
+def configure(
+    name: str,
+    *,
+    addresses: Sequence[tuple[str, IPv4Interface]],
+    routes: Sequence[Route],
+) -> None:
+    """Bring up lo and each (ifname, address); then add the routes."""
+    with NetNS(name) as ns:
+        try:
+            ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+            for ifname, address in addresses:
+                index = ns.link_lookup(ifname=ifname)[0]
+                ns.addr(
+                    "add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen
+                )
+                ns.link("set", index=index, state="up")
+            for route in routes:
+                ns.route("add", dst=str(route.dst), gateway=str(route.gateway))
+        except (IndexError, NetlinkError) as err:
+            raise NetnsError(f"cannot configure namespace {name}: {err}") from err
+
+
+def set_ip_forward(name: str, enabled: bool) -> None:
+    value = "1" if enabled else "0"
+    result = subprocess.run(
+        ns_argv(name, ["sh", "-c", f"echo {value} > /proc/sys/net/ipv4/ip_forward"]),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise NetnsError(f"cannot set ip_forward={value} in {name}: {result.stderr.strip()}")
+
+
+def pids_in(name: str) -> list[int]:
+    """Every process whose network namespace is `name`."""
+    if name not in list_netns():
+        return []
+    result = subprocess.run(
+        ["ip", "netns", "pids", name], capture_output=True, text=True, check=False
+    )
+    return [int(x) for x in result.stdout.split()]
+
+
+def link_names(name: str) -> list[str]:
+    with NetNS(name) as ns:
+        return [str(link.get("ifname")) for link in ns.get_links()]

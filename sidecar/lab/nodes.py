@@ -1,0 +1,141 @@
+"""Peertap nodes in the lab: keys, config files and the command that runs a node.
+
+The node command is `python -m peertap.sidecar run` unless the environment
+variable PEERTAP_LAB_NODE_CMD names another (split like a shell would), e.g. a
+stand-in daemon in tests. `--config PATH` and, when tracing, `--trace PATH`
+are appended.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import identity
+from ..config import (
+    AclConfig,
+    ApiConfig,
+    IdentityConfig,
+    InterfaceConfig,
+    NodeConfig,
+    RelayConfig,
+    VlanConfig,
+)
+from .errors import NodeError
+from .netns import ns_argv
+from .plan import API_LISTEN, TAP_NAME, TRUNK_PORT, Plan
+
+NODE_CMD_ENV = "PEERTAP_LAB_NODE_CMD"
+CREATOR_KEY = "vlan-creator.key"
+
+
+def node_command() -> list[str]:
+    override = os.environ.get(NODE_CMD_ENV, "").strip()
+    if override:
+        return shlex.split(override)
+    return [sys.executable, "-m", "peertap.sidecar", "run"]
+
+
+@dataclass(frozen=True)
+class NodeFiles:
+    dir: Path
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "node.json"
+
+    @property
+    def key(self) -> Path:
+        return self.dir / "node.key"
+
+    @property
+    def trace(self) -> Path:
+        return self.dir / "node.trace"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "node.log"
+
+
+def pod_dir(state_dir: Path, pod: str) -> Path:
+    return state_dir / "pods" / pod
+
+
+def write_node_files(plan: Plan, state_dir: Path) -> None:
+    """Keys for the VLAN creator and each node, then each node's config."""
+    creator = identity.generate()
+    identity.save(creator, state_dir / CREATOR_KEY)
+    peer_ids: dict[str, str] = {}
+    for pod in plan.node_pods():
+        files = NodeFiles(pod_dir(state_dir, pod))
+        files.dir.mkdir(parents=True, exist_ok=True)
+        ident = identity.generate()
+        identity.save(ident, files.key)
+        peer_ids[pod] = ident.peer_id
+    for pod in plan.node_pods():
+        config = node_config(plan, pod, creator_hex=creator.public_hex, peer_ids=peer_ids)
+        NodeFiles(pod_dir(state_dir, pod)).config.write_text(config.model_dump_json(indent=2))
+
+
+def node_config(plan: Plan, pod: str, *, creator_hex: str, peer_ids: dict[str, str]) -> NodeConfig:
+    role = plan.pods[pod].node
+    if role is None:
+        raise NodeError(f"pod {pod} runs no peertap node")
+    bootstrap = [
+        f"/ip4/{plan.bootstrap_address(pod, e.target)}/tcp/{TRUNK_PORT}/p2p/{peer_ids[e.target]}"
+        for e in plan.spec.bootstrap
+        if e.dialer == pod
+    ]
+    vlans = []
+    if role.role == "member":
+        vlans.append(
+            VlanConfig(
+                label=plan.spec.vlan_label,
+                creator=creator_hex,
+                security="open",
+                interface=InterfaceConfig(name=TAP_NAME, address=plan.pods[pod].overlay_address),
+            )
+        )
+    return NodeConfig(
+        identity=IdentityConfig(key_file="node.key"),
+        listen=[f"/ip4/0.0.0.0/tcp/{TRUNK_PORT}"],
+        bootstrap=bootstrap,
+        api=ApiConfig(listen=API_LISTEN),
+        # A pure relay is a member of no VLAN, so "restricted" would let it forward nothing.
+        relay=RelayConfig(enabled=True, acl=AclConfig(mode="open"))
+        if role.role == "relay"
+        else RelayConfig(),
+        vlans=vlans,
+    )
+
+
+def launch(netns_name: str, files: NodeFiles, *, trace: bool) -> subprocess.Popen[bytes]:
+    argv = [*node_command(), "--config", str(files.config)]
+    if trace:
+        argv += ["--trace", str(files.trace)]
+    with files.log.open("ab") as log:
+        try:
+            return subprocess.Popen(
+                ns_argv(netns_name, argv),
+                cwd=files.dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own session: a Ctrl-C meant for the lab tool does not hit the
+                # nodes directly; teardown stops them in order.
+                start_new_session=True,
+            )
+        except OSError as err:
+            raise NodeError(f"cannot start node in {netns_name}: {err}") from err
+
+
+def log_tail(files: NodeFiles, *, lines: int = 20) -> str:
+    try:
+        text = files.log.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,101 @@
+"""Lab specification: pods, underlay links, peertap roles and bootstrap edges (pydantic, JSON).
+
+A spec says what to build; `plan.py` derives the addresses, routes and names
+from it, so the same spec always yields the same lab (apart from the prefix).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+POD_NAME = r"^[a-z][a-z0-9]{0,9}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeRole(_Model):
+    role: Literal["member", "relay"] = Field(
+        description="member: joins the lab VLAN with a TAP; relay: pure relay (no VLAN, open ACL)."
+    )
+    address: str | None = Field(
+        default=None,
+        description="Member interface address with prefix; default 10.250.0.<n>/24, n counting "
+        "members in pod order from 1.",
+    )
+
+    @model_validator(mode="after")
+    def _relay_has_no_address(self) -> NodeRole:
+        if self.role == "relay" and self.address is not None:
+            raise ValueError("a pure relay has no VLAN interface, so no address")
+        if self.address is not None:
+            ipaddress.ip_interface(self.address)
+        return self
+
+
+class PodSpec(_Model):
+    name: str = Field(pattern=POD_NAME, description="Pod name (a-z0-9, at most 10 chars).")
+    ip_forward: bool = Field(default=False, description="Route IPv4 for other pods.")
+    node: NodeRole | None = Field(default=None, description="Run peertap here, in this role.")
+
+
+class LinkSpec(_Model):
+    a: str = Field(pattern=POD_NAME)
+    b: str = Field(pattern=POD_NAME)
+
+
+class BootstrapSpec(_Model):
+    dialer: str = Field(pattern=POD_NAME, description="The node that dials.")
+    target: str = Field(pattern=POD_NAME, description="The node it keeps a trunk to.")
+
+
+class LabSpec(_Model):
+    pods: list[PodSpec]
+    links: list[LinkSpec] = Field(default_factory=list)
+    bootstrap: list[BootstrapSpec] = Field(default_factory=list)
+    underlay_base: str = Field(
+        default="10.231.0.0/16", description="IPv4 network the link subnets are cut from."
+    )
+    link_prefixlen: Literal[24, 30] = Field(default=24, description="Size of each link subnet.")
+    vlan_label: str = Field(default="lab", min_length=1)
+    trace: bool = Field(default=True, description="Start nodes with --trace (costs speed).")
+
+    @field_validator("underlay_base")
+    @classmethod
+    def _base(cls, v: str) -> str:
+        net = ipaddress.IPv4Network(v)
+        if net.prefixlen > 24:
+            raise ValueError("underlay_base must be at least a /24")
+        return str(net)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LabSpec:
+        names = [p.name for p in self.pods]
+        if len(set(names)) != len(names):
+            raise ValueError("pod names must be unique")
+        known = set(names)
+        pairs: set[frozenset[str]] = set()
+        for link in self.links:
+            if link.a == link.b or not {link.a, link.b} <= known:
+                raise ValueError(f"link {link.a}-{link.b} must join two different known pods")
+            pair = frozenset((link.a, link.b))
+            if pair in pairs:
+                raise ValueError(f"pods {link.a} and {link.b} are linked twice")
+            pairs.add(pair)
+        nodes = {p.name for p in self.pods if p.node is not None}
+        for edge in self.bootstrap:
+            if not {edge.dialer, edge.target} <= nodes or edge.dialer == edge.target:
+                raise ValueError(
+                    f"bootstrap {edge.dialer}->{edge.target} must join two different peertap pods"
+                )
+        return self
+
+    def pod(self, name: str) -> PodSpec:
+        for p in self.pods:
+            if p.name == name:
+                return p
+        raise KeyError(name)
