@@ -276,15 +276,40 @@ class HPKE:
             else None
         )
 
-    def _key_schedule(self, shared_secret: bytes, info: bytes) -> tuple[bytes, bytes]:
+    def _secret_and_context(self, shared_secret: bytes, info: bytes) -> tuple[bytes, bytes]:
         sid, kdf = self.suite_id, self.kdf
         psk_id_hash = kdf.labeled_extract(sid, b"", b"psk_id_hash", b"")
         info_hash = kdf.labeled_extract(sid, b"", b"info_hash", info)
         context = _MODE_BASE + psk_id_hash + info_hash
-        secret = kdf.labeled_extract(sid, shared_secret, b"secret", b"")
-        key = kdf.labeled_expand(sid, secret, b"key", context, self.aead.nk)
-        base_nonce = kdf.labeled_expand(sid, secret, b"base_nonce", context, self.aead.nn)
-        return key, base_nonce
+        return kdf.labeled_extract(sid, shared_secret, b"secret", b""), context
+
+    def _key_schedule(self, shared_secret: bytes, info: bytes) -> tuple[bytes, bytes]:
+        secret, context = self._secret_and_context(shared_secret, info)
+        key = self.kdf.labeled_expand(self.suite_id, secret, b"key", context, self.aead.nk)
+        nonce = self.kdf.labeled_expand(self.suite_id, secret, b"base_nonce", context, self.aead.nn)
+        return key, nonce
+
+    def _export(
+        self, shared_secret: bytes, info: bytes, exporter_context: bytes, length: int
+    ) -> bytes:
+        sid, kdf = self.suite_id, self.kdf
+        secret, context = self._secret_and_context(shared_secret, info)
+        exporter_secret = kdf.labeled_expand(sid, secret, b"exp", context, kdf.nh)
+        return kdf.labeled_expand(sid, exporter_secret, b"sec", exporter_context, length)
+
+    def send_export(
+        self, pk_r: bytes, info: bytes, exporter_context: bytes, length: int
+    ) -> tuple[bytes, bytes]:
+        """SetupBaseS then Context.Export: (enc, exported secret)."""
+        shared_secret, enc = self.kem.encap(pk_r)
+        return enc, self._export(shared_secret, info, exporter_context, length)
+
+    def receive_export(
+        self, enc: bytes, sk_r: bytes, info: bytes, exporter_context: bytes, length: int
+    ) -> bytes:
+        """SetupBaseR then Context.Export; DecryptError if ``enc`` is unusable."""
+        shared_secret = self.kem.decap(enc, sk_r)
+        return self._export(shared_secret, info, exporter_context, length)
 
     def seal(
         self, pk_r: bytes, info: bytes, aad: bytes, pt: bytes, *, ikm_e: bytes | None = None
