@@ -1,0 +1,39 @@
+"""Shared fixtures. `lab_factory` builds labs (peertap.sidecar.lab) torn down after the test.
+
+    def test_ping_crosses_the_overlay(lab_factory):
+        lab = lab_factory(topology("relay"))
+        lab.wait_ready(timeout=30)
+        lab.exec("a", ["ping", "-c1", lab.overlay_address("b")], check=True)
+
+Each lab gets a fresh prefix and a state directory under the test's tmp_path;
+the fixture tears every lab down also when the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peertap.sidecar.lab import Lab, LabSpec
+
+
+@pytest.fixture
+def lab_factory(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("the lab needs root and iproute2")
+    labs: list[Lab] = []
+
+    def make(spec: LabSpec, **kwargs: Any) -> Lab:
+        kwargs.setdefault("state_dir", tmp_path / f"lab{len(labs)}")
+        lab = Lab.up(spec, **kwargs)
+        labs.append(lab)
+        return lab
+
+    yield make
+    for lab in labs:
+        lab.down()
