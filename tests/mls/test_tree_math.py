@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-
 from peertap.sidecar.mls import tree_math as tm
 
 
@@ -78,9 +77,7 @@ def test_parent_children_and_sibling_are_consistent(n: int, data: st.DataObject)
     a = tm.common_ancestor(x, y)
     for z in (x, y):
         assert a == z or a in tm.direct_path(z, n)
-    assert set(tm.subtree_leaves(a)) >= (
-        set(tm.subtree_leaves(x)) | set(tm.subtree_leaves(y))
-    )
+    assert set(tm.subtree_leaves(a)) >= (set(tm.subtree_leaves(x)) | set(tm.subtree_leaves(y)))
 
 
 def test_leaf_and_non_leaf_errors() -> None:

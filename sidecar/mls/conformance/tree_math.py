@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import tree_math as tm
-from ._util import expect
+from .result import check
 
 __all__ = ["run_case"]
 
@@ -20,8 +20,8 @@ def _optional(fn: Any, x: int, *args: int) -> int | None:
 def run_case(case: dict[str, Any]) -> None:
     n = case["n_leaves"]
     width = tm.node_width(n)
-    expect(width, case["n_nodes"], "n_nodes")
-    expect(tm.root(n), case["root"], "root")
+    check("n_nodes", width, case["n_nodes"])
+    check("root", tm.root(n), case["root"])
     for name, fn, args in (
         ("left", tm.left, ()),
         ("right", tm.right, ()),
@@ -29,4 +29,4 @@ def run_case(case: dict[str, Any]) -> None:
         ("sibling", tm.sibling, (n,)),
     ):
         got = [_optional(fn, x, *args) for x in range(width)]
-        expect(got, case[name], name)
+        check(name, got, case[name])
