@@ -63,7 +63,7 @@ class AclConfig(_Model):
     )
     allow: list[str] = Field(
         default_factory=list,
-        description="VLAN-ID patterns (lower-case hex with * and ? wildcards) allowed in list mode.",
+        description="VLAN-ID patterns (lower-case hex, * and ? wildcards) allowed in list mode.",
     )
     deny: list[str] = Field(
         default_factory=list,
@@ -75,7 +75,9 @@ class AclConfig(_Model):
     def _patterns(cls, v: list[str]) -> list[str]:
         for p in v:
             if not VLAN_PATTERN.match(p):
-                raise ValueError(f"VLAN-ID pattern {p!r} must be 1-32 chars of lower-case hex, * or ?")
+                raise ValueError(
+                    f"VLAN-ID pattern {p!r} must be 1-32 chars of lower-case hex, * or ?"
+                )
         return v
 
     @model_validator(mode="after")
@@ -142,7 +144,9 @@ class InterfaceConfig(_Model):
 
 
 class VlanConfig(_Model):
-    label: str = Field(min_length=1, max_length=253, description="VLAN label (part of the VLAN-ID).")
+    label: str = Field(
+        min_length=1, max_length=253, description="VLAN label (part of the VLAN-ID)."
+    )
     creator: str = Field(
         description="64 hex chars: the creator's (authority's) Ed25519 public key. "
         "VLAN-ID = BLAKE3-128(creator || label)."

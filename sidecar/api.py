@@ -1,0 +1,123 @@
+"""The node's local HTTP API: /healthz, /readyz, /status (JSON), /metrics (Prometheus).
+
+The data plane runs on trio; this server runs uvicorn (asyncio) in its own
+thread and only reads the latest snapshot the node publishes about once a
+second, so a slow scrape never touches the packet path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+log = logging.getLogger("peertap.api")
+
+
+class StatusBoard:
+    """Latest node snapshot; replaced whole, so readers never see a half-written one."""
+
+    def __init__(self) -> None:
+        self.snapshot: dict[str, Any] = {"ready": False}
+
+    def publish(self, snapshot: dict[str, Any]) -> None:
+        self.snapshot = snapshot
+
+
+class _SnapshotCollector(Collector):
+    def __init__(self, board: StatusBoard) -> None:
+        self.board = board
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        snap = self.board.snapshot
+        counters = snap.get("counters", {})
+        events = CounterMetricFamily("peertap_events", "Data plane events", labels=["event"])
+        for name, value in sorted(counters.get("events", {}).items()):
+            events.add_metric([name], value)
+        yield events
+        drops = CounterMetricFamily(
+            "peertap_drops", "Packets dropped, by reason", labels=["reason"]
+        )
+        for name, value in sorted(counters.get("drops", {}).items()):
+            drops.add_metric([name], value)
+        yield drops
+        trunk = CounterMetricFamily("peertap_trunk", "Trunk counters", labels=["counter"])
+        for name, value in sorted(snap.get("trunk", {}).items()):
+            trunk.add_metric([name], value)
+        yield trunk
+        peers = GaugeMetricFamily("peertap_peers", "Peers with a ready trunk")
+        peers.add_metric([], len(snap.get("peers", [])))
+        yield peers
+        routes = GaugeMetricFamily("peertap_routes", "VFT routing table sizes", labels=["table"])
+        for name, value in sorted(snap.get("routes", {}).items()):
+            routes.add_metric([name], value)
+        yield routes
+        ready = GaugeMetricFamily("peertap_ready", "1 when the node is ready")
+        ready.add_metric([], 1 if snap.get("ready") else 0)
+        yield ready
+
+
+def make_app(board: StatusBoard) -> Starlette:
+    registry = CollectorRegistry()
+    registry.register(_SnapshotCollector(board))
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(request: Request) -> Response:
+        ready = bool(board.snapshot.get("ready"))
+        return PlainTextResponse("ready\n" if ready else "not ready\n", 200 if ready else 503)
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(board.snapshot)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/status", status),
+            Route("/metrics", metrics),
+        ]
+    )
+
+
+class ApiServer:
+    """uvicorn in a daemon thread; `stop()` asks it to exit and waits briefly."""
+
+    def __init__(self, board: StatusBoard, listen: str) -> None:
+        host, _, port = listen.rpartition(":")
+        config = uvicorn.Config(
+            make_app(board),
+            host=host.strip("[]"),
+            port=int(port),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="peertap-api", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("api listening on %s:%d", self._server.config.host, self._server.config.port)
+
+    @property
+    def started(self) -> bool:
+        return bool(self._server.started)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)

@@ -1,0 +1,168 @@
+"""A member port: one VLAN on this node, between its TAP and the mesh.
+
+Outgoing (TAP -> mesh), per unit read from the TAP:
+  learn source MAC -> snoop IGMP/MLD -> classify destination -> token ->
+  fragment if too large -> seal -> (token, packet) for the forwarder
+Incoming (mesh -> TAP):
+  keys by MLS-ID -> replay check -> decrypt -> reassemble -> write to TAP
+
+The port knows nothing about trunks or peers; the forwarder (node.py) routes
+what it produces and hands it what the mesh delivers for this VLAN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from . import fragment, vft, wire
+from .counters import Counters
+from .crypto.frames import FrameOpener, FrameSealer, OpenError
+from .crypto.keys import KeyProvider
+from .switch.classify import Dest, classify, snoop
+from .switch.local import LocalPort
+from .tap.device import VNET_HDR_LEN
+
+MIN_UNIT = VNET_HDR_LEN + 14
+
+
+class FrameSink(Protocol):
+    """Where decrypted units go: the TAP device, or anything with the same `write`."""
+
+    def write(self, unit: bytes) -> bool: ...
+
+
+@dataclass(frozen=True)
+class PortInfo:
+    label: str
+    vlan_id: bytes
+    interface: str
+    mac: bytes
+    security: str
+
+
+class VlanPort:
+    def __init__(
+        self,
+        *,
+        info: PortInfo,
+        sink: FrameSink,
+        keys: KeyProvider,
+        hop_limit: int,
+        counters: Counters,
+    ) -> None:
+        self.info = info
+        self.vlan_id = info.vlan_id
+        self.sink = sink
+        self.keys = keys
+        self.hop_limit = hop_limit
+        self.counters = counters
+        self.sealer = FrameSealer(info.vlan_id, keys)
+        self.opener = FrameOpener(keys)
+        self.reassembler = fragment.Reassembler()
+        self.local = LocalPort(own_mac=info.mac)
+        self._tokens = vft.TokenCache(info.vlan_id, keys.current().vft_salt)
+        self.wanted: set[bytes] = self.local.tokens(self._tokens)
+
+    @property
+    def tokens(self) -> vft.TokenCache:
+        salt = self.keys.current().vft_salt
+        if salt != self._tokens.salt:
+            self._tokens = vft.TokenCache(self.vlan_id, salt)
+            self.refresh_wanted()
+        return self._tokens
+
+    def refresh_wanted(self) -> bool:
+        """Recompute the wanted token set; True if it changed (re-announce)."""
+        wanted = self.local.tokens(self._tokens)
+        changed = wanted != self.wanted
+        self.wanted = wanted
+        return changed
+
+    def outgoing(
+        self, units: list[bytes], *, reachable: Callable[[bytes, bytes], bool]
+    ) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """Seal units read from the TAP: ([(token, packet)], wanted-set changed)."""
+        out: list[tuple[bytes, bytes]] = []
+        tokens = self.tokens
+        learned = False
+        for unit in units:
+            if len(unit) < MIN_UNIT:
+                self.counters.drop("tap_short")
+                continue
+            dst = unit[VNET_HDR_LEN : VNET_HDR_LEN + 6]
+            src = unit[VNET_HDR_LEN + 6 : VNET_HDR_LEN + 12]
+            if self.local.learn_source(src):
+                learned = True
+            cls = classify(dst)
+            if cls is Dest.UNICAST:
+                token = tokens.unicast(dst)
+                if not reachable(self.vlan_id, token):
+                    # Unknown unicast is flooded, as a switch does.
+                    token = tokens.broadcast
+                    self.counters.inc("unknown_unicast")
+            elif cls is Dest.FLOOD:
+                token = tokens.broadcast
+                if dst[0] != 0xFF:
+                    learned |= self._snoop(unit)
+            else:
+                learned |= self._snoop(unit)
+                token = tokens.multicast(dst)
+                if not reachable(self.vlan_id, token):
+                    self.counters.inc("multicast_no_subscriber")
+                    continue
+            out.extend((token, p) for p in self._seal(unit, token))
+        self.counters.inc("tap_rx", len(units))
+        changed = self.refresh_wanted() if learned else False
+        return out, changed
+
+    def _snoop(self, unit: bytes) -> bool:
+        joins, leaves = snoop(unit[VNET_HDR_LEN:])
+        changed = False
+        for g in joins:
+            changed |= self.local.join(g)
+        for g in leaves:
+            changed |= self.local.leave(g)
+        return changed
+
+    def _seal(self, unit: bytes, token: bytes) -> list[bytes]:
+        if len(unit) <= fragment.MAX_PLAINTEXT:
+            return [self.sealer.seal(vft=token, plaintext=unit, hop_limit=self.hop_limit)]
+        try:
+            pieces = fragment.split(unit)
+        except fragment.FragmentError as err:
+            self.counters.drop(err.reason)
+            return []
+        self.counters.inc("fragmented")
+        return [
+            self.sealer.seal(
+                vft=token, plaintext=p, hop_limit=self.hop_limit, flags=wire.FLAG_FRAGMENT
+            )
+            for p in pieces
+        ]
+
+    def deliver(self, packet: bytes | memoryview, header: wire.DataHeader) -> bool:
+        """Decrypt a packet for this VLAN and write it to the TAP; False if dropped."""
+        try:
+            unit = self.opener.open(packet, header)
+        except OpenError as err:
+            self.counters.drop(err.reason)
+            return False
+        if header.flags & wire.FLAG_FRAGMENT:
+            try:
+                whole = self.reassembler.add(unit)
+            except fragment.FragmentError as err:
+                self.counters.drop(err.reason)
+                return False
+            if whole is None:
+                return True
+            unit = whole
+        if len(unit) < MIN_UNIT:
+            self.counters.drop("inner_short")
+            return False
+        if not self.sink.write(unit):
+            self.counters.drop("tap_write")
+            return False
+        self.counters.inc("tap_tx")
+        return True

@@ -1,0 +1,159 @@
+"""The OS side of a member port: a Linux TAP device, read and written in batches.
+
+Offloads are probed once at open: with IFF_VNET_HDR and TUNSETOFFLOAD
+(CSUM|TSO4|TSO6|TSO_ECN) the kernel hands us TCP super-frames of up to 64 KiB
+with a 10-byte virtio_net_hdr in front, which is what makes a Python data plane
+fast. Without offloads every frame is at most MTU-sized and gets a zero header,
+so the wire format is the same either way. The mode in use is logged.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import struct
+from dataclasses import dataclass
+
+import pytun
+from pyroute2 import IPRoute
+
+log = logging.getLogger("peertap.tap")
+
+VNET_HDR_LEN = 10
+ZERO_VNET_HDR = bytes(VNET_HDR_LEN)
+TUNSETOFFLOAD = 0x400454D0
+TUNSETVNETHDRSZ = 0x400454D8
+TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN = 0x01, 0x02, 0x04, 0x08
+OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
+READ_SIZE = VNET_HDR_LEN + 65535 + 14 + 4
+VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
+VIRTIO_NET_HDR_GSO_NONE = 0
+
+
+class TapError(Exception):
+    """The TAP device could not be created or configured."""
+
+
+@dataclass(frozen=True)
+class TapSettings:
+    name: str
+    mtu: int
+    mac: bytes
+    address: str | None
+    offload: bool
+
+
+class TapDevice:
+    """One TAP interface. Reads and writes carry a virtio_net_hdr in front of each frame."""
+
+    def __init__(self, settings: TapSettings) -> None:
+        self.settings = settings
+        flags = pytun.IFF_TAP | pytun.IFF_NO_PI
+        try:
+            dev = pytun.TunTapDevice(
+                name=settings.name, flags=flags | (pytun.IFF_VNET_HDR if settings.offload else 0)
+            )
+        except pytun.Error as err:
+            raise TapError(f"cannot create TAP {settings.name}: {err}") from err
+        self._dev = dev
+        self.fd: int = dev.fileno()
+        self.vnet = settings.offload and self._enable_offload()
+        if settings.offload and not self.vnet:
+            # The device was opened with IFF_VNET_HDR; reopen without it.
+            dev.close()
+            dev = pytun.TunTapDevice(name=settings.name, flags=flags)
+            self._dev, self.fd = dev, dev.fileno()
+        self.mode = "vnet-hdr+tso" if self.vnet else "plain"
+        os.set_blocking(self.fd, False)
+        self._configure()
+        log.info("tap %s up: mode=%s mtu=%d", settings.name, self.mode, settings.mtu)
+
+    def _enable_offload(self) -> bool:
+        try:
+            fcntl.ioctl(self.fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
+            fcntl.ioctl(self.fd, TUNSETOFFLOAD, OFFLOADS)
+        except OSError as err:
+            log.warning("tap %s: offloads unavailable (%s); plain frames", self.settings.name, err)
+            return False
+        return True
+
+    def _configure(self) -> None:
+        s = self.settings
+        try:
+            with IPRoute() as ipr:
+                idx = ipr.link_lookup(ifname=s.name)[0]
+                ipr.link("set", index=idx, address=":".join(f"{b:02x}" for b in s.mac), mtu=s.mtu)
+                if s.address:
+                    addr, prefix = s.address.split("/")
+                    ipr.addr("add", index=idx, address=addr, prefixlen=int(prefix))
+                ipr.link("set", index=idx, state="up")
+        except Exception as err:  # pyroute2 raises NetlinkError and plain OSErrors
+            self.close()
+            raise TapError(f"cannot configure {s.name}: {err}") from err
+
+    def read_batch(self, limit: int) -> list[bytes]:
+        """Up to `limit` frames, each with a virtio_net_hdr in front; [] when none wait."""
+        out: list[bytes] = []
+        fd, vnet = self.fd, self.vnet
+        for _ in range(limit):
+            try:
+                data = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                break
+            out.append(data if vnet else ZERO_VNET_HDR + data)
+        return out
+
+    def write(self, unit: bytes) -> bool:
+        """Write one unit (virtio_net_hdr + frame); False if the kernel dropped it."""
+        if not self.vnet:
+            unit = _without_offload(unit)
+            if not unit:
+                return False
+        try:
+            os.write(self.fd, unit)
+        except BlockingIOError:
+            return False
+        except OSError as err:
+            # EINVAL/EIO: the kernel refused the frame (bad GSO metadata from a peer).
+            log.debug("tap %s: write refused: %s", self.settings.name, err)
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._dev is not None:
+            self._dev.close()
+            self._dev = None
+
+
+def _without_offload(unit: bytes) -> bytes:
+    """Turn a unit into a plain frame for a TAP without vnet headers (b"" = drop).
+
+    Super-frames cannot be delivered without segmentation offload; partial
+    checksums are completed in software.
+    """
+    flags, gso_type, _hdr_len, _gso_size, csum_start, csum_offset = struct.unpack_from(
+        "<BBHHHH", unit
+    )
+    if gso_type != VIRTIO_NET_HDR_GSO_NONE:
+        return b""
+    frame = unit[VNET_HDR_LEN:]
+    if flags & VIRTIO_NET_HDR_F_NEEDS_CSUM:
+        pos = csum_start + csum_offset
+        if pos + 2 > len(frame) or csum_start > len(frame):
+            return b""
+        # The checksum field holds the pseudo-header sum; fold the rest into it.
+        buf = bytearray(frame)
+        buf[pos : pos + 2] = struct.pack(">H", internet_checksum(bytes(buf[csum_start:])))
+        frame = bytes(buf)
+    return frame
+
+
+def internet_checksum(data: bytes) -> int:
+    """RFC 1071 one's-complement checksum."""
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack(f">{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return int(~total & 0xFFFF)

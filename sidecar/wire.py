@@ -1,0 +1,166 @@
+"""PeerTap packet formats on the trunk (see docs/protocol.md, "Packets").
+
+Every packet starts with a 4-byte common prefix:
+
+    0  u8  version      (1)
+    1  u8  type         (1 = DATA, 2 = ANNOUNCE)
+    2  u8  hop limit    (decremented by every forwarding node; 0 is never sent)
+    3  u8  flags        (DATA: bit 0 = FRAGMENT; others must be 0)
+
+DATA (68-byte header, then AEAD ciphertext and 16-byte tag):
+
+    4  16  VLAN-ID
+    20 16  MLS-ID       (names the key epoch)
+    36 16  VFT          (VLAN forwarding token)
+    52  8  sender       (random per node run and VLAN epoch)
+    60  8  counter      (u64, strictly increasing per sender; replay protection)
+    68  .. ciphertext || tag
+
+ANNOUNCE (plain inside the encrypted trunk; relays must read it):
+
+    4  16  origin       (random per node run, not the peer ID)
+    20  8  sequence     (u64, increases with every announcement of the origin)
+    28  1  distance     (trunk hops from the origin)
+    29  2  count        (u16)
+    31  count x (16 VLAN-ID, 16 VFT)
+
+All integers are big-endian. Decoders raise MalformedPacket, never anything else.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+VERSION = 1
+TYPE_DATA = 1
+TYPE_ANNOUNCE = 2
+FLAG_FRAGMENT = 0x01
+
+PREFIX_LEN = 4
+DATA_HEADER_LEN = 68
+TAG_LEN = 16
+HOP_OFFSET = 2
+# One packet fits one Noise transport message; larger units are fragmented.
+MAX_PACKET = 65535
+ANNOUNCE_HEADER_LEN = 31
+ANNOUNCE_ENTRY_LEN = 32
+MAX_ANNOUNCE_ENTRIES = (MAX_PACKET - ANNOUNCE_HEADER_LEN) // ANNOUNCE_ENTRY_LEN
+
+_DATA = struct.Struct(">BBBB16s16s16s8sQ")
+_ANNOUNCE = struct.Struct(">BBBB16sQBH")
+
+
+class MalformedPacket(ValueError):
+    """A packet that does not follow the wire format; `reason` is a short counter label."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class DataHeader:
+    hop_limit: int
+    flags: int
+    vlan_id: bytes
+    mls_id: bytes
+    vft: bytes
+    sender: bytes
+    counter: int
+
+    def encode(self) -> bytes:
+        return _DATA.pack(
+            VERSION,
+            TYPE_DATA,
+            self.hop_limit,
+            self.flags,
+            self.vlan_id,
+            self.mls_id,
+            self.vft,
+            self.sender,
+            self.counter,
+        )
+
+
+def aad_of(header: bytes) -> bytes:
+    """Associated data: the DATA header with the hop limit zeroed (relays change it)."""
+    return header[:HOP_OFFSET] + b"\x00" + header[HOP_OFFSET + 1 : DATA_HEADER_LEN]
+
+
+def packet_type(packet: bytes | memoryview) -> int:
+    if len(packet) < PREFIX_LEN:
+        raise MalformedPacket("short", f"{len(packet)} bytes")
+    if packet[0] != VERSION:
+        raise MalformedPacket("version", f"unsupported version {packet[0]}")
+    t = packet[1]
+    if t not in (TYPE_DATA, TYPE_ANNOUNCE):
+        raise MalformedPacket("type", f"unknown packet type {t}")
+    if packet[HOP_OFFSET] == 0:
+        raise MalformedPacket("hop_limit", "hop limit 0")
+    return t
+
+
+def decode_data(packet: bytes | memoryview) -> DataHeader:
+    if len(packet) < DATA_HEADER_LEN + TAG_LEN:
+        raise MalformedPacket("short", f"DATA packet of {len(packet)} bytes")
+    if len(packet) > MAX_PACKET:
+        raise MalformedPacket("long", f"DATA packet of {len(packet)} bytes")
+    version, ptype, hop, flags, vid, mid, vft, sender, counter = _DATA.unpack_from(packet)
+    if version != VERSION or ptype != TYPE_DATA:
+        raise MalformedPacket("type", "not a version-1 DATA packet")
+    if flags & ~FLAG_FRAGMENT:
+        raise MalformedPacket("flags", f"unknown flags {flags:#x}")
+    if hop == 0:
+        raise MalformedPacket("hop_limit", "hop limit 0")
+    return DataHeader(hop, flags, vid, mid, vft, sender, counter)
+
+
+def with_hop_limit(packet: bytes | memoryview, hop_limit: int) -> bytes:
+    """A copy of the packet with a new hop limit (the only field a relay may change)."""
+    out = bytearray(packet)
+    out[HOP_OFFSET] = hop_limit
+    return bytes(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    hop_limit: int
+    origin: bytes
+    sequence: int
+    distance: int
+    entries: tuple[tuple[bytes, bytes], ...]  # (VLAN-ID, VFT)
+
+    def encode(self) -> bytes:
+        if len(self.entries) > MAX_ANNOUNCE_ENTRIES:
+            raise ValueError(f"too many announce entries ({len(self.entries)})")
+        head = _ANNOUNCE.pack(
+            VERSION,
+            TYPE_ANNOUNCE,
+            self.hop_limit,
+            0,
+            self.origin,
+            self.sequence,
+            self.distance,
+            len(self.entries),
+        )
+        return head + b"".join(v + t for v, t in self.entries)
+
+
+def decode_announce(packet: bytes | memoryview) -> Announce:
+    if len(packet) < ANNOUNCE_HEADER_LEN:
+        raise MalformedPacket("short", f"ANNOUNCE of {len(packet)} bytes")
+    version, ptype, hop, flags, origin, seq, dist, count = _ANNOUNCE.unpack_from(packet)
+    if version != VERSION or ptype != TYPE_ANNOUNCE:
+        raise MalformedPacket("type", "not a version-1 ANNOUNCE packet")
+    if flags:
+        raise MalformedPacket("flags", f"unknown flags {flags:#x}")
+    if hop == 0:
+        raise MalformedPacket("hop_limit", "hop limit 0")
+    if len(packet) != ANNOUNCE_HEADER_LEN + count * ANNOUNCE_ENTRY_LEN:
+        raise MalformedPacket("length", f"ANNOUNCE says {count} entries, has {len(packet)} bytes")
+    body = bytes(packet[ANNOUNCE_HEADER_LEN:])
+    entries = tuple(
+        (body[i : i + 16], body[i + 16 : i + 32]) for i in range(0, len(body), ANNOUNCE_ENTRY_LEN)
+    )
+    return Announce(hop, origin, seq, dist, entries)
