@@ -1,0 +1,395 @@
+"""Reconcile the CryptoVLANs of one namespace: gather from the API -> membership.decide -> apply.
+
+Runs for a namespace are serialised by a per-namespace lock, so two events
+never allocate addresses or create keys concurrently. Writes happen only when
+an object differs from the plan, so a quiet namespace produces no events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from peertap.sidecar import identity
+from pydantic import ValidationError
+
+from . import kube, membership, metrics, models, objects, render
+
+log = logging.getLogger(__name__)
+
+JsonObj = dict[str, Any]
+Clock = Callable[[], dt.datetime]
+
+
+class AuthorityError(Exception):
+    """The VLAN authority Secret exists but holds no usable Ed25519 key."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def parse_status(raw: Mapping[str, Any] | None) -> models.CryptoVLANStatus:
+    """The operator's part of status (kopf keeps its own keys there too)."""
+    known = {f.alias or n for n, f in models.CryptoVLANStatus.model_fields.items()}
+    try:
+        return models.CryptoVLANStatus.model_validate(
+            {k: v for k, v in (raw or {}).items() if k in known}
+        )
+    except ValidationError:
+        return models.CryptoVLANStatus()
+
+
+def pod_view(pod: Mapping[str, Any]) -> membership.PodView:
+    meta = pod.get("metadata", {})
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    ready = any(s.get("name") == "peertap" and s.get("ready") for s in statuses)
+    return membership.PodView(
+        name=str(meta.get("name", "")),
+        uid=str(meta.get("uid", "")),
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
+        node=str((pod.get("spec") or {}).get("nodeName") or ""),
+        ready=ready,
+        terminating=bool(meta.get("deletionTimestamp")),
+    )
+
+
+class Reconciler:
+    def __init__(
+        self,
+        api: kube.KubeApi,
+        *,
+        clock: Clock = utcnow,
+        new_identity: Callable[[], identity.Identity] = identity.generate,
+    ) -> None:
+        self.api = api
+        self.clock = clock
+        self.new_identity = new_identity
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, namespace: str) -> asyncio.Lock:
+        return self._locks.setdefault(namespace, asyncio.Lock())
+
+    async def ensure_authority(
+        self, cvlan: Mapping[str, Any], secrets: list[JsonObj]
+    ) -> identity.Identity:
+        """Load the VLAN's authority key, creating its Secret only when it does not exist."""
+        meta = cvlan["metadata"]
+        name = membership.authority_secret_name(meta["name"])
+        ns = meta["namespace"]
+        found = next((s for s in secrets if objects.name_of(s) == name), None)
+        if found is None:
+            key = self.new_identity()
+            body = objects.secret(
+                meta=objects.metadata(
+                    name=name,
+                    namespace=ns,
+                    component=objects.AUTHORITY,
+                    owner=cvlan,
+                    labels={objects.VLAN_LABEL: meta["name"]},
+                ),
+                data={"authority.key": identity.to_pem(key).decode()},
+            )
+            try:
+                await self.api.create(kube.SECRETS.path(ns), body)
+                log.info("created authority Secret %s/%s", ns, name)
+                return key
+            except kube.Conflict:
+                found = await self.api.get(kube.SECRETS.path(ns, name))
+                if found is None:
+                    raise
+        pem = objects.decode(found.get("data")).get("authority.key", "")
+        try:
+            return identity.from_pem(pem.encode(), source=f"Secret {ns}/{name}")
+        except identity.IdentityError as err:
+            raise AuthorityError(str(err)) from err
+
+    async def reconcile_namespace(self, namespace: str) -> membership.Plan:
+        async with self.lock(namespace):
+            try:
+                plan = await self._run(namespace)
+            except Exception as err:
+                metrics.RECONCILES.labels("CryptoVLAN", "error").inc()
+                metrics.ERRORS.labels("CryptoVLAN", type(err).__name__).inc()
+                raise
+            metrics.RECONCILES.labels("CryptoVLAN", "ok").inc()
+            return plan
+
+    async def _run(self, ns: str) -> membership.Plan:
+        api = self.api
+        cvlans = await api.list_objects(kube.CRYPTOVLANS.path(ns))
+        pods = await api.list_objects(kube.PODS.path(ns))
+        secrets = [
+            s
+            for s in await api.list_objects(kube.SECRETS.path(ns))
+            if objects.labels_of(s).get(objects.MANAGED_BY) == objects.OPERATOR
+        ]
+        configmaps = [
+            c
+            for c in await api.list_objects(kube.CONFIGMAPS.path(ns))
+            if objects.labels_of(c).get(objects.MANAGED_BY) == objects.OPERATOR
+        ]
+        mvlans = {objects.name_of(m): m for m in await api.list_objects(kube.MVLANS.path(ns))}
+
+        views = []
+        by_name = {}
+        for cvlan in cvlans:
+            meta = cvlan.get("metadata", {})
+            name = meta["name"]
+            by_name[name] = cvlan
+            deleting = bool(meta.get("deletionTimestamp"))
+            if deleting:
+                views.append(self._deleting_view(cvlan))
+                continue
+            authority = await self.ensure_authority(cvlan, secrets)
+            stored = next(
+                (
+                    c
+                    for c in configmaps
+                    if objects.name_of(c) == membership.vlan_configmap_name(name)
+                ),
+                None,
+            )
+            spec_raw = cvlan.get("spec") or {}
+            relay_addresses: list[str] = []
+            ref = (spec_raw.get("mvlanRef") or {}).get("name")
+            if ref and ref in mvlans:
+                relay_addresses = list(
+                    (mvlans[ref].get("status") or {}).get("relayAddresses") or []
+                )
+            views.append(
+                membership.VlanView(
+                    name=name,
+                    generation=int(meta.get("generation") or 0),
+                    raw_spec=spec_raw,
+                    annotations=objects.annotations_of(cvlan),
+                    status=parse_status(cvlan.get("status")),
+                    authority=authority,
+                    stored=membership.parse_stored(stored.get("data") if stored else None),
+                    relay_addresses=relay_addresses,
+                )
+            )
+
+        members = _member_objects(secrets, configmaps)
+        inputs = membership.Inputs(
+            namespace=ns,
+            vlans=views,
+            pods=[pod_view(p) for p in pods],
+            members=members,
+            now=self.clock(),
+        )
+        plan = membership.decide(inputs, new_identity=self.new_identity)
+        pods_by_name = {objects.name_of(p): p for p in pods}
+        await self._apply(ns, plan, by_name, secrets, configmaps, pods_by_name)
+        return plan
+
+    def _deleting_view(self, cvlan: Mapping[str, Any]) -> membership.VlanView:
+        meta = cvlan["metadata"]
+        return membership.VlanView(
+            name=meta["name"],
+            generation=0,
+            raw_spec={},
+            annotations={},
+            status=models.CryptoVLANStatus(),
+            authority=identity.generate(),
+            stored=membership.StoredVlan(spec=None, allocations={}),
+            deleting=True,
+        )
+
+    async def _apply(
+        self,
+        ns: str,
+        plan: membership.Plan,
+        cvlans: Mapping[str, JsonObj],
+        secrets: list[JsonObj],
+        configmaps: list[JsonObj],
+        pods: Mapping[str, JsonObj],
+    ) -> None:
+        secret_by_name = {objects.name_of(s): s for s in secrets}
+        cm_by_name = {objects.name_of(c): c for c in configmaps}
+        for vp in plan.vlans:
+            cvlan = cvlans[vp.name]
+            if vp.configmap is not None:
+                await self._ensure_configmap(
+                    ns,
+                    name=membership.vlan_configmap_name(vp.name),
+                    data=vp.configmap,
+                    component=objects.VLAN_CONFIG,
+                    owner=cvlan,
+                    existing=cm_by_name,
+                    labels={objects.VLAN_LABEL: vp.name},
+                )
+            current = objects.annotations_of(cvlan)
+            missing = {k: v for k, v in vp.annotations.items() if current.get(k) != v}
+            if missing:
+                await self.api.patch(
+                    kube.CRYPTOVLANS.path(ns, vp.name), {"metadata": {"annotations": missing}}
+                )
+            new_status = vp.status.model_dump(by_alias=True, mode="json")
+            old_status = parse_status(cvlan.get("status")).model_dump(by_alias=True, mode="json")
+            if new_status != old_status:
+                await self.api.patch(
+                    kube.CRYPTOVLANS.path(ns, vp.name, "status"), {"status": new_status}
+                )
+            metrics.MEMBERS.labels(ns, vp.name).set(vp.status.member_count)
+            metrics.READY_MEMBERS.labels(ns, vp.name).set(
+                sum(1 for m in vp.status.members if m.ready)
+            )
+
+        for mp in plan.members:
+            owner = pods.get(mp.pod.name)
+            annotations = {objects.MEMBER_KEY: mp.key}
+            key_name = membership.member_object_name(mp.key, "node")
+            key_data = {render.KEY_FILE: identity.to_pem(mp.node_key).decode()}
+            if mp.create_node_key and key_name in secret_by_name:
+                # The stored key was unreadable: replace it rather than run keyless.
+                await self.api.patch(
+                    kube.SECRETS.path(ns, key_name), {"data": objects.encode(key_data)}
+                )
+            elif mp.create_node_key:
+                body = objects.secret(
+                    meta=objects.metadata(
+                        name=key_name,
+                        namespace=ns,
+                        component=objects.MEMBER_NODE_KEY,
+                        owner=owner,
+                        annotations=annotations,
+                    ),
+                    data=key_data,
+                )
+                try:
+                    await self.api.create(kube.SECRETS.path(ns), body)
+                except kube.Conflict:
+                    log.info("node key Secret %s/%s appeared concurrently", ns, key_name)
+            await self._ensure_secret(
+                ns,
+                name=membership.member_object_name(mp.key, "cred"),
+                data=mp.credentials,
+                component=objects.MEMBER_CREDENTIALS,
+                owner=owner,
+                existing=secret_by_name,
+                annotations=annotations,
+            )
+            await self._ensure_configmap(
+                ns,
+                name=membership.member_object_name(mp.key),
+                data={render.CONFIG_FILE: mp.config},
+                component=objects.MEMBER_CONFIG,
+                owner=owner,
+                existing=cm_by_name,
+                annotations=annotations,
+            )
+
+        for key in plan.delete_members:
+            await self.api.delete(kube.SECRETS.path(ns, membership.member_object_name(key, "node")))
+            await self.api.delete(kube.SECRETS.path(ns, membership.member_object_name(key, "cred")))
+            await self.api.delete(kube.CONFIGMAPS.path(ns, membership.member_object_name(key)))
+            log.info("released member %s/%s and deleted its Secrets", ns, key)
+
+    async def _ensure_secret(
+        self,
+        ns: str,
+        *,
+        name: str,
+        data: Mapping[str, str],
+        component: str,
+        owner: Mapping[str, Any] | None,
+        existing: Mapping[str, JsonObj],
+        annotations: Mapping[str, str] | None = None,
+    ) -> None:
+        current = existing.get(name)
+        if current is None:
+            meta = objects.metadata(
+                name=name, namespace=ns, component=component, owner=owner, annotations=annotations
+            )
+            await self.api.create(kube.SECRETS.path(ns), objects.secret(meta=meta, data=data))
+            return
+        have = objects.decode(current.get("data"))
+        if have != dict(data):
+            patch: dict[str, str | None] = {k: None for k in have if k not in data}
+            patch.update(objects.encode({k: v for k, v in data.items() if have.get(k) != v}))
+            await self.api.patch(kube.SECRETS.path(ns, name), {"data": patch})
+
+    async def _ensure_configmap(
+        self,
+        ns: str,
+        *,
+        name: str,
+        data: Mapping[str, str],
+        component: str,
+        owner: Mapping[str, Any] | None,
+        existing: Mapping[str, JsonObj],
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> None:
+        current = existing.get(name)
+        if current is None:
+            meta = objects.metadata(
+                name=name,
+                namespace=ns,
+                component=component,
+                owner=owner,
+                labels=labels,
+                annotations=annotations,
+            )
+            await self.api.create(kube.CONFIGMAPS.path(ns), objects.configmap(meta=meta, data=data))
+            return
+        have = dict(current.get("data") or {})
+        if have != dict(data):
+            patch: dict[str, str | None] = {k: None for k in have if k not in data}
+            patch.update({k: v for k, v in data.items() if have.get(k) != v})
+            await self.api.patch(kube.CONFIGMAPS.path(ns, name), {"data": patch})
+
+    async def cleanup_vlan(self, namespace: str, name: str) -> None:
+        """After the VLAN left every member's config: delete its authority and ConfigMap."""
+        await self.reconcile_namespace(namespace)
+        async with self.lock(namespace):
+            await self.api.delete(
+                kube.CONFIGMAPS.path(namespace, membership.vlan_configmap_name(name))
+            )
+            await self.api.delete(
+                kube.SECRETS.path(namespace, membership.authority_secret_name(name))
+            )
+            for gauge in (metrics.MEMBERS, metrics.READY_MEMBERS):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(namespace, name)
+        log.info("cleaned up CryptoVLAN %s/%s", namespace, name)
+
+
+def _member_objects(
+    secrets: list[JsonObj], configmaps: list[JsonObj]
+) -> dict[str, membership.MemberObjects]:
+    node_keys: dict[str, identity.Identity] = {}
+    creds: dict[str, dict[str, str]] = {}
+    configs: dict[str, str] = {}
+    for s in secrets:
+        key = objects.annotations_of(s).get(objects.MEMBER_KEY)
+        if not key:
+            continue
+        if objects.managed(s, objects.MEMBER_NODE_KEY):
+            pem = objects.decode(s.get("data")).get(render.KEY_FILE, "")
+            try:
+                node_keys[key] = identity.from_pem(pem.encode(), source=objects.name_of(s))
+            except identity.IdentityError:
+                log.warning(
+                    "node key Secret %s is unreadable; issuing a new key", objects.name_of(s)
+                )
+        elif objects.managed(s, objects.MEMBER_CREDENTIALS):
+            creds[key] = objects.decode(s.get("data"))
+    for c in configmaps:
+        key = objects.annotations_of(c).get(objects.MEMBER_KEY)
+        if key and objects.managed(c, objects.MEMBER_CONFIG):
+            configs[key] = json.dumps((c.get("data") or {}).get(render.CONFIG_FILE, ""))
+    keys = set(node_keys) | set(creds) | set(configs)
+    return {
+        k: membership.MemberObjects(
+            node_key=node_keys.get(k), credentials=creds.get(k, {}), config=configs.get(k)
+        )
+        for k in keys
+    }

@@ -1,0 +1,83 @@
+"""Validation of CryptoVLAN and MVLAN specs beyond the CRD schema, shared by webhook and reconcile.
+
+Each check returns problems as (reason, message) pairs; an empty list means valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import ipam, models, render
+
+Problem = tuple[str, str]
+
+LABEL_ANNOTATION = "peertap.io/label"
+AUTHORITY_ANNOTATION = "peertap.io/authority"
+
+
+def explain(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        where = "spec." + ".".join(str(x) for x in e["loc"]) if e["loc"] else "spec"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_cryptovlan(
+    raw: Mapping[str, Any] | None,
+) -> tuple[models.CryptoVLANSpec | None, list[Problem]]:
+    try:
+        spec = models.CryptoVLANSpec.model_validate(dict(raw or {}))
+    except ValidationError as err:
+        return None, [("InvalidSpec", explain(err))]
+    return spec, []
+
+
+def check_cryptovlan(
+    *, name: str, raw: Mapping[str, Any] | None, recorded_label: str | None
+) -> tuple[models.CryptoVLANSpec | None, list[Problem]]:
+    spec, problems = parse_cryptovlan(raw)
+    if spec is None:
+        return None, problems
+    if spec.interface.ipam.subnet is not None:
+        try:
+            ipam.parse_subnet(spec.interface.ipam.subnet)
+        except ipam.IpamError as err:
+            problems.append(("InvalidSubnet", str(err)))
+    if spec.interface.mode == "tun":
+        problems.append(
+            (
+                "UnsupportedInterfaceMode",
+                "spec.interface.mode 'tun' is not supported by this release's sidecar; use 'tap'",
+            )
+        )
+    label = render.effective_label(name, spec)
+    if recorded_label is not None and recorded_label != label:
+        problems.append(
+            (
+                "LabelImmutable",
+                f"the label changed from {recorded_label!r} to {label!r}; the label is part of "
+                "the VLAN-ID and cannot change. Restore it, or create a new CryptoVLAN.",
+            )
+        )
+    if spec.relay_policy.acl.mode == "list" and not spec.relay_policy.acl.allow:
+        problems.append(
+            ("InvalidRelayPolicy", "spec.relayPolicy.acl.mode 'list' needs at least one allow")
+        )
+    return spec, problems
+
+
+def check_mvlan(
+    raw: Mapping[str, Any] | None,
+) -> tuple[models.MVLANSpec | None, list[Problem]]:
+    try:
+        spec = models.MVLANSpec.model_validate(dict(raw or {}))
+    except ValidationError as err:
+        return None, [("InvalidSpec", explain(err))]
+    problems: list[Problem] = []
+    if spec.relays.acl.mode == "list" and not spec.relays.acl.allow:
+        problems.append(("InvalidRelayPolicy", "spec.relays.acl.mode 'list' needs an allow entry"))
+    return spec, problems
