@@ -1,0 +1,212 @@
+"""The operator Deployment, Services and webhook configurations match the operator's contract."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+Manifest = dict[str, Any]
+Render = Callable[..., list[Manifest]]
+
+NAMESPACE = "peertap-system"  # the namespace the render fixture installs into
+FULLNAME = "pt-peertap"  # release "pt" of chart "peertap"
+
+
+def _one(manifests: list[Manifest], kind: str, name_suffix: str = "") -> Manifest:
+    found = [
+        m for m in manifests if m["kind"] == kind and m["metadata"]["name"].endswith(name_suffix)
+    ]
+    assert len(found) == 1, f"expected one {kind} named *{name_suffix}, got {len(found)}"
+    return found[0]
+
+
+def _container(manifests: list[Manifest]) -> Manifest:
+    containers: list[Manifest] = _one(manifests, "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def _flags(args: list[str]) -> list[tuple[str, str]]:
+    """Split --flag=value arguments, keeping order and repeats."""
+    flags = []
+    for arg in args:
+        name, _, value = arg.partition("=")
+        assert name.startswith("--"), f"argument {arg!r} is not a --flag"
+        flags.append((name, value))
+    return flags
+
+
+def test_operator_args_carry_every_contract_flag(render: Render) -> None:
+    flags = dict(_flags(_container(render())["args"]))
+    assert flags == {
+        "--webhook-listen": "0.0.0.0:9443",
+        "--webhook-service": f"{FULLNAME}-webhook.{NAMESPACE}",
+        "--webhook-cert-secret": f"{NAMESPACE}/{FULLNAME}-webhook-cert",
+        "--webhook-config-name": FULLNAME,
+        "--health-listen": "0.0.0.0:8080",
+        "--metrics-listen": "0.0.0.0:9090",
+        "--sidecar-image": "ghcr.io/peertap/peertap-sidecar:0.1.0",
+    }
+
+
+def test_watch_namespaces_become_repeated_namespace_flags(render: Render) -> None:
+    flags = _flags(_container(render({"watchNamespaces": ["a", "b"]}))["args"])
+    assert [value for name, value in flags if name == "--namespace"] == ["a", "b"]
+
+
+def test_disabled_webhook_runs_the_operator_with_no_webhook_and_renders_no_webhook_objects(
+    render: Render,
+) -> None:
+    manifests = render({"webhook": {"enabled": False}})
+    names = [name for name, _ in _flags(_container(manifests)["args"])]
+    assert "--no-webhook" in names
+    assert not [n for n in names if n.startswith("--webhook-")]
+    kinds = {m["kind"] for m in manifests}
+    assert "MutatingWebhookConfiguration" not in kinds
+    assert "ValidatingWebhookConfiguration" not in kinds
+    assert not [m for m in manifests if m["metadata"]["name"].endswith("-webhook")]
+
+
+def test_image_settings_reach_the_deployment_and_the_sidecar_flag(render: Render) -> None:
+    values = {
+        "operator": {"image": {"repository": "r/op", "tag": "1.2", "pullPolicy": "Always"}},
+        "sidecar": {"image": {"repository": "r/sc", "tag": "3.4"}},
+    }
+    container = _container(render(values))
+    assert container["image"] == "r/op:1.2"
+    assert container["imagePullPolicy"] == "Always"
+    assert ("--sidecar-image", "r/sc:3.4") in _flags(container["args"])
+
+
+def test_operator_runs_non_root_with_read_only_root_and_bounded_resources(
+    render: Render,
+) -> None:
+    manifests = render()
+    pod = _one(manifests, "Deployment")["spec"]["template"]["spec"]
+    container = _container(manifests)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
+
+
+def test_one_operator_replica_that_is_replaced_not_rolled(render: Render) -> None:
+    spec = _one(render(), "Deployment")["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+
+
+def test_probes_hit_healthz_on_the_health_port_and_metrics_port_is_exposed(
+    render: Render,
+) -> None:
+    container = _container(render())
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"webhook": 9443, "health": 8080, "metrics": 9090}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+def test_services_select_the_operator_pod_and_map_the_contract_ports(render: Render) -> None:
+    manifests = render()
+    pod_labels = _one(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    container_ports = {p["name"]: p["containerPort"] for p in _container(manifests)["ports"]}
+    webhook = _one(manifests, "Service", "-webhook")
+    metrics = _one(manifests, "Service", "-metrics")
+    for service in (webhook, metrics):
+        assert service["spec"]["selector"].items() <= pod_labels.items()
+    (https,) = webhook["spec"]["ports"]
+    assert https["port"] == 443
+    assert container_ports[https["targetPort"]] == 9443
+    (scrape,) = metrics["spec"]["ports"]
+    assert container_ports[scrape["targetPort"]] == 9090
+
+
+def test_mutating_webhook_injects_only_labelled_pods_and_fails_open_by_default(
+    render: Render,
+) -> None:
+    manifests = render()
+    config = _one(manifests, "MutatingWebhookConfiguration")
+    assert config["metadata"]["name"] == FULLNAME
+    (hook,) = config["webhooks"]
+    assert hook["clientConfig"]["service"] == {
+        "name": f"{FULLNAME}-webhook",
+        "namespace": NAMESPACE,
+        "path": "/mutate-pods",
+        "port": 443,
+    }
+    assert "caBundle" not in hook["clientConfig"]
+    assert hook["failurePolicy"] == "Ignore"
+    assert hook["sideEffects"] == "None"
+    assert hook["objectSelector"] == {
+        "matchExpressions": [{"key": "peertap.io/vlans", "operator": "Exists"}]
+    }
+    assert hook["rules"] == [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE"],
+            "resources": ["pods"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert "namespaceSelector" not in hook
+
+
+def test_failure_policy_switch_makes_injection_fail_closed(render: Render) -> None:
+    config = _one(render({"webhook": {"failurePolicy": "Fail"}}), "MutatingWebhookConfiguration")
+    assert config["webhooks"][0]["failurePolicy"] == "Fail"
+
+
+@pytest.mark.parametrize("resource", ["cryptovlans", "mvlans"])
+def test_validating_webhook_checks_create_and_update_of_each_peertap_resource(
+    render: Render, resource: str
+) -> None:
+    config = _one(render(), "ValidatingWebhookConfiguration")
+    assert config["metadata"]["name"] == FULLNAME
+    (hook,) = [h for h in config["webhooks"] if h["name"] == f"{resource}.peertap.io"]
+    assert hook["clientConfig"]["service"]["path"] == f"/validate-{resource}"
+    assert hook["clientConfig"]["service"]["name"] == f"{FULLNAME}-webhook"
+    assert "caBundle" not in hook["clientConfig"]
+    assert hook["rules"] == [
+        {
+            "apiGroups": ["peertap.io"],
+            "apiVersions": ["v1alpha1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": [resource],
+            "scope": "Namespaced",
+        }
+    ]
+
+
+def test_webhooks_see_only_watched_namespaces_when_namespaces_are_set(render: Render) -> None:
+    manifests = render({"watchNamespaces": ["team-a", "team-b"]})
+    hooks = [
+        *_one(manifests, "MutatingWebhookConfiguration")["webhooks"],
+        *_one(manifests, "ValidatingWebhookConfiguration")["webhooks"],
+    ]
+    assert len(hooks) == 3
+    for hook in hooks:
+        assert hook["namespaceSelector"] == {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "In",
+                    "values": ["team-a", "team-b"],
+                }
+            ]
+        }
+
+
+def test_webhook_config_name_argument_names_both_configurations(render: Render) -> None:
+    manifests = render({"fullnameOverride": "peertap"})
+    flags = dict(_flags(_container(manifests)["args"]))
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        assert _one(manifests, kind)["metadata"]["name"] == flags["--webhook-config-name"]
+    assert flags["--webhook-service"] == f"peertap-webhook.{NAMESPACE}"
