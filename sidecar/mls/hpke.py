@@ -112,12 +112,14 @@ class DHKEM:
     # -- key (de)serialization -------------------------------------------------
 
     def load_private(self, sk: bytes) -> _PrivateKey:
-        if len(sk) != self.nsk:
+        # NIST-curve scalars are big-endian integers; some producers drop leading
+        # zero bytes (seen for P-521 in the MLS vectors), so shorter is accepted.
+        size_ok = 0 < len(sk) <= self.nsk if self.curve is not None else len(sk) == self.nsk
+        if not size_ok:
             raise ValidationError(f"HPKE private key must be {self.nsk} bytes, got {len(sk)}")
         try:
             if self.curve is not None:
-                scalar = int.from_bytes(sk, "big")
-                return ec.derive_private_key(scalar, self.curve)
+                return ec.derive_private_key(int.from_bytes(sk, "big"), self.curve)
             if self.nsk == 32:
                 return x25519.X25519PrivateKey.from_private_bytes(sk)
             return x448.X448PrivateKey.from_private_bytes(sk)
