@@ -1,0 +1,73 @@
+"""The libp2p host under the trunk: Ed25519 identity, TCP + WebSocket, Noise or TLS, Yamux.
+
+py-libp2p's defaults also offer SECIO and plaintext security and Mplex, and a
+default host accepts a plaintext dialer; here the security and muxer tables
+are always passed explicitly, each with exactly one entry. QUIC stays off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Literal
+
+from libp2p import new_host
+from libp2p.abc import IHost
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.custom_types import TMuxerOptions, TProtocol, TSecurityOptions
+from libp2p.peer.id import ID
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.security.tls.transport import PROTOCOL_ID as TLS_PROTOCOL_ID
+from libp2p.security.tls.transport import TLSTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+
+Security = Literal["noise", "tls"]
+
+
+def key_pair_from_seed(seed: bytes) -> KeyPair:
+    return create_new_key_pair(seed)
+
+
+def peer_id_of(key_pair: KeyPair) -> str:
+    return str(ID.from_pubkey(key_pair.public_key).to_base58())
+
+
+def security_options(key_pair: KeyPair, security: Security) -> TSecurityOptions:
+    if security == "tls":
+        return {TLS_PROTOCOL_ID: TLSTransport(key_pair)}
+    # The Noise static key is separate from the identity key (libp2p Noise spec);
+    # the handshake signs it with the identity key.
+    noise_key = create_x25519_key_pair().private_key
+    return {NOISE_PROTOCOL_ID: NoiseTransport(key_pair, noise_privkey=noise_key)}
+
+
+def muxer_options() -> TMuxerOptions:
+    return {TProtocol(YAMUX_PROTOCOL_ID): Yamux}
+
+
+def quiet_libp2p_logging() -> None:
+    """Keep libp2p below INFO unless LIBP2P_DEBUG asks for its logs.
+
+    libp2p sets its root logger to WARNING but pins the auto-connector's logger
+    at INFO, which then reports its state every cycle.
+    """
+    if os.environ.get("LIBP2P_DEBUG"):
+        return
+    logging.getLogger("libp2p.network.auto_connector").setLevel(logging.WARNING)
+
+
+def build_host(key_pair: KeyPair, security: Security) -> IHost:
+    # listen_addrs is left out on purpose: given, it would pick the transports from
+    # the listen addresses only, and a TCP-only listener could not dial a /ws peer.
+    return new_host(
+        key_pair=key_pair,
+        sec_opt=security_options(key_pair, security),
+        muxer_opt=muxer_options(),
+        enable_tcp=True,
+        enable_websocket=True,
+        enable_quic=False,
+    )

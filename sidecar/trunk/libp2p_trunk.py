@@ -1,0 +1,366 @@
+"""Trunk on py-libp2p: one long-lived `/peertap/trunk/1.0.0` stream per peer.
+
+Each trunk ("link") runs a writer task that drains the peer's whole send queue
+into one stream write and a reader that splits large reads into records and
+hands each read's records to the node layer in one awaited call. Bootstrap
+peers are dialed forever with jittered exponential backoff; peers that dial in
+are trunks too. When two streams to one peer are alive, the tie-break in
+`_register` decides which one stays (see docs/trunk.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+from libp2p.abc import IHost, INetStream
+from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from multiaddr import Multiaddr
+
+from .backoff import Backoff
+from .base import (
+    PROTOCOL_ID,
+    SIMULTANEOUS_OPEN_WINDOW_S,
+    TrunkConfigError,
+    TrunkError,
+    TrunkEvents,
+    TrunkSettings,
+)
+from .host import build_host, key_pair_from_seed, peer_id_of, quiet_libp2p_logging
+from .records import RecordSplitter, TrunkProtocolError, check_record
+from .sendqueue import SendQueue, SendQueueClosed
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 1 << 20
+"""Bytes asked for per stream read; Yamux returns what is buffered, up to this."""
+DIAL_TIMEOUT_S = 15.0
+RESET_TIMEOUT_S = 2.0
+
+_STREAM_PROTOCOL = TProtocol(PROTOCOL_ID)
+
+
+class TrunkNotRunningError(TrunkError):
+    """The trunk's libp2p host exists only while `Trunk.run` runs."""
+
+
+@dataclass(eq=False)
+class _Link:
+    """One trunk stream to one peer, from registration to teardown."""
+
+    peer: str
+    opener: str
+    stream: INetStream
+    started: float = field(default_factory=trio.current_time)
+    queue: SendQueue | None = None
+    broken: bool = False
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    finished: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass
+class _Counters:
+    records_sent: int = 0
+    bytes_sent: int = 0
+    writes: int = 0
+    records_received: int = 0
+    bytes_received: int = 0
+    reads: int = 0
+    drops: int = 0
+    protocol_errors: int = 0
+    reconnects: int = 0
+    trunks_up: int = 0
+    trunks_down: int = 0
+    streams_replaced: int = 0
+    streams_refused: int = 0
+    dial_failures: int = 0
+    link_errors: int = 0
+
+
+def _peer_bytes(peer: str) -> bytes:
+    return bytes(ID.from_base58(peer).to_bytes())
+
+
+def _parse_bootstrap(addr: str) -> PeerInfo:
+    try:
+        return info_from_p2p_addr(Multiaddr(addr))
+    except Exception as err:  # multiaddr and libp2p raise several unrelated types here
+        raise TrunkConfigError(
+            f"bootstrap address {addr!r} is not a /.../p2p/<id> multiaddr"
+        ) from err
+
+
+def _parse_listen(addr: str) -> Multiaddr:
+    try:
+        return Multiaddr(addr)
+    except Exception as err:
+        raise TrunkConfigError(f"listen address {addr!r} is not a multiaddr") from err
+
+
+class Trunk:
+    """Encrypted libp2p trunks to peers, carrying length-framed PeerTap records."""
+
+    def __init__(self, settings: TrunkSettings, events: TrunkEvents) -> None:
+        self._settings = settings
+        self._events = events
+        self._key_pair = key_pair_from_seed(settings.seed)
+        self.peer_id: str = peer_id_of(self._key_pair)
+        self._peer_id_bytes = _peer_bytes(self.peer_id)
+        self._listen = [_parse_listen(a) for a in settings.listen]
+        self._bootstrap = [_parse_bootstrap(a) for a in settings.bootstrap]
+        self._host: IHost | None = None
+        self._links: dict[str, _Link] = {}
+        self._up: set[str] = set()
+        self._locks: dict[str, trio.Lock] = {}
+        self._counters = _Counters()
+
+    # ----- public API -----
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen and keep the bootstrap trunks until cancelled.
+
+        `task_status.started` receives `listen_addrs()` once listening.
+        """
+        quiet_libp2p_logging()
+        host = build_host(self._key_pair, self._settings.security)
+        host.set_stream_handler(_STREAM_PROTOCOL, self._on_inbound_stream)
+        self._host = host
+        try:
+            async with host.run(self._listen), trio.open_nursery() as nursery:
+                for info in self._bootstrap:
+                    if str(info.peer_id) == self.peer_id:
+                        log.warning("skipping own address in bootstrap list: %s", info)
+                        continue
+                    nursery.start_soon(self._dial_loop, info)
+                addrs = self.listen_addrs()
+                log.info("trunk %s listening on %s", self.peer_id, ", ".join(addrs))
+                task_status.started(addrs)
+                await trio.sleep_forever()
+        finally:
+            self._host = None
+
+    def listen_addrs(self) -> list[str]:
+        if self._host is None:
+            raise TrunkNotRunningError("listen_addrs() needs a running trunk")
+        return [str(a) for a in self._host.get_addrs()]
+
+    def peers(self) -> list[str]:
+        return sorted(self._up)
+
+    async def send(self, peer: str, records: list[bytes]) -> bool:
+        """Queue `records` for `peer`; wait while its queue is over `queue_bytes`.
+
+        Returns False, counting the records as dropped, when there is no trunk to
+        `peer` or it goes away while waiting. Raises TrunkRecordError for an empty
+        or oversize record.
+        """
+        for record in records:
+            check_record(record)
+        link = self._links.get(peer)
+        if link is None or link.queue is None or peer not in self._up:
+            self._counters.drops += len(records)
+            return False
+        try:
+            await link.queue.put(records)
+        except SendQueueClosed:
+            self._counters.drops += len(records)
+            return False
+        return True
+
+    def stats(self) -> dict[str, int]:
+        counters = dict(vars(self._counters))
+        counters["peers"] = len(self._up)
+        return counters
+
+    # ----- links -----
+
+    async def _on_inbound_stream(self, stream: INetStream) -> None:
+        peer = str(stream.muxed_conn.peer_id)
+        await self._serve(stream, opener=peer)
+
+    async def _serve(self, stream: INetStream, *, opener: str) -> bool:
+        """Run one trunk stream until it breaks; False if the tie-break refused it."""
+        link = _Link(peer=str(stream.muxed_conn.peer_id), opener=opener, stream=stream)
+        lock = self._locks.setdefault(link.peer, trio.Lock())
+        accepted = False
+        try:
+            async with lock:
+                accepted, predecessor = self._register(link)
+                if not accepted:
+                    log.debug("refused second trunk stream from %s (tie-break)", link.peer)
+                    return False
+                if predecessor is None:
+                    await self._announce_up(link.peer)
+            if predecessor is not None:
+                # The old stream's reader may still be inside events.records.
+                await predecessor.finished.wait()
+            with link.scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write_loop, link)
+                    await self._read_loop(link)
+                    nursery.cancel_scope.cancel()
+        except Exception as err:  # any failure of one link must only end that link
+            self._counters.link_errors += 1
+            log.info("trunk stream to %s failed: %r", link.peer, err)
+        finally:
+            link.broken = True
+            with trio.CancelScope(shield=True), trio.move_on_after(RESET_TIMEOUT_S):
+                await self._reset(stream)
+            try:
+                await self._retire(link, lock)
+            finally:
+                link.finished.set()
+        return accepted
+
+    def _register(self, link: _Link) -> tuple[bool, _Link | None]:
+        """Make `link` the peer's trunk unless the current one wins the tie-break.
+
+        Returns (accepted, replaced link). A new stream replaces the current one
+        when that is broken, was opened by the same side (the opener redialed),
+        is older than SIMULTANEOUS_OPEN_WINDOW_S (the peer saw it die before we
+        did), or was opened by the higher peer id. So when both sides open a
+        stream at once, both keep the one opened by the lower peer id.
+        """
+        current = self._links.get(link.peer)
+        if current is None:
+            link.queue = SendQueue(self._settings.queue_bytes)
+            self._links[link.peer] = link
+            return True, None
+        replace = (
+            current.broken
+            or current.opener == link.opener
+            or trio.current_time() - current.started >= SIMULTANEOUS_OPEN_WINDOW_S
+            or _peer_bytes(link.opener) < _peer_bytes(current.opener)
+        )
+        if not replace:
+            self._counters.streams_refused += 1
+            return False, None
+        self._counters.streams_replaced += 1
+        link.queue = current.queue
+        self._links[link.peer] = link
+        current.broken = True
+        current.scope.cancel()
+        return True, current
+
+    async def _announce_up(self, peer: str) -> None:
+        self._counters.trunks_up += 1
+        log.info("trunk up: %s", peer)
+        await self._events.peer_up(peer)
+        self._up.add(peer)
+
+    async def _retire(self, link: _Link, lock: trio.Lock) -> None:
+        """Forget `link` if it is still the peer's trunk, and tell the node layer."""
+        try:
+            async with lock:
+                if self._forget(link):
+                    self._counters.trunks_down += 1
+                    log.info("trunk down: %s", link.peer)
+                    await self._events.peer_down(link.peer)
+        finally:
+            # Cancelled before the lock was ours (shutdown): forget without telling.
+            self._forget(link)
+
+    def _forget(self, link: _Link) -> bool:
+        """Drop `link` from the tables; True if peer_up had been delivered for it."""
+        if self._links.get(link.peer) is not link:
+            return False
+        del self._links[link.peer]
+        if link.queue is not None:
+            self._counters.drops += link.queue.close()
+        was_up = link.peer in self._up
+        self._up.discard(link.peer)
+        return was_up
+
+    async def _reset(self, stream: INetStream) -> None:
+        try:
+            await stream.reset()
+        except Exception as err:  # the connection may already be gone; nothing to do
+            log.debug("stream reset failed: %r", err)
+
+    async def _write_loop(self, link: _Link) -> None:
+        queue = link.queue
+        assert queue is not None
+        write = link.stream.write
+        counters = self._counters
+        while True:
+            try:
+                data, count = await queue.take()
+            except SendQueueClosed:
+                return
+            try:
+                await write(data)
+            except BaseException:
+                counters.drops += count
+                raise
+            counters.writes += 1
+            counters.records_sent += count
+            counters.bytes_sent += len(data) - 4 * count
+
+    async def _read_loop(self, link: _Link) -> None:
+        splitter = RecordSplitter()
+        read = link.stream.read
+        deliver = self._events.records
+        counters = self._counters
+        peer = link.peer
+        while True:
+            try:
+                chunk = await read(READ_SIZE)
+            except StreamEOF:
+                log.debug("trunk stream from %s ended", peer)
+                return
+            if not chunk:
+                return
+            counters.reads += 1
+            try:
+                records = splitter.feed(chunk)
+            except TrunkProtocolError as err:
+                counters.protocol_errors += 1
+                log.warning("trunk protocol error from %s: %s; resetting stream", peer, err)
+                return
+            if records:
+                counters.records_received += len(records)
+                counters.bytes_received += sum(map(len, records))
+                await deliver(peer, records)
+
+    # ----- dialing -----
+
+    async def _dial_loop(self, info: PeerInfo) -> None:
+        peer = str(info.peer_id)
+        backoff = Backoff(self._settings.reconnect_min_s, self._settings.reconnect_max_s)
+        had_trunk = False
+        while True:
+            while (current := self._links.get(peer)) is not None:
+                await current.finished.wait()
+            stream = await self._dial(info)
+            if stream is None:
+                self._counters.dial_failures += 1
+                await trio.sleep(backoff.next_delay())
+                continue
+            if had_trunk:
+                self._counters.reconnects += 1
+            had_trunk = True
+            started = trio.current_time()
+            await self._serve(stream, opener=self.peer_id)
+            if trio.current_time() - started >= self._settings.reconnect_max_s:
+                # It held for a while: this is a fresh failure, not a flapping peer.
+                backoff.reset()
+            await trio.sleep(backoff.next_delay())
+
+    async def _dial(self, info: PeerInfo) -> INetStream | None:
+        host = self._host
+        if host is None:
+            return None
+        with trio.move_on_after(DIAL_TIMEOUT_S):
+            try:
+                await host.connect(info)
+                return await host.new_stream(info.peer_id, [_STREAM_PROTOCOL])
+            except Exception as err:  # libp2p raises many unrelated types for a failed dial
+                log.debug("dial %s failed: %r", info.peer_id, err)
+                return None
+        log.debug("dial %s timed out", info.peer_id)
+        return None

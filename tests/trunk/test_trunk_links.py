@@ -1,0 +1,244 @@
+"""Two Trunk instances in one trio run: records, batching, transports, security."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+
+import pytest
+import trio
+from peertap.sidecar.trunk import Trunk, TrunkSettings
+
+HANG_GUARD_S = 60.0
+"""Upper bound on any wait in these tests: it only turns a hang into a failure."""
+
+LOOPBACK_TCP = "/ip4/127.0.0.1/tcp/0"
+LOOPBACK_WS = "/ip4/127.0.0.1/tcp/0/ws"
+
+
+class Recorder:
+    """TrunkEvents that remember everything, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.received: dict[str, list[bytes]] = {}
+        self.batches = 0
+
+    async def peer_up(self, peer: str) -> None:
+        self.events.append(("up", peer))
+
+    async def peer_down(self, peer: str) -> None:
+        self.events.append(("down", peer))
+
+    async def records(self, peer: str, records: list[bytes]) -> None:
+        assert self.events and self.events[-1] == ("up", peer), "records outside up..down"
+        self.batches += 1
+        self.received.setdefault(peer, []).extend(records)
+
+    def count(self, kind: str, peer: str) -> int:
+        return self.events.count((kind, peer))
+
+    def got(self, peer: str) -> list[bytes]:
+        return self.received.get(peer, [])
+
+
+def settings(
+    *,
+    seed: bytes | None = None,
+    listen: str = LOOPBACK_TCP,
+    bootstrap: list[str] | None = None,
+    security: str = "noise",
+    queue_bytes: int = 4 * 1024 * 1024,
+) -> TrunkSettings:
+    assert security in ("noise", "tls")
+    return TrunkSettings(
+        seed=seed or os.urandom(32),
+        listen=[listen],
+        bootstrap=bootstrap or [],
+        security="tls" if security == "tls" else "noise",
+        reconnect_min_s=0.05,
+        reconnect_max_s=0.5,
+        queue_bytes=queue_bytes,
+    )
+
+
+async def wait_until(predicate: Callable[[], bool]) -> None:
+    with trio.fail_after(HANG_GUARD_S):
+        while not predicate():
+            await trio.sleep(0.01)
+
+
+async def start_trunk(
+    nursery: trio.Nursery, config: TrunkSettings, events: Recorder | None = None
+) -> tuple[Trunk, Recorder, list[str]]:
+    recorder = events or Recorder()
+    trunk = Trunk(config, recorder)
+    addrs: list[str] = await nursery.start(trunk.run)
+    return trunk, recorder, addrs
+
+
+def numbered(count: int, size: int, *, start: int = 0) -> list[bytes]:
+    """Records that say their own sequence number, padded to `size` bytes."""
+    return [
+        (start + i).to_bytes(8, "big") + bytes([(start + i) % 251]) * (size - 8)
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("security", ["noise", "tls"])
+def test_records_cross_both_ways_in_order(security: str) -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            a, a_events, a_addrs = await start_trunk(nursery, settings(security=security))
+            b, b_events, _ = await start_trunk(
+                nursery, settings(security=security, bootstrap=[a_addrs[0]])
+            )
+            await wait_until(lambda: a.peers() == [b.peer_id] and b.peers() == [a.peer_id])
+            assert a_events.events == [("up", b.peer_id)]
+            assert b_events.events == [("up", a.peer_id)]
+
+            to_a = numbered(50, 1500)
+            to_b = numbered(50, 65535 + 512)
+            for i in range(0, 50, 10):
+                assert await b.send(a.peer_id, to_a[i : i + 10])
+                assert await a.send(b.peer_id, to_b[i : i + 10])
+            await wait_until(lambda: len(a_events.got(b.peer_id)) == 50)
+            await wait_until(lambda: len(b_events.got(a.peer_id)) == 50)
+            assert a_events.got(b.peer_id) == to_a
+            assert b_events.got(a.peer_id) == to_b
+            assert a.stats()["records_received"] == b.stats()["records_sent"] == 50
+            assert b.stats()["bytes_received"] == a.stats()["bytes_sent"] == 50 * (65535 + 512)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_many_small_records_arrive_intact_in_order_packed_into_few_writes() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            a, a_events, a_addrs = await start_trunk(nursery, settings())
+            b, _, _ = await start_trunk(nursery, settings(bootstrap=[a_addrs[0]]))
+            await wait_until(lambda: b.peers() == [a.peer_id] and a.peers() == [b.peer_id])
+
+            sent = numbered(20_000, 64)
+            for record in sent:
+                assert await b.send(a.peer_id, [record])
+            await wait_until(lambda: len(a_events.got(b.peer_id)) == len(sent))
+            assert a_events.got(b.peer_id) == sent
+
+            stats = b.stats()
+            assert stats["records_sent"] == len(sent)
+            # One send per record, yet the writer drained the queue in batches.
+            assert stats["writes"] * 10 <= stats["records_sent"]
+            assert a.stats()["reads"] < len(sent)
+            assert a_events.batches < len(sent)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_one_send_of_many_records_goes_out_as_one_write() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            a, a_events, a_addrs = await start_trunk(nursery, settings())
+            b, _, _ = await start_trunk(nursery, settings(bootstrap=[a_addrs[0]]))
+            await wait_until(lambda: b.peers() == [a.peer_id] and a.peers() == [b.peer_id])
+            before = b.stats()["writes"]
+            batch = numbered(500, 1500)
+            assert await b.send(a.peer_id, batch)
+            await wait_until(lambda: len(a_events.got(b.peer_id)) == 500)
+            assert b.stats()["writes"] - before == 1
+            assert a_events.got(b.peer_id) == batch
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_websocket_trunk_carries_records() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            a, a_events, a_addrs = await start_trunk(nursery, settings(listen=LOOPBACK_WS))
+            assert all("/ws/" in addr for addr in a_addrs)
+            b, b_events, _ = await start_trunk(
+                nursery, settings(listen=LOOPBACK_TCP, bootstrap=[a_addrs[0]])
+            )
+            await wait_until(lambda: b.peers() == [a.peer_id] and a.peers() == [b.peer_id])
+            records = numbered(100, 9000)
+            assert await b.send(a.peer_id, records)
+            assert await a.send(b.peer_id, records[:3])
+            await wait_until(lambda: len(a_events.got(b.peer_id)) == 100)
+            await wait_until(lambda: len(b_events.got(a.peer_id)) == 3)
+            assert a_events.got(b.peer_id) == records
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_send_to_a_peer_without_trunk_returns_false_and_counts_a_drop() -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            a, _, _ = await start_trunk(nursery, settings())
+            other = Trunk(settings(), _Ignore())
+            assert not await a.send(other.peer_id, [b"one", b"two"])
+            assert a.stats()["drops"] == 2
+            assert a.peers() == []
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_peers_that_bootstrap_to_each_other_end_with_one_working_trunk() -> None:
+    seed_a, seed_b = os.urandom(32), os.urandom(32)
+    port_a, port_b = _free_port(), _free_port()
+    id_a = Trunk(settings(seed=seed_a), _Ignore()).peer_id
+    id_b = Trunk(settings(seed=seed_b), _Ignore()).peer_id
+    config_a = settings(
+        seed=seed_a,
+        listen=f"/ip4/127.0.0.1/tcp/{port_a}",
+        bootstrap=[f"/ip4/127.0.0.1/tcp/{port_b}/p2p/{id_b}"],
+    )
+    config_b = settings(
+        seed=seed_b,
+        listen=f"/ip4/127.0.0.1/tcp/{port_b}",
+        bootstrap=[f"/ip4/127.0.0.1/tcp/{port_a}/p2p/{id_a}"],
+    )
+
+    async def main() -> None:
+        a_events, b_events = Recorder(), Recorder()
+        a, b = Trunk(config_a, a_events), Trunk(config_b, b_events)
+        async with trio.open_nursery() as nursery:
+            # Both start dialing the other at once: two streams, one survives.
+            nursery.start_soon(a.run)
+            nursery.start_soon(b.run)
+            await wait_until(lambda: b.peers() == [id_a] and a.peers() == [id_b])
+            to_a, to_b = numbered(200, 1500), numbered(200, 700, start=1000)
+            for i in range(0, 200, 20):
+                assert await b.send(id_a, to_b[i : i + 20])
+                assert await a.send(id_b, to_a[i : i + 20])
+            await wait_until(lambda: len(a_events.got(id_b)) >= 200)
+            await wait_until(lambda: len(b_events.got(id_a)) >= 200)
+            assert a_events.got(id_b)[-200:] == to_b
+            assert b_events.got(id_a)[-200:] == to_a
+            assert a_events.events[-1] == ("up", id_b)
+            assert b_events.events[-1] == ("up", id_a)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+class _Ignore:
+    async def peer_up(self, peer: str) -> None:
+        pass
+
+    async def peer_down(self, peer: str) -> None:
+        pass
+
+    async def records(self, peer: str, records: list[bytes]) -> None:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
