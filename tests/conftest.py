@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from peertap.sidecar.lab import Lab, LabSpec
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytun
-
 from peertap.sidecar.config import load
 
 
