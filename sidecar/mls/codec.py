@@ -16,7 +16,7 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from peertap.sidecar.mls.errors import DecodeError, EncodeError
+from .errors import DecodeError, EncodeError
 
 __all__ = ["MAX_VARINT", "Reader", "Writer", "encode_varint", "varint_size"]
 

@@ -16,15 +16,15 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from peertap.sidecar.mls.codec import Reader, Writer
-from peertap.sidecar.mls.errors import (
+from .codec import Reader, Writer
+from .errors import (
     DecodeError,
     EpochError,
     SignatureError,
     ValidationError,
 )
-from peertap.sidecar.mls.secret_tree import RatchetType, SecretTree, sender_data_key_nonce
-from peertap.sidecar.mls.structs import (
+from .secret_tree import RatchetType, SecretTree, sender_data_key_nonce
+from .structs import (
     AuthenticatedContent,
     ContentType,
     FramedContent,
@@ -40,7 +40,7 @@ from peertap.sidecar.mls.structs import (
     read_content,
     write_content,
 )
-from peertap.sidecar.mls.suites import CipherSuite
+from .suites import CipherSuite
 
 __all__ = [
     "authenticated_content_tbm",
@@ -85,9 +85,10 @@ def framed_content_tbs(
 
 def sign_content(
     suite: CipherSuite,
+    content: FramedContent,
+    *,
     sig_priv: bytes,
     wire_format: int,
-    content: FramedContent,
     group_context: GroupContext | None,
 ) -> AuthenticatedContent:
     """Sign ``content`` for ``wire_format``. A Commit still needs its confirmation tag
@@ -107,8 +108,9 @@ def with_confirmation_tag(content: AuthenticatedContent, tag: bytes) -> Authenti
 
 def verify_content_signature(
     suite: CipherSuite,
-    sig_pub: bytes,
     content: AuthenticatedContent,
+    *,
+    sig_pub: bytes,
     group_context: GroupContext | None,
 ) -> None:
     """Raise SignatureError unless the content's signature verifies under ``sig_pub``."""
@@ -132,6 +134,7 @@ def authenticated_content_tbm(
 
 def membership_tag(
     suite: CipherSuite,
+    *,
     membership_key: bytes,
     content: FramedContent,
     auth: FramedContentAuthData,
@@ -148,6 +151,7 @@ def _check_commit_tag(content: FramedContent, auth: FramedContentAuthData) -> No
 def public_message(
     suite: CipherSuite,
     content: AuthenticatedContent,
+    *,
     membership_key: bytes | None,
     group_context: GroupContext,
 ) -> PublicMessage:
@@ -160,13 +164,20 @@ def public_message(
     if framed.sender.sender_type == SenderType.MEMBER:
         if membership_key is None:
             raise ValidationError("a member PublicMessage needs the membership key")
-        tag = membership_tag(suite, membership_key, framed, auth, group_context)
+        tag = membership_tag(
+            suite,
+            membership_key=membership_key,
+            content=framed,
+            auth=auth,
+            group_context=group_context,
+        )
     return PublicMessage(framed, auth, tag)
 
 
 def public_message_content(
     suite: CipherSuite,
     message: PublicMessage,
+    *,
     membership_key: bytes | None,
     group_context: GroupContext,
 ) -> AuthenticatedContent:
@@ -227,9 +238,9 @@ def _guarded(nonce: bytes, reuse_guard: bytes) -> bytes:
 def private_message(
     suite: CipherSuite,
     content: AuthenticatedContent,
+    *,
     secret_tree: SecretTree,
     sender_data_secret: bytes,
-    *,
     padding: int = 0,
 ) -> PrivateMessage:
     """Encrypt signed content from a member, taking the next generation of its ratchet."""
@@ -279,6 +290,7 @@ def decrypt_sender_data(
 def private_message_content(
     suite: CipherSuite,
     message: PrivateMessage,
+    *,
     secret_tree: SecretTree,
     sender_data_secret: bytes,
 ) -> AuthenticatedContent:

@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from peertap.sidecar.mls.errors import DecryptError, ValidationError
+
+from .errors import DecryptError, ValidationError
 
 __all__ = ["AEAD", "DHKEM", "HPKE", "KDF"]
 
@@ -318,7 +319,9 @@ class HPKE:
     ) -> tuple[bytes, bytes]:
         """SealBase: (enc, ciphertext). ``ikm_e`` fixes the ephemeral key (tests only)."""
         if self._rust is not None and not aad and ikm_e is None:
-            out = self._rust.encrypt(pt, self.kem.load_public(pk_r), info)
+            pk = self.kem.load_public(pk_r)
+            assert not isinstance(pk, x448.X448PublicKey)  # no Rust suite for X448
+            out = self._rust.encrypt(pt, pk, info)
             return out[: self.kem.npk], out[self.kem.npk :]
         shared_secret, enc = self.kem.encap(pk_r, ikm_e=ikm_e)
         key, nonce = self._key_schedule(shared_secret, info)
@@ -328,6 +331,7 @@ class HPKE:
         """OpenBase; DecryptError when the ciphertext or enc does not authenticate."""
         if self._rust is not None and not aad:
             sk = self.kem.load_private(sk_r)
+            assert not isinstance(sk, x448.X448PrivateKey)  # no Rust suite for X448
             if len(enc) != self.kem.npk:
                 raise DecryptError(f"HPKE enc must be {self.kem.npk} bytes, got {len(enc)}")
             try:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from peertap.sidecar.mls.structs import GroupContext
-from peertap.sidecar.mls.suites import CipherSuite
+from .structs import GroupContext
+from .suites import CipherSuite
 
 __all__ = [
     "EpochSecrets",
@@ -58,7 +58,7 @@ class EpochSecrets:
 
 
 def joiner_secret(
-    suite: CipherSuite, init_secret: bytes, commit_secret: bytes, group_context: GroupContext
+    suite: CipherSuite, *, init_secret: bytes, commit_secret: bytes, group_context: GroupContext
 ) -> bytes:
     prk = suite.kdf_extract(init_secret, commit_secret)
     return suite.expand_with_label(prk, "joiner", group_context.encode(), suite.nh)
@@ -81,17 +81,21 @@ def welcome_key_nonce(suite: CipherSuite, welcome: bytes) -> tuple[bytes, bytes]
 
 
 def derive_epoch_from_joiner(
-    suite: CipherSuite, joiner: bytes, psk_secret: bytes | None, group_context: GroupContext
+    suite: CipherSuite,
+    *,
+    joiner_secret: bytes,
+    psk_secret: bytes | None,
+    group_context: GroupContext,
 ) -> EpochSecrets:
     """Epoch secrets from a joiner secret (the Welcome path); psk_secret None means no PSKs."""
-    member_prk = _member_prk(suite, joiner, psk_secret)
+    member_prk = _member_prk(suite, joiner_secret, psk_secret)
     epoch_secret = suite.expand_with_label(member_prk, "epoch", group_context.encode(), suite.nh)
 
     def derive(label: str) -> bytes:
         return suite.derive_secret(epoch_secret, label)
 
     return EpochSecrets(
-        joiner_secret=joiner,
+        joiner_secret=joiner_secret,
         welcome_secret=suite.derive_secret(member_prk, "welcome"),
         sender_data_secret=derive("sender data"),
         encryption_secret=derive("encryption"),
@@ -107,6 +111,7 @@ def derive_epoch_from_joiner(
 
 def derive_epoch(
     suite: CipherSuite,
+    *,
     init_secret: bytes,
     commit_secret: bytes | None,
     psk_secret: bytes | None,
@@ -117,8 +122,12 @@ def derive_epoch(
     ``commit_secret`` None means a Commit without a path (all-zero commit secret).
     """
     commit = commit_secret if commit_secret is not None else bytes(suite.nh)
-    joiner = joiner_secret(suite, init_secret, commit, group_context)
-    return derive_epoch_from_joiner(suite, joiner, psk_secret, group_context)
+    joiner = joiner_secret(
+        suite, init_secret=init_secret, commit_secret=commit, group_context=group_context
+    )
+    return derive_epoch_from_joiner(
+        suite, joiner_secret=joiner, psk_secret=psk_secret, group_context=group_context
+    )
 
 
 def mls_exporter(

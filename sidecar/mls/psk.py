@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Self
 
-from peertap.sidecar.mls.codec import Reader, Writer
-from peertap.sidecar.mls.errors import DecodeError, EncodeError
-from peertap.sidecar.mls.suites import CipherSuite
+from .codec import Reader, Writer
+from .errors import DecodeError, EncodeError
+from .suites import CipherSuite
 
 __all__ = ["PSKType", "PreSharedKeyID", "ResumptionPSKUsage", "psk_label", "psk_secret"]
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from enum import Enum
 
-from peertap.sidecar.mls import tree_math
-from peertap.sidecar.mls.errors import ReplayError, ValidationError
-from peertap.sidecar.mls.suites import CipherSuite
+from . import tree_math
+from .errors import ReplayError, ValidationError
+from .suites import CipherSuite
 
 __all__ = [
     "MAX_FORWARD_DISTANCE",

@@ -27,10 +27,10 @@ from dataclasses import replace as _replace
 from enum import IntEnum
 from typing import ClassVar, Self
 
-from peertap.sidecar.mls.codec import Reader, Writer
-from peertap.sidecar.mls.errors import DecodeError, EncodeError
-from peertap.sidecar.mls.psk import PreSharedKeyID
-from peertap.sidecar.mls.suites import CipherSuite
+from .codec import Reader, Writer
+from .errors import DecodeError, EncodeError
+from .psk import PreSharedKeyID
+from .suites import CipherSuite
 
 __all__ = [
     "Add",
@@ -559,7 +559,11 @@ def read_node(r: Reader) -> Node:
 
 
 def _write_optional_node(w: Writer, node: Node | None) -> None:
-    w.optional(node, write_node)
+    if node is None:
+        w.u8(0)
+    else:
+        w.u8(1)
+        write_node(w, node)
 
 
 def _read_optional_node(r: Reader) -> Node | None:

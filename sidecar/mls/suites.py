@@ -22,9 +22,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import constant_time, hashes, hmac
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from peertap.sidecar.mls import hpke
-from peertap.sidecar.mls.codec import encode_varint
-from peertap.sidecar.mls.errors import UnsupportedError, ValidationError
+
+from . import hpke
+from .codec import encode_varint
+from .errors import UnsupportedError, ValidationError
 
 __all__ = ["SUITE_IDS", "CipherSuite", "SignatureScheme", "get_suite"]
 

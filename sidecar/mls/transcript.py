@@ -7,10 +7,10 @@ confirmation_tag = MAC(confirmation_key, confirmed[n])
 
 from __future__ import annotations
 
-from peertap.sidecar.mls.codec import encode_varint
-from peertap.sidecar.mls.errors import SignatureError, ValidationError
-from peertap.sidecar.mls.structs import AuthenticatedContent, ContentType
-from peertap.sidecar.mls.suites import CipherSuite
+from .codec import encode_varint
+from .errors import SignatureError, ValidationError
+from .structs import AuthenticatedContent, ContentType
+from .suites import CipherSuite
 
 __all__ = [
     "confirmation_tag",
@@ -51,7 +51,7 @@ def confirmation_tag(suite: CipherSuite, confirmation_key: bytes, confirmed: byt
 
 
 def verify_confirmation_tag(
-    suite: CipherSuite, confirmation_key: bytes, confirmed: bytes, tag: bytes | None
+    suite: CipherSuite, *, confirmation_key: bytes, confirmed: bytes, tag: bytes | None
 ) -> None:
     """Raise SignatureError unless ``tag`` is the confirmation tag of ``confirmed``."""
     if tag is None or not suite.verify_mac(confirmation_key, confirmed, tag):

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from peertap.sidecar.mls.errors import MLSError
-from peertap.sidecar.mls.suites import get_suite
-
+from ..errors import MLSError
+from ..suites import get_suite
 from .result import ConformanceError, check
 
 __all__ = ["run_case"]

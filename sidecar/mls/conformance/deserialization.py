@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from peertap.sidecar.mls.codec import Reader, encode_varint
-from peertap.sidecar.mls.errors import DecodeError
-
+from ..codec import Reader, encode_varint
+from ..errors import DecodeError
 from .result import ConformanceError, check
 
 __all__ = ["run_case"]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from peertap.sidecar.mls import key_schedule as ks
-from peertap.sidecar.mls.structs import GroupContext, ProtocolVersion
-from peertap.sidecar.mls.suites import get_suite
-
+from .. import key_schedule as ks
+from ..structs import GroupContext, ProtocolVersion
+from ..suites import get_suite
 from .result import check
 
 __all__ = ["run_case"]
@@ -44,7 +43,11 @@ def run_case(case: dict[str, Any]) -> None:
         )
         check(f"{where}.group_context", context.encode(), h(vector["group_context"]))
         secrets = ks.derive_epoch(
-            suite, init_secret, h(vector["commit_secret"]), h(vector["psk_secret"]), context
+            suite,
+            init_secret=init_secret,
+            commit_secret=h(vector["commit_secret"]),
+            psk_secret=h(vector["psk_secret"]),
+            group_context=context,
         )
         for name in _SECRETS:
             check(f"{where}.{name}", getattr(secrets, name), h(vector[name]))

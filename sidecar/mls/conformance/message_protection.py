@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from peertap.sidecar.mls import framing
-from peertap.sidecar.mls.errors import MLSError, ValidationError
-from peertap.sidecar.mls.secret_tree import SecretTree
-from peertap.sidecar.mls.structs import (
+from .. import framing
+from ..errors import MLSError, ValidationError
+from ..secret_tree import SecretTree
+from ..structs import (
+    AuthenticatedContent,
     Commit,
     FramedContent,
     GroupContext,
@@ -20,8 +21,7 @@ from peertap.sidecar.mls.structs import (
     Sender,
     WireFormat,
 )
-from peertap.sidecar.mls.suites import CipherSuite, get_suite
-
+from ..suites import CipherSuite, get_suite
 from .result import ConformanceError, check
 
 __all__ = ["run_case"]
@@ -70,42 +70,49 @@ class _Keys:
     sender_data_secret: bytes
     membership_key: bytes
 
+    def secret_tree(self) -> SecretTree:
+        """A fresh secret tree for the two-member group of the vector."""
+        return SecretTree(self.suite, self.encryption_secret, 2)
+
 
 def _run_content(keys: _Keys, case: dict[str, Any], name: str, raw: Any) -> None:
-    suite, context = keys.suite, keys.context
-    framed = FramedContent(context.group_id, context.epoch, SENDER, b"", raw)
-
     if name != "application":
-        message = _body(case, f"{name}_pub", PublicMessage)
-        _check_public(keys, message, raw, f"{name}_pub")
-        signed = framing.sign_content(
-            suite, keys.sig_priv, WireFormat.PUBLIC_MESSAGE, framed, context
+        _check_public(keys, _body(case, f"{name}_pub", PublicMessage), raw, f"{name}_pub")
+        signed = _sign(keys, raw, WireFormat.PUBLIC_MESSAGE)
+        mine = framing.public_message(
+            keys.suite, signed, membership_key=keys.membership_key, group_context=keys.context
         )
-        if name == "commit":
-            signed = framing.with_confirmation_tag(signed, bytes(suite.nh))
-        mine = framing.public_message(suite, signed, keys.membership_key, context)
         _check_public(keys, PublicMessage.decode(mine.encode()), raw, f"{name}_pub (own)")
     else:
         try:
-            framing.sign_content(suite, keys.sig_priv, WireFormat.PUBLIC_MESSAGE, framed, context)
+            _sign(keys, raw, WireFormat.PUBLIC_MESSAGE)
         except ValidationError:
             pass
         else:
             raise ConformanceError("application", "was protected as a PublicMessage")
 
-    tree = SecretTree(suite, keys.encryption_secret, 2)
-    message_priv = _body(case, f"{name}_priv", PrivateMessage)
-    _check_private(keys, tree, message_priv, raw, f"{name}_priv")
-    signed = framing.sign_content(suite, keys.sig_priv, WireFormat.PRIVATE_MESSAGE, framed, context)
-    if name == "commit":
-        signed = framing.with_confirmation_tag(signed, bytes(suite.nh))
     # The vector's message and ours both use generation 0 of leaf 1: each exchange
     # is between a sender and a receiver that start from fresh copies of the tree.
-    sender_tree = SecretTree(suite, keys.encryption_secret, 2)
-    mine_priv = framing.private_message(suite, signed, sender_tree, keys.sender_data_secret)
-    mine_priv = PrivateMessage.decode(mine_priv.encode())
-    receiver_tree = SecretTree(suite, keys.encryption_secret, 2)
-    _check_private(keys, receiver_tree, mine_priv, raw, f"{name}_priv (own)")
+    message = _body(case, f"{name}_priv", PrivateMessage)
+    _check_private(keys, message, raw, f"{name}_priv")
+    mine_priv = framing.private_message(
+        keys.suite,
+        _sign(keys, raw, WireFormat.PRIVATE_MESSAGE),
+        secret_tree=keys.secret_tree(),
+        sender_data_secret=keys.sender_data_secret,
+    )
+    _check_private(keys, PrivateMessage.decode(mine_priv.encode()), raw, f"{name}_priv (own)")
+
+
+def _sign(keys: _Keys, raw: Any, wire_format: int) -> AuthenticatedContent:
+    context = keys.context
+    framed = FramedContent(context.group_id, context.epoch, SENDER, b"", raw)
+    signed = framing.sign_content(
+        keys.suite, framed, sig_priv=keys.sig_priv, wire_format=wire_format, group_context=context
+    )
+    if isinstance(raw, Commit):  # any tag will do: it is not checked here
+        signed = framing.with_confirmation_tag(signed, bytes(keys.suite.nh))
+    return signed
 
 
 def _body(case: dict[str, Any], field: str, kind: type) -> Any:
@@ -116,16 +123,25 @@ def _body(case: dict[str, Any], field: str, kind: type) -> Any:
 
 
 def _check_public(keys: _Keys, message: PublicMessage, raw: Any, field: str) -> None:
-    content = framing.public_message_content(keys.suite, message, keys.membership_key, keys.context)
-    framing.verify_content_signature(keys.suite, keys.sig_pub, content, keys.context)
-    check(f"{field}.content", content.content.content, raw)
-    check(f"{field}.sender", content.content.sender, SENDER)
+    content = framing.public_message_content(
+        keys.suite, message, membership_key=keys.membership_key, group_context=keys.context
+    )
+    _check_content(keys, content, raw, field)
 
 
-def _check_private(
-    keys: _Keys, tree: SecretTree, message: PrivateMessage, raw: Any, field: str
-) -> None:
-    content = framing.private_message_content(keys.suite, message, tree, keys.sender_data_secret)
-    framing.verify_content_signature(keys.suite, keys.sig_pub, content, keys.context)
+def _check_private(keys: _Keys, message: PrivateMessage, raw: Any, field: str) -> None:
+    content = framing.private_message_content(
+        keys.suite,
+        message,
+        secret_tree=keys.secret_tree(),
+        sender_data_secret=keys.sender_data_secret,
+    )
+    _check_content(keys, content, raw, field)
+
+
+def _check_content(keys: _Keys, content: AuthenticatedContent, raw: Any, field: str) -> None:
+    framing.verify_content_signature(
+        keys.suite, content, sig_pub=keys.sig_pub, group_context=keys.context
+    )
     check(f"{field}.content", content.content.content, raw)
     check(f"{field}.sender", content.content.sender, SENDER)

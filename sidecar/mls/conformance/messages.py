@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from peertap.sidecar.mls import structs as s
-from peertap.sidecar.mls.errors import MLSError
-
+from .. import structs as s
+from ..errors import MLSError
 from .result import ConformanceError, check
 
 __all__ = ["run_case"]

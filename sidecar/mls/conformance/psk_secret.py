@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from peertap.sidecar.mls.psk import PreSharedKeyID, psk_secret
-from peertap.sidecar.mls.suites import get_suite
-
+from ..psk import PreSharedKeyID, psk_secret
+from ..suites import get_suite
 from .result import check
 
 __all__ = ["run_case"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from peertap.sidecar.mls.secret_tree import RatchetType, SecretTree, sender_data_key_nonce
-from peertap.sidecar.mls.suites import get_suite
-
+from ..secret_tree import RatchetType, SecretTree, sender_data_key_nonce
+from ..suites import get_suite
 from .result import check
 
 __all__ = ["run_case"]

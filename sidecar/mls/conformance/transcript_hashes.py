@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from peertap.sidecar.mls import transcript
-from peertap.sidecar.mls.errors import MLSError
-from peertap.sidecar.mls.structs import AuthenticatedContent, ContentType
-from peertap.sidecar.mls.suites import get_suite
-
+from .. import transcript
+from ..errors import MLSError
+from ..structs import AuthenticatedContent, ContentType
+from ..suites import get_suite
 from .result import ConformanceError, check
 
 __all__ = ["run_case"]
@@ -25,7 +24,10 @@ def run_case(case: dict[str, Any]) -> None:
     confirmed_after = h(case["confirmed_transcript_hash_after"])
     try:
         transcript.verify_confirmation_tag(
-            suite, h(case["confirmation_key"]), confirmed_after, content.auth.confirmation_tag
+            suite,
+            confirmation_key=h(case["confirmation_key"]),
+            confirmed=confirmed_after,
+            tag=content.auth.confirmation_tag,
         )
     except MLSError as err:
         raise ConformanceError("authenticated_content.auth.confirmation_tag", str(err)) from err
