@@ -1,0 +1,202 @@
+"""Admission decisions: the sidecar JSONPatch for pods and the validation of PeerTap resources.
+
+Pure functions over AdmissionReview `request` dicts; `servers` does the HTTPS.
+
+How a sidecar finds its per-pod config: a pod may have no name at admission
+(generateName), so the webhook gives every member pod a random member key in
+the annotation `peertap.io/member` and mounts a projected volume built from
+objects named after that key: ConfigMap `peertap-m-<key>` (node.json), Secret
+`peertap-m-<key>-node` (node.key) and Secret `peertap-m-<key>-cred` (one
+credential per VLAN). The operator creates them when it sees the pod; until
+then the kubelet keeps the pod in ContainerCreating, so the sidecar never
+starts without its config, and a pod only ever mounts its own key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import membership, models, render, selectors, specs
+
+JsonObj = dict[str, Any]
+
+SIDECAR_NAME = "peertap"
+CONFIG_DIR = "/etc/peertap"
+CONFIG_VOLUME = "peertap-config"
+TUN_VOLUME = "peertap-tun"
+READY_PORT = 9464
+_KEY_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_member_key() -> str:
+    return "".join(secrets.choice(_KEY_ALPHABET) for _ in range(12))
+
+
+@dataclass(frozen=True)
+class VlanSelector:
+    name: str
+    selector: models.LabelSelector | None
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def wants_sidecar(*, labels: Mapping[str, str], vlans: Sequence[VlanSelector]) -> list[str]:
+    """Names of the CryptoVLANs the pod joins (empty: leave the pod alone)."""
+    return sorted(
+        v.name
+        for v in vlans
+        if selectors.pod_joins(vlan_name=v.name, selector=v.selector, labels=labels)
+    ) or sorted(selectors.labelled_vlans(labels))
+
+
+def sidecar_container(*, image: str) -> JsonObj:
+    return {
+        "name": SIDECAR_NAME,
+        "image": image,
+        "command": ["peertap", "run", "--config", f"{CONFIG_DIR}/{render.CONFIG_FILE}"],
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {
+                "name": "POD_NAMESPACE",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+            },
+            {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        ],
+        "ports": [{"name": "peertap-p2p", "containerPort": render.P2P_PORT, "protocol": "TCP"}],
+        "securityContext": {
+            "capabilities": {"add": ["NET_ADMIN"]},
+            "allowPrivilegeEscalation": False,
+        },
+        "volumeMounts": [
+            {"name": CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": TUN_VOLUME, "mountPath": "/dev/net/tun"},
+        ],
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": READY_PORT},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}},
+    }
+
+
+def sidecar_volumes(member_key: str) -> list[JsonObj]:
+    return [
+        {
+            "name": CONFIG_VOLUME,
+            "projected": {
+                "defaultMode": 0o400,
+                "sources": [
+                    {"configMap": {"name": membership.member_object_name(member_key)}},
+                    {"secret": {"name": membership.member_object_name(member_key, "node")}},
+                    {"secret": {"name": membership.member_object_name(member_key, "cred")}},
+                ],
+            },
+        },
+        {"name": TUN_VOLUME, "hostPath": {"path": "/dev/net/tun", "type": "CharDevice"}},
+    ]
+
+
+def mutate_pod(
+    pod: Mapping[str, Any],
+    *,
+    vlans: Sequence[VlanSelector],
+    image: str,
+    new_key: Callable[[], str] = new_member_key,
+) -> list[JsonObj]:
+    """JSONPatch operations adding the sidecar; [] when the pod is no member or already has one."""
+    meta = pod.get("metadata") or {}
+    labels = dict(meta.get("labels") or {})
+    if not wants_sidecar(labels=labels, vlans=vlans):
+        return []
+    spec = pod.get("spec") or {}
+    containers = spec.get("containers") or []
+    if any(c.get("name") == SIDECAR_NAME for c in containers):
+        return []
+    annotations = dict(meta.get("annotations") or {})
+    key = annotations.get(membership.MEMBER_ANNOTATION) or new_key()
+    ops: list[JsonObj] = []
+    if "annotations" not in meta or meta.get("annotations") is None:
+        ops.append({"op": "add", "path": "/metadata/annotations", "value": {}})
+    ops.append(
+        {
+            "op": "add",
+            "path": "/metadata/annotations/" + _escape(membership.MEMBER_ANNOTATION),
+            "value": key,
+        }
+    )
+    ops.append({"op": "add", "path": "/spec/containers/-", "value": sidecar_container(image=image)})
+    volumes = sidecar_volumes(key)
+    if spec.get("volumes"):
+        ops += [{"op": "add", "path": "/spec/volumes/-", "value": v} for v in volumes]
+    else:
+        ops.append({"op": "add", "path": "/spec/volumes", "value": volumes})
+    return ops
+
+
+def _names(obj: Mapping[str, Any] | None) -> tuple[str, Mapping[str, str]]:
+    meta = (obj or {}).get("metadata") or {}
+    return str(meta.get("name") or ""), dict(meta.get("annotations") or {})
+
+
+def validate_cryptovlan(
+    *, operation: str, obj: Mapping[str, Any] | None, old: Mapping[str, Any] | None
+) -> list[str]:
+    """Reasons to deny (empty: allow)."""
+    if operation == "DELETE" or obj is None:
+        return []
+    name, annotations = _names(obj)
+    recorded: str | None = None
+    old_annotations: Mapping[str, str] = {}
+    if operation == "UPDATE" and old is not None:
+        old_name, old_annotations = _names(old)
+        recorded = old_annotations.get(specs.LABEL_ANNOTATION)
+        if recorded is None:
+            old_spec, _ = specs.parse_cryptovlan(old.get("spec"))
+            if old_spec is not None:
+                recorded = render.effective_label(old_name or name, old_spec)
+    _, problems = specs.check_cryptovlan(name=name, raw=obj.get("spec"), recorded_label=recorded)
+    messages = [m for _, m in problems]
+    before = old_annotations.get(specs.AUTHORITY_ANNOTATION)
+    if before is not None and annotations.get(specs.AUTHORITY_ANNOTATION) != before:
+        messages.append(
+            f"annotation {specs.AUTHORITY_ANNOTATION} is immutable: it names the VLAN "
+            "authority key the VLAN-ID derives from"
+        )
+    return messages
+
+
+def validate_mvlan(
+    *, operation: str, obj: Mapping[str, Any] | None, old: Mapping[str, Any] | None
+) -> list[str]:
+    if operation == "DELETE" or obj is None:
+        return []
+    _, problems = specs.check_mvlan(obj.get("spec"))
+    return [m for _, m in problems]
+
+
+def response(
+    request: Mapping[str, Any],
+    *,
+    denials: Sequence[str] = (),
+    patch: Sequence[JsonObj] = (),
+    warnings: Sequence[str] = (),
+) -> JsonObj:
+    """An admission.k8s.io/v1 AdmissionReview answering `request`."""
+    answer: JsonObj = {"uid": request.get("uid", ""), "allowed": not denials}
+    if denials:
+        answer["status"] = {"code": 422, "reason": "Invalid", "message": "; ".join(denials)}
+    if patch:
+        answer["patchType"] = "JSONPatch"
+        answer["patch"] = base64.b64encode(json.dumps(list(patch)).encode()).decode()
+    if warnings:
+        answer["warnings"] = list(warnings)
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": answer}

@@ -1,0 +1,211 @@
+"""kopf handlers: wire the controllers, webhooks and probes to kopf's event loop.
+
+This module is what kopf loads (`kopf run -m peertap.operator.handlers`, or the
+entry point). It only routes events; decisions live in `membership`,
+`relay` and `admission`. Options come from `options.current()`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kopf
+
+from . import (
+    kube,
+    models,
+    options,
+    reconcile,
+    relay,
+    servers,
+    webhook_tls,
+)
+
+log = logging.getLogger(__name__)
+
+FINALIZER = "peertap.io/cleanup"
+STORAGE_PREFIX = "kopf.peertap.io"
+RETRY_DELAY = 10
+RESYNC_INTERVAL = 60.0
+
+T = TypeVar("T")
+
+
+@dataclass
+class Runtime:
+    api: kube.KubeApi
+    reconciler: reconcile.Reconciler
+    relays: relay.RelayReconciler
+    servers: servers.Servers = field(default_factory=servers.Servers)
+    started: dt.datetime = field(default_factory=reconcile.utcnow)
+    ca_pem: bytes = b""
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    if _runtime is None:
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    return _runtime
+
+
+def _health() -> dict[str, Any]:
+    rt = _runtime
+    return {"ok": rt is not None, "started": rt.started.isoformat() if rt else None}
+
+
+async def _webhook_tls(rt: Runtime, opts: options.Options) -> webhook_tls.Bundle:
+    if opts.webhook_tls_dir:
+        base = Path(opts.webhook_tls_dir)
+        try:
+            ca = (base / "ca.crt").read_bytes() if (base / "ca.crt").exists() else b""
+            return webhook_tls.Bundle(
+                ca_pem=ca,
+                cert_pem=(base / "tls.crt").read_bytes(),
+                key_pem=(base / "tls.key").read_bytes(),
+            )
+        except OSError as err:
+            raise webhook_tls.TlsError(f"cannot read {base}/tls.crt or tls.key: {err}") from err
+    return await webhook_tls.ensure(
+        rt.api,
+        secret_ref=opts.webhook_cert_secret,
+        names=webhook_tls.dns_names(opts.webhook_service),
+        now=reconcile.utcnow(),
+    )
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    global _runtime
+    opts = options.current()
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STORAGE_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=STORAGE_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    api = kube.KubeApi(kube.load_client())
+    rt = Runtime(
+        api=api,
+        reconciler=reconcile.Reconciler(api),
+        relays=relay.RelayReconciler(api, image=opts.sidecar_image, clock=reconcile.utcnow),
+    )
+    await rt.servers.start("health", servers.health_app(_health), opts.health_listen, ssl_ctx=None)
+    await rt.servers.start("metrics", servers.metrics_app(), opts.metrics_listen, ssl_ctx=None)
+    if not opts.no_webhook:
+        bundle = await _webhook_tls(rt, opts)
+        rt.ca_pem = bundle.ca_pem
+        ctx = servers.ssl_context(cert_pem=bundle.cert_pem, key_pem=bundle.key_pem)
+        await rt.servers.start(
+            "webhook", servers.webhook_app(api, opts), opts.webhook_listen, ssl_ctx=ctx
+        )
+        if bundle.ca_pem:
+            try:
+                await webhook_tls.publish_ca(
+                    api, config_name=opts.webhook_config_name, ca_pem=bundle.ca_pem
+                )
+            except kube.KubeError as err:
+                log.warning("could not publish the webhook caBundle: %s", err)
+    _runtime = rt
+    log.info("peertap operator started (sidecar image %s)", opts.sidecar_image)
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    global _runtime
+    rt, _runtime = _runtime, None
+    if rt is not None:
+        await rt.servers.stop()
+
+
+async def _guard(what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """Map failures to kopf's retry semantics: API trouble retries, a broken key does not."""
+    try:
+        return await call()
+    except reconcile.AuthorityError as err:
+        raise kopf.PermanentError(f"{what}: {err}") from err
+    except kube.KubeError as err:
+        raise kopf.TemporaryError(f"{what}: {err}", delay=RETRY_DELAY) from err
+
+
+CVLAN = (models.GROUP, models.VERSION, "cryptovlans")
+MVLAN = (models.GROUP, models.VERSION, "mvlans")
+
+
+@kopf.index(*CVLAN)
+def cryptovlans_by_namespace(
+    *, namespace: str | None, name: str, **_: Any
+) -> dict[str | None, str]:
+    return {namespace: name}
+
+
+@kopf.on.resume(*CVLAN)
+@kopf.on.create(*CVLAN)
+@kopf.on.update(*CVLAN)
+async def cryptovlan_changed(*, namespace: str | None, name: str, **_: Any) -> None:
+    assert namespace is not None  # namespaced resource
+    rt = runtime()
+    await _guard(
+        f"CryptoVLAN {namespace}/{name}", lambda: rt.reconciler.reconcile_namespace(namespace)
+    )
+
+
+@kopf.timer(*CVLAN, interval=RESYNC_INTERVAL, initial_delay=RESYNC_INTERVAL)
+async def cryptovlan_resync(*, namespace: str | None, name: str, **_: Any) -> None:
+    assert namespace is not None  # namespaced resource
+    rt = runtime()
+    await _guard(
+        f"CryptoVLAN {namespace}/{name}", lambda: rt.reconciler.reconcile_namespace(namespace)
+    )
+
+
+@kopf.on.delete(*CVLAN)
+async def cryptovlan_deleted(*, namespace: str | None, name: str, **_: Any) -> None:
+    assert namespace is not None  # namespaced resource
+    rt = runtime()
+    await _guard(
+        f"CryptoVLAN {namespace}/{name}", lambda: rt.reconciler.cleanup_vlan(namespace, name)
+    )
+
+
+@kopf.on.event("", "v1", "pods")
+async def pod_event(*, namespace: str | None, **kwargs: Any) -> None:
+    index: kopf.Index[str | None, str] = kwargs["cryptovlans_by_namespace"]
+    if namespace is None or namespace not in index or _runtime is None:
+        return
+    try:
+        await _runtime.reconciler.reconcile_namespace(namespace)
+    except (kube.KubeError, reconcile.AuthorityError) as err:
+        # The periodic resync retries; pod events themselves are not retried by kopf.
+        log.warning("reconcile of %s after a pod event failed: %s", namespace, err)
+
+
+@kopf.on.resume(*MVLAN)
+@kopf.on.create(*MVLAN)
+@kopf.on.update(*MVLAN)
+@kopf.timer(*MVLAN, interval=RESYNC_INTERVAL, initial_delay=RESYNC_INTERVAL)
+async def mvlan_changed(
+    *, body: kopf.Body, namespace: str | None, name: str, **kwargs: Any
+) -> None:
+    assert namespace is not None  # namespaced resource
+    index: kopf.Index[str | None, str] = kwargs["cryptovlans_by_namespace"]
+    rt = runtime()
+    await _guard(f"MVLAN {namespace}/{name}", lambda: rt.relays.reconcile(dict(body)))
+    if namespace in index:
+        # Members bootstrap from the relay addresses just written.
+        await _guard(
+            f"MVLAN {namespace}/{name}", lambda: rt.reconciler.reconcile_namespace(namespace)
+        )
+
+
+@kopf.on.delete(*MVLAN)
+async def mvlan_deleted(*, namespace: str | None, name: str, **_: Any) -> None:
+    assert namespace is not None  # namespaced resource
+    rt = runtime()
+    await _guard(f"MVLAN {namespace}/{name}", lambda: rt.relays.cleanup(namespace, name))

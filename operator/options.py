@@ -1,0 +1,147 @@
+"""Operator command line: the flags the Helm chart passes, each also read from PEERTAP_<FLAG>.
+
+`--namespace` may repeat (env: comma-separated); none means all namespaces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+DEFAULT_SIDECAR_IMAGE = "ghcr.io/peertap/peertap:0.1.0"
+
+
+class OptionsError(Exception):
+    """A flag or environment variable has an unusable value."""
+
+
+@dataclass(frozen=True)
+class Options:
+    namespaces: tuple[str, ...] = ()
+    webhook_listen: str = "0.0.0.0:9443"
+    webhook_service: str = "peertap-operator.peertap-system"
+    webhook_cert_secret: str = "peertap-system/peertap-operator-webhook-tls"
+    webhook_config_name: str = "peertap-operator"
+    webhook_tls_dir: str | None = None
+    no_webhook: bool = False
+    health_listen: str = "0.0.0.0:8080"
+    metrics_listen: str = "0.0.0.0:9090"
+    sidecar_image: str = DEFAULT_SIDECAR_IMAGE
+    verbose: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def env_name(flag: str) -> str:
+    return "PEERTAP_" + flag.lstrip("-").replace("-", "_").upper()
+
+
+def split_host_port(value: str, *, flag: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise OptionsError(f"{flag} must be HOST:PORT, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    d = Options()
+    p = argparse.ArgumentParser(
+        prog="python -m peertap.operator",
+        description="PeerTap Kubernetes operator (CryptoVLAN and MVLAN controllers, webhooks).",
+    )
+
+    def value(flag: str, default: str | None) -> str | None:
+        return env.get(env_name(flag), default)
+
+    ns_env = env.get(env_name("--namespace"), "")
+    p.add_argument(
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        default=None,
+        help="namespace to watch (repeatable; none: all namespaces)",
+    )
+    p.add_argument("--webhook-listen", default=value("--webhook-listen", d.webhook_listen))
+    p.add_argument(
+        "--webhook-service",
+        default=value("--webhook-service", d.webhook_service),
+        help="NAME.NAMESPACE of the webhook Service (certificate SAN NAME.NAMESPACE.svc)",
+    )
+    p.add_argument(
+        "--webhook-cert-secret",
+        default=value("--webhook-cert-secret", d.webhook_cert_secret),
+        help="NAMESPACE/NAME of the Secret keeping the webhook certificate",
+    )
+    p.add_argument(
+        "--webhook-config-name",
+        default=value("--webhook-config-name", d.webhook_config_name),
+        help="name of the Mutating- and ValidatingWebhookConfiguration whose caBundle is patched",
+    )
+    p.add_argument(
+        "--webhook-tls-dir",
+        default=value("--webhook-tls-dir", None),
+        help="use tls.crt/tls.key (and ca.crt if present) from DIR instead of generating",
+    )
+    p.add_argument(
+        "--no-webhook",
+        action="store_true",
+        default=_truthy(env.get(env_name("--no-webhook"), "")),
+    )
+    p.add_argument("--health-listen", default=value("--health-listen", d.health_listen))
+    p.add_argument("--metrics-listen", default=value("--metrics-listen", d.metrics_listen))
+    p.add_argument("--sidecar-image", default=value("--sidecar-image", d.sidecar_image))
+    p.add_argument(
+        "--verbose", action="store_true", default=_truthy(env.get(env_name("--verbose"), ""))
+    )
+    p.set_defaults(_ns_env=ns_env)
+    return p
+
+
+def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Options:
+    environ = os.environ if env is None else env
+    parser = build_parser(environ)
+    args = parser.parse_args(argv)
+    namespaces = args.namespaces
+    if namespaces is None:
+        namespaces = [n.strip() for n in args._ns_env.split(",") if n.strip()]
+    opts = Options(
+        namespaces=tuple(namespaces),
+        webhook_listen=args.webhook_listen,
+        webhook_service=args.webhook_service,
+        webhook_cert_secret=args.webhook_cert_secret,
+        webhook_config_name=args.webhook_config_name,
+        webhook_tls_dir=args.webhook_tls_dir,
+        no_webhook=args.no_webhook,
+        health_listen=args.health_listen,
+        metrics_listen=args.metrics_listen,
+        sidecar_image=args.sidecar_image,
+        verbose=args.verbose,
+    )
+    for flag, listen in (
+        ("--webhook-listen", opts.webhook_listen),
+        ("--health-listen", opts.health_listen),
+        ("--metrics-listen", opts.metrics_listen),
+    ):
+        try:
+            split_host_port(listen, flag=flag)
+        except OptionsError as err:
+            parser.error(str(err))
+    return opts
+
+
+_current = Options()
+
+
+def current() -> Options:
+    """The options the running operator uses (set by the entry point or a test)."""
+    return _current
+
+
+def use(opts: Options) -> None:
+    global _current
+    _current = opts
