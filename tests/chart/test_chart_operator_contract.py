@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -210,3 +211,35 @@ def test_webhook_config_name_argument_names_both_configurations(render: Render) 
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
         assert _one(manifests, kind)["metadata"]["name"] == flags["--webhook-config-name"]
     assert flags["--webhook-service"] == f"peertap-webhook.{NAMESPACE}"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"watchNamespaces": ["a", "b"], "operator": {"verbose": True}},
+        {"webhook": {"enabled": False}},
+    ],
+    ids=["defaults", "namespaced-verbose", "no-webhook"],
+)
+def test_the_operators_own_parser_accepts_the_rendered_args(
+    render: Render, values: dict[str, Any]
+) -> None:
+    try:
+        options = importlib.import_module("peertap.operator.options")
+    except ModuleNotFoundError:
+        pytest.skip("peertap.operator.options does not exist yet (operator not landed)")
+    manifests = render(values)
+    parsed = options.parse(_container(manifests)["args"], env={})
+    assert parsed.namespaces == tuple(values.get("watchNamespaces", ()))
+    assert parsed.no_webhook is (not values.get("webhook", {}).get("enabled", True))
+    assert parsed.verbose is values.get("operator", {}).get("verbose", False)
+    assert parsed.health_listen == "0.0.0.0:8080"
+    assert parsed.metrics_listen == "0.0.0.0:9090"
+    assert parsed.sidecar_image == "ghcr.io/peertap/peertap-sidecar:0.1.0"
+    if not parsed.no_webhook:
+        assert parsed.webhook_listen == "0.0.0.0:9443"
+        assert parsed.webhook_service == f"{FULLNAME}-webhook.{NAMESPACE}"
+        assert parsed.webhook_cert_secret == f"{NAMESPACE}/{FULLNAME}-webhook-cert"
+        assert parsed.webhook_config_name == FULLNAME
+        assert parsed.webhook_tls_dir is None

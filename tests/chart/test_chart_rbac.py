@@ -46,6 +46,8 @@ CLUSTER_NEEDS: list[dict[str, Any]] = [
         "verbs": ["list", "watch"],
     },
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+    # Beyond the agreed list: NodePort relays publish node addresses (operator/relay.py).
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
     {
         "apiGroups": ["admissionregistration.k8s.io"],
         "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],

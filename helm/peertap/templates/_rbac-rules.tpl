@@ -37,6 +37,10 @@ peertap.operator.rbac_needs.RBAC_RULES (tests/chart/test_rbac.py compares them).
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+# Node addresses go into an MVLAN's status.relayAddresses for NodePort relays.
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["list"]
 {{- if .Values.webhook.enabled }}
 - apiGroups: ["admissionregistration.k8s.io"]
   resources: ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"]
