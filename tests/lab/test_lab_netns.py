@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from peertap.sidecar import identity
 from peertap.sidecar.lab import NODE_CMD_ENV, Lab, NodeExited, procs, random_prefix, topology
 from pyroute2 import IPRoute, netns
 
@@ -75,31 +76,45 @@ def test_exec_runs_in_the_pods_namespace(lab_factory: LabFactory) -> None:
     assert lab.underlay_address("a", "b") not in addrs
 
 
-def test_nodes_become_ready_with_their_tap_and_answer_status(lab_factory: LabFactory) -> None:
+def test_nodes_become_ready_with_the_lab_key_tap_and_role(lab_factory: LabFactory) -> None:
     lab = lab_factory(topology("relay"))
     lab.wait_ready(timeout=30)
-    status = lab.status("a")
-    assert status["interfaces"] == ["pt-lab"]
-    assert status["key_file"] == str(lab.key_path("a"))
+    member = lab.status("a")
+    assert member["peer_id"] == identity.load(lab.key_path("a")).peer_id
+    assert [v["interface"] for v in member["vlans"]] == ["pt-lab"]
     tap = lab.exec(
         "a", ["ip", "-o", "-4", "addr", "show", "pt-lab"], capture_output=True, text=True
     )
     assert f"{lab.overlay_address('a')}/24" in tap.stdout
-    assert lab.status("r")["interfaces"] == []
+    relay = lab.status("r")
+    assert relay["vlans"] == []
+    assert relay["relay"] == {"enabled": True, "acl": "open"}
+
+
+def test_members_reach_each_other_over_the_relay_when_the_underlay_does_not_route(
+    lab_factory: LabFactory,
+) -> None:
+    lab = lab_factory(topology("relay"))
+    lab.wait_ready(timeout=30)
+    assert not _pings(lab, "a", lab.underlay_address("b", "r"))
+    ping = lab.exec(
+        "a", ["ping", "-c1", "-w20", lab.overlay_address("b")], capture_output=True, text=True
+    )
+    assert ping.returncode == 0, ping.stdout
 
 
 def test_a_stopped_node_restarts_with_the_same_key_and_config(lab_factory: LabFactory) -> None:
     lab = lab_factory(topology("pair"))
     lab.wait_ready(timeout=30)
-    key, config = lab.key_path("a").read_bytes(), lab.config_path("a").read_bytes()
+    peer_id, config = lab.status("a")["peer_id"], lab.config_path("a").read_bytes()
     first = lab.node_pid("a")
     lab.stop_node("a")
     assert lab.node_pid("a") is None
-    assert first is not None and not Path(f"/proc/{first}").exists()
+    assert first is not None and not procs.alive(first)
     lab.start_node("a")
     lab.wait_ready(timeout=30)
-    assert lab.status("a")["pid"] not in (None, first)
-    assert lab.key_path("a").read_bytes() == key
+    assert lab.node_pid("a") not in (None, first)
+    assert lab.status("a")["peer_id"] == peer_id
     assert lab.config_path("a").read_bytes() == config
 
 
