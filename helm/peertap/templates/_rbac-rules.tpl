@@ -1,8 +1,10 @@
 {{/*
 The operator's permissions, split by scope. Namespaced rules go into the
 ClusterRole when all namespaces are watched, and into one Role per namespace
-when watchNamespaces is set. Keep in step with the operator's
-peertap.operator.rbac_needs.RBAC_RULES (tests/chart/test_rbac.py compares them).
+when watchNamespaces is set. They follow peertap.operator.rbac_needs.RBAC_RULES
+(tests/chart/test_chart_rbac.py compares them); the only additions are the
+finalizers subresource grants, and the webhook configurations are narrowed to this
+release's by name.
 */}}
 
 {{- define "peertap.namespacedRules" -}}
@@ -13,39 +15,38 @@ peertap.operator.rbac_needs.RBAC_RULES (tests/chart/test_rbac.py compares them).
   resources: ["cryptovlans/status", "mvlans/status"]
   verbs: ["get", "patch", "update"]
 - apiGroups: ["peertap.io"]
-  # Owner references with blockOwnerDeletion on relay Deployments need this.
+  # Owner references with blockOwnerDeletion (relay and VLAN objects) need this
+  # where the OwnerReferencesPermissionEnforcement admission plugin is enabled.
   resources: ["cryptovlans/finalizers", "mvlans/finalizers"]
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["secrets", "configmaps", "services"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-- apiGroups: [""]
+- apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "patch"]
 {{- end }}
 
 {{- define "peertap.clusterRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["list", "watch"]
+  verbs: ["get", "list", "watch"]
+# namespaces: kopf lists them when watching all namespaces; nodes: NodePort
+# relays publish node addresses in MVLAN status.relayAddresses.
 - apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["list", "watch"]
-# Node addresses go into an MVLAN's status.relayAddresses for NodePort relays.
-- apiGroups: [""]
-  resources: ["nodes"]
-  verbs: ["list"]
+  resources: ["namespaces", "nodes"]
+  verbs: ["get", "list", "watch"]
 {{- if .Values.webhook.enabled }}
 - apiGroups: ["admissionregistration.k8s.io"]
   resources: ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"]
   resourceNames: [{{ include "peertap.webhookConfigName" . | quote }}]
-  verbs: ["get", "patch"]
+  verbs: ["get", "list", "watch", "patch", "update"]
 {{- end }}
 {{- end }}
 
