@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
-from peertap.sidecar.mls import tree_math as tm
-from peertap.sidecar.mls.codec import Reader, Writer
-from peertap.sidecar.mls.errors import DecodeError, SignatureError, ValidationError
-from peertap.sidecar.mls.structs import (
+from . import tree_math as tm
+from .codec import Reader, Writer
+from .errors import DecodeError, SignatureError, ValidationError
+from .structs import (
     LeafNode,
     LeafNodeSource,
     Node,
@@ -26,10 +26,10 @@ from peertap.sidecar.mls.structs import (
     ParentNode,
     RequiredCapabilities,
 )
-from peertap.sidecar.mls.structs import (
+from .structs import (
     RatchetTree as RatchetTreeStruct,
 )
-from peertap.sidecar.mls.suites import CipherSuite
+from .suites import CipherSuite
 
 __all__ = [
     "RatchetTree",

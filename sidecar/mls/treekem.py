@@ -12,10 +12,10 @@ import os
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 
-from peertap.sidecar.mls import tree_math as tm
-from peertap.sidecar.mls.errors import DecryptError, ValidationError
-from peertap.sidecar.mls.ratchet_tree import RatchetTree
-from peertap.sidecar.mls.structs import (
+from . import tree_math as tm
+from .errors import DecryptError, ValidationError
+from .ratchet_tree import RatchetTree
+from .structs import (
     HPKECiphertext,
     LeafNode,
     LeafNodeSource,
@@ -23,7 +23,7 @@ from peertap.sidecar.mls.structs import (
     UpdatePath,
     UpdatePathNode,
 )
-from peertap.sidecar.mls.suites import CipherSuite
+from .suites import CipherSuite
 
 __all__ = [
     "PathKeys",
