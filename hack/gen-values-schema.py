@@ -119,6 +119,11 @@ class Webhook(_Strict):
     validatingFailurePolicy: FailurePolicy = Field(
         default="Fail", description="CryptoVLAN and MVLAN validation webhooks."
     )
+    matchAllPods: bool = Field(
+        default=False,
+        description="true: send every pod creation to the webhook, so spec.podSelector works "
+        "without the peertap.io/vlans label; false: only labelled pods.",
+    )
     timeoutSeconds: int = Field(default=10, ge=1, le=30)
     certSecretName: Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$")] = Field(
         default="", description="Secret holding the serving certificate."

@@ -243,3 +243,28 @@ def test_the_operators_own_parser_accepts_the_rendered_args(
         assert parsed.webhook_cert_secret == f"{NAMESPACE}/{FULLNAME}-webhook-cert"
         assert parsed.webhook_config_name == FULLNAME
         assert parsed.webhook_tls_dir is None
+
+
+def test_match_all_pods_drops_the_label_selector_but_spares_system_namespaces(
+    render: Render,
+) -> None:
+    config = _one(render({"webhook": {"matchAllPods": True}}), "MutatingWebhookConfiguration")
+    (hook,) = config["webhooks"]
+    assert "objectSelector" not in hook
+    assert hook["namespaceSelector"] == {
+        "matchExpressions": [
+            {
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": ["kube-system", NAMESPACE],
+            }
+        ]
+    }
+
+
+def test_match_all_pods_in_watched_namespaces_selects_only_those(render: Render) -> None:
+    values = {"webhook": {"matchAllPods": True}, "watchNamespaces": ["team-a"]}
+    (hook,) = _one(render(values), "MutatingWebhookConfiguration")["webhooks"]
+    assert "objectSelector" not in hook
+    assert hook["namespaceSelector"]["matchExpressions"][0]["operator"] == "In"
+    assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["team-a"]

@@ -27,6 +27,7 @@ VARIATIONS: dict[str, dict[str, Any]] = {
     "service-monitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"r": "p"}}}},
     "fail-closed-injection": {"webhook": {"failurePolicy": "Fail"}},
     "no-webhook": {"webhook": {"enabled": False}},
+    "match-all-pods": {"webhook": {"matchAllPods": True}},
     "scheduling": {
         "operator": {
             "verbose": True,
