@@ -16,7 +16,7 @@ from peertap.sidecar.mls.suites import get_suite
 VECTORS = Path(__file__).resolve().parents[1] / "data" / "mls-vectors"
 SUITE = get_suite(2)  # ECDSA: variable-length signatures
 SIG_PRIV, SIG_PUB = SUITE.generate_signature_key_pair()
-CAPABILITIES = s.Capabilities(versions=[1], cipher_suites=[2], credentials=[1])
+CAPABILITIES = s.Capabilities(versions=(1,), cipher_suites=(2,), credentials=(1,))
 
 
 def _leaf(source: int = s.LeafNodeSource.KEY_PACKAGE) -> s.LeafNode:
@@ -39,8 +39,8 @@ def _key_package() -> s.KeyPackage:
 
 
 def test_vectors_given_as_lists_become_tuples() -> None:
-    assert CAPABILITIES.versions == (1,)
-    assert s.Commit(proposals=[]) == s.Commit(proposals=())
+    assert s.Capabilities(versions=[1]).versions == (1,)  # type: ignore[arg-type]
+    assert s.Commit(proposals=[]) == s.Commit(proposals=())  # type: ignore[arg-type]
 
 
 def test_key_package_round_trips_and_verifies() -> None:
@@ -79,7 +79,7 @@ def test_key_package_leaf_without_lifetime_cannot_be_encoded() -> None:
 
 
 def test_group_info_signature_round_trip() -> None:
-    context = s.GroupContext(1, SUITE.id, b"group", 4, b"tree", b"cth", [s.Extension(5, b"")])
+    context = s.GroupContext(1, SUITE.id, b"group", 4, b"tree", b"cth", (s.Extension(5, b""),))
     info = s.GroupInfo(context, (), b"tag", 0).signed(SUITE, SIG_PRIV)
     decoded = s.GroupInfo.decode(s.MLSMessage(info).encode()[4:])
     assert decoded == info
@@ -89,12 +89,12 @@ def test_group_info_signature_round_trip() -> None:
 
 def test_welcome_and_group_secrets_round_trip() -> None:
     psk = s.PreSharedKeyID.external(b"id", b"nonce")
-    secrets = s.GroupSecrets(b"joiner", b"path", [psk])
+    secrets = s.GroupSecrets(b"joiner", b"path", (psk,))
     assert s.GroupSecrets.decode(secrets.encode()) == secrets
     assert s.GroupSecrets.decode(s.GroupSecrets(b"joiner").encode()).path_secret is None
     welcome = s.Welcome(
         SUITE.id,
-        [s.EncryptedGroupSecrets(b"ref", s.HPKECiphertext(b"kem", b"ct"))],
+        (s.EncryptedGroupSecrets(b"ref", s.HPKECiphertext(b"kem", b"ct")),),
         b"encrypted group info",
     )
     message = s.MLSMessage.decode(s.MLSMessage(welcome).encode())
@@ -108,17 +108,19 @@ def test_every_proposal_type_round_trips_inside_a_commit() -> None:
         s.Update(_leaf(s.LeafNodeSource.UPDATE).signed(SUITE, SIG_PRIV, b"g", 0)),
         s.Remove(7),
         s.PreSharedKey(s.PreSharedKeyID.resumption(1, b"g", 3, b"n")),
-        s.ReInit(b"g2", 1, 3, [s.Extension(1, b"app")]),
+        s.ReInit(b"g2", 1, 3, (s.Extension(1, b"app"),)),
         s.ExternalInit(b"kem"),
-        s.GroupContextExtensions([s.Extension(3, s.RequiredCapabilities([5], [], [1]).encode())]),
+        s.GroupContextExtensions(
+            (s.Extension(3, s.RequiredCapabilities((5,), (), (1,)).encode()),)
+        ),
     ]
     proposals = [s.ProposalOrRef(proposal=s.Proposal(body)) for body in bodies]
     proposals.append(s.ProposalOrRef(reference=b"r" * 32))
     path = s.UpdatePath(
         _leaf(s.LeafNodeSource.COMMIT).signed(SUITE, SIG_PRIV, b"g", 0),
-        [s.UpdatePathNode(b"pk", [s.HPKECiphertext(b"k", b"c")])],
+        (s.UpdatePathNode(b"pk", (s.HPKECiphertext(b"k", b"c"),)),),
     )
-    commit = s.Commit(proposals, path)
+    commit = s.Commit(tuple(proposals), path)
     decoded = s.Commit.decode(commit.encode())
     assert decoded == commit
     assert [p.proposal.proposal_type for p in decoded.proposals if p.proposal] == list(range(1, 8))
@@ -132,7 +134,7 @@ def test_proposal_or_ref_needs_exactly_one_of_its_fields() -> None:
 
 
 def test_ratchet_tree_keeps_blanks() -> None:
-    tree = s.RatchetTree([_leaf(), None, _leaf(), s.ParentNode(b"pk", b"ph", [2])])
+    tree = s.RatchetTree((_leaf(), None, _leaf(), s.ParentNode(b"pk", b"ph", (2,))))
     decoded = s.RatchetTree.decode(tree.encode())
     assert decoded == tree
     assert decoded.nodes[1] is None
@@ -146,7 +148,7 @@ def test_member_public_message_needs_a_membership_tag() -> None:
 
 
 def test_extension_payloads_round_trip() -> None:
-    senders = s.ExternalSenders([s.ExternalSender(SIG_PUB, s.Credential.x509([b"der"]))])
+    senders = s.ExternalSenders((s.ExternalSender(SIG_PUB, s.Credential.x509((b"der",))),))
     assert s.ExternalSenders.decode(senders.encode()) == senders
     assert s.ExternalPub.decode(s.ExternalPub(b"pub").encode()).external_pub == b"pub"
     assert s.ApplicationId.decode(s.ApplicationId(b"id").encode()).application_id == b"id"
