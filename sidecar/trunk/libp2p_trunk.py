@@ -32,7 +32,7 @@ from .base import (
     TrunkSettings,
 )
 from .host import build_host, key_pair_from_seed, peer_id_of, quiet_libp2p_logging
-from .records import RecordSplitter, TrunkProtocolError, check_record
+from .records import RecordSplitter, check_record
 from .sendqueue import SendQueue, SendQueueClosed
 
 log = logging.getLogger(__name__)
@@ -316,16 +316,15 @@ class Trunk:
             if not chunk:
                 return
             counters.reads += 1
-            try:
-                records = splitter.feed(chunk)
-            except TrunkProtocolError as err:
-                counters.protocol_errors += 1
-                log.warning("trunk protocol error from %s: %s; resetting stream", peer, err)
-                return
+            records = splitter.feed(chunk)
             if records:
                 counters.records_received += len(records)
                 counters.bytes_received += sum(map(len, records))
                 await deliver(peer, records)
+            if splitter.error is not None:
+                counters.protocol_errors += 1
+                log.warning("trunk protocol error from %s: %s; resetting", peer, splitter.error)
+                return
 
     # ----- dialing -----
 

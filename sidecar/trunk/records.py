@@ -55,15 +55,16 @@ def encode(records: list[bytes]) -> bytes:
 class RecordSplitter:
     """Splits a byte stream into records; feed it each read, get the complete records.
 
-    After a `TrunkProtocolError` the splitter is poisoned: the stream position is
-    lost, so every later `feed` raises the same error.
+    A length of 0 or over MAX_RECORD sets `error`: `feed` still returns the
+    records that came before it, and from then on returns nothing, because the
+    stream position is lost. The reader must check `error` after each feed.
     """
 
-    __slots__ = ("_error", "_pending")
+    __slots__ = ("_pending", "error")
 
     def __init__(self) -> None:
         self._pending = bytearray()
-        self._error: TrunkProtocolError | None = None
+        self.error: TrunkProtocolError | None = None
 
     @property
     def buffered(self) -> int:
@@ -71,20 +72,28 @@ class RecordSplitter:
         return len(self._pending)
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        if self._error is not None:
-            raise self._error
         out: list[bytes] = []
+        if self.error is not None:
+            return out
+        try:
+            self._split(chunk, out)
+        except TrunkProtocolError as err:
+            self.error = err
+            self._pending.clear()
+        return out
+
+    def _split(self, chunk: bytes, out: list[bytes]) -> None:
         pos = 0
         if self._pending:
             pos = self._complete_pending(chunk, out)
             if not out:
-                return out
+                return
         end = len(chunk)
         view = memoryview(chunk)
         try:
             while end - pos >= HEADER_SIZE:
-                (length,) = _unpack_header_from(chunk, pos)
-                self._check_length(length)
+                length: int = _unpack_header_from(chunk, pos)[0]
+                _check_length(length)
                 stop = pos + HEADER_SIZE + length
                 if stop > end:
                     break
@@ -94,7 +103,6 @@ class RecordSplitter:
                 self._pending += view[pos:]
         finally:
             view.release()
-        return out
 
     def _complete_pending(self, chunk: bytes, out: list[bytes]) -> int:
         """Top up the unfinished record from `chunk`; return how much of it was used.
@@ -110,7 +118,7 @@ class RecordSplitter:
             if len(pending) < HEADER_SIZE:
                 return used
         length: int = _unpack_header_from(pending, 0)[0]
-        self._check_length(length)
+        _check_length(length)
         missing = HEADER_SIZE + length - len(pending)
         take = min(missing, len(chunk) - used)
         pending += chunk[used : used + take]
@@ -121,7 +129,7 @@ class RecordSplitter:
             pending.clear()
         return used
 
-    def _check_length(self, length: int) -> None:
-        if length == 0 or length > MAX_RECORD:
-            self._error = TrunkProtocolError(length)
-            raise self._error
+
+def _check_length(length: int) -> None:
+    if length == 0 or length > MAX_RECORD:
+        raise TrunkProtocolError(length)

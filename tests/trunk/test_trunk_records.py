@@ -62,19 +62,24 @@ def test_splitter_holds_back_no_more_than_the_unfinished_record(
 
 @pytest.mark.parametrize("length", [0, MAX_RECORD + 1, 2**32 - 1])
 @given(prefix=record_lists, cuts=st.lists(st.integers(min_value=0), max_size=10))
-def test_splitter_rejects_a_zero_or_oversize_length_at_any_chunking(
+def test_splitter_stops_at_a_zero_or_oversize_length_at_any_chunking(
     length: int, prefix: list[bytes], cuts: list[int]
 ) -> None:
     data = encode(prefix) + struct.pack(">I", length) + b"tail"
     splitter = RecordSplitter()
     out: list[bytes] = []
-    with pytest.raises(TrunkProtocolError) as caught:
-        for chunk in split_at(data, cuts):
-            out += splitter.feed(chunk)
-    assert caught.value.length == length
-    assert out == prefix[: len(out)]
-    with pytest.raises(TrunkProtocolError):
-        splitter.feed(encode([b"fine"]))
+    for chunk in split_at(data, cuts):
+        out += splitter.feed(chunk)
+    assert out == prefix
+    assert isinstance(splitter.error, TrunkProtocolError)
+    assert splitter.error.length == length
+    assert splitter.feed(encode([b"fine"])) == []
+
+
+def test_splitter_without_a_bad_length_has_no_error() -> None:
+    splitter = RecordSplitter()
+    assert splitter.feed(encode([b"a", b"b"])[:7]) == [b"a"]
+    assert splitter.error is None
 
 
 @pytest.mark.parametrize("size", [0, MAX_RECORD + 1])

@@ -1,0 +1,358 @@
+"""Trunks against hostile, insecure, restarting and racing peers.
+
+The other side is either a real Trunk or a bare libp2p host that speaks the
+trunk protocol by hand, so it can break the framing or open streams at will.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import libp2p.security.secio.transport as secio
+import pytest
+import trio
+from libp2p import new_host
+from libp2p.abc import IHost, INetStream
+from libp2p.custom_types import TProtocol, TSecurityOptions
+from libp2p.host.exceptions import StreamFailure
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from multiaddr import Multiaddr
+from peertap.sidecar.trunk import MAX_RECORD, PROTOCOL_ID, Trunk, TrunkSettings
+from peertap.sidecar.trunk.host import build_host, key_pair_from_seed, peer_id_of
+from peertap.sidecar.trunk.records import RecordSplitter, encode
+
+HANG_GUARD_S = float(os.environ.get("TRUNK_TEST_HANG_GUARD_S", "60"))
+TRUNK = TProtocol(PROTOCOL_ID)
+StreamHandler = Callable[[INetStream], Awaitable[None]]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.received: dict[str, list[bytes]] = {}
+
+    async def peer_up(self, peer: str) -> None:
+        self.events.append(("up", peer))
+
+    async def peer_down(self, peer: str) -> None:
+        self.events.append(("down", peer))
+
+    async def records(self, peer: str, records: list[bytes]) -> None:
+        self.received.setdefault(peer, []).extend(records)
+
+    def got(self, peer: str) -> list[bytes]:
+        return self.received.get(peer, [])
+
+
+def settings(*, seed: bytes | None = None, listen: str, bootstrap: list[str]) -> TrunkSettings:
+    return TrunkSettings(
+        seed=seed or os.urandom(32),
+        listen=[listen],
+        bootstrap=bootstrap,
+        reconnect_min_s=0.05,
+        reconnect_max_s=0.5,
+    )
+
+
+async def wait_until(predicate: Callable[[], bool]) -> None:
+    with trio.fail_after(HANG_GUARD_S):
+        while not predicate():
+            await trio.sleep(0.01)
+
+
+@asynccontextmanager
+async def bare_host(
+    *, seed: bytes | None = None, handler: StreamHandler | None = None, security: str = "noise"
+) -> AsyncIterator[IHost]:
+    """A libp2p host without Trunk logic; `security` may be an insecure choice."""
+    key_pair = key_pair_from_seed(seed or os.urandom(32))
+    if security == "noise":
+        host = build_host(key_pair, "noise")
+    else:
+        insecure: TSecurityOptions = (
+            {PLAINTEXT_PROTOCOL_ID: InsecureTransport(key_pair)}
+            if security == "plaintext"
+            else {secio.ID: secio.Transport(key_pair)}
+        )
+        host = new_host(
+            key_pair=key_pair,
+            sec_opt=insecure,
+            muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+            enable_quic=False,
+        )
+    if handler is not None:
+        host.set_stream_handler(TRUNK, handler)
+    async with host.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        yield host
+
+
+def address_of(host: IHost) -> str:
+    return str(host.get_addrs()[0])
+
+
+async def read_until_closed(stream: INetStream) -> str:
+    """Read until the trunk side ends the stream; say how it ended.
+
+    py-libp2p reports a stream reset by the other side as EOF or as a reset,
+    depending on timing, so callers only learn that it ended.
+    """
+    try:
+        while await stream.read(65536):
+            pass
+    except Exception as err:
+        return type(err).__name__
+    return "eof"
+
+
+@pytest.mark.parametrize("bad_length", [0, MAX_RECORD + 1, 2**32 - 1])
+def test_a_bad_record_length_resets_the_stream_and_the_trunk_comes_back(bad_length: int) -> None:
+    async def main() -> None:
+        endings: list[str] = []
+        second_stream_got: list[bytes] = []
+
+        async def hostile(stream: INetStream) -> None:
+            if not endings and len(second_stream_got) == 0 and not hostile_seen:
+                hostile_seen.append(True)
+                await stream.write(encode([b"before"]) + struct.pack(">I", bad_length) + b"junk")
+                endings.append(await read_until_closed(stream))
+                return
+            await stream.write(encode([b"after"]))
+            splitter = RecordSplitter()
+            while True:
+                second_stream_got.extend(splitter.feed(await stream.read(65536)))
+
+        hostile_seen: list[bool] = []
+        async with bare_host(handler=hostile) as host, trio.open_nursery() as nursery:
+            peer = str(host.get_id())
+            events = Recorder()
+            trunk = Trunk(
+                settings(listen="/ip4/127.0.0.1/tcp/0", bootstrap=[address_of(host)]), events
+            )
+            await nursery.start(trunk.run)
+            await wait_until(lambda: events.got(peer) == [b"before", b"after"])
+            assert len(endings) == 1
+            assert events.events == [("up", peer), ("down", peer), ("up", peer)]
+            assert trunk.stats()["protocol_errors"] == 1
+            assert trunk.stats()["reconnects"] >= 1
+            assert await trunk.send(peer, [b"carried again"])
+            await wait_until(lambda: second_stream_got == [b"carried again"])
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_a_hostile_dialer_with_an_oversize_length_is_reset_and_counted() -> None:
+    async def main() -> None:
+        events = Recorder()
+        trunk = Trunk(settings(listen="/ip4/127.0.0.1/tcp/0", bootstrap=[]), events)
+        async with trio.open_nursery() as nursery, bare_host() as host:
+            addrs = await nursery.start(trunk.run)
+            await host.connect(info_from_p2p_addr(Multiaddr(addrs[0])))
+            stream = await host.new_stream(ID.from_base58(trunk.peer_id), [TRUNK])
+            await stream.write(struct.pack(">I", MAX_RECORD + 1) + b"x" * 100)
+            with trio.fail_after(HANG_GUARD_S):
+                await read_until_closed(stream)
+            await wait_until(lambda: trunk.stats()["protocol_errors"] == 1)
+            peer = str(host.get_id())
+            await wait_until(lambda: events.events == [("up", peer), ("down", peer)])
+            assert trunk.peers() == []
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+@pytest.mark.parametrize("security", ["plaintext", "secio"])
+def test_a_plaintext_or_secio_dialer_is_refused(security: str) -> None:
+    async def main() -> None:
+        events = Recorder()
+        trunk = Trunk(settings(listen="/ip4/127.0.0.1/tcp/0", bootstrap=[]), events)
+        async with trio.open_nursery() as nursery, bare_host(security=security) as host:
+            addrs = await nursery.start(trunk.run)
+            with trio.fail_after(HANG_GUARD_S), pytest.raises(Exception) as refused:
+                await host.connect(info_from_p2p_addr(Multiaddr(addrs[0])))
+                await host.new_stream(ID.from_base58(trunk.peer_id), [TRUNK])
+            assert not isinstance(refused.value, trio.TooSlowError)
+            assert events.events == []
+            assert trunk.peers() == []
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+@pytest.mark.parametrize("security", ["plaintext", "secio"])
+def test_a_trunk_never_comes_up_to_a_plaintext_or_secio_listener(security: str) -> None:
+    async def main() -> None:
+        accepted: list[INetStream] = []
+
+        async def handler(stream: INetStream) -> None:
+            accepted.append(stream)
+
+        events = Recorder()
+        async with bare_host(security=security, handler=handler) as host:
+            trunk = Trunk(
+                settings(listen="/ip4/127.0.0.1/tcp/0", bootstrap=[address_of(host)]), events
+            )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(trunk.run)
+                await wait_until(lambda: trunk.stats()["dial_failures"] >= 3)
+                assert accepted == []
+                assert events.events == []
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_a_killed_and_restarted_bootstrap_peer_is_redialed_and_traffic_resumes() -> None:
+    async def main() -> None:
+        seed_b = os.urandom(32)
+        b_events = Recorder()
+        async with trio.open_nursery() as nursery:
+            b_scope = trio.CancelScope()
+            b_first = Trunk(
+                settings(seed=seed_b, listen="/ip4/127.0.0.1/tcp/0", bootstrap=[]), b_events
+            )
+            b_addrs = await nursery.start(_run_in_scope, b_first, b_scope)
+            a_events = Recorder()
+            a = Trunk(settings(listen="/ip4/127.0.0.1/tcp/0", bootstrap=b_addrs), a_events)
+            await nursery.start(a.run)
+            b_id = b_first.peer_id
+            await wait_until(lambda: a.peers() == [b_id])
+            assert await a.send(b_id, [b"first life"])
+            await wait_until(lambda: b_events.got(a.peer_id) == [b"first life"])
+
+            b_scope.cancel()
+            await wait_until(lambda: a_events.events[-1:] == [("down", b_id)])
+            assert not await a.send(b_id, [b"lost"])
+
+            b_again = Trunk(
+                settings(seed=seed_b, listen=_tcp_part(b_addrs[0]), bootstrap=[]), b_events
+            )
+            await nursery.start(b_again.run)
+            await wait_until(lambda: a.peers() == [b_id])
+            assert await a.send(b_id, [b"second life"])
+            await wait_until(lambda: b_events.got(a.peer_id) == [b"first life", b"second life"])
+            assert a_events.events == [("up", b_id), ("down", b_id), ("up", b_id)]
+            assert a.stats()["reconnects"] == 1
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+async def _run_in_scope(
+    trunk: Trunk, scope: trio.CancelScope, *, task_status: trio.TaskStatus[list[str]]
+) -> None:
+    with scope:
+        await trunk.run(task_status=task_status)
+
+
+def _tcp_part(addr: str) -> str:
+    return addr.split("/p2p/")[0]
+
+
+def _seed_with_id(*, below: str | None = None, above: str | None = None) -> bytes:
+    """A seed whose peer id sorts below or above the given one (byte order)."""
+    while True:
+        seed = os.urandom(32)
+        candidate = ID.from_base58(peer_id_of(key_pair_from_seed(seed))).to_bytes()
+        if below is not None and candidate < ID.from_base58(below).to_bytes():
+            return seed
+        if above is not None and candidate > ID.from_base58(above).to_bytes():
+            return seed
+
+
+@pytest.mark.parametrize("bare_side_is_lower", [True, False])
+def test_when_both_sides_open_a_stream_the_one_opened_by_the_lower_peer_id_stays(
+    bare_side_is_lower: bool,
+) -> None:
+    async def main() -> None:
+        trunk_seed = os.urandom(32)
+        trunk_id = peer_id_of(key_pair_from_seed(trunk_seed))
+        bare_seed = (
+            _seed_with_id(below=trunk_id) if bare_side_is_lower else _seed_with_id(above=trunk_id)
+        )
+        inbound: list[INetStream] = []
+        endings: dict[str, str] = {}
+        got: dict[str, list[bytes]] = {"trunk-opened": [], "bare-opened": []}
+
+        async def watch(stream: INetStream, name: str) -> None:
+            splitter = RecordSplitter()
+            try:
+                while chunk := await stream.read(65536):
+                    got[name] += splitter.feed(chunk)
+            except Exception as err:
+                endings[name] = type(err).__name__
+                return
+            endings[name] = "eof"
+
+        async def on_trunk_stream(stream: INetStream) -> None:
+            inbound.append(stream)
+            await watch(stream, "trunk-opened")
+
+        events = Recorder()
+        async with bare_host(seed=bare_seed, handler=on_trunk_stream) as host:
+            bare_id = str(host.get_id())
+            trunk = Trunk(
+                settings(
+                    seed=trunk_seed, listen="/ip4/127.0.0.1/tcp/0", bootstrap=[address_of(host)]
+                ),
+                events,
+            )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(trunk.run)
+                await wait_until(lambda: len(inbound) == 1)
+                # The trunk's own stream is open; now the bare side opens one too.
+                own: INetStream | None = None
+                try:
+                    own = await host.new_stream(ID.from_base58(trunk_id), [TRUNK])
+                except StreamFailure:
+                    # Refused so early that protocol negotiation did not finish.
+                    endings["bare-opened"] = "refused"
+                else:
+                    nursery.start_soon(watch, own, "bare-opened")
+                loser = "trunk-opened" if bare_side_is_lower else "bare-opened"
+                winner = "bare-opened" if bare_side_is_lower else "trunk-opened"
+                await wait_until(lambda: loser in endings)
+                assert winner not in endings
+                assert await trunk.send(bare_id, [b"on the winner"])
+                await wait_until(lambda: got[winner] == [b"on the winner"])
+                await (own if own is not None and winner == "bare-opened" else inbound[0]).write(
+                    encode([b"back"])
+                )
+                await wait_until(lambda: events.got(bare_id) == [b"back"])
+                assert events.events == [("up", bare_id)]
+                assert trunk.stats()["reconnects"] == 0
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_a_peer_that_opens_a_new_stream_replaces_its_old_one_without_events() -> None:
+    async def main() -> None:
+        events = Recorder()
+        trunk = Trunk(settings(listen="/ip4/127.0.0.1/tcp/0", bootstrap=[]), events)
+        async with trio.open_nursery() as nursery, bare_host() as host:
+            addrs = await nursery.start(trunk.run)
+            bare_id = str(host.get_id())
+            await host.connect(info_from_p2p_addr(Multiaddr(addrs[0])))
+            first = await host.new_stream(ID.from_base58(trunk.peer_id), [TRUNK])
+            await first.write(encode([b"one"]))
+            await wait_until(lambda: events.got(bare_id) == [b"one"])
+            second = await host.new_stream(ID.from_base58(trunk.peer_id), [TRUNK])
+            await second.write(encode([b"two"]))
+            await wait_until(lambda: events.got(bare_id) == [b"one", b"two"])
+            with trio.fail_after(HANG_GUARD_S):
+                await read_until_closed(first)
+            assert await trunk.send(bare_id, [b"reply"])
+            with trio.fail_after(HANG_GUARD_S):
+                assert RecordSplitter().feed(await second.read(65536)) == [b"reply"]
+            assert events.events == [("up", bare_id)]
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
