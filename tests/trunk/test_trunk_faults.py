@@ -10,6 +10,7 @@ import os
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import libp2p.security.secio.transport as secio
 import pytest
@@ -245,9 +246,7 @@ def test_a_killed_and_restarted_bootstrap_peer_is_redialed_and_traffic_resumes()
     trio.run(main)
 
 
-async def _run_in_scope(
-    trunk: Trunk, scope: trio.CancelScope, *, task_status: trio.TaskStatus[list[str]]
-) -> None:
+async def _run_in_scope(trunk: Trunk, scope: trio.CancelScope, *, task_status: Any) -> None:
     with scope:
         await trunk.run(task_status=task_status)
 
