@@ -175,9 +175,7 @@ def test_decoded_structs_remember_their_exact_encoding() -> None:
         (s.FramedContent, "00" + "00" * 8 + "01" + "00000000" + "00" + "04", "content type 4"),
     ],
 )
-def test_unknown_selectors_are_decode_errors(
-    struct: type[s._Struct], data: str, error: str
-) -> None:
+def test_unknown_selectors_are_decode_errors(struct: type[s.Struct], data: str, error: str) -> None:
     with pytest.raises(DecodeError, match=error):
         struct.decode(bytes.fromhex(data))
 

@@ -11,7 +11,7 @@ from .result import ConformanceError, check
 __all__ = ["run_case"]
 
 # vector field -> (struct, required MLSMessage wire format / content type, or None)
-_FIELDS: dict[str, tuple[type[s._Struct], int | None, int | None]] = {
+_FIELDS: dict[str, tuple[type[s.Struct], int | None, int | None]] = {
     "mls_welcome": (s.MLSMessage, s.WireFormat.WELCOME, None),
     "mls_group_info": (s.MLSMessage, s.WireFormat.GROUP_INFO, None),
     "mls_key_package": (s.MLSMessage, s.WireFormat.KEY_PACKAGE, None),
@@ -53,7 +53,7 @@ def run_case(case: dict[str, Any]) -> None:
         check(name, _fresh_encoding(value), data)
 
 
-def _fresh_encoding(value: s._Struct) -> bytes:
+def _fresh_encoding(value: s.Struct) -> bytes:
     """Encode from the fields, dropping encodings remembered while decoding."""
     _forget(value)
     return value.encode()
@@ -63,7 +63,7 @@ def _forget(value: Any) -> None:
     if isinstance(value, tuple):
         for item in value:
             _forget(item)
-    elif isinstance(value, s._Struct):
+    elif isinstance(value, s.Struct):
         value.__dict__.pop("_encoding", None)
         for child in list(value.__dict__.values()):
             _forget(child)
