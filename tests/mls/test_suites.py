@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from peertap.sidecar.mls import hpke
 from peertap.sidecar.mls.errors import DecryptError, UnsupportedError, ValidationError
 from peertap.sidecar.mls.suites import SUITE_IDS, CipherSuite, get_suite
@@ -149,3 +150,13 @@ def test_mac_verification(suite: CipherSuite) -> None:
     tag = suite.mac(b"key", b"data")
     assert suite.verify_mac(b"key", b"data", tag)
     assert not suite.verify_mac(b"key", b"datA", tag)
+
+
+@pytest.mark.parametrize("kem", [hpke.DHKEM_P256, hpke.DHKEM_P384, hpke.DHKEM_P521])
+def test_nist_curve_orders_used_by_derive_key_pair_are_exact(kem: hpke.DHKEM) -> None:
+    # (order - 1) * G == -G: same x, other y. A wrong order fails or lands elsewhere.
+    assert kem.curve is not None
+    g = ec.derive_private_key(1, kem.curve).public_key().public_numbers()
+    minus_g = ec.derive_private_key(kem.order - 1, kem.curve).public_key().public_numbers()
+    assert minus_g.x == g.x
+    assert minus_g.y != g.y
