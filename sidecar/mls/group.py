@@ -648,32 +648,8 @@ class Group:
         by_value += list(proposals)
         items: list[CommittedProposal] = []
         refs: list[ProposalOrRef] = []
-        touched = {p.body.removed for p in by_value if isinstance(p.body, Remove)}
         if include_pending:
-            cached = list(state.proposals.values())
-            removes = {
-                c.proposal.body.removed for c in cached if isinstance(c.proposal.body, Remove)
-            }
-            touched |= removes
-            for c in cached:  # prefer Removes, then the latest Update per leaf (12.2)
-                body = c.proposal.body
-                if isinstance(body, Update):
-                    if c.sender.index == state.own_leaf or c.sender.index in touched:
-                        continue
-                    latest = [
-                        d
-                        for d in cached
-                        if isinstance(d.proposal.body, Update) and d.sender.index == c.sender.index
-                    ][-1]
-                    if latest is not c:
-                        continue
-                elif isinstance(body, Remove):
-                    if body.removed == state.own_leaf or any(
-                        isinstance(i.proposal.body, Remove)
-                        and i.proposal.body.removed == body.removed
-                        for i in items
-                    ):
-                        continue
+            for c in _select_pending(state, by_value):
                 assert c.ref is not None
                 items.append(c)
                 refs.append(ProposalOrRef(reference=c.ref))
@@ -1132,6 +1108,49 @@ class Group:
 
 
 _NO_SECRETS = EpochSecrets(*([b""] * 11))
+
+
+def _select_pending(state: GroupState, by_value: Sequence[Proposal]) -> list[CommittedProposal]:
+    """The cached proposals a commit can include next to ``by_value`` (12.2, 12.4):
+    Removes win over Updates, the latest Update per leaf wins, the committer's own
+    Updates and Removes of itself are left out, as is anything that would repeat."""
+    me = state.own_leaf
+    cached = list(state.proposals.values())
+    removed = {p.body.removed for p in by_value if isinstance(p.body, Remove)}
+    removed |= {c.proposal.body.removed for c in cached if isinstance(c.proposal.body, Remove)}
+    latest_update = {c.sender.index: c for c in cached if isinstance(c.proposal.body, Update)}
+    added = {
+        p.body.key_package.leaf_node.signature_key for p in by_value if isinstance(p.body, Add)
+    }
+    psks = {p.body.psk.encode() for p in by_value if isinstance(p.body, PreSharedKey)}
+    has_gce = any(isinstance(p.body, GroupContextExtensions) for p in by_value)
+    out: list[CommittedProposal] = []
+    taken_removes = {p.body.removed for p in by_value if isinstance(p.body, Remove)}
+    for c in cached:
+        body = c.proposal.body
+        if isinstance(body, Update):
+            keep = c.sender.index not in removed and c.sender.index != me
+            keep = keep and latest_update[c.sender.index] is c
+        elif isinstance(body, Remove):
+            keep = body.removed != me and body.removed not in taken_removes
+            taken_removes.add(body.removed)
+        elif isinstance(body, Add):
+            key = body.key_package.leaf_node.signature_key
+            keep = key not in added
+            added.add(key)
+        elif isinstance(body, PreSharedKey):
+            keep = body.psk.encode() not in psks
+            psks.add(body.psk.encode())
+        elif isinstance(body, GroupContextExtensions):
+            keep = not has_gce
+            has_gce = True
+        else:  # ReInit only alone; ExternalInit never from a member
+            keep = isinstance(body, ReInit) and not by_value and not out
+        if keep:
+            out.append(c)
+    if any(isinstance(c.proposal.body, ReInit) for c in out) and len(out) > 1:
+        out = [c for c in out if not isinstance(c.proposal.body, ReInit)]
+    return out
 
 
 def _verified_tree(
