@@ -10,9 +10,10 @@ derived, a leaf secret once its two ratchets exist, a ratchet secret once the
 next one is derived, and a key/nonce once a message was decrypted with it.
 
 Out-of-order delivery: a receiver may jump ahead at most ``MAX_FORWARD_DISTANCE``
-generations in one step; keys of skipped generations are kept for the latest
-``OUT_OF_ORDER_WINDOW`` generations and dropped after that. Asking for a
-generation that was consumed or dropped raises ``ReplayError``.
+generations in one step. Keys of skipped generations are kept while they are
+among the ``OUT_OF_ORDER_WINDOW`` newest generations the ratchet derived, and
+dropped after that. Asking for a generation that was consumed or dropped raises
+``ReplayError``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ MAX_FORWARD_DISTANCE = 1024
 """Most generations a receiver derives past its current position for one message."""
 
 OUT_OF_ORDER_WINDOW = 128
-"""Generations behind the newest derived one whose unused keys are still kept."""
+"""How many of the newest derived generations keep their unused keys."""
 
 _MAX_GENERATION = 0xFFFFFFFF
 
@@ -63,13 +64,15 @@ class HashRatchet:
         """The generation the next derivation step produces."""
         return self._next
 
-    def _step(self) -> tuple[int, bytes, bytes]:
+    def _step(self, *, with_keys: bool = True) -> tuple[int, bytes, bytes]:
         generation = self._next
         if generation > _MAX_GENERATION:
             raise ValidationError("ratchet exhausted (generation beyond 2^32-1)")
         suite, secret = self._suite, self._secret
-        key = suite.derive_tree_secret(secret, "key", generation, suite.nk)
-        nonce = suite.derive_tree_secret(secret, "nonce", generation, suite.nn)
+        key = nonce = b""
+        if with_keys:
+            key = suite.derive_tree_secret(secret, "key", generation, suite.nk)
+            nonce = suite.derive_tree_secret(secret, "nonce", generation, suite.nn)
         self._secret = suite.derive_tree_secret(secret, "secret", generation, suite.nh)
         self._next = generation + 1
         return generation, key, nonce
@@ -93,10 +96,12 @@ class HashRatchet:
             raise ValidationError(
                 f"generation {generation} is more than {MAX_FORWARD_DISTANCE} ahead of {self._next}"
             )
+        oldest_kept = generation + 1 - OUT_OF_ORDER_WINDOW
         while self._next <= generation:
-            step_generation, key, nonce = self._step()
-            self._keys[step_generation] = (key, nonce)
-        oldest_kept = self._next - OUT_OF_ORDER_WINDOW
+            keep = self._next >= oldest_kept  # keys that would be dropped at once are not derived
+            step_generation, key, nonce = self._step(with_keys=keep)
+            if keep:
+                self._keys[step_generation] = (key, nonce)
         while self._keys:
             oldest = next(iter(self._keys))
             if oldest >= oldest_kept:
