@@ -225,10 +225,7 @@ def test_webhook_config_name_argument_names_both_configurations(render: Render) 
 def test_the_operators_own_parser_accepts_the_rendered_args(
     render: Render, values: dict[str, Any]
 ) -> None:
-    try:
-        options = importlib.import_module("peertap.operator.options")
-    except ModuleNotFoundError:
-        pytest.skip("peertap.operator.options does not exist yet (operator not landed)")
+    options = importlib.import_module("peertap.operator.options")
     manifests = render(values)
     parsed = options.parse(_container(manifests)["args"], env={})
     assert parsed.namespaces == tuple(values.get("watchNamespaces", ()))
