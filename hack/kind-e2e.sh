@@ -106,8 +106,9 @@ step "5/7 apply ${EXAMPLES}"
 k -n "${NAMESPACE}" apply -f "${EXAMPLES}"
 
 # The first example pod that asks for a VLAN by label, and that VLAN.
-first_member="$(k -n "${NAMESPACE}" get pods -l peertap.io/vlans \
-  -o jsonpath='{.items[0].metadata.name}')"
+labelled="$(k -n "${NAMESPACE}" get pods -l peertap.io/vlans \
+  -o jsonpath='{.items[*].metadata.name}')"
+first_member="${labelled%% *}"
 [[ -n "${first_member}" ]] || die "no example pod carries the peertap.io/vlans label"
 vlan="$(k -n "${NAMESPACE}" get pod "${first_member}" \
   -o jsonpath='{.metadata.labels.peertap\.io/vlans}')"
