@@ -140,7 +140,7 @@ def test_tampered_confirmation_tag_raises_signature_error(suite: CipherSuite) ->
     tag = transcript.confirmation_tag(suite, key, b"confirmed")
     with pytest.raises(SignatureError):
         transcript.verify_confirmation_tag(
-            suite, confirmation_key=key, confirmed=b"confirmed", tag=tag[:-1] + b"\x00"
+            suite, confirmation_key=key, confirmed=b"confirmed", tag=tag[:-1] + bytes([tag[-1] ^ 1])
         )
     with pytest.raises(SignatureError):
         transcript.verify_confirmation_tag(
