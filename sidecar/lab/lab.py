@@ -22,8 +22,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pydantic import ValidationError
+
 from . import netns, nodes, procs
-from .errors import LabError, LabStateError, NodeApiUnreachable, NodeError, NodeExited, NodeNotReady
+from .errors import (
+    LabError,
+    LabSpecError,
+    LabStateError,
+    NodeApiUnreachable,
+    NodeError,
+    NodeExited,
+    NodeNotReady,
+)
 from .http import HttpResponse, http_get
 from .journal import Journal, proc_start_time
 from .plan import API_LISTEN, Plan, PodPlan, make_plan, overlay_ip
@@ -57,6 +67,11 @@ class Lab:
         prefix: str | None = None,
         start_nodes: bool = True,
     ) -> Lab:
+        # Specs made with model_copy(update=...) skip validation; `down` relies on it.
+        try:
+            spec = LabSpec.model_validate(spec.model_dump())
+        except ValidationError as err:
+            raise LabSpecError(f"invalid lab spec:\n{err}") from err
         plan = make_plan(spec, prefix or random_prefix())
         if state_dir is None:
             state = Path(tempfile.mkdtemp(prefix=f"{plan.prefix}state-"))

@@ -3,13 +3,21 @@
 pyroute2 does the netlink; `ip netns exec` runs commands and reads sysctls inside
 a namespace (it also gives each command the namespace's /sys). Removal functions
 tolerate what is already gone, so teardown can run any number of times.
+
+pyroute2 forks a short-lived child for namespace work. A SIGINT or SIGTERM
+handled by Python in that child (Ctrl-C, or a program's own SIGTERM handler)
+would make it run on as a copy of the caller, so both signals stay blocked
+around every pyroute2 call: the child inherits the mask and exits normally,
+and the caller receives the signal right after the call.
 """
 
 from __future__ import annotations
 
 import errno
+import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from ipaddress import IPv4Interface
 
 from pyroute2 import IPRoute, NetNS, netns
@@ -18,18 +26,31 @@ from pyroute2.netlink.exceptions import NetlinkError
 from .errors import NetnsError
 from .plan import Route
 
+_DEFERRED = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
 
 def ns_argv(name: str, argv: Sequence[str]) -> list[str]:
     return ["ip", "netns", "exec", name, *argv]
 
 
 def list_netns() -> set[str]:
-    return set(netns.listnetns())
+    with _signals_deferred():
+        return set(netns.listnetns())
 
 
 def create_netns(name: str) -> None:
     try:
-        netns.create(name)
+        with _signals_deferred():
+            netns.create(name)
     except OSError as err:
         raise NetnsError(f"cannot create network namespace {name}: {err}") from err
 
@@ -39,14 +60,15 @@ def remove_netns(name: str) -> None:
     if name not in list_netns():
         return
     try:
-        netns.remove(name)
+        with _signals_deferred():
+            netns.remove(name)
     except OSError as err:
         if err.errno != errno.ENOENT:
             raise NetnsError(f"cannot remove network namespace {name}: {err}") from err
 
 
 def create_veth(name_a: str, name_b: str) -> None:
-    with IPRoute() as ipr:
+    with _signals_deferred(), IPRoute() as ipr:
         try:
             ipr.link("add", ifname=name_a, kind="veth", peer={"ifname": name_b})
         except NetlinkError as err:
@@ -54,7 +76,7 @@ def create_veth(name_a: str, name_b: str) -> None:
 
 
 def move_link(name: str, *, into: str, rename: str) -> None:
-    with IPRoute() as ipr:
+    with _signals_deferred(), IPRoute() as ipr:
         try:
             index = ipr.link_lookup(ifname=name)[0]
             ipr.link("set", index=index, net_ns_fd=into, ifname=rename)
@@ -63,7 +85,7 @@ def move_link(name: str, *, into: str, rename: str) -> None:
 
 
 def delete_root_link(name: str) -> None:
-    with IPRoute() as ipr:
+    with _signals_deferred(), IPRoute() as ipr:
         found = ipr.link_lookup(ifname=name)
         if not found:
             return
@@ -81,7 +103,7 @@ def configure(
     routes: Sequence[Route],
 ) -> None:
     """Bring up lo and each (ifname, address); then add the routes."""
-    with NetNS(name) as ns:
+    with _signals_deferred(), NetNS(name) as ns:
         try:
             ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
             for ifname, address in addresses:
@@ -119,5 +141,5 @@ def pids_in(name: str) -> list[int]:
 
 
 def link_names(name: str) -> list[str]:
-    with NetNS(name) as ns:
+    with _signals_deferred(), NetNS(name) as ns:
         return [str(link.get("ifname")) for link in ns.get_links()]

@@ -1,0 +1,401 @@
+"""PeerTap benchmark (`make bench`, as root): throughput, latency and memory against anchors.
+
+Each scenario is a lab a - r - b in network namespaces on this machine, run one
+after the other:
+
+  veth            underlay only: a -> r -> b routed, no overlay
+  tinc            tinc 1.0 switch mode, a <-> b directly across routed r
+  openvpn         OpenVPN 2.6 TAP with a static key, a <-> b across routed r
+  peertap-direct  a and b dial each other across routed r (r runs no peertap)
+  peertap-relay   a and b dial only r, a pure relay; r does not route IP
+
+Measured from a to b: iperf3 single TCP flow (-J), ping RTT (median, p99), and
+the peak RSS (VmHWM) of each peertap process. Ratios are against OpenVPN TAP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from peertap.sidecar.lab import Lab, LabError, LabSpec, topology
+
+SCENARIOS = ("veth", "tinc", "openvpn", "peertap-direct", "peertap-relay")
+TOOLS = {"iperf3": "iperf3", "tincd": "tinc", "openvpn": "openvpn"}
+OVERLAY = {"a": "10.250.0.1", "b": "10.250.0.2"}
+BASELINE = "openvpn"
+MAIN_PID = os.getpid()
+IPERF_PORT = 5201
+# Both anchors use the same cipher so the comparison is about the data path.
+TINC_CIPHER = ("aes-256-cbc", "sha256")
+OPENVPN_CIPHER = ("AES-256-CBC", "SHA256")
+TINC_IF = "pt-tinc"
+OPENVPN_IF = "pt-ovpn"
+
+
+class BenchError(Exception):
+    """A scenario could not be set up or measured."""
+
+
+@dataclass
+class Result:
+    scenario: str
+    gbps: float | None = None
+    retransmits: int | None = None
+    rtt_median_ms: float | None = None
+    rtt_p99_ms: float | None = None
+    peak_rss_kib: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Options:
+    duration: int
+    pings: int
+    interval: float
+    work: Path
+
+
+def routed_spec() -> LabSpec:
+    """a - r - b, r routes IP, no peertap anywhere (the anchors' underlay)."""
+    spec = topology("relay", relay_node=False)
+    pods = [p.model_copy(update={"node": None}) for p in spec.pods]
+    return spec.model_copy(update={"pods": pods, "bootstrap": []})
+
+
+def untraced(spec: LabSpec) -> LabSpec:
+    return spec.model_copy(update={"trace": False})
+
+
+def check(lab: Lab, pod: str, argv: list[str], *, timeout: float) -> str:
+    result = lab.exec(pod, argv, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise BenchError(f"{' '.join(argv)} in {pod}: {(result.stderr or result.stdout)[-500:]}")
+    return str(result.stdout)
+
+
+def wait_reachable(lab: Lab, dst_ip: str) -> None:
+    # An ARP failure ends `ping -w` early, so retry single pings until the deadline.
+    deadline = time.monotonic() + 30
+    while True:
+        ping = lab.exec("a", ["ping", "-c1", "-W1", dst_ip], capture_output=True, text=True)
+        if ping.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"{dst_ip} unreachable from a: {ping.stdout[-300:]}")
+        time.sleep(0.2)
+
+
+def wait_interface(lab: Lab, pod: str, ifname: str, proc: subprocess.Popen[Any], log: Path) -> None:
+    """Wait until the VPN daemon in `pod` has put its address on `ifname`."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"the daemon in {pod} exited: {log.read_text()[-500:]}")
+        shown = lab.exec(
+            pod, ["ip", "-o", "-4", "addr", "show", "dev", ifname], capture_output=True
+        )
+        if f" {OVERLAY[pod]}/".encode() in shown.stdout:
+            return
+        time.sleep(0.1)
+    raise BenchError(f"{ifname} in {pod} got no address: {log.read_text()[-500:]}")
+
+
+def wait_listening(lab: Lab, pod: str, port: int, proc: subprocess.Popen[Any]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"server in {pod} exited with {proc.returncode}")
+        listening = lab.exec(pod, ["ss", "-Hltn", f"sport = :{port}"], capture_output=True)
+        if listening.stdout.strip():
+            return
+        time.sleep(0.05)
+    raise BenchError(f"nothing listens on port {port} in {pod} after 30 s")
+
+
+def measure(lab: Lab, dst_ip: str, opts: Options, result: Result) -> None:
+    wait_reachable(lab, dst_ip)
+    out = check(
+        lab,
+        "a",
+        ["ping", "-n", "-c", str(opts.pings), "-i", str(opts.interval), dst_ip],
+        timeout=opts.pings * opts.interval + 30,
+    )
+    rtts = sorted(float(x.split("time=")[1].split()[0]) for x in out.splitlines() if "time=" in x)
+    if not rtts:
+        raise BenchError("ping: no replies")
+    result.rtt_median_ms = statistics.median(rtts)
+    result.rtt_p99_ms = rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))]
+    server_log = opts.work / "iperf3-server.log"
+    with server_log.open("w") as log:
+        server = lab.spawn(
+            "b",
+            ["iperf3", "-s", "-1", "-B", dst_ip, "-p", str(IPERF_PORT)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_listening(lab, "b", IPERF_PORT, server)
+        attempt = lab.exec(
+            "a",
+            ["iperf3", "-c", dst_ip, "-t", str(opts.duration), "-J"],
+            capture_output=True,
+            text=True,
+            timeout=opts.duration + 60,
+        )
+        report = json.loads(attempt.stdout) if attempt.stdout.strip() else {}
+        if not report or "error" in report:
+            error = report.get("error") if report else attempt.stderr[-300:]
+            raise BenchError(f"iperf3: {error}")
+        end = report["end"]
+        result.gbps = end["sum_received"]["bits_per_second"] / 1e9
+        result.retransmits = end["sum_sent"].get("retransmits")
+    finally:
+        if server.poll() is None:
+            server.terminate()
+        server.wait(timeout=10)
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise BenchError(f"no VmHWM for pid {pid}")
+
+
+def run_veth(opts: Options, result: Result) -> None:
+    with Lab.up(routed_spec(), start_nodes=False) as lab:
+        measure(lab, lab.underlay_address("b", "r"), opts, result)
+
+
+def run_peertap(spec: LabSpec, opts: Options, result: Result) -> None:
+    with Lab.up(untraced(spec)) as lab:
+        lab.wait_ready(timeout=60)
+        measure(lab, lab.overlay_address("b"), opts, result)
+        for pod in lab.plan.node_pods():
+            pid = lab.node_pid(pod)
+            if pid is None:
+                raise BenchError(f"peertap node {pod} is not running")
+            result.peak_rss_kib[pod] = peak_rss_kib(pid)
+
+
+def tinc_configs(lab: Lab, work: Path) -> dict[str, Path]:
+    dirs = {pod: work / f"tinc-{pod}" for pod in ("a", "b")}
+    for pod, conf in dirs.items():
+        (conf / "hosts").mkdir(parents=True)
+        peer = "b" if pod == "a" else "a"
+        lines = [f"Name = {pod}", "Mode = switch", f"Interface = {TINC_IF}", "AddressFamily = ipv4"]
+        if pod == "a":
+            lines.append(f"ConnectTo = {peer}")
+        (conf / "tinc.conf").write_text("\n".join(lines) + "\n")
+        up = conf / "tinc-up"
+        up.write_text(
+            f"#!/bin/sh\nip addr add {OVERLAY[pod]}/24 dev $INTERFACE\nip link set $INTERFACE up\n"
+        )
+        up.chmod(0o755)
+        cipher, digest = TINC_CIPHER
+        (conf / "hosts" / pod).write_text(
+            f"Address = {lab.underlay_address(pod, 'r')}\nPort = 655\n"
+            f"Cipher = {cipher}\nDigest = {digest}\n"
+        )
+        subprocess.run(
+            ["tincd", "--config", str(conf), "-K", "2048"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=True,
+        )
+    for pod, conf in dirs.items():
+        peer = "b" if pod == "a" else "a"
+        shutil.copy(conf / "hosts" / pod, dirs[peer] / "hosts" / pod)
+    return dirs
+
+
+def run_tinc(opts: Options, result: Result) -> None:
+    with Lab.up(routed_spec(), start_nodes=False) as lab:
+        for pod, conf in tinc_configs(lab, opts.work).items():
+            log_path = opts.work / f"tinc-{pod}.log"
+            log = log_path.open("w")
+            proc = lab.spawn(
+                pod,
+                [
+                    "tincd",
+                    "-D",
+                    "-n",
+                    "ptbench",
+                    "--config",
+                    str(conf),
+                    "--pidfile",
+                    str(conf / "pid"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            log.close()
+            wait_interface(lab, pod, TINC_IF, proc, log_path)
+        measure(lab, OVERLAY["b"], opts, result)
+
+
+def run_openvpn(opts: Options, result: Result) -> None:
+    key = opts.work / "openvpn-static.key"
+    subprocess.run(["openvpn", "--genkey", "secret", str(key)], capture_output=True, check=True)
+    cipher, auth = OPENVPN_CIPHER
+    with Lab.up(routed_spec(), start_nodes=False) as lab:
+        for pod, direction in (("a", "0"), ("b", "1")):
+            peer = "b" if pod == "a" else "a"
+            log_path = opts.work / f"openvpn-{pod}.log"
+            log = log_path.open("w")
+            proc = lab.spawn(
+                pod,
+                [
+                    *("openvpn", "--dev", OPENVPN_IF, "--dev-type", "tap", "--proto", "udp"),
+                    *("--port", "1194", "--secret", str(key), direction),
+                    *("--local", lab.underlay_address(pod, "r")),
+                    *("--remote", lab.underlay_address(peer, "r")),
+                    *("--ifconfig", OVERLAY[pod], "255.255.255.0"),
+                    *("--cipher", cipher, "--auth", auth, "--verb", "1"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            log.close()
+            wait_interface(lab, pod, OPENVPN_IF, proc, log_path)
+        measure(lab, OVERLAY["b"], opts, result)
+
+
+def run_scenario(name: str, opts: Options) -> Result:
+    result = Result(scenario=name)
+    started = time.monotonic()
+    print(f"-- {name} ...", flush=True)
+    try:
+        if name == "veth":
+            run_veth(opts, result)
+        elif name == "tinc":
+            run_tinc(opts, result)
+        elif name == "openvpn":
+            run_openvpn(opts, result)
+        elif name == "peertap-direct":
+            run_peertap(topology("relay", relay_node=False), opts, result)
+        elif name == "peertap-relay":
+            run_peertap(topology("relay"), opts, result)
+    except (BenchError, LabError, subprocess.SubprocessError, OSError) as err:
+        result.error = f"{type(err).__name__}: {err}"
+        print(f"   failed: {result.error}", file=sys.stderr)
+    print(f"   done in {time.monotonic() - started:.0f} s", flush=True)
+    return result
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    return "-" if value is None or not base else f"{value / base:.2f}x"
+
+
+def table(results: list[Result]) -> str:
+    base = next((r for r in results if r.scenario == BASELINE and r.error is None), None)
+    head = (
+        f"{'scenario':<15} {'Gbit/s':>7} {'vs OVPN':>8} {'retr':>7} {'RTT med ms':>11} "
+        f"{'vs OVPN':>8} {'RTT p99 ms':>11} {'peak RSS MiB':>16}"
+    )
+    rows = [head, "-" * len(head)]
+    for r in results:
+        if r.error:
+            rows.append(f"{r.scenario:<15} FAILED: {r.error[:90]}")
+            continue
+        rss = ", ".join(f"{pod} {kib / 1024:.0f}" for pod, kib in r.peak_rss_kib.items()) or "-"
+        rows.append(
+            f"{r.scenario:<15} {_fmt(r.gbps, '7.3f')} "
+            f"{_ratio(r.gbps, base.gbps if base else None):>8} "
+            f"{_fmt(r.retransmits, '7d')} {_fmt(r.rtt_median_ms, '11.3f')} "
+            f"{_ratio(r.rtt_median_ms, base.rtt_median_ms if base else None):>8} "
+            f"{_fmt(r.rtt_p99_ms, '11.3f')} {rss:>16}"
+        )
+    return "\n".join(rows)
+
+
+def missing_tools(scenarios: list[str]) -> list[str]:
+    needed = ["iperf3"]
+    needed += [t for t, s in (("tincd", "tinc"), ("openvpn", "openvpn")) if s in scenarios]
+    return [TOOLS[t] for t in needed if shutil.which(t) is None]
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM unwinds like Ctrl-C, so every lab's `with` block tears it down.
+    if os.getpid() != MAIN_PID:
+        # A forked helper child (pyroute2, subprocess before exec) must not unwind our stack.
+        os._exit(128 + signum)
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these scenarios")
+    parser.add_argument("--duration", type=int, default=10, help="iperf3 seconds")
+    parser.add_argument("--pings", type=int, default=200)
+    parser.add_argument("--interval", type=float, default=0.01, help="seconds between pings")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench: run as root (network namespaces, TAP devices)", file=sys.stderr)
+        return 2
+    scenarios = list(args.only or SCENARIOS)
+    missing = missing_tools(scenarios)
+    if missing:
+        print(
+            f"bench: missing tools; install the Debian packages: {' '.join(missing)}",
+            file=sys.stderr,
+        )
+        return 2
+    signal.signal(signal.SIGTERM, _interrupt)
+    results: list[Result] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="peertap-bench-") as tmp:
+            for name in scenarios:
+                work = Path(tmp) / name
+                work.mkdir()
+                opts = Options(args.duration, args.pings, args.interval, work)
+                results.append(run_scenario(name, opts))
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; labs torn down", file=sys.stderr)
+        return 130
+    print()
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps(_report(results, args), indent=2) + "\n")
+        print(f"\nJSON written to {args.json}")
+    return 1 if any(r.error for r in results) else 0
+
+
+def _report(results: list[Result], args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+        "iperf3_seconds": args.duration,
+        "pings": args.pings,
+        "ping_interval_s": args.interval,
+        "baseline": BASELINE,
+        "tinc_cipher": list(TINC_CIPHER),
+        "openvpn_cipher": list(OPENVPN_CIPHER),
+        "results": [asdict(r) for r in results],
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
