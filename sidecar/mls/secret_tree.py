@@ -21,6 +21,7 @@ from __future__ import annotations
 from enum import Enum
 
 from . import tree_math
+from .codec import Reader, Writer
 from .errors import ReplayError, ValidationError
 from .suites import CipherSuite
 
@@ -119,6 +120,31 @@ class HashRatchet:
         self.consume(generation)
         return key_nonce
 
+    def write(self, w: Writer) -> None:
+        """Persist the ratchet: current secret, next generation, unused keys."""
+        w.opaque(self._secret)
+        w.u32(self._next)
+        w.vector(self._keys.items(), _write_kept_key)
+
+    @classmethod
+    def read(cls, r: Reader, suite: CipherSuite) -> HashRatchet:
+        ratchet = cls(suite, r.opaque())
+        ratchet._next = r.u32()
+        ratchet._keys = dict(r.vector(_read_kept_key))
+        return ratchet
+
+
+def _write_kept_key(w: Writer, item: tuple[int, tuple[bytes, bytes]]) -> None:
+    generation, (key, nonce) = item
+    w.u32(generation)
+    w.opaque(key)
+    w.opaque(nonce)
+
+
+def _read_kept_key(r: Reader) -> tuple[int, tuple[bytes, bytes]]:
+    generation = r.u32()
+    return generation, (r.opaque(), r.opaque())
+
 
 class SecretTree:
     """The secret tree of one epoch over ``n_leaves`` leaves."""
@@ -172,6 +198,43 @@ class SecretTree:
     ) -> tuple[bytes, bytes]:
         """Receiver side: (key, nonce), consumed; ReplayError if already consumed."""
         return self.ratchet(leaf_index, ratchet_type).get(generation)
+
+    def write(self, w: Writer) -> None:
+        """Persist what is left of the tree (state storage, not an MLS wire format)."""
+        w.u32(self._n_leaves)
+        w.vector(self._secrets.items(), _write_node_secret)
+        w.vector(self._ratchets.items(), _write_leaf_ratchets)
+
+    @classmethod
+    def read(cls, r: Reader, suite: CipherSuite) -> SecretTree:
+        tree = cls(suite, b"", r.u32())
+        tree._secrets = dict(r.vector(_read_node_secret))
+        tree._ratchets = dict(r.vector(lambda r: _read_leaf_ratchets(r, suite)))
+        return tree
+
+
+def _write_node_secret(w: Writer, item: tuple[int, bytes]) -> None:
+    w.u32(item[0])
+    w.opaque(item[1])
+
+
+def _read_node_secret(r: Reader) -> tuple[int, bytes]:
+    node = r.u32()
+    return node, r.opaque()
+
+
+def _write_leaf_ratchets(w: Writer, item: tuple[int, tuple[HashRatchet, HashRatchet]]) -> None:
+    leaf, (handshake, application) = item
+    w.u32(leaf)
+    handshake.write(w)
+    application.write(w)
+
+
+def _read_leaf_ratchets(
+    r: Reader, suite: CipherSuite
+) -> tuple[int, tuple[HashRatchet, HashRatchet]]:
+    leaf = r.u32()
+    return leaf, (HashRatchet.read(r, suite), HashRatchet.read(r, suite))
 
 
 def sender_data_key_nonce(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from peertap.sidecar.mls.codec import Reader, Writer
 from peertap.sidecar.mls.errors import ReplayError, ValidationError
 from peertap.sidecar.mls.secret_tree import (
     MAX_FORWARD_DISTANCE,
@@ -104,3 +105,22 @@ def test_leaf_outside_the_tree_is_rejected() -> None:
 
 def test_single_leaf_tree_uses_the_root_as_the_leaf() -> None:
     assert _tree(1).get(0, HS, 0) == _tree(1).ratchet(0, HS).next()[1:]
+
+
+def test_a_persisted_tree_keeps_its_position_window_and_deletions() -> None:
+    tree = _tree(8)
+    tree.get(2, APP, 5)  # generations 0-4 of leaf 2 wait in the window
+    tree.next(6, HS)
+    w = Writer()
+    tree.write(w)
+    reader = Reader(w.getvalue())
+    restored = SecretTree.read(reader, SUITE)
+    reader.done()
+    assert restored._secrets == tree._secrets
+
+    fresh = _tree(8)
+    assert restored.get(2, APP, 3) == fresh.get(2, APP, 3)
+    with pytest.raises(ReplayError):
+        restored.get(2, APP, 5)
+    assert restored.next(6, HS)[0] == 1
+    assert restored.get(7, APP, 0) == fresh.get(7, APP, 0)
