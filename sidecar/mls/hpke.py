@@ -144,11 +144,6 @@ class DHKEM:
             return key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
         return key.public_bytes_raw()
 
-    def serialize_private(self, key: _PrivateKey) -> bytes:
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            return key.private_numbers().private_value.to_bytes(self.nsk, "big")
-        return key.private_bytes_raw()
-
     def public_from_private(self, sk: bytes) -> bytes:
         return self.serialize_public(self.load_private(sk).public_key())
 
