@@ -183,6 +183,7 @@ class _NewEpoch:
     joiner_secret: bytes
     psk_secret: bytes | None
     path_secrets: dict[int, bytes] = field(default_factory=dict)
+    added: list[tuple[int, KeyPackage]] = field(default_factory=list)
 
 
 def _now(options: GroupOptions) -> int | None:
@@ -661,25 +662,11 @@ class Group:
         message, new = self._build_commit(
             items, refs, use_path=path, leaf_template=leaf, authenticated_data=authenticated_data
         )
-        welcome = group_info = None
-        added = new.state.tree  # for the Welcome below
-        applied_adds = [
-            (i, kp)
-            for i, kp in (
-                (
-                    added.find_leaf(c.proposal.body.key_package.leaf_node),
-                    c.proposal.body.key_package,
-                )
-                for c in items
-                if isinstance(c.proposal.body, Add)
-            )
-        ]
+        welcome = None
         info = self._group_info(new.state)
-        if applied_adds:
-            info_for_welcome = info
+        if new.added:
             members = []
-            for index, kp in applied_adds:
-                assert index is not None
+            for index, kp in new.added:
                 ancestor = tm.common_ancestor(2 * index, 2 * state.own_leaf)
                 members.append((kp, new.path_secrets.get(ancestor)))
             psk_ids = [
@@ -688,7 +675,7 @@ class Group:
             welcome = MLSMessage(
                 build_welcome(
                     state.suite,
-                    info_for_welcome,
+                    info,
                     joiner_secret=new.joiner_secret,
                     psk_secret=new.psk_secret,
                     psks=psk_ids,
@@ -820,7 +807,9 @@ class Group:
         new_state = self._next_state(
             state, new_context, tree, keys, secrets_, confirmed, tag, applied
         )
-        return message, _NewEpoch(new_state, secrets_.joiner_secret, psk_secret, path_secrets)
+        return message, _NewEpoch(
+            new_state, secrets_.joiner_secret, psk_secret, path_secrets, applied.added
+        )
 
     def _next_state(
         self,
@@ -1102,9 +1091,15 @@ class Group:
         for index, other in tree.leaves():
             if index != committer and other.signature_key == leaf.signature_key:
                 raise ValidationError("UpdatePath leaf reuses another member's signature key")
-        probe = tree.copy()
-        probe.set_node(2 * committer, leaf)
-        check_credential_support(probe)
+        unchanged = (
+            old is not None
+            and old.credential.credential_type == leaf.credential.credential_type
+            and set(old.capabilities.credentials) == set(leaf.capabilities.credentials)
+        )
+        if not unchanged:  # credential support is group-wide: re-check only when it moved
+            probe = tree.copy()
+            probe.set_node(2 * committer, leaf)
+            check_credential_support(probe)
 
 
 _NO_SECRETS = EpochSecrets(*([b""] * 11))

@@ -286,6 +286,7 @@ def apply_proposals(
     if adds:
         signature_keys = {leaf.signature_key for _, leaf in new_tree.leaves()}
         encryption_keys = new_tree.encryption_keys()
+        next_free = 0
         for kp in adds:
             leaf = kp.leaf_node
             if leaf.signature_key in signature_keys:
@@ -294,7 +295,9 @@ def apply_proposals(
                 raise ValidationError("Add with an encryption key already in the tree")
             signature_keys.add(leaf.signature_key)
             encryption_keys.add(leaf.encryption_key)
-            applied.added.append((new_tree.add_leaf(leaf), kp))
+            index = new_tree.add_leaf(leaf, start=next_free)
+            applied.added.append((index, kp))
+            next_free = index + 1
     for body, _ in bodies:
         if isinstance(body, PreSharedKey):
             applied.psks.append(body.psk)

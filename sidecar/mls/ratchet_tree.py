@@ -199,17 +199,19 @@ class RatchetTree:
             del self._nodes[width:]
             del self._hashes[width:]
 
-    def free_leaf(self) -> int:
-        """Index of the leftmost blank leaf (n_leaves if there is none)."""
+    def free_leaf(self, start: int = 0) -> int:
+        """Index of the leftmost blank leaf at or after ``start`` (n_leaves if none)."""
         nodes = self._nodes
-        for x in range(0, len(nodes), 2):
+        for x in range(2 * start, len(nodes), 2):
             if nodes[x] is None:
                 return x >> 1
         return self.n_leaves
 
-    def add_leaf(self, leaf: LeafNode) -> int:
-        """Put ``leaf`` at the leftmost free leaf (extending if needed); mark it unmerged."""
-        index = self.free_leaf()
+    def add_leaf(self, leaf: LeafNode, start: int = 0) -> int:
+        """Put ``leaf`` at the leftmost free leaf (extending if needed); mark it unmerged.
+
+        ``start`` skips leaves known to be taken (several adds in a row)."""
+        index = self.free_leaf(start)
         if index == self.n_leaves:
             self.extend()
         x = 2 * index
