@@ -19,7 +19,7 @@ from .key_schedule import EpochSecrets
 from .proposals import CommittedProposal
 from .psk import PreSharedKeyID
 from .ratchet_tree import RatchetTree
-from .secret_tree import HashRatchet, SecretTree
+from .secret_tree import SecretTree
 from .structs import GroupContext, Proposal, ReInit, Sender
 from .suites import CipherSuite, get_suite
 from .treekem import PathKeys
@@ -84,50 +84,6 @@ def _r_pair(r: Reader) -> tuple[bytes, bytes]:
     return r.opaque(), r.opaque()
 
 
-# The secret tree keeps its state in private slots; the serialiser reads and
-# restores them here so a restored member keeps its replay protection.
-def _write_ratchet(w: Writer, ratchet: HashRatchet) -> None:
-    w.opaque(ratchet._secret)
-    w.u32(ratchet._next)
-    w.vector(ratchet._keys.items(), _w_key)
-
-
-def _w_key(w: Writer, item: tuple[int, tuple[bytes, bytes]]) -> None:
-    w.u32(item[0])
-    _w_pair(w, item[1])
-
-
-def _read_ratchet(r: Reader, suite: CipherSuite) -> HashRatchet:
-    ratchet = HashRatchet(suite, r.opaque())
-    ratchet._next = r.u32()
-    ratchet._keys = dict(r.vector(lambda r: (r.u32(), _r_pair(r))))
-    return ratchet
-
-
-def _write_secret_tree(w: Writer, tree: SecretTree) -> None:
-    w.u32(tree.n_leaves)
-    w.vector(tree._secrets.items(), lambda w, item: (w.u32(item[0]), w.opaque(item[1])))
-
-    def write_leaf(w: Writer, item: tuple[int, tuple[HashRatchet, HashRatchet]]) -> None:
-        w.u32(item[0])
-        _write_ratchet(w, item[1][0])
-        _write_ratchet(w, item[1][1])
-
-    w.vector(tree._ratchets.items(), write_leaf)
-
-
-def _read_secret_tree(r: Reader, suite: CipherSuite) -> SecretTree:
-    n_leaves = r.u32()
-    secrets = dict(r.vector(lambda r: (r.u32(), r.opaque())))
-    ratchets = dict(
-        r.vector(lambda r: (r.u32(), (_read_ratchet(r, suite), _read_ratchet(r, suite))))
-    )
-    tree = SecretTree(suite, b"", n_leaves)
-    tree._secrets = secrets
-    tree._ratchets = ratchets
-    return tree
-
-
 def encode_state(state: GroupState) -> bytes:
     w = Writer()
     w.raw(MAGIC)
@@ -145,7 +101,7 @@ def encode_state(state: GroupState) -> bytes:
         w.opaque(getattr(state.secrets, f.name))
     w.opaque(state.interim_transcript_hash)
     w.opaque(state.confirmation_tag)
-    _write_secret_tree(w, state.secret_tree)
+    state.secret_tree.write(w)
 
     def write_proposal(w: Writer, item: tuple[bytes, CommittedProposal]) -> None:
         w.opaque(item[0])
@@ -176,7 +132,7 @@ def decode_state(data: bytes) -> GroupState:
     signature_private = r.opaque()
     secrets = EpochSecrets(**{f.name: r.opaque() for f in fields(EpochSecrets)})
     interim, tag = r.opaque(), r.opaque()
-    secret_tree = _read_secret_tree(r, suite)
+    secret_tree = SecretTree.read(r, suite)
 
     def read_proposal(r: Reader) -> tuple[bytes, CommittedProposal]:
         ref = r.opaque()
