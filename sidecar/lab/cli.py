@@ -22,6 +22,7 @@ DEFAULT_STATE = "./lab-state"
 def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add `lab` with its subcommands to an argparse subparsers object."""
     lab = subparsers.add_parser("lab", help="local lab of network namespaces running peertap")
+    lab.set_defaults(fn=run_lab_command)
     sub = lab.add_subparsers(dest="lab_command", required=True)
 
     up = sub.add_parser("up", help="build a lab and start its nodes")
