@@ -787,7 +787,9 @@ class Group:
             extensions=applied.extensions,
         )
         psk_secret = self._psk_secret(state, applied.psks)
-        init_secret = external_init_secret if external else state.secrets.init_secret
+        init_secret = state.secrets.init_secret
+        if external_init_secret is not None:
+            init_secret = external_init_secret
         secrets_ = derive_epoch(
             suite,
             init_secret=init_secret,

@@ -41,8 +41,13 @@ __all__ = [
 ]
 
 
-def _write_raw(w: Writer, node: Node) -> None:
-    w.raw(node.encode())
+def _write_optional_node(w: Writer, node: Node | None) -> None:
+    """``optional<LeafNode>`` / ``optional<ParentNode>`` from the cached encoding."""
+    if node is None:
+        w.u8(0)
+    else:
+        w.u8(1)
+        w.raw(node.encode())
 
 
 class RatchetTree:
@@ -293,13 +298,13 @@ class RatchetTree:
         if x & 1 == 0:
             w.u8(NodeType.LEAF)
             w.u32(x >> 1)
-            w.optional(node, _write_raw)
+            _write_optional_node(w, node)
         else:
             k = tm.level(x) - 1
             left_hash = self.tree_hash(x ^ (1 << k))
             right_hash = self.tree_hash(x ^ (3 << k))
             w.u8(NodeType.PARENT)
-            w.optional(node, _write_raw)
+            _write_optional_node(w, node)
             w.opaque(left_hash)
             w.opaque(right_hash)
         digest = self.suite.hash(w.getvalue())
@@ -328,7 +333,7 @@ class RatchetTree:
                 if kept != node.unmerged_leaves:
                     node = replace(node, unmerged_leaves=kept)
             w.u8(NodeType.PARENT)
-            w.optional(node, _write_raw)
+            _write_optional_node(w, node)
             w.opaque(left_hash)
             w.opaque(right_hash)
         return self.suite.hash(w.getvalue())

@@ -84,6 +84,16 @@ def _r_pair(r: Reader) -> tuple[bytes, bytes]:
     return r.opaque(), r.opaque()
 
 
+def _w_node_key(w: Writer, item: tuple[int, tuple[bytes, bytes]]) -> None:
+    w.u32(item[0])
+    _w_pair(w, item[1])
+
+
+def _w_epoch_psk(w: Writer, item: tuple[int, bytes]) -> None:
+    w.u64(item[0])
+    w.opaque(item[1])
+
+
 def encode_state(state: GroupState) -> bytes:
     w = Writer()
     w.raw(MAGIC)
@@ -92,10 +102,7 @@ def encode_state(state: GroupState) -> bytes:
     w.opaque(state.context.encode())
     w.opaque(state.tree.encode())
     w.u32(state.keys.leaf_index)
-    w.vector(
-        sorted(state.keys.keys.items()),
-        lambda w, item: (w.u32(item[0]), _w_pair(w, item[1])),
-    )
+    w.vector(sorted(state.keys.keys.items()), _w_node_key)
     w.opaque(state.signature_private)
     for f in fields(EpochSecrets):
         w.opaque(getattr(state.secrets, f.name))
@@ -111,7 +118,7 @@ def encode_state(state: GroupState) -> bytes:
     w.vector(state.proposals.items(), write_proposal)
     w.vector(state.pending_updates.items(), _w_pair)
     w.vector(state.psks.items(), _w_pair)
-    w.vector(state.resumption.items(), lambda w, item: (w.u64(item[0]), w.opaque(item[1])))
+    w.vector(state.resumption.items(), _w_epoch_psk)
     w.optional(state.reinit, lambda w, v: v.write(w))
     w.boolean(state.active)
     return w.getvalue()

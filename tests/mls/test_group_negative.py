@@ -86,18 +86,17 @@ def test_tampered_signature_is_rejected() -> None:
     body = _public(b.commit(merge=False).commit_message)
     signature = bytearray(body.auth.signature)
     signature[0] ^= 1
-    bad = MLSMessage(replace(body, auth=replace(body.auth, signature=bytes(signature))))
+    auth = replace(body.auth, signature=bytes(signature))
     # the membership tag covers the signature, so re-tag as the sender would have
     state = b._state
-    framed, auth = bad.body.content, bad.body.auth  # type: ignore[union-attr]
     tag = membership_tag(
         suite,
         membership_key=state.secrets.membership_key,
-        content=framed,
+        content=body.content,
         auth=auth,
         group_context=state.context,
     )
-    bad = MLSMessage(replace(bad.body, membership_tag=tag))  # type: ignore[type-var]
+    bad = MLSMessage(replace(body, auth=auth, membership_tag=tag))
     _rejects(a, bad, SignatureError)
 
 
