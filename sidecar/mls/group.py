@@ -129,9 +129,12 @@ class GroupOptions:
 
     ``clock`` None turns off LeafNode lifetime checks (RECOMMENDED on receipt,
     but a replayed log or a test vector may be older than the lifetimes in it).
+    Lifetimes are checked on KeyPackages being added; the leaves of a tree we
+    join are checked only with ``check_tree_lifetimes``.
     """
 
     clock: Clock | None = time.time
+    check_tree_lifetimes: bool = False
     handshake_wire_format: int = WireFormat.PUBLIC_MESSAGE
     ratchet_tree_in_group_info: bool = True
     external_pub_in_group_info: bool = True
@@ -1180,6 +1183,8 @@ def _verified_tree(
         tree,
         group_id=context.group_id,
         required=required_capabilities(context.extensions),
-        now=_now(options),
+        # lifetimes of leaves already in the tree are only RECOMMENDED checks (7.3); a
+        # member that never updated would otherwise lock every later joiner out
+        now=_now(options) if options.check_tree_lifetimes else None,
     )
     return tree
