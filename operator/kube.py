@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -73,7 +74,11 @@ def load_client() -> Any:
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        # Read KUBECONFIG now: the client's default is fixed when it is imported.
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=os.environ.get("KUBECONFIG") or None,
+            client_configuration=configuration,
+        )
     return kubernetes.client.ApiClient(configuration)
 
 

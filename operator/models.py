@@ -204,6 +204,7 @@ class MVLANSpec(CrdModel):
         default="30s", pattern=DURATION_PATTERN, description="Presence HELLO period."
     )
     crypto_vlans: list[ObjectName] = Field(
+        alias="cryptoVLANs",
         default_factory=list,
         description="Names of CryptoVLANs (same namespace) this domain announces.",
     )

@@ -231,16 +231,6 @@ class Reconciler:
                 await self.api.patch(
                     kube.CRYPTOVLANS.path(ns, vp.name), {"metadata": {"annotations": missing}}
                 )
-            new_status = vp.status.model_dump(by_alias=True, mode="json")
-            old_status = parse_status(cvlan.get("status")).model_dump(by_alias=True, mode="json")
-            if new_status != old_status:
-                await self.api.patch(
-                    kube.CRYPTOVLANS.path(ns, vp.name, "status"), {"status": new_status}
-                )
-            metrics.MEMBERS.labels(ns, vp.name).set(vp.status.member_count)
-            metrics.READY_MEMBERS.labels(ns, vp.name).set(
-                sum(1 for m in vp.status.members if m.ready)
-            )
 
         for mp in plan.members:
             owner = pods.get(mp.pod.name)
@@ -291,6 +281,20 @@ class Reconciler:
             await self.api.delete(kube.SECRETS.path(ns, membership.member_object_name(key, "cred")))
             await self.api.delete(kube.CONFIGMAPS.path(ns, membership.member_object_name(key)))
             log.info("released member %s/%s and deleted its Secrets", ns, key)
+
+        # Status last: it reports work that is done.
+        for vp in plan.vlans:
+            cvlan = cvlans[vp.name]
+            new_status = vp.status.model_dump(by_alias=True, mode="json")
+            old_status = parse_status(cvlan.get("status")).model_dump(by_alias=True, mode="json")
+            if new_status != old_status:
+                await self.api.patch(
+                    kube.CRYPTOVLANS.path(ns, vp.name, "status"), {"status": new_status}
+                )
+            metrics.MEMBERS.labels(ns, vp.name).set(vp.status.member_count)
+            metrics.READY_MEMBERS.labels(ns, vp.name).set(
+                sum(1 for m in vp.status.members if m.ready)
+            )
 
     async def _ensure_secret(
         self,

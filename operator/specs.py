@@ -59,8 +59,8 @@ def check_cryptovlan(
         problems.append(
             (
                 "LabelImmutable",
-                f"the label changed from {recorded_label!r} to {label!r}; the label is part of "
-                "the VLAN-ID and cannot change. Restore it, or create a new CryptoVLAN.",
+                f"the label changed from {recorded_label!r} to {label!r}, but the label is "
+                "immutable (it is part of the VLAN-ID). Restore it, or create a new CryptoVLAN.",
             )
         )
     if spec.relay_policy.acl.mode == "list" and not spec.relay_policy.acl.allow:
