@@ -356,10 +356,22 @@ class Trunk:
             return None
         with trio.move_on_after(DIAL_TIMEOUT_S):
             try:
+                # Dial only the configured address: identify fills the peerstore with the
+                # peer's self-reported listen addresses (e.g. 127.0.0.1), which from
+                # another network namespace or host can reach a different node.
+                host.get_peerstore().clear_addrs(info.peer_id)
+                # A connection whose peer died without a clean close can linger in the
+                # swarm; `connect` would reuse it and every new stream would fail.
+                network = host.get_network()
+                if network.get_connections(info.peer_id):
+                    await network.close_peer(info.peer_id)
+                # The swarm refuses to redial a peer whose addresses all failed recently;
+                # our own backoff paces redials, so lift that block.
+                network.unblock_peer(info.peer_id)
                 await host.connect(info)
                 return await host.new_stream(info.peer_id, [_STREAM_PROTOCOL])
             except Exception as err:  # libp2p raises many unrelated types for a failed dial
-                log.debug("dial %s failed: %r", info.peer_id, err)
+                log.info("dial %s failed: %r", info.peer_id, err)
                 return None
-        log.debug("dial %s timed out", info.peer_id)
+        log.info("dial %s timed out", info.peer_id)
         return None
