@@ -377,6 +377,7 @@ def main() -> int:
     print()
     print(table(results))
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(_report(results, args), indent=2) + "\n")
         print(f"\nJSON written to {args.json}")
     return 1 if any(r.error for r in results) else 0

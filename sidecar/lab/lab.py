@@ -73,13 +73,13 @@ class Lab:
         except ValidationError as err:
             raise LabSpecError(f"invalid lab spec:\n{err}") from err
         plan = make_plan(spec, prefix or random_prefix())
+        taken = netns.list_netns() & {p.netns for p in plan.pods.values()}
+        if taken:
+            raise LabStateError(f"prefix {plan.prefix!r} is in use: {', '.join(sorted(taken))}")
         if state_dir is None:
             state = Path(tempfile.mkdtemp(prefix=f"{plan.prefix}state-"))
         else:
             state = Path(state_dir).resolve()
-        taken = netns.list_netns() & {p.netns for p in plan.pods.values()}
-        if taken:
-            raise LabStateError(f"prefix {plan.prefix!r} is in use: {', '.join(sorted(taken))}")
         journal = Journal.create(state, prefix=plan.prefix, spec=spec)
         lab = cls(plan=plan, journal=journal)
         if state_dir is None:

@@ -14,7 +14,20 @@ from pathlib import Path
 
 import pytest
 from peertap.sidecar import identity
-from peertap.sidecar.lab import NODE_CMD_ENV, Lab, NodeExited, procs, random_prefix, topology
+from peertap.sidecar.lab import (
+    NODE_CMD_ENV,
+    BootstrapSpec,
+    Lab,
+    LabSpec,
+    LabSpecError,
+    LabStateError,
+    NodeExited,
+    NodeRole,
+    PodSpec,
+    procs,
+    random_prefix,
+    topology,
+)
 from pyroute2 import IPRoute, netns
 
 pytestmark = pytest.mark.netns
@@ -209,3 +222,29 @@ def test_down_after_up_was_killed_midway_removes_everything(tmp_path: Path) -> N
 def netns_pids(name: str) -> list[int]:
     out = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
     return [int(x) for x in out.stdout.split()]
+
+
+def test_a_second_lab_with_a_prefix_in_use_is_refused_and_the_first_stays(
+    tmp_path: Path, lab_factory: LabFactory
+) -> None:
+    first = lab_factory(topology("pair"), start_nodes=False)
+    with pytest.raises(LabStateError, match="in use"):
+        Lab.up(topology("pair"), state_dir=tmp_path / "second", prefix=first.prefix)
+    assert len(_netns_with(first.prefix)) == 2
+    assert _pings(first, "a", first.underlay_address("b", "a"))
+
+
+def test_a_failed_up_removes_what_it_had_built(tmp_path: Path) -> None:
+    # No link joins a and b, so the bootstrap address fails after the pods exist.
+    spec = LabSpec(
+        pods=[
+            PodSpec(name="a", node=NodeRole(role="member")),
+            PodSpec(name="b", node=NodeRole(role="member")),
+        ],
+        bootstrap=[BootstrapSpec(dialer="a", target="b")],
+    )
+    prefix = random_prefix()
+    with pytest.raises(LabSpecError, match="no underlay path"):
+        Lab.up(spec, state_dir=tmp_path / "s", prefix=prefix)
+    assert _netns_with(prefix) == []
+    assert not (tmp_path / "s").exists()
