@@ -16,11 +16,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from . import tree_math as tm
-from .errors import EpochError, SignatureError, ValidationError
+from .commit import (
+    NO_SECRETS,
+    build_commit,
+    find_extension,
+    process_commit,
+    select_pending,
+    sender_key,
+)
+from .errors import EpochError, ValidationError
 from .framing import (
     private_message,
     private_message_content,
@@ -28,25 +36,18 @@ from .framing import (
     public_message_content,
     sign_content,
     verify_content_signature,
-    with_confirmation_tag,
 )
 from .key_schedule import (
-    EpochSecrets,
     derive_epoch,
-    derive_epoch_from_joiner,
-    external_init_receive,
     external_init_send,
 )
 from .proposals import (
-    Applied,
     CommittedProposal,
-    apply_proposals,
     check_extensions_unique,
     check_proposal,
-    required_capabilities,
 )
-from .psk import PreSharedKeyID, PSKType, ResumptionPSKUsage
-from .ratchet_tree import RatchetTree, check_credential_support, check_leaf_node, validate_tree
+from .psk import PreSharedKeyID, PSKType
+from .ratchet_tree import RatchetTree
 from .secret_tree import SecretTree
 from .state import GroupState, decode_state, encode_state
 from .structs import (
@@ -60,7 +61,6 @@ from .structs import (
     ExtensionType,
     ExternalInit,
     ExternalPub,
-    ExternalSenders,
     FramedContent,
     GroupContext,
     GroupContextExtensions,
@@ -80,7 +80,6 @@ from .structs import (
     Sender,
     SenderType,
     Update,
-    UpdatePath,
     Welcome,
     WireFormat,
 )
@@ -90,19 +89,16 @@ from .structs import (
 from .suites import CipherSuite, get_suite
 from .transcript import (
     confirmation_tag,
-    confirmed_transcript_hash,
     interim_transcript_hash,
-    update_transcript_hashes,
-    verify_confirmation_tag,
 )
-from .treekem import PathKeys, create_update_path, decrypt_update_path, merge_update_path
+from .treekem import PathKeys
 from .welcome import (
     KeyPackageBundle,
     build_welcome,
     default_capabilities,
+    join_state,
     make_key_package,
-    open_welcome,
-    resolve_psks,
+    verified_tree,
 )
 
 __all__ = [
@@ -178,17 +174,6 @@ class _Pending:
     state: GroupState
 
 
-@dataclass
-class _NewEpoch:
-    """What a commit yields, for the committer and receivers alike."""
-
-    state: GroupState
-    joiner_secret: bytes
-    psk_secret: bytes | None
-    path_secrets: dict[int, bytes] = field(default_factory=dict)
-    added: list[tuple[int, KeyPackage]] = field(default_factory=list)
-
-
 def _now(options: GroupOptions) -> int | None:
     return None if options.clock is None else int(options.clock())
 
@@ -198,10 +183,6 @@ def _as_message(message: MLSMessage | bytes) -> MLSMessage:
     if msg.version != ProtocolVersion.MLS10:
         raise ValidationError(f"protocol version {msg.version}")
     return msg
-
-
-def _find_extension(extensions: Iterable[Extension], ext_type: int) -> Extension | None:
-    return next((e for e in extensions if e.extension_type == ext_type), None)
 
 
 class Group:
@@ -307,63 +288,14 @@ class Group:
                 return psks.get(psk_id.psk_id)
             return resumption.get((psk_id.psk_group_id, psk_id.psk_epoch))
 
-        bundle = key_package_private
-        suite, group_secrets, psk_secret, info = open_welcome(welcome, bundle, lookup)
-        context = info.group_context
-        if context.cipher_suite != suite.id or context.version != ProtocolVersion.MLS10:
-            raise ValidationError("GroupInfo cipher suite or version differs from the Welcome")
-        tree = _verified_tree(suite, info, ratchet_tree, options)
-        my_leaf = tree.find_leaf(bundle.key_package.leaf_node)
-        if my_leaf is None:
-            raise ValidationError("our KeyPackage's leaf is not in the tree")
-        for ext in context.extensions:
-            leaf = bundle.key_package.leaf_node
-            if ext.extension_type > 5 and ext.extension_type not in leaf.capabilities.extensions:
-                raise ValidationError(f"group uses unsupported extension {ext.extension_type}")
-        keys = PathKeys(my_leaf)
-        keys.set(
-            2 * my_leaf, bundle.encryption_private, bundle.key_package.leaf_node.encryption_key
+        state = join_state(
+            welcome,
+            key_package_private,
+            ratchet_tree,
+            lookup,
+            tree_now=_now(options) if options.check_tree_lifetimes else None,
         )
-        if group_secrets.path_secret is not None:
-            ancestor = tm.common_ancestor(2 * my_leaf, 2 * info.signer)
-            fdp = [p for p, _ in tree.filtered_direct_path(info.signer)]
-            if ancestor not in fdp:
-                raise ValidationError("path secret for a node off the signer's path")
-            keys.implant_path(tree, fdp[fdp.index(ancestor) :], group_secrets.path_secret)
-        secrets = derive_epoch_from_joiner(
-            suite,
-            joiner_secret=group_secrets.joiner_secret,
-            psk_secret=psk_secret,
-            group_context=context,
-        )
-        verify_confirmation_tag(
-            suite,
-            confirmation_key=secrets.confirmation_key,
-            confirmed=context.confirmed_transcript_hash,
-            tag=info.confirmation_tag,
-        )
-        special = [
-            p
-            for p in group_secrets.psks
-            if p.psktype == PSKType.RESUMPTION and p.usage != ResumptionPSKUsage.APPLICATION
-        ]
-        if special and context.epoch != 1:
-            raise ValidationError("reinit/branch Welcome must start at epoch 1")
-        state = GroupState(
-            suite=suite,
-            context=context,
-            tree=tree,
-            keys=keys,
-            signature_private=bundle.signature_private,
-            secrets=secrets,
-            interim_transcript_hash=interim_transcript_hash(
-                suite, context.confirmed_transcript_hash, info.confirmation_tag
-            ),
-            confirmation_tag=info.confirmation_tag,
-            secret_tree=SecretTree(suite, secrets.encryption_secret, tree.n_leaves),
-            psks=psks,
-        )
-        state.remember_resumption()
+        state.psks = psks
         return cls(state, options)
 
     @classmethod
@@ -390,8 +322,13 @@ class Group:
             group_info = body
         context = group_info.group_context
         suite = get_suite(context.cipher_suite)
-        tree = _verified_tree(suite, group_info, ratchet_tree, options)
-        ext = _find_extension(group_info.extensions, ExtensionType.EXTERNAL_PUB)
+        tree = verified_tree(
+            suite,
+            group_info,
+            ratchet_tree,
+            now=_now(options) if options.check_tree_lifetimes else None,
+        )
+        ext = find_extension(group_info.extensions, ExtensionType.EXTERNAL_PUB)
         if ext is None:
             raise ValidationError("GroupInfo has no external_pub extension")
         kem_output, init_secret = external_init_send(
@@ -420,24 +357,28 @@ class Group:
             tree=tree,
             keys=PathKeys(tree.free_leaf()),
             signature_private=signature_private,
-            secrets=_NO_SECRETS,
+            secrets=NO_SECRETS,
             interim_transcript_hash=interim,
             confirmation_tag=group_info.confirmation_tag,
             secret_tree=SecretTree(suite, b"\0" * suite.nh, tree.n_leaves),
             psks=dict(psks or {}),
         )
-        group = cls(placeholder, options)
         items = [CommittedProposal(p, Sender(SenderType.NEW_MEMBER_COMMIT)) for p in proposals]
-        message, new = group._build_commit(
+        auth, new = build_commit(
+            placeholder,
             items,
             [ProposalOrRef(proposal=p) for p in proposals],
             use_path=True,
             leaf_template=template,
             authenticated_data=authenticated_data,
+            wire_format=WireFormat.PUBLIC_MESSAGE,
+            now=_now(options),
             external_init_secret=init_secret,
         )
-        group._state = new.state
-        return group, message
+        message = MLSMessage(
+            public_message(suite, auth, membership_key=None, group_context=context)
+        )
+        return cls(new.state, options), message
 
     # -- read access -------------------------------------------------------------------
 
@@ -653,7 +594,7 @@ class Group:
         items: list[CommittedProposal] = []
         refs: list[ProposalOrRef] = []
         if include_pending:
-            for c in _select_pending(state, by_value):
+            for c in select_pending(state, by_value):
                 assert c.ref is not None
                 items.append(c)
                 refs.append(ProposalOrRef(reference=c.ref))
@@ -662,9 +603,17 @@ class Group:
             refs.append(ProposalOrRef(proposal=p))
         leaf = state.tree.leaf(state.own_leaf)
         assert leaf is not None
-        message, new = self._build_commit(
-            items, refs, use_path=path, leaf_template=leaf, authenticated_data=authenticated_data
+        auth, new = build_commit(
+            state,
+            items,
+            refs,
+            use_path=path,
+            leaf_template=leaf,
+            authenticated_data=authenticated_data,
+            wire_format=self._options.handshake_wire_format,
+            now=_now(self._options),
         )
+        message = self._protect_content(state, auth)
         welcome = None
         info = self._group_info(new.state)
         if new.added:
@@ -724,134 +673,6 @@ class Group:
             state.context, tuple(extensions), state.confirmation_tag, state.own_leaf
         ).signed(state.suite, state.signature_private)
 
-    def _build_commit(
-        self,
-        items: list[CommittedProposal],
-        refs: list[ProposalOrRef],
-        *,
-        use_path: bool,
-        leaf_template: LeafNode,
-        authenticated_data: bytes,
-        external_init_secret: bytes | None = None,
-    ) -> tuple[MLSMessage, _NewEpoch]:
-        state = self._state
-        suite, context = state.suite, state.context
-        external = external_init_secret is not None
-        sender = Sender(SenderType.NEW_MEMBER_COMMIT) if external else Sender.member(state.own_leaf)
-        applied = apply_proposals(
-            suite, context, state.tree, items, sender, now=_now(self._options)
-        )
-        if applied.path_required and not use_path:
-            raise ValidationError("these proposals require a path")
-        tree = applied.tree
-        new_epoch = context.epoch + 1
-
-        def context_for(tree_hash: bytes) -> bytes:
-            return replace(
-                context, epoch=new_epoch, tree_hash=tree_hash, extensions=applied.extensions
-            ).encode()
-
-        commit_secret = None
-        path_secrets: dict[int, bytes] = {}
-        keys = state.keys.copy()
-        update_path: UpdatePath | None = None
-        if use_path:
-            me = state.own_leaf
-            if external:
-                me = tree.free_leaf()
-                if me == tree.n_leaves:
-                    tree.extend()
-            update_path, secrets = create_update_path(
-                tree,
-                me,
-                leaf_template,
-                signature_private=state.signature_private,
-                group_id=context.group_id,
-                context_for=context_for,
-                exclude=[i for i, _ in applied.added],
-            )
-            commit_secret, path_secrets, keys = secrets.commit_secret, secrets.by_node, secrets.keys
-        commit = Commit(tuple(refs), update_path)
-        framed = FramedContent(context.group_id, context.epoch, sender, authenticated_data, commit)
-        wire_format = WireFormat.PUBLIC_MESSAGE if external else self._options.handshake_wire_format
-        auth = sign_content(
-            suite,
-            framed,
-            sig_priv=state.signature_private,
-            wire_format=wire_format,
-            group_context=context,
-        )
-        confirmed = confirmed_transcript_hash(suite, state.interim_transcript_hash, auth)
-        new_context = replace(
-            context,
-            epoch=new_epoch,
-            tree_hash=tree.tree_hash(),
-            confirmed_transcript_hash=confirmed,
-            extensions=applied.extensions,
-        )
-        psk_secret = self._psk_secret(state, applied.psks)
-        init_secret = state.secrets.init_secret
-        if external_init_secret is not None:
-            init_secret = external_init_secret
-        secrets_ = derive_epoch(
-            suite,
-            init_secret=init_secret,
-            commit_secret=commit_secret,
-            psk_secret=psk_secret,
-            group_context=new_context,
-        )
-        tag = confirmation_tag(suite, secrets_.confirmation_key, confirmed)
-        auth = with_confirmation_tag(auth, tag)
-        if external:
-            message = MLSMessage(
-                public_message(suite, auth, membership_key=None, group_context=context)
-            )
-        else:
-            message = self._protect_content(state, auth)
-        keys.prune(tree)
-        new_state = self._next_state(
-            state, new_context, tree, keys, secrets_, confirmed, tag, applied
-        )
-        return message, _NewEpoch(
-            new_state, secrets_.joiner_secret, psk_secret, path_secrets, applied.added
-        )
-
-    def _next_state(
-        self,
-        state: GroupState,
-        context: GroupContext,
-        tree: RatchetTree,
-        keys: PathKeys,
-        secrets: EpochSecrets,
-        confirmed: bytes,
-        tag: bytes,
-        applied: Applied,
-    ) -> GroupState:
-        new = GroupState(
-            suite=state.suite,
-            context=context,
-            tree=tree,
-            keys=keys,
-            signature_private=state.signature_private,
-            secrets=secrets,
-            interim_transcript_hash=interim_transcript_hash(state.suite, confirmed, tag),
-            confirmation_tag=tag,
-            secret_tree=SecretTree(state.suite, secrets.encryption_secret, tree.n_leaves),
-            psks=dict(state.psks),
-            resumption=dict(state.resumption),
-            reinit=applied.reinit,
-        )
-        new.remember_resumption()
-        return new
-
-    def _psk_secret(self, state: GroupState, ids: Sequence[PreSharedKeyID]) -> bytes | None:
-        def lookup(psk_id: PreSharedKeyID) -> bytes | None:
-            if psk_id.psktype == PSKType.EXTERNAL:
-                return state.psks.get(psk_id.psk_id)
-            return state.resumption_psk(psk_id)
-
-        return resolve_psks(state.suite, ids, lookup)
-
     # -- receiving -------------------------------------------------------------------------
 
     def process(self, message: MLSMessage | bytes) -> ProcessedMessage:
@@ -893,7 +714,7 @@ class Group:
         if sender.sender_type == SenderType.MEMBER and sender.index == state.own_leaf:
             raise ValidationError("message from our own leaf")
         verify_content_signature(
-            suite, auth, sig_pub=self._sender_key(state, framed), group_context=context
+            suite, auth, sig_pub=sender_key(state, framed), group_context=context
         )
         content = framed.content
         if isinstance(content, bytes):
@@ -916,7 +737,7 @@ class Group:
                 proposal=content,
                 proposal_ref=ref,
             )
-        new_state, removed = self._process_commit(state, auth)
+        new_state, removed = process_commit(state, auth, now=_now(self._options))
         self._state = new_state
         self._pending = None
         return ProcessedMessage(
@@ -928,263 +749,3 @@ class Group:
             removed=removed,
             reinit=new_state.reinit,
         )
-
-    def _sender_key(self, state: GroupState, framed: FramedContent) -> bytes:
-        sender = framed.sender
-        kind = sender.sender_type
-        if kind == SenderType.MEMBER:
-            leaf = state.tree.leaf(sender.index)
-            if leaf is None:
-                raise ValidationError(f"sender leaf {sender.index} is blank or absent")
-            return leaf.signature_key
-        if kind == SenderType.EXTERNAL:
-            ext = _find_extension(state.context.extensions, ExtensionType.EXTERNAL_SENDERS)
-            if ext is None:
-                raise ValidationError("external sender but no external_senders extension")
-            senders = ExternalSenders.decode(ext.extension_data).senders
-            if sender.index >= len(senders):
-                raise ValidationError(f"unknown external sender {sender.index}")
-            if isinstance(framed.content, Commit | bytes):
-                raise ValidationError("external senders may only send proposals")
-            return senders[sender.index].signature_key
-        if kind == SenderType.NEW_MEMBER_PROPOSAL:
-            if not isinstance(framed.content, Proposal) or not isinstance(framed.content.body, Add):
-                raise ValidationError("new_member_proposal must carry an Add")
-            return framed.content.body.key_package.leaf_node.signature_key
-        if kind == SenderType.NEW_MEMBER_COMMIT:
-            if not isinstance(framed.content, Commit) or framed.content.path is None:
-                raise ValidationError("new_member_commit must be a Commit with a path")
-            return framed.content.path.leaf_node.signature_key
-        raise ValidationError(f"unknown sender type {kind}")
-
-    def _process_commit(
-        self, state: GroupState, auth: AuthenticatedContent
-    ) -> tuple[GroupState, bool]:
-        suite, context = state.suite, state.context
-        framed = auth.content
-        commit = framed.content
-        assert isinstance(commit, Commit)
-        sender = framed.sender
-        external = sender.sender_type == SenderType.NEW_MEMBER_COMMIT
-        if sender.sender_type not in (SenderType.MEMBER, SenderType.NEW_MEMBER_COMMIT):
-            raise ValidationError("Commit from a sender that may not commit")
-        items = []
-        for por in commit.proposals:
-            if por.proposal is not None:
-                items.append(CommittedProposal(por.proposal, sender))
-                continue
-            if external:
-                raise ValidationError("external Commit with a proposal by reference")
-            assert por.reference is not None
-            cached = state.proposals.get(por.reference)
-            if cached is None:
-                raise ValidationError("Commit references an unknown proposal")
-            items.append(cached)
-        now = _now(self._options)
-        applied = apply_proposals(suite, context, state.tree, items, sender, now=now)
-        if applied.path_required and commit.path is None:
-            raise ValidationError("Commit without the path its proposals require")
-        tree = applied.tree
-        me = state.own_leaf
-        removed = me in applied.removed
-        keys = state.keys.copy()
-        if me in applied.updated:
-            leaf = tree.leaf(me)
-            assert leaf is not None
-            private = state.pending_updates.get(leaf.encryption_key)
-            if private is None:
-                raise ValidationError("Commit applies an Update of ours we did not make")
-            keys.set(2 * me, private, leaf.encryption_key)
-        new_epoch = context.epoch + 1
-        commit_secret = None
-        if commit.path is not None:
-            path = commit.path
-            if external:
-                committer = tree.free_leaf()
-                if committer == tree.n_leaves:
-                    tree.extend()
-            else:
-                committer = sender.index
-            self._check_path_leaf(state, tree, applied, path, committer, external, now)
-            fdp = merge_update_path(tree, committer, path)
-            if not removed:
-                provisional = replace(
-                    context,
-                    epoch=new_epoch,
-                    tree_hash=tree.tree_hash(),
-                    extensions=applied.extensions,
-                )
-                _, _, commit_secret = decrypt_update_path(
-                    tree,
-                    keys,
-                    committer,
-                    path,
-                    fdp,
-                    provisional.encode(),
-                    exclude=[i for i, _ in applied.added],
-                )
-        if removed:
-            inactive = replace(state, active=False, proposals={}, pending_updates={})
-            return inactive, True
-        confirmed, _ = update_transcript_hashes(suite, state.interim_transcript_hash, auth)
-        new_context = replace(
-            context,
-            epoch=new_epoch,
-            tree_hash=tree.tree_hash(),
-            confirmed_transcript_hash=confirmed,
-            extensions=applied.extensions,
-        )
-        psk_secret = self._psk_secret(state, applied.psks)
-        if applied.external_init is not None:
-            external_priv, _ = state.secrets.external_key_pair(suite)
-            init_secret = external_init_receive(
-                suite, external_priv, applied.external_init.kem_output
-            )
-        else:
-            init_secret = state.secrets.init_secret
-        secrets = derive_epoch(
-            suite,
-            init_secret=init_secret,
-            commit_secret=commit_secret,
-            psk_secret=psk_secret,
-            group_context=new_context,
-        )
-        tag = auth.auth.confirmation_tag
-        verify_confirmation_tag(
-            suite, confirmation_key=secrets.confirmation_key, confirmed=confirmed, tag=tag
-        )
-        assert tag is not None
-        keys.prune(tree)
-        return self._next_state(
-            state, new_context, tree, keys, secrets, confirmed, tag, applied
-        ), False
-
-    def _check_path_leaf(
-        self,
-        state: GroupState,
-        tree: RatchetTree,
-        applied: Applied,
-        path: UpdatePath,
-        committer: int,
-        external: bool,
-        now: int | None,
-    ) -> None:
-        """LeafNode and key checks on an incoming UpdatePath (12.4.2)."""
-        leaf = path.leaf_node
-        check_leaf_node(
-            state.suite,
-            leaf,
-            group_id=state.context.group_id,
-            leaf_index=committer,
-            source=LeafNodeSource.COMMIT,
-            required=required_capabilities(applied.extensions),
-            now=now,
-        )
-        check_extensions_unique(leaf.extensions, "UpdatePath leaf node")
-        for ext in applied.extensions:
-            if ext.extension_type > 5 and ext.extension_type not in leaf.capabilities.extensions:
-                raise ValidationError(f"committer does not support extension {ext.extension_type}")
-        old = tree.leaf(committer)
-        if not external:
-            assert old is not None
-            if leaf.encryption_key == old.encryption_key:
-                raise ValidationError("UpdatePath leaf keeps the old encryption key")
-        existing = tree.encryption_keys()
-        new_keys = [leaf.encryption_key, *(n.encryption_key for n in path.nodes)]
-        if len(set(new_keys)) != len(new_keys) or any(k in existing for k in new_keys):
-            raise ValidationError("UpdatePath reuses an encryption key already in the tree")
-        for index, other in tree.leaves():
-            if index != committer and other.signature_key == leaf.signature_key:
-                raise ValidationError("UpdatePath leaf reuses another member's signature key")
-        unchanged = (
-            old is not None
-            and old.credential.credential_type == leaf.credential.credential_type
-            and set(old.capabilities.credentials) == set(leaf.capabilities.credentials)
-        )
-        if not unchanged:  # credential support is group-wide: re-check only when it moved
-            probe = tree.copy()
-            probe.set_node(2 * committer, leaf)
-            check_credential_support(probe)
-
-
-_NO_SECRETS = EpochSecrets(*([b""] * 11))
-
-
-def _select_pending(state: GroupState, by_value: Sequence[Proposal]) -> list[CommittedProposal]:
-    """The cached proposals a commit can include next to ``by_value`` (12.2, 12.4):
-    Removes win over Updates, the latest Update per leaf wins, the committer's own
-    Updates and Removes of itself are left out, as is anything that would repeat."""
-    me = state.own_leaf
-    cached = list(state.proposals.values())
-    removed = {p.body.removed for p in by_value if isinstance(p.body, Remove)}
-    removed |= {c.proposal.body.removed for c in cached if isinstance(c.proposal.body, Remove)}
-    latest_update = {c.sender.index: c for c in cached if isinstance(c.proposal.body, Update)}
-    added = {
-        p.body.key_package.leaf_node.signature_key for p in by_value if isinstance(p.body, Add)
-    }
-    psks = {p.body.psk.encode() for p in by_value if isinstance(p.body, PreSharedKey)}
-    has_gce = any(isinstance(p.body, GroupContextExtensions) for p in by_value)
-    out: list[CommittedProposal] = []
-    taken_removes = {p.body.removed for p in by_value if isinstance(p.body, Remove)}
-    for c in cached:
-        body = c.proposal.body
-        if isinstance(body, Update):
-            keep = c.sender.index not in removed and c.sender.index != me
-            keep = keep and latest_update[c.sender.index] is c
-        elif isinstance(body, Remove):
-            keep = body.removed != me and body.removed not in taken_removes
-            taken_removes.add(body.removed)
-        elif isinstance(body, Add):
-            key = body.key_package.leaf_node.signature_key
-            keep = key not in added
-            added.add(key)
-        elif isinstance(body, PreSharedKey):
-            keep = body.psk.encode() not in psks
-            psks.add(body.psk.encode())
-        elif isinstance(body, GroupContextExtensions):
-            keep = not has_gce
-            has_gce = True
-        else:  # ReInit only alone; ExternalInit never from a member
-            keep = isinstance(body, ReInit) and not by_value and not out
-        if keep:
-            out.append(c)
-    if any(isinstance(c.proposal.body, ReInit) for c in out) and len(out) > 1:
-        out = [c for c in out if not isinstance(c.proposal.body, ReInit)]
-    return out
-
-
-def _verified_tree(
-    suite: CipherSuite,
-    info: GroupInfo,
-    ratchet_tree: RatchetTreeStruct | bytes | None,
-    options: GroupOptions,
-) -> RatchetTree:
-    """The group's tree from the argument or the GroupInfo, fully validated (12.4.3.1)."""
-    check_extensions_unique(info.extensions, "GroupInfo")
-    context = info.group_context
-    check_extensions_unique(context.extensions, "GroupContext")
-    if ratchet_tree is None:
-        ext = _find_extension(info.extensions, ExtensionType.RATCHET_TREE)
-        if ext is None:
-            raise ValidationError("no ratchet tree: not in the GroupInfo and none given")
-        tree = RatchetTree.decode(suite, ext.extension_data)
-    elif isinstance(ratchet_tree, bytes | bytearray):
-        tree = RatchetTree.decode(suite, bytes(ratchet_tree))
-    else:
-        tree = RatchetTree.from_struct(suite, ratchet_tree)
-    signer = tree.leaf(info.signer)
-    if signer is None:
-        raise ValidationError("GroupInfo signer leaf is blank")
-    if not info.verify_signature(suite, signer.signature_key):
-        raise SignatureError("GroupInfo signature does not verify")
-    if tree.tree_hash() != context.tree_hash:
-        raise ValidationError("ratchet tree does not match the GroupInfo tree hash")
-    validate_tree(
-        tree,
-        group_id=context.group_id,
-        required=required_capabilities(context.extensions),
-        # lifetimes of leaves already in the tree are only RECOMMENDED checks (7.3); a
-        # member that never updated would otherwise lock every later joiner out
-        now=_now(options) if options.check_tree_lifetimes else None,
-    )
-    return tree

@@ -12,14 +12,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from . import key_schedule, psk
-from .errors import ValidationError
+from . import tree_math as tm
+from .errors import SignatureError, ValidationError
+from .key_schedule import derive_epoch_from_joiner
+from .proposals import check_extensions_unique, required_capabilities
 from .psk import PreSharedKeyID, PSKType, ResumptionPSKUsage
+from .ratchet_tree import RatchetTree, validate_tree
+from .secret_tree import SecretTree
+from .state import GroupState
 from .structs import (
     Capabilities,
     Credential,
     CredentialType,
     EncryptedGroupSecrets,
     Extension,
+    ExtensionType,
     GroupInfo,
     GroupSecrets,
     HPKECiphertext,
@@ -30,7 +37,10 @@ from .structs import (
     ProtocolVersion,
     Welcome,
 )
+from .structs import RatchetTree as RatchetTreeStruct
 from .suites import CipherSuite, get_suite
+from .transcript import interim_transcript_hash, verify_confirmation_tag
+from .treekem import PathKeys
 
 __all__ = [
     "DEFAULT_LIFETIME",
@@ -38,9 +48,11 @@ __all__ = [
     "PskLookup",
     "build_welcome",
     "default_capabilities",
+    "join_state",
     "make_key_package",
     "open_welcome",
     "resolve_psks",
+    "verified_tree",
 ]
 
 DEFAULT_LIFETIME = 90 * 24 * 3600
@@ -179,3 +191,111 @@ def open_welcome(
     key, nonce = key_schedule.welcome_key_nonce(suite, welcome_secret)
     group_info = GroupInfo.decode(suite.aead_open(key, nonce, b"", welcome.encrypted_group_info))
     return suite, group_secrets, psk_secret, group_info
+
+
+def _find_extension(extensions: Iterable[Extension], ext_type: int) -> Extension | None:
+    return next((e for e in extensions if e.extension_type == ext_type), None)
+
+
+def verified_tree(
+    suite: CipherSuite,
+    info: GroupInfo,
+    ratchet_tree: RatchetTreeStruct | bytes | None,
+    *,
+    now: int | None,
+) -> RatchetTree:
+    """The group's tree from the argument or the GroupInfo, fully validated (12.4.3.1)."""
+    check_extensions_unique(info.extensions, "GroupInfo")
+    context = info.group_context
+    check_extensions_unique(context.extensions, "GroupContext")
+    if ratchet_tree is None:
+        ext = _find_extension(info.extensions, ExtensionType.RATCHET_TREE)
+        if ext is None:
+            raise ValidationError("no ratchet tree: not in the GroupInfo and none given")
+        tree = RatchetTree.decode(suite, ext.extension_data)
+    elif isinstance(ratchet_tree, bytes | bytearray):
+        tree = RatchetTree.decode(suite, bytes(ratchet_tree))
+    else:
+        tree = RatchetTree.from_struct(suite, ratchet_tree)
+    signer = tree.leaf(info.signer)
+    if signer is None:
+        raise ValidationError("GroupInfo signer leaf is blank")
+    if not info.verify_signature(suite, signer.signature_key):
+        raise SignatureError("GroupInfo signature does not verify")
+    if tree.tree_hash() != context.tree_hash:
+        raise ValidationError("ratchet tree does not match the GroupInfo tree hash")
+    validate_tree(
+        tree,
+        group_id=context.group_id,
+        required=required_capabilities(context.extensions),
+        now=now,
+    )
+    return tree
+
+
+def join_state(
+    welcome: Welcome,
+    bundle: KeyPackageBundle,
+    ratchet_tree: RatchetTreeStruct | bytes | None,
+    lookup: PskLookup,
+    *,
+    tree_now: int | None,
+) -> GroupState:
+    """The member state a Welcome gives us (12.4.3.1), everything checked.
+
+    ``tree_now`` checks the lifetimes of the tree's leaves against that time.
+    """
+    suite, group_secrets, psk_secret, info = open_welcome(welcome, bundle, lookup)
+    context = info.group_context
+    if context.cipher_suite != suite.id or context.version != ProtocolVersion.MLS10:
+        raise ValidationError("GroupInfo cipher suite or version differs from the Welcome")
+    tree = verified_tree(suite, info, ratchet_tree, now=tree_now)
+    my_leaf = tree.find_leaf(bundle.key_package.leaf_node)
+    if my_leaf is None:
+        raise ValidationError("our KeyPackage's leaf is not in the tree")
+    for ext in context.extensions:
+        leaf = bundle.key_package.leaf_node
+        if ext.extension_type > 5 and ext.extension_type not in leaf.capabilities.extensions:
+            raise ValidationError(f"group uses unsupported extension {ext.extension_type}")
+    keys = PathKeys(my_leaf)
+    keys.set(2 * my_leaf, bundle.encryption_private, bundle.key_package.leaf_node.encryption_key)
+    if group_secrets.path_secret is not None:
+        ancestor = tm.common_ancestor(2 * my_leaf, 2 * info.signer)
+        fdp = [p for p, _ in tree.filtered_direct_path(info.signer)]
+        if ancestor not in fdp:
+            raise ValidationError("path secret for a node off the signer's path")
+        keys.implant_path(tree, fdp[fdp.index(ancestor) :], group_secrets.path_secret)
+    secrets = derive_epoch_from_joiner(
+        suite,
+        joiner_secret=group_secrets.joiner_secret,
+        psk_secret=psk_secret,
+        group_context=context,
+    )
+    verify_confirmation_tag(
+        suite,
+        confirmation_key=secrets.confirmation_key,
+        confirmed=context.confirmed_transcript_hash,
+        tag=info.confirmation_tag,
+    )
+    special = [
+        p
+        for p in group_secrets.psks
+        if p.psktype == PSKType.RESUMPTION and p.usage != ResumptionPSKUsage.APPLICATION
+    ]
+    if special and context.epoch != 1:
+        raise ValidationError("reinit/branch Welcome must start at epoch 1")
+    state = GroupState(
+        suite=suite,
+        context=context,
+        tree=tree,
+        keys=keys,
+        signature_private=bundle.signature_private,
+        secrets=secrets,
+        interim_transcript_hash=interim_transcript_hash(
+            suite, context.confirmed_transcript_hash, info.confirmation_tag
+        ),
+        confirmation_tag=info.confirmation_tag,
+        secret_tree=SecretTree(suite, secrets.encryption_secret, tree.n_leaves),
+    )
+    state.remember_resumption()
+    return state
