@@ -37,7 +37,7 @@ from .trunk.libp2p_trunk import Trunk
 log = logging.getLogger("peertap.node")
 
 TAP_BATCH = 64
-STATUS_INTERVAL_S = 1.0
+STATUS_INTERVAL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class Node:
         self.taps: list[TapDevice] = []
         self._announce_now = trio.Event()
         self._ready = False
+        self._nursery: trio.Nursery | None = None
         member_ids = [ids.vlan_id(bytes.fromhex(v.creator), v.label) for v in cfg.vlans]
         self.acl = Acl(
             mode=cfg.relay.acl.mode,
@@ -128,6 +129,7 @@ class Node:
             if self.api:
                 self.api.start()
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 await nursery.start(self._run_trunk)
                 for tap in self.taps:
                     nursery.start_soon(self._task, f"tap-{tap.settings.name}", self._tap_loop, tap)
@@ -197,17 +199,27 @@ class Node:
 
     async def peer_up(self, peer: str) -> None:
         self.counters.inc("peer_up")
+        self._publish()
+        # The trunk makes the peer sendable only after this returns: greet it from a task.
+        if self._nursery is not None:
+            self._nursery.start_soon(self._greet, peer)
+
+    async def _greet(self, peer: str) -> None:
+        """Tell a new neighbour what we want and, as a relay, everything we know."""
         packets = [self._own_announce().encode()]
         if self.relay:
             packets.extend(self._flooded(a).encode() for a in self.routes.replay_for(peer))
-        await self.trunk.send(peer, packets)
+        if await self.trunk.send(peer, packets):
+            self.counters.inc("announce_tx", len(packets))
 
     async def peer_down(self, peer: str) -> None:
         self.counters.inc("peer_down")
         self.routes.drop_peer(peer)
+        self._publish()
 
     async def records(self, peer: str, records: list[bytes]) -> None:
         forwards: dict[str, list[bytes]] = {}
+        floods: dict[str, list[bytes]] = {}
         for packet in records:
             if self.trace:
                 self.trace.record("rx", peer, packet)
@@ -216,11 +228,13 @@ class Node:
                 if ptype == wire.TYPE_DATA:
                     self._on_data(peer, packet, forwards)
                 else:
-                    self._on_announce(peer, packet, forwards)
+                    self._on_announce(peer, packet, floods)
             except wire.MalformedPacket as err:
                 self.counters.drop(f"malformed_{err.reason}")
         if forwards:
             await self._send_batches(forwards, "fwd")
+        if floods:
+            await self._send_batches(floods, "flood")
 
     def _on_data(self, peer: str, packet: bytes, forwards: dict[str, list[bytes]]) -> None:
         header = wire.decode_data(packet)
@@ -248,7 +262,7 @@ class Node:
         for p in hops:
             forwards.setdefault(p, []).append(out)
 
-    def _on_announce(self, peer: str, packet: bytes, forwards: dict[str, list[bytes]]) -> None:
+    def _on_announce(self, peer: str, packet: bytes, floods: dict[str, list[bytes]]) -> None:
         ann = wire.decode_announce(packet)
         self.counters.inc("announce_rx")
         if ann.origin == self.origin:
@@ -261,7 +275,7 @@ class Node:
         onward = self._flooded(ann).encode()
         for p in self.trunk.peers():
             if p != peer:
-                forwards.setdefault(p, []).append(onward)
+                floods.setdefault(p, []).append(onward)
 
     def _flooded(self, ann: wire.Announce) -> wire.Announce:
         """The announcement as this relay passes it on: one hop further, ACL-filtered."""

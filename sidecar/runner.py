@@ -37,6 +37,12 @@ def run_node(cfg: NodeConfig, *, base_dir: Path, trace_path: str | None) -> int:
     lp = logging.getLogger("libp2p")
     lp.propagate = True
     lp.setLevel(logging.WARNING)
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("libp2p."):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    # The trunk logs failed dials itself, once per attempt and with the reason.
+    for name in ("libp2p.transport.tcp.tcp", "libp2p.network.swarm"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         node = Node(RunOptions(config=cfg, base_dir=base_dir, trace_path=trace_path))
         trio.run(_main, node)

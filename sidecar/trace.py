@@ -1,7 +1,7 @@
 """Trace mode: every PeerTap packet this node sends, receives or forwards, as JSON lines.
 
 Each line is one packet as it is after trunk decryption (exactly what a relay
-sees): {"ts", "dir" (tx|rx|fwd), "peer", "type", "hop_limit", "vlan_id",
+sees): {"ts", "dir" (tx|rx|fwd|flood), "peer", "type", "hop_limit", "vlan_id",
 "mls_id", "vft", "sender", "counter", "len", "packet" (hex of all bytes)}. The
 format is documented in docs/operations.md so anyone can check what crosses a
 relay.

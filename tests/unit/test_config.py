@@ -19,7 +19,9 @@ def test_issue_example_config_is_valid(tmp_path):
     data = {
         "identity": {"key_file": "node.key"},
         "listen": ["/ip4/0.0.0.0/tcp/4001"],
-        "bootstrap": ["/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWAo3RwebzK8RxzgE1xXA6uMVLkvjhVoiepq59kuATtBmf"],
+        "bootstrap": [
+            "/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWAo3RwebzK8RxzgE1xXA6uMVLkvjhVoiepq59kuATtBmf"
+        ],
         "api": {"listen": "127.0.0.1:9464"},
         "relay": {"enabled": True, "acl": {"mode": "open"}},
         "vlans": [
@@ -27,7 +29,12 @@ def test_issue_example_config_is_valid(tmp_path):
                 "label": "lab",
                 "creator": CREATOR,
                 "security": "open",
-                "interface": {"name": "pt-lab", "mode": "tap", "mtu": 1500, "address": "10.250.0.1/24"},
+                "interface": {
+                    "name": "pt-lab",
+                    "mode": "tap",
+                    "mtu": 1500,
+                    "address": "10.250.0.1/24",
+                },
             }
         ],
     }

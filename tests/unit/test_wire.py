@@ -52,8 +52,15 @@ def test_arbitrary_bytes_never_raise_anything_but_malformed(data):
 
 
 def _data(**kw):
-    h = dict(hop_limit=5, flags=0, vlan_id=bytes(16), mls_id=bytes(16), vft=bytes(16),
-             sender=bytes(8), counter=1)
+    h = dict(
+        hop_limit=5,
+        flags=0,
+        vlan_id=bytes(16),
+        mls_id=bytes(16),
+        vft=bytes(16),
+        sender=bytes(8),
+        counter=1,
+    )
     h.update(kw)
     return wire.DataHeader(**h).encode() + bytes(16)
 
