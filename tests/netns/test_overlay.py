@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from peertap.sidecar.lab import Lab, topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
@@ -72,7 +71,8 @@ while time.time() < end:
 
 SENDER = r"""
 import socket, sys, time
-dst, port, text, count, iface = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+dst, port, text, count, iface = sys.argv[1:6]
+port, count = int(port), int(count)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from peertap.sidecar import config
 
 CREATOR = "ab" * 32

@@ -2,7 +2,6 @@
 
 from hypothesis import given
 from hypothesis import strategies as st
-
 from peertap.sidecar.replay import WINDOW, ReplayWindow
 
 

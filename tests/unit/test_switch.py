@@ -6,7 +6,6 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from peertap.sidecar import vft, wire
 from peertap.sidecar.switch.acl import Acl
 from peertap.sidecar.switch.classify import Dest, classify, ipv4_group_mac, snoop
