@@ -23,6 +23,7 @@ from peertap.sidecar.mls.framing import (
 from peertap.sidecar.mls.group import Group, make_key_package
 from peertap.sidecar.mls.structs import (
     Commit,
+    Lifetime,
     MLSMessage,
     PrivateMessage,
     ProposalOrRef,
@@ -223,3 +224,16 @@ def test_tampered_welcome_is_rejected() -> None:
     flipped[-1] ^= 1
     with pytest.raises(DecryptError):
         Group.join_from_welcome(bytes(flipped), bob)
+
+
+def test_expired_or_mismatched_key_packages_are_not_added() -> None:
+    a = Group.create(1, identity=b"a", signature_private=_signer())
+    expired = make_key_package(
+        1, identity=b"old", signature_private=_signer(), lifetime=Lifetime(0, 10)
+    )
+    with pytest.raises(ValidationError, match="lifetime"):
+        a.commit(add=[expired.key_package])
+    other_suite = make_key_package(3, identity=b"x", signature_private=_signer())
+    with pytest.raises(ValidationError, match="cipher suite"):
+        a.commit(add=[other_suite.key_package])
+    assert a.epoch == 0
