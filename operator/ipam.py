@@ -36,12 +36,17 @@ def _usable(net: Network) -> Iterable[Address]:
 
 
 def allocate(
-    *, subnet: Network, existing: Mapping[str, str], wanted: Iterable[str]
+    *,
+    subnet: Network,
+    existing: Mapping[str, str],
+    wanted: Iterable[str],
+    partial: bool = False,
 ) -> dict[str, str]:
     """Keep valid existing allocations of wanted members, give new members the lowest free ones.
 
-    Allocations of members no longer wanted are released. Raises IpamError when
-    the subnet is exhausted.
+    Allocations of members no longer wanted are released. When the subnet is
+    exhausted: IpamError, or with `partial` the members that did not fit are
+    left out of the result (in sorted order, so the same ones wait each time).
     """
     wanted_sorted = sorted(set(wanted))
     result: dict[str, str] = {}
@@ -65,6 +70,8 @@ def allocate(
             continue
         ip = next(free, None)
         if ip is None:
+            if partial:
+                break
             raise IpamError(f"subnet {subnet} has no free address for member {key!r}")
         taken.add(ip)
         result[key] = f"{ip}/{subnet.prefixlen}"

@@ -233,11 +233,16 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
         addresses: dict[str, str] = {}
         if s.subnet is not None:
             old = {k: v["address"] for k, v in previous.items() if v.get("address")}
-            try:
-                addresses = ipam.allocate(subnet=s.subnet, existing=old, wanted=keys)
-            except ipam.IpamError as err:
-                s.problems.append(("SubnetExhausted", str(err)))
-                addresses = {k: old[k] for k in keys if k in old}
+            addresses = ipam.allocate(subnet=s.subnet, existing=old, wanted=keys, partial=True)
+            waiting = sorted(k for k in keys if k not in addresses)
+            if waiting:
+                s.problems.append(
+                    (
+                        "SubnetExhausted",
+                        f"subnet {s.subnet} has no free address for {len(waiting)} member(s): "
+                        + ", ".join(waiting[:5]),
+                    )
+                )
         macs = _macs(
             s,
             {k: node_keys[k] for k in keys},

@@ -42,7 +42,7 @@ def dns_names(service: str) -> list[str]:
     name, _, namespace = service.partition(".")
     if not name or not namespace:
         raise TlsError(f"--webhook-service must be NAME.NAMESPACE, got {service!r}")
-    return [f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local", "localhost"]
+    return [f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"]
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:

@@ -1,0 +1,139 @@
+"""Admission decisions: the sidecar JSONPatch and the validation verdicts, as plain functions."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import jsonpatch
+import pytest
+from peertap.operator import admission, models
+
+LAB = [admission.VlanSelector(name="lab", selector=models.LabelSelector(match_labels={"a": "b"}))]
+
+
+def _pod(labels: dict[str, str], **extra: Any) -> dict[str, Any]:
+    pod: dict[str, Any] = {
+        "metadata": {"generateName": "x-", "labels": labels},
+        "spec": {"containers": [{"name": "app", "image": "busybox"}]},
+    }
+    for k, v in extra.items():
+        pod[k].update(v)
+    return pod
+
+
+def _apply(pod: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    return dict(jsonpatch.apply_patch(pod, ops))
+
+
+def test_labelled_pod_gets_sidecar_volumes_and_member_key() -> None:
+    pod = _pod({"peertap.io/vlans": "lab"})
+    ops = admission.mutate_pod(pod, vlans=[], image="img:1", new_key=lambda: "k1")
+    out = _apply(pod, ops)
+    assert out["metadata"]["annotations"] == {"peertap.io/member": "k1"}
+    app, sidecar = out["spec"]["containers"]
+    assert app["name"] == "app"
+    assert sidecar["name"] == "peertap" and sidecar["image"] == "img:1"
+    assert sidecar["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
+    mounts = {m["mountPath"] for m in sidecar["volumeMounts"]}
+    assert mounts == {"/etc/peertap", "/dev/net/tun"}
+    assert [v["name"] for v in out["spec"]["volumes"]] == ["peertap-config", "peertap-tun"]
+
+
+def test_selector_match_injects_and_other_pods_are_left_alone() -> None:
+    assert admission.mutate_pod(_pod({"a": "b"}), vlans=LAB, image="i")
+    assert admission.mutate_pod(_pod({"a": "c"}), vlans=LAB, image="i") == []
+    assert admission.mutate_pod(_pod({}), vlans=[], image="i") == []
+
+
+def test_existing_volumes_and_annotations_are_extended_not_replaced() -> None:
+    pod = _pod(
+        {"peertap.io/vlans": "lab"},
+        metadata={"annotations": {"keep": "me", "peertap.io/member": "given"}},
+        spec={"volumes": [{"name": "data", "emptyDir": {}}]},
+    )
+    out = _apply(pod, admission.mutate_pod(pod, vlans=[], image="i", new_key=lambda: "unused"))
+    assert out["metadata"]["annotations"] == {"keep": "me", "peertap.io/member": "given"}
+    assert [v["name"] for v in out["spec"]["volumes"]] == ["data", "peertap-config", "peertap-tun"]
+    sources = out["spec"]["volumes"][1]["projected"]["sources"]
+    assert sources[0] == {"configMap": {"name": "peertap-m-given"}}
+
+
+def test_pod_that_already_has_the_sidecar_is_not_patched_twice() -> None:
+    pod = _pod({"peertap.io/vlans": "lab"})
+    out = _apply(pod, admission.mutate_pod(pod, vlans=[], image="i"))
+    assert admission.mutate_pod(out, vlans=[], image="i") == []
+
+
+def test_relay_pods_are_never_injected() -> None:
+    pod = _pod({"a": "b", "peertap.io/role": "relay"})
+    assert admission.mutate_pod(pod, vlans=LAB, image="i") == []
+
+
+def test_response_encodes_patch_and_denials() -> None:
+    ops = [{"op": "add", "path": "/x", "value": 1}]
+    allowed = admission.response({"uid": "u1"}, patch=ops)["response"]
+    assert allowed["allowed"] is True and allowed["patchType"] == "JSONPatch"
+    assert json.loads(base64.b64decode(allowed["patch"])) == ops
+    denied = admission.response({"uid": "u2"}, denials=["a", "b"])["response"]
+    assert denied == {
+        "uid": "u2",
+        "allowed": False,
+        "status": {"code": 422, "reason": "Invalid", "message": "a; b"},
+    }
+
+
+def _cvlan(spec: dict[str, Any], annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"metadata": {"name": "lab", "annotations": annotations or {}}, "spec": spec}
+
+
+@pytest.mark.parametrize(
+    ("operation", "new", "old", "fragment"),
+    [
+        ("CREATE", _cvlan({"interface": {"ipam": {"subnet": "10.0.0.0/24"}}}), None, None),
+        ("CREATE", _cvlan({"interface": {"ipam": {"subnet": "10.0.0.9/24"}}}), None, "host bits"),
+        ("CREATE", _cvlan({"interface": {"ipam": {"subnet": "10.0.0.0/31"}}}), None, "too small"),
+        ("CREATE", _cvlan({"security": "none"}), None, "spec.security"),
+        ("UPDATE", _cvlan({"label": "b"}), _cvlan({"label": "a"}), "immutable"),
+        ("UPDATE", _cvlan({"label": "lab"}), _cvlan({}), None),
+        ("UPDATE", _cvlan({"label": "x"}), _cvlan({}), "from 'lab' to 'x'"),
+        (
+            "UPDATE",
+            _cvlan({}, {"peertap.io/authority": "bb"}),
+            _cvlan({}, {"peertap.io/authority": "aa"}),
+            "peertap.io/authority is immutable",
+        ),
+        (
+            "UPDATE",
+            _cvlan({}, {"peertap.io/authority": "aa"}),
+            _cvlan({}, {}),
+            None,
+        ),
+        ("DELETE", None, _cvlan({}), None),
+    ],
+)
+def test_cryptovlan_validation(operation: str, new: Any, old: Any, fragment: str | None) -> None:
+    denials = admission.validate_cryptovlan(operation=operation, obj=new, old=old)
+    if fragment is None:
+        assert denials == []
+    else:
+        assert any(fragment in d for d in denials), denials
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ({"relays": {"serviceType": "NodePort"}}, None),
+        ({"relays": {"replicas": 3}}, "spec.relays.replicas"),
+        ({"relays": {"acl": {"mode": "list"}}}, "needs an allow"),
+        ({"bootstrapPeers": ["/ip4/1.2.3.4/tcp/1"]}, "spec.bootstrapPeers.0"),
+        ({"cryptoVLANs": ["Not_A_Name"]}, "spec.cryptoVLANs.0"),
+    ],
+)
+def test_mvlan_validation(spec: dict[str, Any], fragment: str | None) -> None:
+    denials = admission.validate_mvlan(operation="CREATE", obj={"spec": spec}, old=None)
+    if fragment is None:
+        assert denials == []
+    else:
+        assert any(fragment in d for d in denials), denials
