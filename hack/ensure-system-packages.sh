@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs the system tools the lab, the demo, the tests and the benchmarks use,
+# only those missing: command -> Debian package.
+set -eu
+missing=""
+need() {
+    command -v "$1" >/dev/null 2>&1 || missing="$missing $2"
+}
+need ip iproute2
+need ping iputils-ping
+need arping iputils-arping
+need iperf3 iperf3
+need tcpdump tcpdump
+need tincd tinc
+need openvpn openvpn
+need curl curl
+need ss iproute2
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "missing system packages:$missing (run as root or install them)" >&2
+        exit 1
+    fi
+    echo "installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
