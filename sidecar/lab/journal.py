@@ -84,7 +84,8 @@ class Journal:
         if start is not None:
             self._append({"op": "proc", "pid": pid, "start": start, "pod": pod, "what": what})
 
-    def path_(self, path: Path) -> None:
+    def owned(self, path: Path) -> None:
+        """A file or directory `down` removes."""
         self._append({"op": "path", "path": str(path)})
 
     def _append(self, entry: dict[str, Any]) -> None:

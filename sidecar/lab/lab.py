@@ -83,7 +83,7 @@ class Lab:
         journal = Journal.create(state, prefix=plan.prefix, spec=spec)
         lab = cls(plan=plan, journal=journal)
         if state_dir is None:
-            journal.path_(state)
+            journal.owned(state)
         try:
             lab._build()
             if start_nodes:
@@ -126,8 +126,8 @@ class Lab:
             )
             netns.set_ip_forward(pod.netns, pod.ip_forward)
         if plan.node_pods():
-            journal.path_(self.state_dir / "pods")
-            journal.path_(self.state_dir / nodes.CREATOR_KEY)
+            journal.owned(self.state_dir / "pods")
+            journal.owned(self.state_dir / nodes.CREATOR_KEY)
             nodes.write_node_files(plan, self.state_dir)
 
     def down(self, *, grace_s: float = GRACE_S) -> None:
