@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from peertap.sidecar.lab import Lab, LabError, topology
@@ -25,6 +26,7 @@ from peertap.sidecar.lab import Lab, LabError, topology
 # "peertap!" as the ping payload: easy to look for in captures and traces.
 PATTERN_HEX = "7065657274617021"
 PATTERN = bytes.fromhex(PATTERN_HEX) * 2
+MAIN_PID = os.getpid()
 
 
 class StepFailed(Exception):
@@ -158,6 +160,7 @@ def main() -> int:
     if missing:
         print(f"demo: missing tools: {', '.join(missing)}", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _interrupt)
     work = Path(tempfile.mkdtemp(prefix="peertap-demo-"))
     failed: str | None = None
     try:
@@ -175,6 +178,14 @@ def main() -> int:
         return 1
     print("\nDemo complete; lab torn down.")
     return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM unwinds like Ctrl-C, so the lab's `with` block tears it down.
+    if os.getpid() != MAIN_PID:
+        # A forked helper child (pyroute2, subprocess before exec) must not unwind our stack.
+        os._exit(128 + signum)
+    raise KeyboardInterrupt
 
 
 def _guarded(step: Callable[[], None]) -> None:
