@@ -93,6 +93,6 @@ def test_a_misspelled_field_fails_the_crd_check() -> None:
         "apiVersion": PEERTAP_API,
         "kind": "MVLAN",
         "metadata": {"name": "campus"},
-        "spec": {"cryptoVLANs": ["lab"]},
+        "spec": {"relayz": {"replicas": 1}},
     }
     assert list(validators["MVLAN"].iter_errors(bad))
