@@ -11,7 +11,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential libgmp-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml ./
+COPY pyproject.toml README.md ./
 COPY sidecar/ sidecar/
 COPY operator/ operator/
 # One wheel per distribution: the project and every dependency, built or downloaded here

@@ -12,7 +12,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential libgmp-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml ./
+COPY pyproject.toml README.md ./
 COPY sidecar/ sidecar/
 COPY operator/ operator/
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
