@@ -301,9 +301,9 @@ class Lab:
                 if self.node_pid(pod) is None:
                     child = self._node_procs.get(pod)
                     code = child.poll() if child is not None else None
-                    raise NodeExited(
-                        pod, -1 if code is None else code, nodes.log_tail(self._files(pod))
-                    )
+                    if code is None:
+                        raise NodeError(f"node {pod} is not running")
+                    raise NodeExited(pod, code, nodes.log_tail(self._files(pod)))
                 try:
                     response = self.http_get(pod, "/readyz", timeout=2.0)
                 except NodeApiUnreachable as err:
