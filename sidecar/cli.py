@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .lab.cli import add_lab_parser
 
     add_lab_parser(sub)
+    from .authority_cli import add_authority_parser
+
+    add_authority_parser(sub)
     return p
 
 

@@ -1,0 +1,87 @@
+"""`peertap authority ...`: make a VLAN authority key and issue member credentials.
+
+    peertap authority keygen --out authority.key
+        prints the authority public key: the `creator` of the VLANs it admits to
+    peertap authority issue --key authority.key --identity NAME --member-key PUB \\
+        --label LABEL --expires 30d --out member.cred
+        PUB is the hex public key `peertap keygen` printed for the member's node
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+from . import authority, identity, ids
+
+EXIT_USAGE = 2
+EXIT_RUNTIME = 1
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    ident = identity.generate()
+    try:
+        identity.save(ident, args.out, overwrite=args.force)
+    except identity.IdentityError as err:
+        print(f"peertap: {err}", file=sys.stderr)
+        return EXIT_RUNTIME
+    print(f"creator: {ident.public_hex}")
+    return 0
+
+
+def _issue(args: argparse.Namespace) -> int:
+    try:
+        key = identity.load(args.key)
+    except identity.IdentityError as err:
+        print(f"peertap: {err}", file=sys.stderr)
+        return EXIT_RUNTIME
+    try:
+        member_key = bytes.fromhex(args.member_key)
+        if len(member_key) != 32:
+            raise ValueError("not 32 bytes")
+        lifetime = authority.parse_duration(args.expires)
+    except ValueError as err:
+        print(f"peertap: bad --member-key or --expires: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    now = dt.datetime.now(dt.UTC)
+    cred = authority.issue(
+        authority=key,
+        member_identity=args.identity,
+        member_key=member_key,
+        vlan_id=ids.vlan_id(key.public_bytes, args.label),
+        issued=now,
+        expires=now + lifetime,
+    )
+    out = Path(args.out)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(cred.encode() + b"\n")
+    except OSError as err:
+        print(f"peertap: cannot write {out}: {err.strerror}", file=sys.stderr)
+        return EXIT_RUNTIME
+    print(f"vlan-id: {cred.vlan_id.hex()}")
+    print(f"expires: {authority.format_time(cred.expires)}")
+    return 0
+
+
+def add_authority_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    au = subparsers.add_parser("authority", help="VLAN authority keys and member credentials")
+    sub = au.add_subparsers(dest="authority_cmd", required=True)
+
+    kg = sub.add_parser("keygen", help="create an authority key; prints its public key (creator)")
+    kg.add_argument("--out", required=True, help="key file to write (mode 0600)")
+    kg.add_argument("--force", action="store_true", help="overwrite an existing file")
+    kg.set_defaults(fn=_keygen)
+
+    iss = sub.add_parser("issue", help="sign a member credential for one VLAN")
+    iss.add_argument("--key", required=True, help="authority key file")
+    iss.add_argument("--identity", required=True, help="member name, e.g. namespace/pod")
+    iss.add_argument("--member-key", required=True, help="member node public key (64 hex)")
+    iss.add_argument("--label", required=True, help="VLAN label (VLAN-ID = creator + label)")
+    iss.add_argument("--expires", default="30d", help="lifetime: 90s, 15m, 24h, 30d")
+    iss.add_argument("--out", required=True, help="credential file to write")
+    iss.set_defaults(fn=_issue)
