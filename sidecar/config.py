@@ -157,7 +157,28 @@ class VlanConfig(_Model):
         "creator can join and read); mls: keys from the VLAN's MLS group.",
     )
     credential: str | None = Field(
-        default=None, description="Path of the member credential signed by the authority (mls)."
+        default=None,
+        description="security mls: path of this member's credential, signed by the VLAN "
+        "authority (`peertap authority issue`). Relative paths are resolved against the config "
+        "file's directory.",
+    )
+    rekey_interval_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="security mls: the committer starts a fresh key epoch (an MLS commit with a "
+        "new path) after this long without one.",
+    )
+    member_timeout_s: float = Field(
+        default=30.0,
+        ge=1.0,
+        description="security mls: a member not heard (presence HELLO on the management VLAN) "
+        "for this long is removed from the group; HELLOs are sent every member_timeout_s / 3.",
+    )
+    epoch_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="security mls: frames of the previous key epoch are still accepted for this "
+        "long after an epoch change, then its keys are erased.",
     )
     interface: InterfaceConfig = Field(default_factory=InterfaceConfig)
 
@@ -170,10 +191,10 @@ class VlanConfig(_Model):
 
     @model_validator(mode="after")
     def _security(self) -> VlanConfig:
-        if self.security == "mls":
-            raise ValueError(
-                "security 'mls' (private VLANs) is not available in this release; use 'open'"
-            )
+        if self.security == "mls" and not self.credential:
+            raise ValueError("security 'mls' needs `credential` (the member credential file)")
+        if self.security == "open" and self.credential:
+            raise ValueError("`credential` is used only with security 'mls'")
         return self
 
 
