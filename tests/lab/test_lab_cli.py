@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from peertap.sidecar.lab import Lab, random_prefix
 from pyroute2 import netns
+
+from peertap.sidecar.lab import Lab, random_prefix
 
 pytestmark = pytest.mark.netns
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pyroute2 import IPRoute, netns
+
 from peertap.sidecar import identity
 from peertap.sidecar.lab import (
     NODE_CMD_ENV,
@@ -28,7 +30,6 @@ from peertap.sidecar.lab import (
     random_prefix,
     topology,
 )
-from pyroute2 import IPRoute, netns
 
 pytestmark = pytest.mark.netns
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from pydantic import ValidationError
+
 from peertap.sidecar import identity
 from peertap.sidecar.lab import LabSpec, LabSpecError, LinkSpec, PodSpec, topology
 from peertap.sidecar.lab.nodes import node_config
 from peertap.sidecar.lab.plan import Route, make_plan
-from pydantic import ValidationError
 
 
 def test_each_link_gets_its_own_subnet_from_the_base() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from peertap.sidecar.mls import codec
 from peertap.sidecar.mls.errors import DecodeError, EncodeError
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import pytest
+
 from peertap.sidecar.mls import framing
 from peertap.sidecar.mls.codec import Writer
 from peertap.sidecar.mls.errors import (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from peertap.sidecar.mls.errors import DecodeError, UnsupportedError, ValidationError
 from peertap.sidecar.mls.group import (
     Group,

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from peertap.sidecar.mls import conformance
 from peertap.sidecar.mls.group import Group, GroupOptions, make_key_package
 from peertap.sidecar.mls.structs import (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from peertap.sidecar.mls.errors import MLSError
 from peertap.sidecar.mls.group import Group, GroupOptions, make_key_package
 from peertap.sidecar.mls.structs import MLSMessage, WireFormat

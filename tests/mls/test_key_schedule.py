@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from peertap.sidecar.mls import key_schedule as ks
 from peertap.sidecar.mls import transcript
 from peertap.sidecar.mls.errors import DecodeError, DecryptError, SignatureError, ValidationError

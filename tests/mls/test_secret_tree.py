@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from peertap.sidecar.mls.codec import Reader, Writer
 from peertap.sidecar.mls.errors import ReplayError, ValidationError
 from peertap.sidecar.mls.secret_tree import (

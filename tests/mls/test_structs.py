@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from peertap.sidecar.mls import structs as s
 from peertap.sidecar.mls.errors import DecodeError, EncodeError
 from peertap.sidecar.mls.suites import get_suite

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+
 from peertap.sidecar.mls import hpke
 from peertap.sidecar.mls.errors import DecryptError, UnsupportedError, ValidationError
 from peertap.sidecar.mls.suites import SUITE_IDS, CipherSuite, get_suite

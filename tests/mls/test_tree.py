@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
 from peertap.sidecar.mls.errors import SignatureError, ValidationError
 from peertap.sidecar.mls.ratchet_tree import RatchetTree, decode_tree, validate_tree
 from peertap.sidecar.mls.structs import (

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from peertap.sidecar.mls import conformance
 
 VECTORS = Path(__file__).resolve().parents[1] / "data" / "mls-vectors"

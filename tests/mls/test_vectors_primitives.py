@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from peertap.sidecar.mls.conformance import (
     crypto_basics,
     deserialization,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from peertap.sidecar.lab import Lab, topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
