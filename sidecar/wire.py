@@ -24,6 +24,16 @@ ANNOUNCE (plain inside the encrypted trunk; relays must read it):
     29  2  count        (u16)
     31  count x (16 VLAN-ID, 16 VFT)
 
+CONTROL (management VLAN; plain inside the encrypted trunk, flooded like ANNOUNCE):
+
+    4  16  origin       (random per node run)
+    20  8  sequence     (u64, increases with every CONTROL packet of the origin)
+    28 16  VLAN-ID      (the private VLAN the message is about)
+    44  1  kind         (HELLO, KEYPACKAGE, COMMIT, WELCOME: see mvlan_messages.py)
+    45 32  signer       (Ed25519 node public key)
+    77  n  body
+    .. 64  signature    (Ed25519 by signer over CONTROL_CONTEXT || bytes 4 .. 77+n)
+
 All integers are big-endian. Decoders raise MalformedPacket, never anything else.
 """
 
@@ -35,6 +45,7 @@ from dataclasses import dataclass
 VERSION = 1
 TYPE_DATA = 1
 TYPE_ANNOUNCE = 2
+TYPE_CONTROL = 3
 FLAG_FRAGMENT = 0x01
 
 PREFIX_LEN = 4
@@ -94,7 +105,7 @@ def packet_type(packet: bytes | memoryview) -> int:
     if packet[0] != VERSION:
         raise MalformedPacket("version", f"unsupported version {packet[0]}")
     t = packet[1]
-    if t not in (TYPE_DATA, TYPE_ANNOUNCE):
+    if t not in (TYPE_DATA, TYPE_ANNOUNCE, TYPE_CONTROL):
         raise MalformedPacket("type", f"unknown packet type {t}")
     if packet[HOP_OFFSET] == 0:
         raise MalformedPacket("hop_limit", "hop limit 0")
@@ -164,3 +175,69 @@ def decode_announce(packet: bytes | memoryview) -> Announce:
         (body[i : i + 16], body[i + 16 : i + 32]) for i in range(0, len(body), ANNOUNCE_ENTRY_LEN)
     )
     return Announce(hop, origin, seq, dist, entries)
+
+
+# ---- CONTROL -----------------------------------------------------------------------------
+
+CONTROL_CONTEXT = b"peertap/v1 control\x00"
+CONTROL_HEADER_LEN = 77
+SIGNATURE_LEN = 64
+_CONTROL = struct.Struct(">BBBB16sQ16sB32s")
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    hop_limit: int
+    origin: bytes
+    sequence: int
+    vlan_id: bytes
+    kind: int
+    signer: bytes
+    body: bytes
+    signature: bytes = bytes(SIGNATURE_LEN)
+
+    def signed_part(self) -> bytes:
+        """What the signature covers: everything after the prefix, before the signature."""
+        return CONTROL_CONTEXT + self.encode()[PREFIX_LEN:-SIGNATURE_LEN]
+
+    def encode(self) -> bytes:
+        head = _CONTROL.pack(
+            VERSION,
+            TYPE_CONTROL,
+            self.hop_limit,
+            0,
+            self.origin,
+            self.sequence,
+            self.vlan_id,
+            self.kind,
+            self.signer,
+        )
+        packet = head + self.body + self.signature
+        if len(packet) > MAX_PACKET:
+            raise ValueError(f"CONTROL packet of {len(packet)} bytes is too long")
+        return packet
+
+
+def decode_control(packet: bytes | memoryview) -> Control:
+    if len(packet) < CONTROL_HEADER_LEN + SIGNATURE_LEN:
+        raise MalformedPacket("short", f"CONTROL of {len(packet)} bytes")
+    if len(packet) > MAX_PACKET:
+        raise MalformedPacket("long", f"CONTROL of {len(packet)} bytes")
+    version, ptype, hop, flags, origin, seq, vid, kind, signer = _CONTROL.unpack_from(packet)
+    if version != VERSION or ptype != TYPE_CONTROL:
+        raise MalformedPacket("type", "not a version-1 CONTROL packet")
+    if flags:
+        raise MalformedPacket("flags", f"unknown flags {flags:#x}")
+    if hop == 0:
+        raise MalformedPacket("hop_limit", "hop limit 0")
+    data = bytes(packet)
+    return Control(
+        hop,
+        origin,
+        seq,
+        vid,
+        kind,
+        signer,
+        data[CONTROL_HEADER_LEN:-SIGNATURE_LEN],
+        data[-SIGNATURE_LEN:],
+    )

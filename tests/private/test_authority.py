@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from peertap.operator import credentials as operator_credentials
 from peertap.sidecar import authority, identity, ids
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from peertap.sidecar.config import NodeConfig
 from pydantic import ValidationError
+
+from peertap.sidecar.config import NodeConfig
 
 CREATOR = "ab" * 32
 

@@ -1,0 +1,127 @@
+"""Pure decision rules of the private VLAN group lifecycle (docs/protocol.md).
+
+Every member applies the same rules to what it has heard on the management
+VLAN, so members agree without a coordinator:
+
+- committer: the member with the lowest leaf index among live members;
+- plan_commit: what the committer commits now (adds, removals, rekey);
+- winner / should_move: which of two groups survives a partition heal;
+- out_of_sync: whether our epoch lost against a HELLO of our own group;
+- should_create: when a joiner that hears no group founds one.
+
+Times are seconds on one monotonic clock; keys are Ed25519 node public keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """A group as a HELLO describes it."""
+
+    tag: bytes
+    members: int
+
+
+@dataclass(frozen=True)
+class EpochView:
+    epoch: int
+    mls_id: bytes
+
+
+@dataclass(frozen=True)
+class CommitPlan:
+    add: tuple[bytes, ...] = ()  # member keys whose offered KeyPackage is added
+    remove: tuple[int, ...] = ()  # leaf indexes
+    rekey: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.add or self.remove or self.rekey)
+
+
+def live_keys(
+    heard: Mapping[bytes, float], *, now: float, member_timeout: float, own: bytes
+) -> set[bytes]:
+    """Keys heard within the member timeout, and our own."""
+    return {k for k, at in heard.items() if now - at < member_timeout} | {own}
+
+
+def committer(members: Mapping[int, bytes], live: set[bytes]) -> int | None:
+    """Leaf index of the committer: the lowest leaf whose member is live."""
+    return min((leaf for leaf, key in members.items() if key in live), default=None)
+
+
+def plan_commit(
+    *,
+    own_leaf: int,
+    members: Mapping[int, bytes],
+    heard: Mapping[bytes, float],
+    since: Mapping[bytes, float],
+    offers: Mapping[bytes, float],
+    expired: Iterable[int] = (),
+    now: float,
+    member_timeout: float,
+    epoch_since: float,
+    rekey_interval: float,
+) -> CommitPlan:
+    """The committer's next commit.
+
+    `heard`: last HELLO per key; `since`: when each member entered our view of
+    the group (a new member is not timed out before it could say HELLO);
+    `offers`: when a KeyPackage of each key arrived (targeting our group).
+    A KeyPackage from a key already in the group, newer than its entry, means
+    that member restarted or lost the group: its old leaf is replaced.
+    """
+    remove: set[int] = set(expired)
+    add: list[bytes] = []
+    in_group = {key: leaf for leaf, key in members.items()}
+    for leaf, key in members.items():
+        last = max(heard.get(key, float("-inf")), since.get(key, float("-inf")))
+        if now - last >= member_timeout:
+            remove.add(leaf)
+    for key, offered in sorted(offers.items()):
+        old = in_group.get(key)
+        if old is None:
+            add.append(key)
+        elif offered > since.get(key, float("-inf")):
+            remove.add(old)
+            add.append(key)
+    remove.discard(own_leaf)
+    rekey = not (add or remove) and now - epoch_since >= rekey_interval
+    return CommitPlan(tuple(add), tuple(sorted(remove)), rekey)
+
+
+def winner(a: GroupView, b: GroupView) -> GroupView:
+    """The group that survives when two meet: more members, then the lower tag."""
+    return a if (-a.members, a.tag) <= (-b.members, b.tag) else b
+
+
+def best_group(views: Iterable[GroupView]) -> GroupView | None:
+    best: GroupView | None = None
+    for v in views:
+        best = v if best is None else winner(best, v)
+    return best
+
+
+def should_move(mine: GroupView, heard: Iterable[GroupView]) -> GroupView | None:
+    """The other group we must join (its members rejoin nobody), or None to stay."""
+    best = best_group(v for v in heard if v.tag != mine.tag)
+    if best is None or winner(mine, best) is mine:
+        return None
+    return best
+
+
+def out_of_sync(mine: EpochView, theirs: EpochView) -> bool:
+    """Another member of our group is ahead (we missed a commit) or won a fork."""
+    if theirs.epoch != mine.epoch:
+        return theirs.epoch > mine.epoch
+    return theirs.mls_id < mine.mls_id
+
+
+def should_create(*, heard_groups: int, connected_for: float, join_wait: float) -> bool:
+    """A joiner founds the group when, connected for `join_wait`, it heard no group."""
+    return heard_groups == 0 and connected_for >= join_wait

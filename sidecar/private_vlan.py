@@ -1,0 +1,471 @@
+"""One private VLAN (security "mls"): this node's MLS group member, driven over the MVLAN.
+
+The node starts one PrivateVlan per mls VLAN and hands it every verified
+CONTROL packet for that VLAN (`on_control`); `run` is its task. It joins or
+founds the group, commits as the committer, and installs each epoch's frame
+key into the VLAN port's MlsKeyProvider. Rules: mvlan_lifecycle.py; formats:
+mvlan_messages.py; the protocol: docs/protocol.md, "Private VLAN group lifecycle".
+
+Credentials (authority.py) are checked on every HELLO, every KeyPackage, every
+Add in a commit, every leaf of a tree we are welcomed into, and again by the
+committer each round (members whose credential expired are removed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from . import authority, wire
+from . import mvlan_lifecycle as lc
+from . import mvlan_messages as m
+from .counters import Counters
+from .crypto.mls_keys import MlsKeyProvider, frame_key_from_exporter
+from .identity import Identity
+from .mls import Group, KeyPackageBundle, MLSError, make_key_package
+from .mls.structs import Add, Commit, Credential, KeyPackage, MLSMessage, PublicMessage
+
+log = logging.getLogger("peertap.private")
+
+# MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519: its signature key is the node key.
+SUITE = 1
+TICK_S = 0.25
+MAX_CACHED_CREDENTIALS = 1024
+
+Emit = Callable[[bytes, int, bytes], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PrivateSettings:
+    rekey_interval_s: float
+    member_timeout_s: float
+    epoch_grace_s: float
+
+    @property
+    def hello_interval_s(self) -> float:
+        return self.member_timeout_s / 3
+
+    @property
+    def join_wait_s(self) -> float:
+        return 2 * self.hello_interval_s
+
+
+@dataclass
+class Heard:
+    at: float
+    hello: m.Hello
+
+
+class PrivateVlan:
+    def __init__(
+        self,
+        *,
+        vlan_id: bytes,
+        creator: bytes,
+        node: Identity,
+        credential: bytes,
+        settings: PrivateSettings,
+        keys: MlsKeyProvider,
+        emit: Emit,
+        connected: Callable[[], bool],
+        on_epoch: Callable[[], None],
+        counters: Counters,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.vlan_id = vlan_id
+        self.creator = creator
+        self.node = node
+        self.own_key = node.public_bytes
+        self.credential = credential
+        self.settings = settings
+        self.keys = keys
+        self._emit = emit
+        self._connected = connected
+        self._on_epoch = on_epoch
+        self.counters = counters
+        self._clock = clock
+        self._wall = wall
+        self.group: Group | None = None
+        self.tag = m.NO_GROUP
+        self._bundle: KeyPackageBundle | None = None
+        self._target = m.NO_GROUP
+        self._connected_since: float | None = None
+        self._join_jitter = random.uniform(0, settings.hello_interval_s)
+        self._last_hello = float("-inf")
+        self._last_offer = float("-inf")
+        self._heard: dict[bytes, Heard] = {}
+        self._offers: dict[bytes, tuple[KeyPackage, float]] = {}
+        self._consumed: set[bytes] = set()
+        self._since: dict[bytes, float] = {}
+        self._epoch_since = clock()
+        self._behind_since: float | None = None
+        self._credentials: dict[bytes, authority.MemberCredential] = {}
+        self._wake = trio.Event()
+        try:
+            self._check_credential(credential, self.own_key)
+        except authority.CredentialError as err:
+            log.error("vlan %s: our own credential is not valid: %s", vlan_id.hex(), err)
+
+    # ---- credentials ------------------------------------------------------------------
+
+    def _check_credential(self, data: bytes, member_key: bytes) -> authority.MemberCredential:
+        """A credential valid now for `member_key` on this VLAN; CredentialError otherwise."""
+        cred = self._credentials.get(data)
+        if cred is None:
+            cred = authority.verify(
+                data, authority=self.creator, vlan_id=self.vlan_id, now=self._wall()
+            )
+            if len(self._credentials) >= MAX_CACHED_CREDENTIALS:
+                self._credentials.clear()
+            self._credentials[data] = cred
+        now = self._wall()
+        if not cred.issued <= now < cred.expires:
+            raise authority.CredentialExpired(f"credential of {cred.identity} is not valid now")
+        if cred.member_key != member_key:
+            raise authority.WrongMemberKey(f"credential of {cred.identity} is for another key")
+        return cred
+
+    def _leaf_ok(self, credential: Credential, signature_key: bytes) -> bool:
+        try:
+            self._check_credential(credential.identity, signature_key)
+        except authority.CredentialError as err:
+            self.counters.drop(f"mvlan_rejected_{err.reason}")
+            return False
+        return True
+
+    # ---- receiving ----------------------------------------------------------------------
+
+    def on_control(self, msg: wire.Control) -> None:
+        """Handle one verified CONTROL packet for this VLAN (never raises on bad input)."""
+        if msg.signer == self.own_key:
+            return
+        try:
+            if msg.kind == m.HELLO:
+                self._on_hello(msg.signer, m.Hello.decode(msg.body))
+            elif msg.kind == m.KEYPACKAGE:
+                self._on_offer(msg.signer, m.KeyPackageOffer.decode(msg.body))
+            elif msg.kind == m.COMMIT:
+                self._on_commit(m.EpochMessage.decode(msg.body))
+            elif msg.kind == m.WELCOME:
+                self._on_welcome(m.EpochMessage.decode(msg.body))
+            else:
+                self.counters.drop("mvlan_kind")
+        except (m.MalformedControl, MLSError) as err:
+            log.debug("vlan %s: bad %s: %s", self.vlan_id.hex(), m.KINDS.get(msg.kind), err)
+            self.counters.drop("mvlan_malformed")
+
+    def _on_hello(self, signer: bytes, hello: m.Hello) -> None:
+        try:
+            self._check_credential(hello.credential, signer)
+        except authority.CredentialError as err:
+            self.counters.drop(f"mvlan_rejected_{err.reason}")
+            return
+        self._heard[signer] = Heard(self._clock(), hello)
+
+    def _on_offer(self, signer: bytes, offer: m.KeyPackageOffer) -> None:
+        kp = MLSMessage.decode(offer.message).body
+        if not isinstance(kp, KeyPackage):
+            raise m.MalformedControl("KEYPACKAGE without a KeyPackage")
+        if kp.leaf_node.signature_key != signer:
+            self.counters.drop("mvlan_rejected_signer")
+            return
+        if not self._leaf_ok(kp.leaf_node.credential, signer):
+            return
+        if (
+            self.group is not None
+            and offer.target == self.tag
+            and kp.init_key not in self._consumed
+        ):
+            if signer not in self._offers:
+                self._wake.set()
+            self._offers[signer] = (kp, self._clock())
+
+    def _on_commit(self, msg: m.EpochMessage) -> None:
+        group = self.group
+        if group is None or msg.group != self.tag or msg.epoch != group.epoch:
+            return
+        mls = MLSMessage.decode(msg.message)
+        body = mls.body
+        if not isinstance(body, PublicMessage) or not isinstance(body.content.content, Commit):
+            raise m.MalformedControl("COMMIT without a public Commit")
+        commit = body.content.content
+        added: list[KeyPackage] = []
+        for por in commit.proposals:
+            if por.proposal is not None and isinstance(por.proposal.body, Add):
+                kp = por.proposal.body.key_package
+                if not self._leaf_ok(kp.leaf_node.credential, kp.leaf_node.signature_key):
+                    return
+                added.append(kp)
+        if commit.path is not None:
+            leaf = commit.path.leaf_node
+            if not self._leaf_ok(leaf.credential, leaf.signature_key):
+                return
+        try:
+            result = group.process(mls)
+        except MLSError as err:
+            log.info("vlan %s: commit rejected: %s", self.vlan_id.hex(), err)
+            self.counters.drop("mvlan_commit_rejected")
+            return
+        if result.removed or not group.active:
+            log.info("vlan %s: removed from the group at epoch %d", self.vlan_id.hex(), msg.epoch)
+            self._leave()
+            return
+        self._added(added)
+        self._new_epoch()
+
+    def _added(self, added: list[KeyPackage]) -> None:
+        """KeyPackages just committed: never offer them again; their members start fresh."""
+        now = self._clock()
+        for kp in added:
+            key = kp.leaf_node.signature_key
+            self._consumed.add(kp.init_key)
+            self._since[key] = now
+            offer = self._offers.get(key)
+            if offer is not None and offer[0].init_key == kp.init_key:
+                del self._offers[key]
+
+    def _on_welcome(self, msg: m.EpochMessage) -> None:
+        bundle = self._bundle
+        if self.group is not None or bundle is None:
+            return
+        try:
+            group = Group.join_from_welcome(msg.message, bundle)
+        except MLSError:
+            return  # for another joiner
+        if m.group_tag(group.group_id) != msg.group:
+            self.counters.drop("mvlan_welcome_tag")
+            return
+        if not all(self._leaf_ok(x.credential, x.signature_key) for x in group.members()):
+            log.warning(
+                "vlan %s: refused a Welcome into a group with invalid members", self.vlan_id.hex()
+            )
+            return
+        log.info("vlan %s: joined at epoch %d", self.vlan_id.hex(), group.epoch)
+        self._enter(group)
+
+    # ---- membership transitions ---------------------------------------------------------
+
+    def _enter(self, group: Group) -> None:
+        self.group = group
+        self.tag = m.group_tag(group.group_id)
+        self._bundle = None
+        self._offers.clear()
+        self._since.clear()
+        self._behind_since = None
+        self._new_epoch()
+        self._last_hello = float("-inf")
+        self._wake.set()
+
+    def _leave(self) -> None:
+        self.group = None
+        self.tag = m.NO_GROUP
+        self._bundle = None
+        self._offers.clear()
+        self.keys.leave()
+        self._on_epoch()
+        self._wake.set()
+
+    def _new_epoch(self) -> None:
+        group = self.group
+        assert group is not None
+        now = self._clock()
+        self.keys.install(
+            epoch=group.epoch,
+            frame_key=frame_key_from_exporter(group.export_secret, self.vlan_id),
+        )
+        keys = {x.signature_key for x in group.members()}
+        for key in keys - self._since.keys():
+            self._since[key] = now
+        for key in self._since.keys() - keys:
+            del self._since[key]
+        self._epoch_since = now
+        self._behind_since = None
+        self._on_epoch()
+        log.info(
+            "vlan %s: epoch %d, %d members, mls-id %s",
+            self.vlan_id.hex(),
+            group.epoch,
+            len(keys),
+            self.keys.current().mls_id.hex(),
+        )
+
+    # ---- the task -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            await self._tick()
+            with trio.move_on_after(TICK_S):
+                await self._wake.wait()
+            self._wake = trio.Event()
+
+    def _live_heard(self, now: float) -> list[Heard]:
+        timeout = self.settings.member_timeout_s
+        return [h for h in self._heard.values() if now - h.at < timeout]
+
+    async def _tick(self) -> None:
+        now = self._clock()
+        self.keys.expire()
+        if self._connected():
+            if self._connected_since is None:
+                self._connected_since = now
+        else:
+            self._connected_since = None
+        if now - self._last_hello >= self.settings.hello_interval_s:
+            self._last_hello = now
+            await self._send(m.HELLO, self._hello().encode())
+        if self.group is None:
+            await self._joining(now)
+        else:
+            await self._member(now, self.group)
+
+    def _hello(self) -> m.Hello:
+        g = self.group
+        if g is None:
+            return m.Hello(m.NO_GROUP, 0, bytes(16), 0, self.credential)
+        return m.Hello(
+            self.tag, g.epoch, self.keys.current().mls_id, len(g.members()), self.credential
+        )
+
+    def _heard_groups(self, now: float) -> list[lc.GroupView]:
+        return [
+            lc.GroupView(h.hello.group, h.hello.members)
+            for h in self._live_heard(now)
+            if h.hello.group != m.NO_GROUP
+        ]
+
+    async def _joining(self, now: float) -> None:
+        groups = self._heard_groups(now)
+        best = lc.best_group(groups)
+        connected_for = 0.0 if self._connected_since is None else now - self._connected_since
+        if lc.should_create(
+            heard_groups=len(groups),
+            connected_for=connected_for,
+            join_wait=self.settings.join_wait_s + self._join_jitter,
+        ):
+            group = Group.create(
+                SUITE,
+                signature_private=self.node.seed,
+                credential=Credential.basic(self.credential),
+            )
+            log.info("vlan %s: founded the group", self.vlan_id.hex())
+            self._enter(group)
+            await self._send(m.HELLO, self._hello().encode())
+            return
+        if best is None:
+            return
+        if self._bundle is None:
+            self._bundle = make_key_package(
+                SUITE,
+                signature_private=self.node.seed,
+                credential=Credential.basic(self.credential),
+            )
+        if best.tag != self._target or now - self._last_offer >= self.settings.hello_interval_s:
+            self._target, self._last_offer = best.tag, now
+            kp = MLSMessage(self._bundle.key_package).encode()
+            await self._send(m.KEYPACKAGE, m.KeyPackageOffer(best.tag, kp).encode())
+
+    async def _member(self, now: float, group: Group) -> None:
+        mine = lc.GroupView(self.tag, len(group.members()))
+        move_to = lc.should_move(mine, self._heard_groups(now))
+        if move_to is not None:
+            log.info(
+                "vlan %s: moving to the winning group %s", self.vlan_id.hex(), move_to.tag.hex()
+            )
+            self._leave()
+            return
+        if self._behind(now, group):
+            log.info("vlan %s: out of sync at epoch %d, rejoining", self.vlan_id.hex(), group.epoch)
+            self._leave()
+            return
+        members = {x.index: x.signature_key for x in group.members()}
+        heard = {k: h.at for k, h in self._heard.items() if h.hello.group == self.tag}
+        live = lc.live_keys(
+            heard, now=now, member_timeout=self.settings.member_timeout_s, own=self.own_key
+        )
+        if lc.committer(members, live) != group.own_leaf_index:
+            return
+        expired = [
+            x.index
+            for x in group.members()
+            if x.index != group.own_leaf_index and not self._leaf_ok(x.credential, x.signature_key)
+        ]
+        plan = lc.plan_commit(
+            own_leaf=group.own_leaf_index,
+            members=members,
+            heard=heard,
+            since=self._since,
+            offers={k: at for k, (_, at) in self._offers.items()},
+            expired=expired,
+            now=now,
+            member_timeout=self.settings.member_timeout_s,
+            epoch_since=self._epoch_since,
+            rekey_interval=self.settings.rekey_interval_s,
+        )
+        if not plan.empty:
+            await self._commit(group, plan)
+
+    def _behind(self, now: float, group: Group) -> bool:
+        """True once another member has been ahead of us for a whole HELLO interval."""
+        mine = lc.EpochView(group.epoch, self.keys.current().mls_id)
+        ahead = any(
+            lc.out_of_sync(mine, lc.EpochView(h.hello.epoch, h.hello.mls_id))
+            for h in self._live_heard(now)
+            if h.hello.group == self.tag and now - h.at < self.settings.hello_interval_s
+        )
+        if not ahead:
+            self._behind_since = None
+            return False
+        if self._behind_since is None:
+            self._behind_since = now
+        return now - self._behind_since >= 1.5 * self.settings.hello_interval_s
+
+    async def _commit(self, group: Group, plan: lc.CommitPlan) -> None:
+        adds = [self._offers[k][0] for k in plan.add]
+        epoch = group.epoch
+        try:
+            result = group.commit(add=adds, remove=plan.remove, path=True)
+        except MLSError as err:
+            log.warning("vlan %s: cannot commit %s: %s", self.vlan_id.hex(), plan, err)
+            self.counters.drop("mvlan_commit_failed")
+            self._offers.clear()
+            return
+        self._added(adds)
+        self.counters.inc("mvlan_commits")
+        await self._send(
+            m.COMMIT, m.EpochMessage(self.tag, epoch, result.commit_message.encode()).encode()
+        )
+        if result.welcome is not None:
+            await self._send(
+                m.WELCOME, m.EpochMessage(self.tag, group.epoch, result.welcome.encode()).encode()
+            )
+        self._new_epoch()
+
+    async def _send(self, kind: int, body: bytes) -> None:
+        await self._emit(self.vlan_id, kind, body)
+
+    # ---- status ---------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        g = self.group
+        if g is None:
+            return {"mls_state": "joining", "members": 0, "committer": False}
+        now = self._clock()
+        heard = {k: h.at for k, h in self._heard.items() if h.hello.group == self.tag}
+        live = lc.live_keys(
+            heard, now=now, member_timeout=self.settings.member_timeout_s, own=self.own_key
+        )
+        members = {x.index: x.signature_key for x in g.members()}
+        return {
+            "mls_state": "member",
+            "members": len(members),
+            "committer": lc.committer(members, live) == g.own_leaf_index,
+            "group": self.tag.hex(),
+        }

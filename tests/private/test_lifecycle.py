@@ -1,0 +1,135 @@
+"""The group lifecycle rules (mvlan_lifecycle.py), table-driven."""
+
+from __future__ import annotations
+
+import pytest
+
+from peertap.sidecar import mvlan_lifecycle as lc
+
+A, B, C, D = (bytes([i]) * 32 for i in range(1, 5))
+MEMBERS = {0: A, 1: B, 2: C}
+TIMEOUT = 30.0
+
+
+@pytest.mark.parametrize(
+    ("live", "expected"),
+    [
+        ({A, B, C}, 0),
+        ({B, C}, 1),
+        ({C}, 2),
+        ({D}, None),
+    ],
+)
+def test_committer_is_the_lowest_live_leaf(live: set[bytes], expected: int | None) -> None:
+    assert lc.committer(MEMBERS, live) == expected
+
+
+def test_live_keys_are_those_heard_within_the_timeout_and_our_own() -> None:
+    heard = {B: 70.0, C: 71.0}
+    assert lc.live_keys(heard, now=100.0, member_timeout=TIMEOUT, own=A) == {A, C}
+
+
+def _plan(**change: object) -> lc.CommitPlan:
+    args: dict[str, object] = {
+        "own_leaf": 0,
+        "members": MEMBERS,
+        "heard": {B: 95.0, C: 95.0},
+        "since": {A: 0.0, B: 0.0, C: 0.0},
+        "offers": {},
+        "expired": (),
+        "now": 100.0,
+        "member_timeout": TIMEOUT,
+        "epoch_since": 90.0,
+        "rekey_interval": 3600.0,
+    }
+    args.update(change)
+    return lc.plan_commit(**args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({}, lc.CommitPlan()),
+        ({"offers": {D: 99.0}}, lc.CommitPlan(add=(D,))),
+        ({"heard": {B: 95.0, C: 60.0}}, lc.CommitPlan(remove=(2,))),
+        # A member added recently is not timed out before it could say HELLO.
+        ({"heard": {B: 95.0}, "since": {A: 0.0, B: 0.0, C: 80.0}}, lc.CommitPlan()),
+        ({"heard": {B: 95.0}}, lc.CommitPlan(remove=(2,))),
+        # A KeyPackage from a member newer than its entry: it restarted; replace its leaf.
+        ({"offers": {B: 99.0}}, lc.CommitPlan(add=(B,), remove=(1,))),
+        ({"offers": {B: 99.0}, "since": {A: 0.0, B: 99.5, C: 0.0}}, lc.CommitPlan()),
+        ({"expired": (1,)}, lc.CommitPlan(remove=(1,))),
+        ({"expired": (0,)}, lc.CommitPlan()),
+        ({"epoch_since": 100.0 - 3600.0}, lc.CommitPlan(rekey=True)),
+        # Adds and removals already start a new epoch: no separate rekey.
+        ({"epoch_since": 0.0, "offers": {D: 99.0}}, lc.CommitPlan(add=(D,))),
+    ],
+)
+def test_commit_plan(change: dict[str, object], expected: lc.CommitPlan) -> None:
+    assert _plan(**change) == expected
+
+
+def test_empty_plan_is_empty_and_others_are_not() -> None:
+    assert lc.CommitPlan().empty
+    assert not lc.CommitPlan(rekey=True).empty
+
+
+G1 = lc.GroupView(b"\x01" * 16, 3)
+G2 = lc.GroupView(b"\x02" * 16, 3)
+G3 = lc.GroupView(b"\x03" * 16, 5)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [(G1, G2, G1), (G2, G1, G1), (G1, G3, G3), (G3, G2, G3), (G1, G1, G1)],
+)
+def test_the_larger_group_then_the_lower_tag_wins(
+    a: lc.GroupView, b: lc.GroupView, expected: lc.GroupView
+) -> None:
+    assert lc.winner(a, b) == expected
+
+
+@pytest.mark.parametrize(
+    ("mine", "heard", "expected"),
+    [
+        (G1, [], None),
+        (G1, [G1], None),
+        (G1, [G2], None),
+        (G2, [G1], G1),
+        (G1, [G2, G3], G3),
+        (G3, [G1, G2], None),
+    ],
+)
+def test_members_move_only_to_a_winning_group(
+    mine: lc.GroupView, heard: list[lc.GroupView], expected: lc.GroupView | None
+) -> None:
+    assert lc.should_move(mine, heard) == expected
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "expected"),
+    [
+        ((3, b"\x05"), (3, b"\x05"), False),
+        ((3, b"\x05"), (4, b"\x09"), True),
+        ((4, b"\x05"), (3, b"\x01"), False),
+        ((3, b"\x05"), (3, b"\x01"), True),
+        ((3, b"\x01"), (3, b"\x05"), False),
+    ],
+)
+def test_out_of_sync_when_behind_or_on_the_losing_fork(
+    mine: tuple[int, bytes], theirs: tuple[int, bytes], expected: bool
+) -> None:
+    assert lc.out_of_sync(lc.EpochView(*mine), lc.EpochView(*theirs)) is expected
+
+
+@pytest.mark.parametrize(
+    ("groups", "connected_for", "expected"),
+    [(0, 10.0, True), (0, 1.0, False), (1, 10.0, False)],
+)
+def test_a_joiner_founds_the_group_only_when_it_hears_none(
+    groups: int, connected_for: float, expected: bool
+) -> None:
+    assert (
+        lc.should_create(heard_groups=groups, connected_for=connected_for, join_wait=5.0)
+        is expected
+    )

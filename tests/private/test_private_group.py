@@ -1,0 +1,275 @@
+"""Private VLAN groups in one process: real PrivateVlan objects, real MLS, real signed
+CONTROL packets (encoded, flooded to every other member, decoded, verified), on trio's
+virtual clock so member timeouts pass instantly."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+import trio
+import trio.testing
+
+from peertap.sidecar import authority, identity, ids, wire
+from peertap.sidecar import mvlan_envelope as envelope
+from peertap.sidecar.counters import Counters
+from peertap.sidecar.crypto.frames import FrameOpener, FrameSealer, OpenError
+from peertap.sidecar.crypto.mls_keys import MlsKeyProvider
+from peertap.sidecar.private_vlan import PrivateSettings, PrivateVlan
+
+AUTH = identity.generate()
+VLAN = ids.vlan_id(AUTH.public_bytes, "lab")
+SETTINGS = PrivateSettings(rekey_interval_s=3600.0, member_timeout_s=3.0, epoch_grace_s=1.0)
+
+
+def credential(
+    node: identity.Identity, *, signer: identity.Identity = AUTH, days: float = 1
+) -> bytes:
+    now = dt.datetime.now(dt.UTC)
+    return authority.issue(
+        authority=signer,
+        member_identity=node.public_hex[:8],
+        member_key=node.public_bytes,
+        vlan_id=VLAN,
+        issued=now - dt.timedelta(days=2),
+        expires=now + dt.timedelta(days=days),
+    ).encode()
+
+
+@dataclass
+class Member:
+    name: str
+    pv: PrivateVlan
+    keys: MlsKeyProvider
+    counters: Counters
+    partition: int = 0
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+    @property
+    def running(self) -> bool:
+        return not self.scope.cancel_called
+
+
+class Mvlan:
+    """Every running member hears every other running member of its partition."""
+
+    def __init__(self, settings: PrivateSettings = SETTINGS) -> None:
+        self.settings = settings
+        self.members: dict[str, Member] = {}
+        self.sequence = 0
+
+    def add(self, name: str, *, cred: Callable[[identity.Identity], bytes] = credential) -> Member:
+        node = identity.generate()
+        keys = MlsKeyProvider(
+            vlan_id=VLAN, grace_s=self.settings.epoch_grace_s, clock=trio.current_time
+        )
+        counters = Counters()
+        pv = PrivateVlan(
+            vlan_id=VLAN,
+            creator=AUTH.public_bytes,
+            node=node,
+            credential=cred(node),
+            settings=self.settings,
+            keys=keys,
+            emit=self._emitter(name, node),
+            connected=lambda: True,
+            on_epoch=lambda: None,
+            counters=counters,
+            clock=trio.current_time,
+        )
+        member = self.members[name] = Member(name, pv, keys, counters)
+        return member
+
+    def _emitter(
+        self, name: str, node: identity.Identity
+    ) -> Callable[[bytes, int, bytes], Awaitable[None]]:
+        async def emit(vlan_id: bytes, kind: int, body: bytes) -> None:
+            self.sequence += 1
+            packet = envelope.sign(
+                node, hop_limit=8, origin=bytes(16), sequence=self.sequence,
+                vlan_id=vlan_id, kind=kind, body=body,
+            ).encode()  # fmt: skip
+            sender = self.members[name]
+            for other in self.members.values():
+                if other is sender or not other.running or other.partition != sender.partition:
+                    continue
+                msg = wire.decode_control(packet)
+                assert envelope.verify(msg)
+                other.pv.on_control(msg)
+
+        return emit
+
+    async def start(self, nursery: trio.Nursery, member: Member) -> None:
+        async def run() -> None:
+            with member.scope:
+                await member.pv.run()
+
+        nursery.start_soon(run)
+        await trio.sleep(0)
+
+    def stop(self, member: Member) -> None:
+        member.scope.cancel()
+
+
+def views(members: list[Member]) -> set[tuple[int, bytes, int]]:
+    return {
+        (m.keys.current().epoch, m.keys.current().mls_id, m.pv.status()["members"]) for m in members
+    }
+
+
+async def converged(members: list[Member], size: int, *, timeout: float = 120.0) -> None:
+    with trio.fail_after(timeout):
+        while True:
+            v = views(members)
+            if len(v) == 1 and next(iter(v))[2] == size and all(m.keys.joined for m in members):
+                return
+            await trio.sleep(0.25)
+
+
+def run_virtual(fn: Callable[[], Awaitable[None]]) -> None:
+    trio.run(fn, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_five_members_form_one_group_and_agree_on_the_epoch() -> None:
+    async def main() -> None:
+        net = Mvlan()
+        async with trio.open_nursery() as nursery:
+            members = [net.add(f"m{i}") for i in range(5)]
+            for m in members:
+                await net.start(nursery, m)
+            await converged(members, 5)
+            epoch = members[0].keys.current().epoch
+            assert epoch >= 1
+            assert sum(m.pv.status()["committer"] for m in members) == 1
+            nursery.cancel_scope.cancel()
+
+    run_virtual(main)
+
+
+@pytest.mark.parametrize(
+    ("bad_credential", "reason"),
+    [
+        (lambda n: credential(n, signer=identity.generate()), "wrong_authority"),
+        (lambda n: credential(n, days=-1), "expired"),
+    ],
+)
+def test_member_with_an_invalid_credential_is_never_added(
+    bad_credential: Callable[[identity.Identity], bytes], reason: str
+) -> None:
+    async def main() -> None:
+        net = Mvlan()
+        async with trio.open_nursery() as nursery:
+            good = [net.add(f"m{i}") for i in range(2)]
+            for m in good:
+                await net.start(nursery, m)
+            await converged(good, 2)
+            bad = net.add("bad", cred=bad_credential)
+            await net.start(nursery, bad)
+            await trio.sleep(5 * SETTINGS.member_timeout_s)
+            assert not bad.keys.joined
+            assert good[0].counters.drops[f"mvlan_rejected_{reason}"] > 0
+            await converged(good, 2)
+            nursery.cancel_scope.cancel()
+
+    run_virtual(main)
+
+
+def test_removed_member_cannot_open_frames_of_the_next_epoch() -> None:
+    async def main() -> None:
+        net = Mvlan()
+        async with trio.open_nursery() as nursery:
+            members = [net.add(f"m{i}") for i in range(3)]
+            for m in members:
+                await net.start(nursery, m)
+            await converged(members, 3)
+            gone = members[2]
+            held = MlsKeyProvider(vlan_id=VLAN, grace_s=3600, clock=trio.current_time)
+            old = gone.keys.current()
+            held.install(epoch=old.epoch, frame_key=old.frame_key)
+            net.stop(gone)
+            await converged(members[:2], 2)
+            assert members[0].keys.current().epoch > old.epoch
+
+            sealer = FrameSealer(VLAN, members[0].keys)
+            packet = sealer.seal(vft=bytes(16), plaintext=b"secret frame", hop_limit=4)
+            header = wire.decode_data(packet)
+            assert FrameOpener(members[1].keys).open(packet, header) == b"secret frame"
+            with pytest.raises(OpenError, match="unknown_epoch"):
+                FrameOpener(held).open(packet, header)
+            # Even forcing the old key onto the new MLS-ID does not authenticate.
+            forced = MlsKeyProvider(vlan_id=VLAN, grace_s=3600, clock=trio.current_time)
+            forced.install(epoch=old.epoch, frame_key=old.frame_key)
+            forged = wire.DataHeader(
+                header.hop_limit, header.flags, VLAN, forced.current().mls_id, header.vft,
+                header.sender, header.counter,
+            ).encode()  # fmt: skip
+            with pytest.raises(OpenError, match="auth"):
+                relabelled = forged + packet[wire.DATA_HEADER_LEN :]
+                FrameOpener(forced).open(relabelled, wire.decode_data(relabelled))
+            nursery.cancel_scope.cancel()
+
+    run_virtual(main)
+
+
+def test_old_epoch_keys_are_erased_after_the_grace_window() -> None:
+    async def main() -> None:
+        net = Mvlan()
+        async with trio.open_nursery() as nursery:
+            a, b = net.add("a"), net.add("b")
+            await net.start(nursery, a)
+            await net.start(nursery, b)
+            await converged([a, b], 2)
+            before = a.keys.current().mls_id
+            c = net.add("c")
+            await net.start(nursery, c)
+            await converged([a, b, c], 3)
+            assert a.keys.lookup(before) is not None or a.keys.current().mls_id == before
+            await trio.sleep(SETTINGS.epoch_grace_s + 0.5)
+            assert a.keys.lookup(before) is None
+            assert a.keys.held_mls_ids() == [a.keys.current().mls_id]
+            nursery.cancel_scope.cancel()
+
+    run_virtual(main)
+
+
+def test_committer_rekeys_after_the_rekey_interval() -> None:
+    async def main() -> None:
+        net = Mvlan(PrivateSettings(rekey_interval_s=20.0, member_timeout_s=3.0, epoch_grace_s=1.0))
+        async with trio.open_nursery() as nursery:
+            members = [net.add(f"m{i}") for i in range(2)]
+            for m in members:
+                await net.start(nursery, m)
+            await converged(members, 2)
+            epoch = members[0].keys.current().epoch
+            await trio.sleep(25)
+            await converged(members, 2)
+            assert members[0].keys.current().epoch > epoch
+            nursery.cancel_scope.cancel()
+
+    run_virtual(main)
+
+
+def test_partitions_heal_into_one_group() -> None:
+    async def main() -> None:
+        net = Mvlan()
+        async with trio.open_nursery() as nursery:
+            left = [net.add(f"l{i}") for i in range(2)]
+            right = [net.add(f"r{i}") for i in range(3)]
+            for m in right:
+                m.partition = 1
+            for m in left + right:
+                await net.start(nursery, m)
+            await converged(left, 2)
+            await converged(right, 3)
+            right_tag = right[0].pv.tag
+            assert left[0].pv.tag != right_tag
+            for m in right:
+                m.partition = 0
+            await converged(left + right, 5)
+            # The larger side's group survives.
+            assert {m.pv.tag for m in left + right} == {right_tag}
+            nursery.cancel_scope.cancel()
+
+    run_virtual(main)
