@@ -91,7 +91,7 @@ def _check_agree(groups: Sequence[Group], what: str) -> None:
 def _add_and_remove(
     creator: Group, observer: Group, newcomer: KeyPackageBundle, *, options: GroupOptions
 ) -> tuple[dict[str, float], dict[str, int]]:
-    """One timed add of ``newcomer`` (seconds, sizes), then its untimed removal."""
+    """One timed add of ``newcomer`` (milliseconds, sizes), then its untimed removal."""
     start = _start()
     added = creator.commit(add=[newcomer.key_package])
     commit_msg = added.commit_message.encode()
@@ -272,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "\nprocess: an existing member's Group.process(Commit); join: Group.join_from_welcome;"
         "\nstate B: len(save()) of the existing member afterwards; path cts: HPKE ciphertexts"
         " in the UpdatePath"
+        "\ntree: only the committer commits, so parent nodes off its path are blank and its"
+        " UpdatePath encrypts to every other member (the committer's worst case)"
     )
     met = target_met(results)
     target = (
