@@ -15,6 +15,7 @@ help:
 	@echo "make bench      - throughput/latency vs plain veth, tinc and OpenVPN"
 	@echo "make bench-mls  - MLS commit/join timings for 10..10000 members"
 	@echo "make lint       - ruff and mypy --strict on sidecar/ and operator/"
+	@echo "make crds       - regenerate CRDs, the chart's copies and the values schema"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,9 +52,13 @@ format: venv
 
 crds: venv
 	$(PY) hack/gen-crds.py
+	$(PY) hack/sync-chart-crds.py
+	$(PY) hack/gen-values-schema.py
 
 crds-check: venv
 	$(PY) hack/gen-crds.py --check
+	$(PY) hack/sync-chart-crds.py --check
+	$(PY) hack/gen-values-schema.py --check
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis
