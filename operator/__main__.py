@@ -13,11 +13,9 @@ from . import options
 def main(argv: list[str] | None = None) -> int:
     opts = options.parse(argv)
     options.use(opts)
-    logging.basicConfig(
-        level=logging.DEBUG if opts.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # kopf installs the log handler; our loggers propagate to it.
     kopf.configure(verbose=opts.verbose)
+    logging.getLogger("peertap").setLevel(logging.DEBUG if opts.verbose else logging.INFO)
     from . import handlers  # noqa: F401  (registers the handlers with kopf)
 
     # One replica runs the controllers; standalone mode needs no peering CRDs.

@@ -1,83 +1,51 @@
-"""Member credentials: JSON documents signed by the VLAN authority's Ed25519 key.
+"""Member credentials: when the operator issues or renews them (the format is the sidecar's).
 
-Format (version 1), the document private VLANs (security: mls) will verify:
-
-    {"payload": {"version": 1, "identity": "<namespace>/<pod>",
-                 "member_key": "<64 hex: the member's Ed25519 public key>",
-                 "vlan_id": "<32 hex>", "issued": "<RFC 3339>", "expires": "<RFC 3339>"},
-     "authority": "<64 hex: the authority public key>",
-     "signature": "<128 hex: Ed25519 over CONTEXT || canonical payload>"}
-
-The canonical payload is JSON with sorted keys and no whitespace; CONTEXT is
-b"peertap-credential-v1\\x00", so a credential signature cannot be replayed as
-any other signed message of the authority key.
+The document and its signature are defined by `peertap.sidecar.authority`
+(version 1: payload {version, identity, member_key, vlan_id, issued, expires},
+the authority public key, and an Ed25519 signature over
+b"peertap-credential-v1\\x00" || canonical payload). This module adds the
+operator's policy: the identity is "<namespace>/<pod>", credentials are valid
+for VALIDITY and renewed when less than RENEW_BEFORE is left.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from peertap.sidecar import identity
+from peertap.sidecar import authority, identity
 
-CONTEXT = b"peertap-credential-v1\x00"
 VALIDITY = dt.timedelta(days=30)
 RENEW_BEFORE = dt.timedelta(days=10)
 
-
-class CredentialError(Exception):
-    """A credential is malformed, signed by another key, or has a bad signature."""
-
-
-def _canonical(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _time(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+CredentialError = authority.CredentialError
 
 
 def issue(
     *,
-    authority: identity.Identity,
+    authority_key: identity.Identity,
     member_identity: str,
     member_key_hex: str,
     vlan_id: str,
     now: dt.datetime,
 ) -> str:
-    payload = {
-        "version": 1,
-        "identity": member_identity,
-        "member_key": member_key_hex,
-        "vlan_id": vlan_id,
-        "issued": _time(now),
-        "expires": _time(now + VALIDITY),
-    }
-    signature = authority.private_key.sign(CONTEXT + _canonical(payload))
-    doc = {"payload": payload, "authority": authority.public_hex, "signature": signature.hex()}
-    return json.dumps(doc, sort_keys=True)
+    cred = authority.issue(
+        authority=authority_key,
+        member_identity=member_identity,
+        member_key=bytes.fromhex(member_key_hex),
+        vlan_id=bytes.fromhex(vlan_id),
+        issued=now,
+        expires=now + VALIDITY,
+    )
+    return cred.encode().decode()
 
 
-def verify(text: str, *, authority_hex: str) -> dict[str, Any]:
-    """The payload of a credential signed by this authority; raises CredentialError otherwise."""
-    try:
-        doc = json.loads(text)
-        payload = doc["payload"]
-        signature = bytes.fromhex(doc["signature"])
-        if doc["authority"] != authority_hex:
-            raise CredentialError("credential is signed by another authority")
-        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(authority_hex))
-        key.verify(signature, CONTEXT + _canonical(payload))
-    except InvalidSignature as err:
-        raise CredentialError("credential signature does not verify") from err
-    except (ValueError, KeyError, TypeError) as err:
-        raise CredentialError(f"credential is malformed: {err}") from err
-    if not isinstance(payload, dict):
-        raise CredentialError("credential payload is not an object")
-    return payload
+def verify(text: str, *, authority_hex: str, vlan_id: str, now: dt.datetime) -> dict[str, Any]:
+    """The payload of a credential this authority signed for this VLAN, valid at `now`."""
+    cred = authority.verify(
+        text, authority=bytes.fromhex(authority_hex), vlan_id=bytes.fromhex(vlan_id), now=now
+    )
+    return cred.payload()
 
 
 def needs_renewal(
@@ -93,14 +61,15 @@ def needs_renewal(
     if text is None:
         return True
     try:
-        payload = verify(text, authority_hex=authority_hex)
-        expires = dt.datetime.strptime(payload["expires"], "%Y-%m-%dT%H:%M:%SZ")
-    except (CredentialError, KeyError, ValueError, TypeError):
+        cred = authority.verify(
+            text,
+            authority=bytes.fromhex(authority_hex),
+            vlan_id=bytes.fromhex(vlan_id),
+            now=now,
+            member_key=bytes.fromhex(member_key_hex),
+        )
+    except authority.CredentialError:
         return True
-    if (
-        payload.get("identity") != member_identity
-        or payload.get("member_key") != member_key_hex
-        or payload.get("vlan_id") != vlan_id
-    ):
+    if cred.identity != member_identity:
         return True
-    return expires.replace(tzinfo=dt.UTC) - now < RENEW_BEFORE
+    return cred.expires - now < RENEW_BEFORE

@@ -19,8 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from peertap.sidecar import identity, ids
 from pydantic import ValidationError
+
+from peertap.sidecar import identity, ids
 
 from . import conditions, credentials, ipam, models, render, selectors, specs
 
@@ -154,6 +155,8 @@ def _part(view: VlanView, spec: models.CryptoVLANSpec, label: str) -> render.Vla
         bootstrap=tuple(spec.bootstrap_peers) + tuple(view.relay_addresses),
         relay=spec.relay_policy.enabled,
         acl=spec.relay_policy.acl,
+        security=spec.security,
+        rekey_interval_s=render.duration_seconds(spec.rekey_interval),
     )
 
 
@@ -193,10 +196,16 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
         subnet = (
             ipam.parse_subnet(spec.interface.ipam.subnet) if spec.interface.ipam.subnet else None
         )
+        part = _part(view, spec, label)
+        try:
+            part.vlan_config(address=None, mac=None)
+        except ValidationError as err:
+            unserved.append((view, [*problems, ("RenderFailed", specs.explain(err))]))
+            continue
         served[view.name] = _Served(
             view=view,
             spec=spec,
-            part=_part(view, spec, label),
+            part=part,
             vlan_id=ids.vlan_id_hex(view.authority.public_hex, label),
             subnet=subnet,
             problems=problems,
@@ -266,7 +275,7 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
                 now=inputs.now,
             ):
                 current = credentials.issue(
-                    authority=s.view.authority,
+                    authority_key=s.view.authority,
                     member_identity=member_identity,
                     member_key_hex=node_keys[key].public_hex,
                     vlan_id=s.vlan_id,
@@ -338,16 +347,6 @@ def _served_plan(s: _Served, now: dt.datetime) -> VlanPlan:
     wanted.append(
         conditions.make("Ready", True, "Reconciled", f"{len(members)} members, {ready} ready")
     )
-    if s.spec.security == "mls":
-        wanted.append(
-            conditions.make(
-                "Private",
-                False,
-                "PrivateVLANsPending",
-                "security mls requested: member credentials are issued, but this release runs "
-                "members with security open until private VLANs are available",
-            )
-        )
     status = s.view.status.model_copy(
         update={
             "vlan_id": s.vlan_id,

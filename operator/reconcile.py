@@ -15,8 +15,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from peertap.sidecar import identity
 from pydantic import ValidationError
+
+from peertap.sidecar import identity
 
 from . import kube, membership, metrics, models, objects, render
 

@@ -14,8 +14,9 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from peertap.sidecar import identity
 from pydantic import ValidationError
+
+from peertap.sidecar import identity
 
 from . import admission, conditions, kube, metrics, models, objects, render, specs
 

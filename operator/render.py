@@ -1,12 +1,14 @@
 """Render sidecar configurations (`peertap.sidecar.config.NodeConfig`) for members and relays.
 
-Until private VLANs land every VLAN is rendered with security "open"; the
-member's credential file is still named in the config so the layout is final.
+Private VLANs (security "mls") name the member's credential file, which the
+operator keeps in the pod's credential Secret next to node.json; open VLANs
+have the file too (it proves membership to tools) but do not reference it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +21,21 @@ P2P_PORT = 4001
 WS_PORT = 4002
 KEY_FILE = "node.key"
 CONFIG_FILE = "node.json"
+
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(text: str) -> float:
+    """Go-style duration ("1h30m", "90s") in seconds; ValueError when malformed or zero."""
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"duration {text!r} must look like 1h, 30m or 1h30m")
+    total = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if total <= 0:
+        raise ValueError(f"duration {text!r} must be positive")
+    return total
 
 
 def effective_label(name: str, spec: models.CryptoVLANSpec) -> str:
@@ -62,6 +79,8 @@ class VlanPart:
     bootstrap: tuple[str, ...]
     relay: bool
     acl: models.AclSpec
+    security: str = "open"
+    rekey_interval_s: float = 3600.0
 
     def to_json(self) -> str:
         return json.dumps(
@@ -76,11 +95,13 @@ class VlanPart:
         )
 
     def vlan_config(self, *, address: str | None, mac: str | None) -> sc.VlanConfig:
+        private = self.security == "mls"
         return sc.VlanConfig(
             label=self.label,
             creator=self.creator_hex,
-            security="open",
-            credential=credential_file(self.vlan_name),
+            security="mls" if private else "open",
+            credential=credential_file(self.vlan_name) if private else None,
+            rekey_interval_s=self.rekey_interval_s,
             interface=sc.InterfaceConfig(
                 name=self.interface, mode="tap", mtu=self.mtu, address=address, mac=mac
             ),

@@ -63,6 +63,10 @@ def check_cryptovlan(
                 "immutable (it is part of the VLAN-ID). Restore it, or create a new CryptoVLAN.",
             )
         )
+    try:
+        render.duration_seconds(spec.rekey_interval)
+    except ValueError as err:
+        problems.append(("InvalidRekeyInterval", f"spec.rekeyInterval: {err}"))
     if spec.relay_policy.acl.mode == "list" and not spec.relay_policy.acl.allow:
         problems.append(
             ("InvalidRelayPolicy", "spec.relayPolicy.acl.mode 'list' needs at least one allow")

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from kopf.testing import KopfRunner
 from kube_emulator import EmulatorThread
+
 from peertap.operator import handlers, options
 
 ROOT = Path(__file__).resolve().parents[2]

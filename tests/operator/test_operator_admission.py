@@ -8,6 +8,7 @@ from typing import Any
 
 import jsonpatch
 import pytest
+
 from peertap.operator import admission, models
 
 LAB = [admission.VlanSelector(name="lab", selector=models.LabelSelector(match_labels={"a": "b"}))]

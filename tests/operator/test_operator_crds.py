@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+
 from peertap.operator import crdgen, rbac_needs
 
 ROOT = Path(__file__).resolve().parents[2]

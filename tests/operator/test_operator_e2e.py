@@ -10,6 +10,7 @@ import ssl
 import urllib.request
 from typing import Any
 
+import kubernetes_validate
 import yaml
 from conftest import (
     CERT_SECRET,
@@ -21,6 +22,7 @@ from conftest import (
     wait_for,
 )
 from kube_emulator import EmulatorThread
+
 from peertap.sidecar import config as sidecar_config
 from peertap.sidecar import identity, ids
 
@@ -92,18 +94,21 @@ def test_examples_create_vlan_authority_members_and_relay(
             authority.public_hex,
             "open",
         )
+        assert vlan_cfg.credential is None
         assert vlan_cfg.interface.name == "pt-lab"
         assert vlan_cfg.interface.address == "10.250.0.1/24"
         assert vlan_cfg.interface.mac == members[0]["mac"]
         assert vlan_cfg.interface.mtu == 1400
 
         # The credential is signed by the authority for the pod's node key.
-        from peertap.operator import credentials
+        from peertap.operator import credentials, reconcile
 
         secrets = _secrets(emulator)
         node_key = identity.from_pem(_decoded(secrets["peertap-m-lab-client-node"], "node.key"))
         cred = _decoded(secrets["peertap-m-lab-client-cred"], "lab.cred.json").decode()
-        payload = credentials.verify(cred, authority_hex=authority.public_hex)
+        payload = credentials.verify(
+            cred, authority_hex=authority.public_hex, vlan_id=vlan, now=reconcile.utcnow()
+        )
         assert payload["member_key"] == node_key.public_hex
         assert payload["vlan_id"] == vlan
         assert payload["identity"] == "default/lab-client"
@@ -135,6 +140,26 @@ def test_examples_create_vlan_authority_members_and_relay(
             ),
         )
 
+        # Everything the operator wrote is a valid Kubernetes object.
+        for resource in ("v1/secrets", "v1/configmaps", "v1/services", "apps/v1/deployments"):
+            for obj in emulator.objects(resource, NS).values():
+                kubernetes_validate.validate(obj, "1.31", strict=True)
+
+        # The member turns ready when its sidecar container reports ready.
+        kubectl(
+            "patch",
+            "pod",
+            "lab-client",
+            "-n",
+            NS,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": {"containerStatuses": [{"name": "peertap", "ready": True}]}}),
+        )
+        wait_for("member ready", lambda: _members(emulator)[0]["ready"])
+        assert _condition(_vlan(emulator), "Ready")["message"] == "1 members, 1 ready"  # type: ignore[index]
+
         # kubectl resolves the short name; the emulator has no server-side table printing.
         assert kubectl("get", "cvlan", "lab", "-n", NS, "-o", "jsonpath={.status.vlanId}") == vlan
 
@@ -144,11 +169,13 @@ def test_restart_reuses_keys_and_addresses_without_duplicates(
 ) -> None:
     kubectl.apply(EXAMPLES / "cryptovlan.yaml")
     kubectl.apply_text(_pod("a", {"app": "lab-node"}) + "---\n" + _pod("b", {"app": "lab-node"}))
-    with operator_factory():
+    with operator_factory() as first:
         wait_for("two members", lambda: len(_members(emulator)) == 2)
         before_secrets = _secrets(emulator)
         before_members = _members(emulator)
-    with operator_factory():
+        first_ca = first.ca_pem
+    with operator_factory() as second:
+        assert second.ca_pem == first_ca
         kubectl.apply_text(_pod("c", {"peertap.io/vlans": "lab"}))
         wait_for("three members", lambda: len(_members(emulator)) == 3)
         after_secrets = _secrets(emulator)

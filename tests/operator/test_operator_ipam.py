@@ -7,6 +7,7 @@ import ipaddress
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from peertap.operator import ipam
 
 keys = st.lists(st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True), max_size=40, unique=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from peertap.operator import credentials, membership, models
 from peertap.sidecar import config as sc
 from peertap.sidecar import identity, ids
@@ -124,11 +125,14 @@ def test_members_get_distinct_addresses_macs_and_a_valid_node_config() -> None:
         cfg = sc.NodeConfig.model_validate_json(mp.config)
         assert cfg.vlans[0].security == "open"
         assert cfg.vlans[0].interface.name == "pt-lab"
-        assert cfg.vlans[0].credential == "lab.cred.json"
+        assert cfg.vlans[0].credential is None
         assert cfg.api.listen == "0.0.0.0:9464"
         assert mp.create_node_key
         payload = credentials.verify(
-            mp.credentials["lab.cred.json"], authority_hex=AUTHORITY.public_hex
+            mp.credentials["lab.cred.json"],
+            authority_hex=AUTHORITY.public_hex,
+            vlan_id=vp.status.vlan_id,
+            now=NOW,
         )
         assert payload["identity"] == f"ns/{mp.pod.name}"
         assert payload["member_key"] == mp.node_key.public_hex
@@ -222,6 +226,7 @@ def test_interface_name_clash_is_reported_on_the_vlans_not_raised() -> None:
             "InvalidRelayPolicy",
             "needs at least one allow",
         ),
+        ({"rekeyInterval": "0s"}, "InvalidRekeyInterval", "must be positive"),
     ],
 )
 def test_bad_spec_without_a_valid_past_is_not_served_and_says_why(
@@ -257,12 +262,12 @@ def test_label_change_keeps_the_last_valid_spec_in_force() -> None:
     assert [m.pod for m in vp.status.members] == ["p"]
 
 
-def test_security_mls_is_rendered_open_and_reported() -> None:
-    plan = decide([vlan(spec={})], [pod("p", {"peertap.io/vlans": "lab"})])
-    (vp,) = plan.vlans
-    assert condition(vp, "Private").reason == "PrivateVLANsPending"
-    cfg = sc.NodeConfig.model_validate_json(plan.members[0].config)
-    assert cfg.vlans[0].security == "open"
+def test_private_vlan_names_the_credential_and_the_rekey_interval() -> None:
+    plan = decide([vlan(spec={"rekeyInterval": "1h30m"})], [pod("p", {"peertap.io/vlans": "lab"})])
+    (mp,) = plan.members
+    (cfg,) = sc.NodeConfig.model_validate_json(mp.config).vlans
+    assert (cfg.security, cfg.credential, cfg.rekey_interval_s) == ("mls", "lab.cred.json", 5400)
+    assert "lab.cred.json" in mp.credentials
 
 
 def test_exhausted_subnet_is_a_condition_and_later_members_wait() -> None:
@@ -290,7 +295,7 @@ def test_credentials_are_renewed_only_when_close_to_expiry(
     issued_at = NOW - age
     node = key(70)
     old = credentials.issue(
-        authority=AUTHORITY,
+        authority_key=AUTHORITY,
         member_identity="ns/p",
         member_key_hex=node.public_hex,
         vlan_id=ids.vlan_id_hex(AUTHORITY.public_hex, "lab"),

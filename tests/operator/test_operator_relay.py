@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from peertap.operator import models, relay
 from peertap.sidecar import config as sc
 

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from cryptography import x509
+
 from peertap.operator import webhook_tls
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
