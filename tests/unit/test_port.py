@@ -1,0 +1,138 @@
+"""A member port end to end in memory: units sealed by one port are delivered by another
+port of the same VLAN, whole, fragmented or not; what a port wants follows its TAP."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import struct
+
+from peertap.sidecar import fragment, vft, wire
+from peertap.sidecar.counters import Counters
+from peertap.sidecar.crypto.keys import OpenKeyProvider
+from peertap.sidecar.port import PortInfo, VlanPort
+from peertap.sidecar.tap.device import ZERO_VNET_HDR
+
+VID = bytes(range(16))
+MAC_A = bytes.fromhex("020000000001")
+MAC_B = bytes.fromhex("020000000002")
+
+
+class Sink:
+    """Stands in for the TAP device: keeps what the port writes."""
+
+    def __init__(self) -> None:
+        self.units: list[bytes] = []
+
+    def write(self, unit: bytes) -> bool:
+        self.units.append(unit)
+        return True
+
+
+def port(mac: bytes) -> tuple[VlanPort, Sink]:
+    sink = Sink()
+    p = VlanPort(
+        info=PortInfo("lab", VID, "pt-test", mac, "open"),
+        sink=sink,
+        keys=OpenKeyProvider(VID),
+        hop_limit=8,
+        counters=Counters(),
+    )
+    return p, sink
+
+
+def frame(dst: bytes, src: bytes, payload: bytes, ethertype: int = 0x0800) -> bytes:
+    return ZERO_VNET_HDR + dst + src + struct.pack(">H", ethertype) + payload
+
+
+def everywhere(vlan: bytes, token: bytes) -> bool:
+    return True
+
+
+def nowhere(vlan: bytes, token: bytes) -> bool:
+    return False
+
+
+def carry(src: VlanPort, dst: VlanPort, units: list[bytes], reachable=everywhere) -> list[bytes]:
+    sealed, _ = src.outgoing(units, reachable=reachable)
+    for token, packet in sealed:
+        assert token in dst.wanted or token == dst.tokens.broadcast
+        dst.deliver(packet, wire.decode_data(packet))
+    return [p for _, p in sealed]
+
+
+def test_unicast_to_a_known_mac_uses_its_token_and_arrives_intact() -> None:
+    a, _ = port(MAC_A)
+    b, sink = port(MAC_B)
+    unit = frame(MAC_B, MAC_A, b"hello b" * 10)
+    [packet] = carry(a, b, [unit])
+    assert wire.decode_data(packet).vft == vft.unicast(MAC_B, VID, b.keys.current().vft_salt)
+    assert sink.units == [unit]
+
+
+def test_unknown_unicast_is_flooded_on_the_broadcast_token() -> None:
+    a, _ = port(MAC_A)
+    sealed, _ = a.outgoing([frame(MAC_B, MAC_A, b"x" * 50)], reachable=nowhere)
+    assert [t for t, _ in sealed] == [vft.broadcast(VID)]
+    assert a.counters.events["unknown_unicast"] == 1
+
+
+def test_multicast_without_subscribers_is_dropped_and_counted() -> None:
+    a, _ = port(MAC_A)
+    sealed, _ = a.outgoing(
+        [frame(b"\x01\x00\x5e\x01\x02\x03", MAC_A, b"x" * 50)], reachable=nowhere
+    )
+    assert sealed == []
+    assert a.counters.events["multicast_no_subscriber"] == 1
+
+
+def test_a_super_frame_is_fragmented_and_reassembled_whole() -> None:
+    a, _ = port(MAC_A)
+    b, sink = port(MAC_B)
+    unit = frame(MAC_B, MAC_A, os.urandom(65535 - 14))
+    assert len(unit) > fragment.MAX_PLAINTEXT
+    packets = carry(a, b, [unit])
+    assert len(packets) == 2
+    assert all(wire.decode_data(p).flags & wire.FLAG_FRAGMENT for p in packets)
+    assert all(len(p) <= wire.MAX_PACKET for p in packets)
+    assert sink.units == [unit]
+
+
+def test_an_igmp_join_from_the_tap_adds_the_group_token() -> None:
+    a, _ = port(MAC_A)
+    group = ipaddress.IPv4Address("239.1.1.1").packed
+    ip = bytes([0x45, 0, 0, 28, 0, 0, 0, 0, 1, 2, 0, 0]) + bytes(8)
+    report = frame(b"\x01\x00\x5e\x01\x01\x01", MAC_A, ip + bytes([0x16, 0, 0, 0]) + group)
+    _, changed = a.outgoing([report], reachable=everywhere)
+    assert changed
+    assert vft.multicast(b"\x01\x00\x5e\x01\x01\x01", VID) in a.wanted
+
+
+def test_a_bridged_source_mac_is_learned_and_wanted() -> None:
+    a, _ = port(MAC_A)
+    behind = bytes.fromhex("02aabbccddee")
+    _, changed = a.outgoing([frame(MAC_B, behind, b"y" * 40)], reachable=everywhere)
+    assert changed
+    assert a.tokens.unicast(behind) in a.wanted
+
+
+def test_a_packet_for_another_vlan_key_is_refused_not_written() -> None:
+    other = VlanPort(
+        info=PortInfo("lab", VID, "pt-x", MAC_A, "open"),
+        sink=Sink(),
+        keys=OpenKeyProvider(b"\x99" * 16),
+        hop_limit=8,
+        counters=Counters(),
+    )
+    b, sink = port(MAC_B)
+    sealed, _ = other.outgoing([frame(MAC_B, MAC_A, b"z" * 40)], reachable=everywhere)
+    for _, packet in sealed:
+        assert not b.deliver(packet, wire.decode_data(packet))
+    assert sink.units == []
+    assert b.counters.drops["unknown_epoch"] == 1
+
+
+def test_short_units_from_the_tap_are_counted_not_sent() -> None:
+    a, _ = port(MAC_A)
+    sealed, _ = a.outgoing([b"\x00" * 12], reachable=everywhere)
+    assert sealed == [] and a.counters.drops["tap_short"] == 1
