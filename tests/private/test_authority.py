@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peertap.operator import credentials as operator_credentials
 from peertap.sidecar import authority, identity, ids
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -104,22 +103,6 @@ def test_tampered_authority_field_names_the_wrong_authority() -> None:
 def test_malformed_credentials_are_rejected_as_malformed(text: str) -> None:
     with pytest.raises(authority.MalformedCredential):
         _verify(text)
-
-
-def test_operator_issued_credentials_verify_here() -> None:
-    text = operator_credentials.issue(
-        authority=AUTH,
-        member_identity="ns/p",
-        member_key_hex=MEMBER.public_hex,
-        vlan_id=VLAN.hex(),
-        now=NOW,
-    )
-    assert _verify(text).identity == "ns/p"
-
-
-def test_sidecar_issued_credentials_verify_in_the_operator() -> None:
-    payload = operator_credentials.verify(_issue().decode(), authority_hex=AUTH.public_hex)
-    assert payload["member_key"] == MEMBER.public_hex
 
 
 @pytest.mark.parametrize(
