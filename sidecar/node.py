@@ -5,6 +5,7 @@ Packet paths:
   trunk records -> DATA: dedup -> deliver to own port if it wants the VFT
                                 -> forward to next hops (relay, ACL, hop limit)
                -> ANNOUNCE: learn routes -> flood on once (relay)
+               -> CONTROL: management VLAN (mvlan_node.py): private VLAN groups, flood (relay)
 Long-lived tasks are named `peertap-<job>` and log their start and stop.
 """
 
@@ -24,7 +25,8 @@ from . import __version__, identity, ids, wire
 from .api import ApiServer, StatusBoard
 from .config import NodeConfig
 from .counters import Counters
-from .crypto.keys import OpenKeyProvider
+from .crypto.keys import KeyProvider, OpenKeyProvider
+from .mvlan_node import Mvlan
 from .port import PortInfo, VlanPort
 from .switch.acl import Acl
 from .switch.dedup import Dedup
@@ -88,6 +90,16 @@ class Node:
             self,
         )
         self.api = ApiServer(self.board, cfg.api.listen) if cfg.api.listen else None
+        self.base_dir = options.base_dir
+        # Private VLANs (security "mls"): their groups talk over the management VLAN.
+        self.mvlan = Mvlan(
+            identity=self.identity,
+            counters=self.counters,
+            hop_limit=cfg.routing.hop_limit,
+            relay=self.relay,
+            peers=self.trunk.peers,
+            send=self.trunk.send,
+        )
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -111,10 +123,17 @@ class Node:
             )
             self.taps.append(tap)
             info = PortInfo(v.label, vid, v.interface.name, mac, v.security)
+            keys: KeyProvider = (
+                self.mvlan.add_vlan(
+                    v, vlan_id=vid, base_dir=self.base_dir, on_epoch=self._epoch_changed
+                )
+                if v.security == "mls"
+                else OpenKeyProvider(vid)
+            )
             self.ports[vid] = VlanPort(
                 info=info,
                 sink=tap,
-                keys=OpenKeyProvider(vid),
+                keys=keys,
                 hop_limit=self.config.routing.hop_limit,
                 counters=self.counters,
             )
@@ -135,6 +154,7 @@ class Node:
                     nursery.start_soon(self._task, f"tap-{tap.settings.name}", self._tap_loop, tap)
                 nursery.start_soon(self._task, "announce", self._announce_loop)
                 nursery.start_soon(self._task, "status", self._status_loop)
+                self.mvlan.start(nursery)
                 self._ready = True
                 self._publish()
                 log.info("node ready: listening on %s", ", ".join(self.trunk.listen_addrs()))
@@ -227,6 +247,8 @@ class Node:
                 ptype = wire.packet_type(packet)
                 if ptype == wire.TYPE_DATA:
                     self._on_data(peer, packet, forwards)
+                elif ptype == wire.TYPE_CONTROL:
+                    self.mvlan.on_control(peer, packet, floods)
                 else:
                     self._on_announce(peer, packet, floods)
             except wire.MalformedPacket as err:
@@ -287,6 +309,12 @@ class Node:
             entries=tuple((v, t) for v, t in ann.entries if self.acl.allows(v)),
         )
 
+    def _epoch_changed(self) -> None:
+        """A private VLAN changed key epoch: its VFT salt moved; re-announce at once."""
+        for port in self.ports.values():
+            port.refresh_tokens()
+        self._announce_now.set()
+
     # ---- announcements ---------------------------------------------------------------
 
     def _own_announce(self) -> wire.Announce:
@@ -345,6 +373,7 @@ class Node:
                     "wanted_tokens": len(port.wanted),
                     "learned_macs": len(port.local.macs),
                     "groups": sorted(ids.mac_str(g) for g in port.local.groups),
+                    **self.mvlan.status(vid),
                 }
             )
         return {

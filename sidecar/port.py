@@ -73,6 +73,10 @@ class VlanPort:
             self.refresh_wanted()
         return self._tokens
 
+    def refresh_tokens(self) -> None:
+        """Follow the key epoch's VFT salt now (a private VLAN changed epoch), not at next send."""
+        _ = self.tokens
+
     def refresh_wanted(self) -> bool:
         """Recompute the wanted token set; True if it changed (re-announce)."""
         wanted = self.local.tokens(self._tokens)

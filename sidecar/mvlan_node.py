@@ -1,0 +1,155 @@
+"""The node's management VLAN: CONTROL packets in and out, and its private VLANs.
+
+The node hands every CONTROL packet to `on_control` and starts `run`. Here:
+
+    receive: decode -> verify the node signature -> once per (origin, sequence)
+             -> the PrivateVlan of that VLAN-ID, if we are a member
+             -> relays flood it on to every other trunk (hop limit - 1)
+    send:    PrivateVlan -> sign with the node key -> every trunk peer
+
+Relays flood CONTROL whatever their ACL: the MVLAN is the one domain every node
+shares, its messages are small and signed, and a relay that filtered them by
+VLAN would split the private VLAN's group at every relay not configured for it.
+What a relay learns from them is documented in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from . import authority, wire
+from . import mvlan_envelope as envelope
+from .config import VlanConfig
+from .counters import Counters
+from .crypto.mls_keys import MlsKeyProvider
+from .identity import Identity
+from .private_vlan import PrivateSettings, PrivateVlan
+from .switch.dedup import Dedup
+
+log = logging.getLogger("peertap.mvlan")
+
+Send = Callable[[str, list[bytes]], Awaitable[bool]]
+
+
+class CredentialFileError(OSError):
+    """A private VLAN's credential file is missing or unreadable."""
+
+
+class Mvlan:
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        counters: Counters,
+        hop_limit: int,
+        relay: bool,
+        peers: Callable[[], Iterable[str]],
+        send: Send,
+    ) -> None:
+        self.identity = identity
+        self.counters = counters
+        self.hop_limit = hop_limit
+        self.relay = relay
+        self._peers = peers
+        self._send = send
+        self.origin = os.urandom(16)
+        self.sequence = 0
+        self.seen = Dedup(4096)
+        self.vlans: dict[bytes, PrivateVlan] = {}
+
+    def add_vlan(
+        self, vlan: VlanConfig, *, vlan_id: bytes, base_dir: Path, on_epoch: Callable[[], None]
+    ) -> MlsKeyProvider:
+        """Set up a private VLAN; returns the key provider its port must use."""
+        assert vlan.credential is not None
+        path = Path(vlan.credential)
+        if not path.is_absolute():
+            path = base_dir / path
+        try:
+            credential = path.read_bytes().strip()
+        except OSError as err:
+            raise CredentialFileError(
+                f"vlan {vlan.label}: cannot read credential {path}: {err.strerror}"
+            ) from err
+        try:
+            authority.parse(credential)
+        except authority.CredentialError as err:
+            raise CredentialFileError(f"vlan {vlan.label}: credential {path}: {err}") from err
+        keys = MlsKeyProvider(vlan_id=vlan_id, grace_s=vlan.epoch_grace_s)
+        self.vlans[vlan_id] = PrivateVlan(
+            vlan_id=vlan_id,
+            creator=bytes.fromhex(vlan.creator),
+            node=self.identity,
+            credential=credential,
+            settings=PrivateSettings(
+                rekey_interval_s=vlan.rekey_interval_s,
+                member_timeout_s=vlan.member_timeout_s,
+                epoch_grace_s=vlan.epoch_grace_s,
+            ),
+            keys=keys,
+            emit=self.emit,
+            connected=lambda: any(True for _ in self._peers()),
+            on_epoch=on_epoch,
+            counters=self.counters,
+            wall=lambda: dt.datetime.now(dt.UTC),
+        )
+        return keys
+
+    def start(self, nursery: trio.Nursery) -> None:
+        for vid, pv in self.vlans.items():
+            nursery.start_soon(self._run, vid, pv)
+
+    async def _run(self, vid: bytes, pv: PrivateVlan) -> None:
+        log.debug("task peertap-mvlan-%s started", vid.hex())
+        try:
+            await pv.run()
+        finally:
+            log.debug("task peertap-mvlan-%s stopped", vid.hex())
+
+    async def emit(self, vlan_id: bytes, kind: int, body: bytes) -> None:
+        self.sequence += 1
+        packet = envelope.sign(
+            self.identity,
+            hop_limit=self.hop_limit,
+            origin=self.origin,
+            sequence=self.sequence,
+            vlan_id=vlan_id,
+            kind=kind,
+            body=body,
+        ).encode()
+        for peer in list(self._peers()):
+            if await self._send(peer, [packet]):
+                self.counters.inc("control_tx")
+
+    def on_control(self, peer: str, packet: bytes, floods: dict[str, list[bytes]]) -> None:
+        """One CONTROL packet from neighbour `peer`; what to flood on goes into `floods`."""
+        msg = wire.decode_control(packet)
+        if msg.origin == self.origin:
+            return
+        if not envelope.verify(msg):
+            self.counters.drop("control_signature")
+            return
+        if not self.seen.first_time(msg.origin + msg.sequence.to_bytes(8, "big")):
+            self.counters.drop("control_duplicate")
+            return
+        self.counters.inc("control_rx")
+        pv = self.vlans.get(msg.vlan_id)
+        if pv is not None:
+            pv.on_control(msg)
+        if not self.relay or msg.hop_limit <= 1:
+            return
+        onward = wire.with_hop_limit(packet, msg.hop_limit - 1)
+        for p in self._peers():
+            if p != peer:
+                floods.setdefault(p, []).append(onward)
+
+    def status(self, vlan_id: bytes) -> dict[str, Any]:
+        pv = self.vlans.get(vlan_id)
+        return {} if pv is None else pv.status()
