@@ -19,8 +19,8 @@ help:
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,dev]'
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -29,7 +29,7 @@ sysdeps:
 	sh hack/ensure-system-packages.sh
 
 test: venv sysdeps
-	$(PY) -m pytest
+	$(VENV)/bin/pytest
 
 demo: venv sysdeps
 	$(PY) hack/demo.py

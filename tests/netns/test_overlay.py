@@ -342,3 +342,32 @@ def test_malformed_and_replayed_packets_are_dropped_and_counted(
     assert after["events"].get("tap_tx", 0) - tap_before < 3
     assert pings(lab, "a", "b", count=3)
     assert lab.http_get("b", "/readyz").status == 200
+
+
+def test_announcements_and_traffic_cross_two_relays_in_a_row(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    lab = lab_factory(topology("chain").model_copy(update={"trace": False}))
+    lab.wait_ready(timeout=30)
+    wait_ping(lab, "a", "b")
+    assert pings(lab, "b", "a", count=3)
+    # Each relay knows every other node's announcement (a, b and the other relay):
+    # those of the far member crossed the other relay.
+    for relay in ("r1", "r2"):
+        assert lab.status(relay)["routes"]["origins"] == 3
+    # A TCP stream of TSO super-frames crosses both relays intact.
+    server = lab.spawn("b", ["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    r = lab.exec(
+        "a",
+        ["iperf3", "-c", lab.overlay_address("b"), "-t", "2", "-J"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    server.wait(timeout=30)
+    assert r.returncode == 0, r.stderr
+    received = json.loads(r.stdout)["end"]["sum_received"]["bytes"]
+    assert received > 1_000_000
+    assert counters(lab, "r1")["events"]["fwd_packets"] > 100
+    assert counters(lab, "r2")["events"]["fwd_packets"] > 100
