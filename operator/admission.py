@@ -163,8 +163,12 @@ def validate_cryptovlan(
             old_spec, _ = specs.parse_cryptovlan(old.get("spec"))
             if old_spec is not None:
                 recorded = render.effective_label(old_name or name, old_spec)
-    _, problems = specs.check_cryptovlan(name=name, raw=obj.get("spec"), recorded_label=recorded)
-    messages = [m for _, m in problems]
+    messages: list[str] = []
+    if not _unchanged_update(operation, obj, old):
+        _, problems = specs.check_cryptovlan(
+            name=name, raw=obj.get("spec"), recorded_label=recorded
+        )
+        messages = [m for _, m in problems]
     before = old_annotations.get(specs.AUTHORITY_ANNOTATION)
     if before is not None and annotations.get(specs.AUTHORITY_ANNOTATION) != before:
         messages.append(
@@ -177,10 +181,18 @@ def validate_cryptovlan(
 def validate_mvlan(
     *, operation: str, obj: Mapping[str, Any] | None, old: Mapping[str, Any] | None
 ) -> list[str]:
-    if operation == "DELETE" or obj is None:
+    if operation == "DELETE" or obj is None or _unchanged_update(operation, obj, old):
         return []
     _, problems = specs.check_mvlan(obj.get("spec"))
     return [m for _, m in problems]
+
+
+def _unchanged_update(
+    operation: str, obj: Mapping[str, Any], old: Mapping[str, Any] | None
+) -> bool:
+    """Metadata-only updates (finalizers, annotations, deletion) never fail on the spec:
+    an object admitted before the webhook existed must still be deletable."""
+    return operation == "UPDATE" and old is not None and old.get("spec") == obj.get("spec")
 
 
 def response(

@@ -81,9 +81,10 @@ class VlanView:
 
 @dataclass(frozen=True)
 class MemberObjects:
+    """What a member key already has: its node key and credential files."""
+
     node_key: identity.Identity | None = None
     credentials: Mapping[str, str] = field(default_factory=dict)
-    config: str | None = None
 
 
 @dataclass(frozen=True)

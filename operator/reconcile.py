@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -370,31 +369,26 @@ class Reconciler:
 def _member_objects(
     secrets: list[JsonObj], configmaps: list[JsonObj]
 ) -> dict[str, membership.MemberObjects]:
+    """Member keys that have objects, with their node key and credentials."""
     node_keys: dict[str, identity.Identity] = {}
     creds: dict[str, dict[str, str]] = {}
-    configs: dict[str, str] = {}
-    for s in secrets:
-        key = objects.annotations_of(s).get(objects.MEMBER_KEY)
+    keys: set[str] = set()
+    for obj in [*secrets, *configmaps]:
+        key = objects.annotations_of(obj).get(objects.MEMBER_KEY)
         if not key:
             continue
-        if objects.managed(s, objects.MEMBER_NODE_KEY):
-            pem = objects.decode(s.get("data")).get(render.KEY_FILE, "")
+        keys.add(key)
+        if objects.managed(obj, objects.MEMBER_NODE_KEY):
+            pem = objects.decode(obj.get("data")).get(render.KEY_FILE, "")
             try:
-                node_keys[key] = identity.from_pem(pem.encode(), source=objects.name_of(s))
+                node_keys[key] = identity.from_pem(pem.encode(), source=objects.name_of(obj))
             except identity.IdentityError:
                 log.warning(
-                    "node key Secret %s is unreadable; issuing a new key", objects.name_of(s)
+                    "node key Secret %s is unreadable; issuing a new key", objects.name_of(obj)
                 )
-        elif objects.managed(s, objects.MEMBER_CREDENTIALS):
-            creds[key] = objects.decode(s.get("data"))
-    for c in configmaps:
-        key = objects.annotations_of(c).get(objects.MEMBER_KEY)
-        if key and objects.managed(c, objects.MEMBER_CONFIG):
-            configs[key] = json.dumps((c.get("data") or {}).get(render.CONFIG_FILE, ""))
-    keys = set(node_keys) | set(creds) | set(configs)
+        elif objects.managed(obj, objects.MEMBER_CREDENTIALS):
+            creds[key] = objects.decode(obj.get("data"))
     return {
-        k: membership.MemberObjects(
-            node_key=node_keys.get(k), credentials=creds.get(k, {}), config=configs.get(k)
-        )
+        k: membership.MemberObjects(node_key=node_keys.get(k), credentials=creds.get(k, {}))
         for k in keys
     }

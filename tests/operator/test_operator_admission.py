@@ -112,6 +112,13 @@ def _cvlan(spec: dict[str, Any], annotations: dict[str, str] | None = None) -> d
             None,
         ),
         ("DELETE", None, _cvlan({}), None),
+        (
+            "UPDATE",
+            _cvlan({"interface": {"mode": "tun"}}, {"kopf": "x"}),
+            _cvlan({"interface": {"mode": "tun"}}),
+            None,
+        ),
+        ("UPDATE", _cvlan({"interface": {"mode": "tun"}}), _cvlan({}), "'tun' is not supported"),
     ],
 )
 def test_cryptovlan_validation(operation: str, new: Any, old: Any, fragment: str | None) -> None:
@@ -138,3 +145,9 @@ def test_mvlan_validation(spec: dict[str, Any], fragment: str | None) -> None:
         assert denials == []
     else:
         assert any(fragment in d for d in denials), denials
+
+
+def test_metadata_only_update_of_an_invalid_mvlan_is_allowed_so_it_can_be_deleted() -> None:
+    bad = {"spec": {"relays": {"replicas": 3}}}
+    finalizing = {"metadata": {"finalizers": []}, **bad}
+    assert admission.validate_mvlan(operation="UPDATE", obj=finalizing, old=bad) == []
