@@ -2,6 +2,8 @@
 # when it is missing or older than pyproject.toml, and installs the system
 # tools it needs with apt-get when they are absent.
 
+export PYTHONSAFEPATH := 1
+
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -21,6 +21,10 @@ import pytest
 
 from peertap.sidecar.lab import Lab, LabSpec
 
+# Subprocesses started with `python -m ...` from the repository root would otherwise get
+# the root first on sys.path, where the operator/ folder shadows the stdlib `operator`.
+os.environ["PYTHONSAFEPATH"] = "1"
+
 
 @pytest.fixture
 def lab_factory(tmp_path: Path) -> Iterator[Callable[..., Lab]]:

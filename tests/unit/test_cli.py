@@ -13,8 +13,11 @@ VECTORS = Path(__file__).resolve().parents[1] / "data" / "mls-vectors"
 
 
 def peertap(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    # Not from the repository root: `-m` puts the working directory first on sys.path,
+    # where the operator/ folder would shadow the standard library's `operator`.
     return subprocess.run(
         [sys.executable, "-m", "peertap.sidecar", *args],
+        cwd=Path(__file__).parent,
         capture_output=True,
         text=True,
         timeout=120,
