@@ -10,6 +10,7 @@ import ssl
 import urllib.request
 from typing import Any
 
+import jsonpatch
 import kubernetes_validate
 import yaml
 from conftest import (
@@ -345,6 +346,19 @@ def test_webhooks_answer_admission_reviews_over_https(
             {"secret": {"name": f"peertap-m-{key}-node"}},
             {"secret": {"name": f"peertap-m-{key}-cred"}},
         ]
+
+        # The pod as admitted gets exactly the objects its projected volume names.
+        admitted = jsonpatch.apply_patch({**pod, "metadata": {**pod["metadata"]}}, ops)
+        admitted["metadata"]["name"] = "web-x1"
+        del admitted["metadata"]["generateName"]
+        kubectl.apply_text(yaml.safe_dump(admitted))
+        for source in sources:
+            ((kind, ref),) = source.items()
+            store = _configmaps if kind == "configMap" else _secrets
+            wait_for(f"{kind} {ref['name']}", lambda s=store, n=ref["name"]: n in s(emulator))
+        node_json = _configmaps(emulator)[f"peertap-m-{key}"]["data"]["node.json"]
+        assert sidecar_config.NodeConfig.model_validate_json(node_json).vlans[0].label == "lab"
+        assert [m["pod"] for m in _members(emulator)] == ["web-x1"]
 
         # A pod no VLAN selects is left alone.
         plain = {**pod, "metadata": {"name": "other", "labels": {"app": "web"}}}
