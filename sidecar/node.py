@@ -253,6 +253,12 @@ class Node:
                     self._on_announce(peer, packet, floods)
             except wire.MalformedPacket as err:
                 self.counters.drop(f"malformed_{err.reason}")
+            except Exception:
+                # A packet that trips an unexpected error must not take the node down
+                # (and with it every other member's traffic): count it, log it, go on.
+                self.counters.drop("internal_error")
+                if self.counters.drops["internal_error"] <= 10:
+                    log.exception("internal error handling a packet from %s", peer)
         if forwards:
             await self._send_batches(forwards, "fwd")
         if floods:
@@ -292,6 +298,9 @@ class Node:
         # Non-relays keep routes only for their own VLANs; relays per their ACL.
         accept = self.acl.allows if self.relay else self.ports.__contains__
         learned = self.routes.learn(peer, ann, accept_vlan=accept)
+        if learned.refused:
+            self.counters.drop("route_table_full")
+            return
         if not (learned.fresh and self.relay) or ann.hop_limit <= 1:
             return
         onward = self._flooded(ann).encode()

@@ -19,6 +19,11 @@ from ..wire import Announce
 
 Key = bytes  # VLAN-ID || VFT
 
+# Bounds against a neighbour announcing endless origins or tokens: new origins are
+# refused (and counted by the caller) once either is reached.
+MAX_ORIGINS = 16384
+MAX_ENTRIES = 262144
+
 
 @dataclass
 class _Origin:
@@ -40,6 +45,7 @@ class Learned:
 
     fresh: bool
     changed: bool
+    refused: bool = False
 
 
 class RouteTable:
@@ -48,6 +54,7 @@ class RouteTable:
         self._clock = clock
         self._origins: dict[bytes, _Origin] = {}
         self._hops: dict[Key, tuple[str, ...]] = {}
+        self._entries = 0
 
     def next_hops(self, vlan_id: bytes, vft: bytes) -> tuple[str, ...]:
         return self._hops.get(vlan_id + vft, ())
@@ -59,6 +66,11 @@ class RouteTable:
         now = self._clock()
         entries = frozenset(v + t for v, t in ann.entries if accept_vlan(v))
         known = self._origins.get(ann.origin)
+        grows = len(entries) - (len(known.entries) if known else 0)
+        if (known is None and len(self._origins) >= MAX_ORIGINS) or (
+            grows > 0 and self._entries + grows > MAX_ENTRIES
+        ):
+            return Learned(fresh=False, changed=False, refused=True)
         if known is None or ann.sequence > known.sequence:
             before = known.best() if known else None
             before_entries = known.entries if known else frozenset()
@@ -119,6 +131,7 @@ class RouteTable:
         return {"origins": len(self._origins), "tokens": len(self._hops)}
 
     def _rebuild(self) -> None:
+        self._entries = sum(len(o.entries) for o in self._origins.values())
         hops: dict[Key, set[str]] = {}
         for o in self._origins.values():
             best = o.best()

@@ -367,7 +367,9 @@ class Trunk:
                     await network.close_peer(info.peer_id)
                 # The swarm refuses to redial a peer whose addresses all failed recently;
                 # our own backoff paces redials, so lift that block.
-                network.unblock_peer(info.peer_id)
+                unblock = getattr(network, "unblock_peer", None)  # Swarm has it, the ABC not
+                if unblock is not None:
+                    unblock(info.peer_id)
                 await host.connect(info)
                 return await host.new_stream(info.peer_id, [_STREAM_PROTOCOL])
             except Exception as err:  # libp2p raises many unrelated types for a failed dial

@@ -6,6 +6,7 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from peertap.sidecar import vft, wire
 from peertap.sidecar.switch.acl import Acl
 from peertap.sidecar.switch.classify import Dest, classify, ipv4_group_mac, snoop
@@ -186,3 +187,31 @@ def test_tokens_depend_on_mac_vlan_and_salt():
     assert vft.unicast(mac, V1, b"s" * 16) != vft.unicast(mac, V1, b"t" * 16)
     assert vft.broadcast(V1) != vft.broadcast(V2)
     assert len(vft.multicast(b"\x01\x00\x5e\x01\x02\x03", V1)) == 16
+
+
+def test_route_table_refuses_new_origins_beyond_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from peertap.sidecar.switch import routes
+
+    monkeypatch.setattr(routes, "MAX_ORIGINS", 3)
+    r = RouteTable(ttl_s=30)
+    results = [
+        r.learn("p", _ann(bytes([i]) * 16, 1, [(V1, bytes([i]) * 16)]), accept_vlan=lambda v: True)
+        for i in range(5)
+    ]
+    assert [x.refused for x in results] == [False, False, False, True, True]
+    assert r.sizes() == {"origins": 3, "tokens": 3}
+    # Known origins still refresh.
+    assert not r.learn(
+        "p", _ann(b"\x00" * 16, 2, [(V1, b"z" * 16)]), accept_vlan=lambda v: True
+    ).refused
+
+
+def test_route_table_refuses_entries_beyond_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from peertap.sidecar.switch import routes
+
+    monkeypatch.setattr(routes, "MAX_ENTRIES", 4)
+    r = RouteTable(ttl_s=30)
+    many = [(V1, bytes([i]) * 16) for i in range(3)]
+    assert not r.learn("p", _ann(b"a" * 16, 1, many), accept_vlan=lambda v: True).refused
+    assert r.learn("p", _ann(b"b" * 16, 1, many), accept_vlan=lambda v: True).refused
+    assert r.sizes()["origins"] == 1
