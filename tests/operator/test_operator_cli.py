@@ -11,8 +11,8 @@ import sys
 import urllib.error
 import urllib.request
 
-from conftest import CERT_SECRET, ROOT, WEBHOOK_CONFIG, WEBHOOK_SERVICE, Kubectl, wait_for
 from kube_emulator import EmulatorThread
+from operator_harness import CERT_SECRET, ROOT, WEBHOOK_CONFIG, WEBHOOK_SERVICE, Kubectl, wait_for
 
 
 def _free_port() -> int:

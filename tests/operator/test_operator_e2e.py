@@ -13,7 +13,8 @@ from typing import Any
 import jsonpatch
 import kubernetes_validate
 import yaml
-from conftest import (
+from kube_emulator import EmulatorThread
+from operator_harness import (
     CERT_SECRET,
     ROOT,
     WEBHOOK_CONFIG,
@@ -22,7 +23,6 @@ from conftest import (
     RunningOperator,
     wait_for,
 )
-from kube_emulator import EmulatorThread
 
 from peertap.sidecar import config as sidecar_config
 from peertap.sidecar import identity, ids
