@@ -187,6 +187,23 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
     for view in inputs.vlans:
         if view.deleting:
             continue
+        recorded_authority = view.annotations.get(specs.AUTHORITY_ANNOTATION)
+        if recorded_authority and recorded_authority != view.authority.public_hex:
+            unserved.append(
+                (
+                    view,
+                    [
+                        (
+                            "AuthorityMismatch",
+                            f"Secret {authority_secret_name(view.name)} holds the key "
+                            f"{view.authority.public_hex[:16]}…, but this VLAN was created with "
+                            f"{recorded_authority[:16]}… (the VLAN-ID derives from it); restore "
+                            "the original key",
+                        )
+                    ],
+                )
+            )
+            continue
         spec, problems = _effective(view)
         if spec is None:
             unserved.append((view, problems))

@@ -320,3 +320,15 @@ def test_member_object_names_stay_valid_for_long_pod_names() -> None:
     name = membership.member_object_name(long_key, "cred")
     assert len(name) <= 253 and name.endswith("-cred")
     assert name != membership.member_object_name("p" * 252, "cred")
+
+
+def test_replaced_authority_key_stops_serving_instead_of_changing_the_vlan_id() -> None:
+    plan = decide(
+        [vlan(annotations={"peertap.io/authority": key(201).public_hex})],
+        [pod("p", {"peertap.io/vlans": "lab"})],
+    )
+    (vp,) = plan.vlans
+    cond = condition(vp, "SpecValid")
+    assert cond.reason == "AuthorityMismatch"
+    assert "lab-authority" in cond.message
+    assert plan.members == [] and vp.annotations == {} and vp.configmap is None
