@@ -42,6 +42,46 @@ class CredentialFileError(OSError):
     """A private VLAN's credential file is missing or unreadable."""
 
 
+class CredentialFile:
+    """A credential file that the operator may rewrite (renewal); re-read when it changes."""
+
+    def __init__(self, path: Path, *, label: str) -> None:
+        self.path = path
+        self.label = label
+        self._stamp: tuple[int, int] | None = None
+        self.data = b""
+
+    def load(self) -> bytes:
+        try:
+            st = self.path.stat()
+            data = self.path.read_bytes().strip()
+        except OSError as err:
+            raise CredentialFileError(
+                f"vlan {self.label}: cannot read credential {self.path}: {err.strerror}"
+            ) from err
+        try:
+            authority.parse(data)
+        except authority.CredentialError as err:
+            raise CredentialFileError(f"vlan {self.label}: credential {self.path}: {err}") from err
+        self._stamp, self.data = (st.st_mtime_ns, st.st_size), data
+        return data
+
+    def changed(self) -> bytes | None:
+        """The new content if the file changed since the last load, else None."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        if (st.st_mtime_ns, st.st_size) == self._stamp:
+            return None
+        try:
+            return self.load()
+        except CredentialFileError as err:
+            log.warning("%s", err)
+            self._stamp = (st.st_mtime_ns, st.st_size)
+            return None
+
+
 class Mvlan:
     def __init__(
         self,
@@ -72,16 +112,8 @@ class Mvlan:
         path = Path(vlan.credential)
         if not path.is_absolute():
             path = base_dir / path
-        try:
-            credential = path.read_bytes().strip()
-        except OSError as err:
-            raise CredentialFileError(
-                f"vlan {vlan.label}: cannot read credential {path}: {err.strerror}"
-            ) from err
-        try:
-            authority.parse(credential)
-        except authority.CredentialError as err:
-            raise CredentialFileError(f"vlan {vlan.label}: credential {path}: {err}") from err
+        cred_file = CredentialFile(path, label=vlan.label)
+        credential = cred_file.load()
         keys = MlsKeyProvider(vlan_id=vlan_id, grace_s=vlan.epoch_grace_s)
         self.vlans[vlan_id] = PrivateVlan(
             vlan_id=vlan_id,
@@ -98,6 +130,7 @@ class Mvlan:
             connected=lambda: any(True for _ in self._peers()),
             on_epoch=on_epoch,
             counters=self.counters,
+            reload=cred_file.changed,
             wall=lambda: dt.datetime.now(dt.UTC),
         )
         return keys

@@ -38,6 +38,8 @@ log = logging.getLogger("peertap.private")
 SUITE = 1
 TICK_S = 0.25
 MAX_CACHED_CREDENTIALS = 1024
+# Init keys of KeyPackages already added (a joiner republishes the same one until welcomed).
+MAX_CONSUMED = 4096
 
 Emit = Callable[[bytes, int, bytes], Awaitable[None]]
 
@@ -77,6 +79,7 @@ class PrivateVlan:
         connected: Callable[[], bool],
         on_epoch: Callable[[], None],
         counters: Counters,
+        reload: Callable[[], bytes | None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
@@ -93,6 +96,7 @@ class PrivateVlan:
         self.counters = counters
         self._clock = clock
         self._wall = wall
+        self._reload = reload
         self.group: Group | None = None
         self.tag = m.NO_GROUP
         self._bundle: KeyPackageBundle | None = None
@@ -224,6 +228,8 @@ class PrivateVlan:
     def _added(self, added: list[KeyPackage]) -> None:
         """KeyPackages just committed: never offer them again; their members start fresh."""
         now = self._clock()
+        if len(self._consumed) > MAX_CONSUMED:
+            self._consumed.clear()
         for kp in added:
             key = kp.leaf_node.signature_key
             self._consumed.add(kp.init_key)
@@ -264,13 +270,16 @@ class PrivateVlan:
         self._last_hello = float("-inf")
         self._wake.set()
 
-    def _leave(self) -> None:
+    def _leave(self, *, keep_keys: bool = False) -> None:
+        """Back to JOINING. Rejoining (`keep_keys`) sends with the current key until the
+        Welcome installs the next, so the switch costs no traffic; removal forgets it."""
         self.group = None
         self.tag = m.NO_GROUP
         self._bundle = None
         self._offers.clear()
-        self.keys.leave()
-        self._on_epoch()
+        if not keep_keys:
+            self.keys.leave()
+            self._on_epoch()
         self._wake.set()
 
     def _new_epoch(self) -> None:
@@ -320,11 +329,25 @@ class PrivateVlan:
             self._connected_since = None
         if now - self._last_hello >= self.settings.hello_interval_s:
             self._last_hello = now
+            self._renew_credential()
             await self._send(m.HELLO, self._hello().encode())
         if self.group is None:
             await self._joining(now)
         else:
             await self._member(now, self.group)
+
+    def _renew_credential(self) -> None:
+        """Take a renewed credential (the operator rewrites the file) once it verifies."""
+        fresh = self._reload()
+        if fresh is None or fresh == self.credential:
+            return
+        try:
+            self._check_credential(fresh, self.own_key)
+        except authority.CredentialError as err:
+            log.warning("vlan %s: ignoring the new credential: %s", self.vlan_id.hex(), err)
+            return
+        self.credential = fresh
+        self._bundle = None
 
     def _hello(self) -> m.Hello:
         g = self.group
@@ -379,11 +402,16 @@ class PrivateVlan:
             log.info(
                 "vlan %s: moving to the winning group %s", self.vlan_id.hex(), move_to.tag.hex()
             )
-            self._leave()
+            self._leave(keep_keys=True)
             return
         if self._behind(now, group):
             log.info("vlan %s: out of sync at epoch %d, rejoining", self.vlan_id.hex(), group.epoch)
-            self._leave()
+            self._leave(keep_keys=True)
+            return
+        own = next(x for x in group.members() if x.index == group.own_leaf_index)
+        if own.credential.identity != self.credential:
+            log.info("vlan %s: credential renewed, rejoining with it", self.vlan_id.hex())
+            self._leave(keep_keys=True)
             return
         members = {x.index: x.signature_key for x in group.members()}
         heard = {k: h.at for k, h in self._heard.items() if h.hello.group == self.tag}

@@ -60,8 +60,15 @@ class Mvlan:
         self.members: dict[str, Member] = {}
         self.sequence = 0
 
-    def add(self, name: str, *, cred: Callable[[identity.Identity], bytes] = credential) -> Member:
-        node = identity.generate()
+    def add(
+        self,
+        name: str,
+        *,
+        cred: Callable[[identity.Identity], bytes] = credential,
+        node: identity.Identity | None = None,
+        reload: Callable[[], bytes | None] = lambda: None,
+    ) -> Member:
+        node = node or identity.generate()
         keys = MlsKeyProvider(
             vlan_id=VLAN, grace_s=self.settings.epoch_grace_s, clock=trio.current_time
         )
@@ -77,6 +84,7 @@ class Mvlan:
             connected=lambda: True,
             on_epoch=lambda: None,
             counters=counters,
+            reload=reload,
             clock=trio.current_time,
         )
         member = self.members[name] = Member(name, pv, keys, counters)
@@ -270,6 +278,53 @@ def test_partitions_heal_into_one_group() -> None:
             await converged(left + right, 5)
             # The larger side's group survives.
             assert {m.pv.tag for m in left + right} == {right_tag}
+            nursery.cancel_scope.cancel()
+
+    run_virtual(main)
+
+
+def test_a_restarted_member_replaces_its_old_leaf() -> None:
+    async def main() -> None:
+        net = Mvlan()
+        async with trio.open_nursery() as nursery:
+            members = [net.add(f"m{i}") for i in range(3)]
+            for m in members:
+                await net.start(nursery, m)
+            await converged(members, 3)
+            old = members[2]
+            net.stop(old)
+            again = net.add("m2-again", node=old.pv.node)
+            await net.start(nursery, again)
+            group = [*members[:2], again]
+            await converged(group, 3)
+            keys = [x.signature_key for x in members[0].pv.group.members()]  # type: ignore[union-attr]
+            assert keys.count(old.pv.own_key) == 1
+            nursery.cancel_scope.cancel()
+
+    run_virtual(main)
+
+
+def test_a_renewed_credential_is_taken_into_the_group() -> None:
+    async def main() -> None:
+        net = Mvlan()
+        renewed: list[bytes] = []
+        async with trio.open_nursery() as nursery:
+            members = [net.add(f"m{i}") for i in range(2)]
+            third = net.add("m2", reload=lambda: renewed[0] if renewed else None)
+            for m in [*members, third]:
+                await net.start(nursery, m)
+            await converged([*members, third], 3)
+            renewed.append(credential(third.pv.node, days=60))
+            with trio.fail_after(120):
+                while True:
+                    await trio.sleep(0.5)
+                    group = members[0].pv.group
+                    creds = (
+                        [] if group is None else [x.credential.identity for x in group.members()]
+                    )
+                    if renewed[0] in creds and len(views([*members, third])) == 1:
+                        break
+            await converged([*members, third], 3)
             nursery.cancel_scope.cancel()
 
     run_virtual(main)
