@@ -168,10 +168,11 @@ def test_examples_create_vlan_authority_members_and_relay(
 def test_restart_reuses_keys_and_addresses_without_duplicates(
     emulator: EmulatorThread, kubectl: Kubectl, operator_factory: OperatorFactory
 ) -> None:
-    kubectl.apply(EXAMPLES / "cryptovlan.yaml")
+    kubectl.apply(EXAMPLES / "cryptovlan.yaml", EXAMPLES / "mvlan.yaml")
     kubectl.apply_text(_pod("a", {"app": "lab-node"}) + "---\n" + _pod("b", {"app": "lab-node"}))
     with operator_factory() as first:
         wait_for("two members", lambda: len(_members(emulator)) == 2)
+        wait_for("relay key", lambda: "campus-relay-key" in _secrets(emulator))
         before_secrets = _secrets(emulator)
         before_members = _members(emulator)
         first_ca = first.ca_pem
@@ -181,7 +182,7 @@ def test_restart_reuses_keys_and_addresses_without_duplicates(
         wait_for("three members", lambda: len(_members(emulator)) == 3)
         after_secrets = _secrets(emulator)
         after_members = _members(emulator)
-    for name in ("lab-authority", "peertap-m-a-node", "peertap-m-b-node"):
+    for name in ("lab-authority", "campus-relay-key", "peertap-m-a-node", "peertap-m-b-node"):
         assert after_secrets[name]["data"] == before_secrets[name]["data"], name
         assert after_secrets[name]["metadata"]["uid"] == before_secrets[name]["metadata"]["uid"]
     assert sorted(after_secrets) == sorted(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from peertap.operator import ipam
@@ -14,6 +14,7 @@ keys = st.lists(st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True), max_size=4
 prefixes = st.integers(min_value=24, max_value=30)
 
 
+@settings(deadline=None)
 @given(wanted=keys, prefix=prefixes, previous=keys)
 def test_allocations_never_collide_and_stay_in_the_subnet(
     wanted: list[str], prefix: int, previous: list[str]
