@@ -96,8 +96,11 @@ class RelayConfig(_Model):
 
 class InterfaceConfig(_Model):
     name: str = Field(default="pt0", description="Interface name (at most 15 characters).")
-    mode: Literal["tap"] = Field(
-        default="tap", description="tap: a kernel TAP device (the only mode in this release)."
+    mode: Literal["tap", "tun"] = Field(
+        default="tap",
+        description="tap: a kernel TAP device; tun: a kernel TUN device (IP only) with Ethernet "
+        "emulated by the node (ARP and neighbour discovery answered locally), for hosts "
+        "that cannot use TAP.",
     )
     mtu: int = Field(default=1500, ge=576, le=9000, description="Interface MTU.")
     address: str | None = Field(

@@ -32,6 +32,7 @@ from .switch.acl import Acl
 from .switch.dedup import Dedup
 from .switch.routes import RouteTable
 from .tap.device import TapDevice, TapSettings
+from .tap.emulated import EmulatedTap
 from .trace import Trace
 from .trunk.base import TrunkSettings
 from .trunk.libp2p_trunk import Trunk
@@ -66,7 +67,8 @@ class Node:
         self.board = StatusBoard()
         self.trace = Trace(options.trace_path) if options.trace_path else None
         self.ports: dict[bytes, VlanPort] = {}
-        self.taps: list[TapDevice] = []
+        self.taps: list[TapDevice | EmulatedTap] = []
+        self._emulated: list[tuple[EmulatedTap, VlanPort]] = []
         self._announce_now = trio.Event()
         self._ready = False
         self._nursery: trio.Nursery | None = None
@@ -112,15 +114,14 @@ class Node:
                 # A zero nonce keeps the MAC stable across restarts; a collision re-rolls it.
                 else ids.member_mac(self.identity.public_bytes, vid, bytes(16))
             )
-            tap = TapDevice(
-                TapSettings(
-                    name=v.interface.name,
-                    mtu=v.interface.mtu,
-                    mac=mac,
-                    address=v.interface.address,
-                    offload=v.interface.offload,
-                )
+            settings = TapSettings(
+                name=v.interface.name,
+                mtu=v.interface.mtu,
+                mac=mac,
+                address=v.interface.address,
+                offload=v.interface.offload,
             )
+            tap = EmulatedTap(settings) if v.interface.mode == "tun" else TapDevice(settings)
             self.taps.append(tap)
             info = PortInfo(v.label, vid, v.interface.name, mac, v.security)
             keys: KeyProvider = (
@@ -137,6 +138,8 @@ class Node:
                 hop_limit=self.config.routing.hop_limit,
                 counters=self.counters,
             )
+            if isinstance(tap, EmulatedTap):
+                self._emulated.append((tap, self.ports[vid]))
             log.info(
                 "vlan %s (%s) on %s mac %s", v.label, vid.hex(), tap.settings.name, ids.mac_str(mac)
             )
@@ -185,25 +188,31 @@ class Node:
 
     # ---- TAP -> mesh -------------------------------------------------------------
 
-    async def _tap_loop(self, tap: TapDevice) -> None:
+    async def _tap_loop(self, tap: TapDevice | EmulatedTap) -> None:
         port = next(p for p in self.ports.values() if p.info.interface == tap.settings.name)
         while True:
             await trio.lowlevel.wait_readable(tap.fd)
             units = tap.read_batch(TAP_BATCH)
             if not units:
                 continue
-            sealed, changed = port.outgoing(units, reachable=self.routes.wanted)
-            if changed:
-                self._announce_now.set()
             batches: dict[str, list[bytes]] = {}
-            for token, packet in sealed:
-                hops = self.routes.next_hops(port.vlan_id, token)
-                if not hops:
-                    self.counters.drop("no_route")
-                    continue
-                for peer in hops:
-                    batches.setdefault(peer, []).append(packet)
+            self._route_out(port, units, batches)
             await self._send_batches(batches, "tx")
+
+    def _route_out(
+        self, port: VlanPort, units: list[bytes], batches: dict[str, list[bytes]]
+    ) -> None:
+        """Seal units of a port and sort the packets by next hop into `batches`."""
+        sealed, changed = port.outgoing(units, reachable=self.routes.wanted)
+        if changed:
+            self._announce_now.set()
+        for token, packet in sealed:
+            hops = self.routes.next_hops(port.vlan_id, token)
+            if not hops:
+                self.counters.drop("no_route")
+                continue
+            for peer in hops:
+                batches.setdefault(peer, []).append(packet)
 
     async def _send_batches(self, batches: dict[str, list[bytes]], direction: str) -> None:
         for peer, packets in batches.items():
@@ -259,6 +268,13 @@ class Node:
                 self.counters.drop("internal_error")
                 if self.counters.drops["internal_error"] <= 10:
                     log.exception("internal error handling a packet from %s", peer)
+        replies: dict[str, list[bytes]] = {}
+        for tap, port in self._emulated:
+            if tap.outbox:
+                # ARP/NDP answers and released packets of TUN members go out as sent.
+                self._route_out(port, tap.take_outbox(), replies)
+        if replies:
+            await self._send_batches(replies, "tx")
         if forwards:
             await self._send_batches(forwards, "fwd")
         if floods:

@@ -42,20 +42,23 @@ class TapSettings:
     mac: bytes
     address: str | None
     offload: bool
+    tun: bool = False  # a TUN (IP packets) instead of a TAP (Ethernet frames)
 
 
 class TapDevice:
-    """One TAP interface. Reads and writes carry a virtio_net_hdr in front of each frame."""
+    """One TAP (or TUN) interface. Reads and writes carry a virtio_net_hdr in front of
+    each frame (each IP packet for a TUN)."""
 
     def __init__(self, settings: TapSettings) -> None:
         self.settings = settings
-        flags = pytun.IFF_TAP | pytun.IFF_NO_PI
+        kind = "TUN" if settings.tun else "TAP"
+        flags = (pytun.IFF_TUN if settings.tun else pytun.IFF_TAP) | pytun.IFF_NO_PI
         try:
             dev = pytun.TunTapDevice(
                 name=settings.name, flags=flags | (pytun.IFF_VNET_HDR if settings.offload else 0)
             )
         except pytun.Error as err:
-            raise TapError(f"cannot create TAP {settings.name}: {err}") from err
+            raise TapError(f"cannot create {kind} {settings.name}: {err}") from err
         self._dev = dev
         self.fd: int = dev.fileno()
         self.vnet = settings.offload and self._enable_offload()
@@ -67,7 +70,7 @@ class TapDevice:
         self.mode = "vnet-hdr+tso" if self.vnet else "plain"
         os.set_blocking(self.fd, False)
         self._configure()
-        log.info("tap %s up: mode=%s mtu=%d", settings.name, self.mode, settings.mtu)
+        log.info("%s %s up: mode=%s mtu=%d", kind.lower(), settings.name, self.mode, settings.mtu)
 
     def _enable_offload(self) -> bool:
         try:
@@ -83,7 +86,11 @@ class TapDevice:
         try:
             with IPRoute() as ipr:
                 idx = ipr.link_lookup(ifname=s.name)[0]
-                ipr.link("set", index=idx, address=":".join(f"{b:02x}" for b in s.mac), mtu=s.mtu)
+                if s.tun:
+                    ipr.link("set", index=idx, mtu=s.mtu)
+                else:
+                    mac = ":".join(f"{b:02x}" for b in s.mac)
+                    ipr.link("set", index=idx, address=mac, mtu=s.mtu)
                 if s.address:
                     addr, prefix = s.address.split("/")
                     ipr.addr("add", index=idx, address=addr, prefixlen=int(prefix))

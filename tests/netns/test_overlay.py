@@ -371,3 +371,42 @@ def test_announcements_and_traffic_cross_two_relays_in_a_row(
     assert received > 1_000_000
     assert counters(lab, "r1")["events"]["fwd_packets"] > 100
     assert counters(lab, "r2")["events"]["fwd_packets"] > 100
+
+
+def test_a_tun_member_talks_to_a_tap_member_through_emulated_ethernet(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    lab = lab_factory(topology("pair"), start_nodes=False)
+    cfg_path = lab.config_path("a")
+    cfg = json.loads(cfg_path.read_text())
+    cfg["vlans"][0]["interface"]["mode"] = "tun"
+    cfg_path.write_text(json.dumps(cfg))
+    for pod in lab.pods:
+        lab.start_node(pod)
+    lab.wait_ready(timeout=30)
+    link = lab.exec("a", ["ip", "-o", "link", "show", "pt-lab"], capture_output=True, text=True)
+    assert "POINTOPOINT" in link.stdout and "link/none" in link.stdout  # a real TUN
+    wait_ping(lab, "a", "b")
+    assert pings(lab, "b", "a", count=3)
+    # b resolves a's address by ARP, answered by a's node on the TUN's behalf.
+    arping = lab.exec(
+        "b",
+        ["arping", "-c", "2", "-w", "5", "-I", "pt-lab", lab.overlay_address("a")],
+        capture_output=True,
+        text=True,
+    )
+    a_mac = lab.status("a")["vlans"][0]["mac"]
+    assert arping.returncode == 0 and a_mac.upper() in arping.stdout.upper()
+    # A TCP stream with segmentation offload crosses from the TUN side.
+    server = lab.spawn("b", ["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    r = lab.exec(
+        "a",
+        ["iperf3", "-c", lab.overlay_address("b"), "-t", "2", "-J"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    server.wait(timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["end"]["sum_received"]["bytes"] > 1_000_000

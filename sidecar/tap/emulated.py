@@ -1,0 +1,49 @@
+"""A TUN interface that behaves as a TAP towards the VLAN (interface mode "tun").
+
+It offers the same calls as TapDevice (`fd`, `read_batch`, `write`, `close`), but
+reads IP packets from a kernel TUN and turns them into Ethernet units with the
+L2 emulator, and the other way round. Units the emulator must send on its own
+(ARP replies and requests, neighbour advertisements, packets released once an
+address resolved) wait in `outbox` for the node to send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..switch.l2emu import L2Emulator
+from .device import TapDevice, TapSettings
+
+MAX_OUTBOX = 256
+
+
+class EmulatedTap:
+    def __init__(self, settings: TapSettings) -> None:
+        self.settings = settings
+        self._tun = TapDevice(replace(settings, tun=True))
+        self.fd = self._tun.fd
+        self.mode = f"tun+l2-emulation ({self._tun.mode})"
+        addresses = [settings.address] if settings.address else []
+        self.emulator = L2Emulator(mac=settings.mac, addresses=addresses)
+        self.outbox: list[bytes] = []
+
+    def read_batch(self, limit: int) -> list[bytes]:
+        units: list[bytes] = []
+        for packet in self._tun.read_batch(limit):
+            units.extend(self.emulator.from_tun(packet))
+        return units
+
+    def write(self, unit: bytes) -> bool:
+        packet, replies = self.emulator.from_vlan(unit)
+        if replies and len(self.outbox) < MAX_OUTBOX:
+            self.outbox.extend(replies[: MAX_OUTBOX - len(self.outbox)])
+        if packet is None:
+            return True  # consumed here (ARP, NDP) or not for this station
+        return self._tun.write(packet)
+
+    def take_outbox(self) -> list[bytes]:
+        out, self.outbox = self.outbox, []
+        return out
+
+    def close(self) -> None:
+        self._tun.close()
