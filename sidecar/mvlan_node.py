@@ -147,6 +147,10 @@ class Mvlan:
             log.debug("task peertap-mvlan-%s stopped", vid.hex())
 
     async def emit(self, vlan_id: bytes, kind: int, body: bytes) -> None:
+        if wire.CONTROL_HEADER_LEN + len(body) + wire.SIGNATURE_LEN > wire.MAX_PACKET:
+            # A Welcome carries the whole ratchet tree: about 80 members fit one packet.
+            self.counters.drop("control_too_large")
+            raise ValueError(f"CONTROL body of {len(body)} bytes does not fit one packet")
         self.sequence += 1
         packet = envelope.sign(
             self.identity,

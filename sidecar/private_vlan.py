@@ -165,6 +165,10 @@ class PrivateVlan:
         except (m.MalformedControl, MLSError) as err:
             log.debug("vlan %s: bad %s: %s", self.vlan_id.hex(), m.KINDS.get(msg.kind), err)
             self.counters.drop("mvlan_malformed")
+        except Exception:
+            # Input from the network must never stop the node; a bug here is logged loudly.
+            log.exception("vlan %s: error handling a %s", self.vlan_id.hex(), m.KINDS.get(msg.kind))
+            self.counters.drop("mvlan_error")
 
     def _on_hello(self, signer: bytes, hello: m.Hello) -> None:
         try:
@@ -310,7 +314,13 @@ class PrivateVlan:
 
     async def run(self) -> None:
         while True:
-            await self._tick()
+            try:
+                await self._tick()
+            except (MLSError, ValueError):
+                # One failed round (e.g. a commit too large for a CONTROL packet) is
+                # logged and retried next tick; the VLAN keeps its current keys meanwhile.
+                log.exception("vlan %s: group round failed", self.vlan_id.hex())
+                self.counters.drop("mvlan_error")
             with trio.move_on_after(TICK_S):
                 await self._wake.wait()
             self._wake = trio.Event()
