@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from peertap.sidecar import identity
 
-from . import kube, membership, metrics, models, objects, render
+from . import conditions, kube, membership, metrics, models, objects, render
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,11 @@ class Reconciler:
             if deleting:
                 views.append(self._deleting_view(cvlan))
                 continue
-            authority = await self.ensure_authority(cvlan, secrets)
+            try:
+                authority = await self.ensure_authority(cvlan, secrets)
+            except AuthorityError as err:
+                await self._report_authority(cvlan, str(err))
+                raise
             stored = next(
                 (
                     c
@@ -188,6 +192,27 @@ class Reconciler:
         pods_by_name = {objects.name_of(p): p for p in pods}
         await self._apply(ns, plan, by_name, secrets, configmaps, pods_by_name)
         return plan
+
+    async def _report_authority(self, cvlan: Mapping[str, Any], problem: str) -> None:
+        """An unusable authority key freezes the namespace (nothing is signed or released);
+        say so on the CryptoVLAN."""
+        meta = cvlan["metadata"]
+        status = parse_status(cvlan.get("status"))
+        message = (
+            f"{problem}; nothing in namespace {meta['namespace']} changes until the Secret "
+            "holds the original key again (deleting it makes a new key and a new VLAN-ID)"
+        )
+        wanted = [
+            conditions.make("SpecValid", False, "AuthorityUnreadable", message),
+            conditions.make("Ready", False, "AuthorityUnreadable", "the VLAN is frozen"),
+        ]
+        merged = conditions.merge(status.conditions, wanted, now=self.clock())
+        new = status.model_copy(update={"conditions": merged})
+        if new != status:
+            await self.api.patch(
+                kube.CRYPTOVLANS.path(meta["namespace"], meta["name"], "status"),
+                {"status": new.model_dump(by_alias=True, mode="json")},
+            )
 
     def _deleting_view(self, cvlan: Mapping[str, Any]) -> membership.VlanView:
         meta = cvlan["metadata"]

@@ -404,3 +404,36 @@ def test_health_and_metrics_endpoints_serve(
             text = r.read().decode()
         assert 'peertap_operator_vlan_members{cryptovlan="lab",namespace="default"} 1.0' in text
         assert "peertap_operator_reconciles_total" in text
+
+
+def test_unreadable_authority_key_freezes_the_vlan_with_a_condition_until_fixed(
+    emulator: EmulatorThread, kubectl: Kubectl, operator_factory: OperatorFactory
+) -> None:
+    garbage = base64.b64encode(b"not a key").decode()
+    kubectl.apply_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "lab-authority"},
+                "data": {"authority.key": garbage},
+            }
+        )
+    )
+    kubectl.apply(EXAMPLES / "cryptovlan.yaml")
+    with operator_factory():
+        cond = wait_for(
+            "AuthorityUnreadable",
+            lambda: (
+                (c := _condition(_vlan(emulator), "SpecValid"))
+                and c["reason"] == "AuthorityUnreadable"
+                and c
+            ),
+        )
+        assert "lab-authority" in cond["message"]
+        assert not _vlan(emulator)["status"]["vlanId"]
+        # Deleting the broken Secret lets the next reconcile make a fresh key.
+        kubectl("delete", "secret", "lab-authority", "-n", NS)
+        kubectl.apply_text(_pod("a", {"app": "lab-node"}))
+        wait_for("served", lambda: _members(emulator))
+        assert _condition(_vlan(emulator), "SpecValid")["status"] == "True"  # type: ignore[index]
