@@ -80,6 +80,26 @@ async def _webhook_tls(rt: Runtime, opts: options.Options) -> webhook_tls.Bundle
     )
 
 
+async def _start_servers(rt: Runtime, opts: options.Options) -> None:
+    await rt.servers.start("health", servers.health_app(_health), opts.health_listen, ssl_ctx=None)
+    await rt.servers.start("metrics", servers.metrics_app(), opts.metrics_listen, ssl_ctx=None)
+    if opts.no_webhook:
+        return
+    bundle = await _webhook_tls(rt, opts)
+    rt.ca_pem = bundle.ca_pem
+    ctx = servers.ssl_context(cert_pem=bundle.cert_pem, key_pem=bundle.key_pem)
+    await rt.servers.start(
+        "webhook", servers.webhook_app(rt.api, opts), opts.webhook_listen, ssl_ctx=ctx
+    )
+    if bundle.ca_pem:
+        try:
+            await webhook_tls.publish_ca(
+                rt.api, config_name=opts.webhook_config_name, ca_pem=bundle.ca_pem
+            )
+        except kube.KubeError as err:
+            log.warning("could not publish the webhook caBundle: %s", err)
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     global _runtime
@@ -96,22 +116,12 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         reconciler=reconcile.Reconciler(api),
         relays=relay.RelayReconciler(api, image=opts.sidecar_image, clock=reconcile.utcnow),
     )
-    await rt.servers.start("health", servers.health_app(_health), opts.health_listen, ssl_ctx=None)
-    await rt.servers.start("metrics", servers.metrics_app(), opts.metrics_listen, ssl_ctx=None)
-    if not opts.no_webhook:
-        bundle = await _webhook_tls(rt, opts)
-        rt.ca_pem = bundle.ca_pem
-        ctx = servers.ssl_context(cert_pem=bundle.cert_pem, key_pem=bundle.key_pem)
-        await rt.servers.start(
-            "webhook", servers.webhook_app(api, opts), opts.webhook_listen, ssl_ctx=ctx
-        )
-        if bundle.ca_pem:
-            try:
-                await webhook_tls.publish_ca(
-                    api, config_name=opts.webhook_config_name, ca_pem=bundle.ca_pem
-                )
-            except kube.KubeError as err:
-                log.warning("could not publish the webhook caBundle: %s", err)
+    try:
+        await _start_servers(rt, opts)
+    except BaseException:
+        # kopf retries startup: free the ports so the next attempt can bind them.
+        await rt.servers.stop()
+        raise
     _runtime = rt
     log.info("peertap operator started (sidecar image %s)", opts.sidecar_image)
 

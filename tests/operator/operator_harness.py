@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import subprocess
 import time
@@ -147,26 +148,25 @@ class RunningOperator:
         return rt.ca_pem
 
 
-OperatorFactory = Callable[[], contextlib.AbstractContextManager[RunningOperator]]
+OperatorFactory = Callable[..., contextlib.AbstractContextManager[RunningOperator]]
 
 
 @pytest.fixture
 def operator_factory(kubectl: Kubectl) -> Iterator[OperatorFactory]:
     previous = options.current()
-    options.use(
-        options.Options(
-            webhook_listen="127.0.0.1:0",
-            health_listen="127.0.0.1:0",
-            metrics_listen="127.0.0.1:0",
-            webhook_service=WEBHOOK_SERVICE,
-            webhook_cert_secret=CERT_SECRET,
-            webhook_config_name=WEBHOOK_CONFIG,
-            sidecar_image="registry.example/peertap:test",
-        )
+    base = options.Options(
+        webhook_listen="127.0.0.1:0",
+        health_listen="127.0.0.1:0",
+        metrics_listen="127.0.0.1:0",
+        webhook_service=WEBHOOK_SERVICE,
+        webhook_cert_secret=CERT_SECRET,
+        webhook_config_name=WEBHOOK_CONFIG,
+        sidecar_image="registry.example/peertap:test",
     )
 
     @contextlib.contextmanager
-    def start() -> Iterator[RunningOperator]:
+    def start(**overrides: Any) -> Iterator[RunningOperator]:
+        options.use(dataclasses.replace(base, **overrides))
         args = [
             "run",
             "--standalone",

@@ -8,6 +8,7 @@ import json
 import socket
 import ssl
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import jsonpatch
@@ -24,6 +25,7 @@ from operator_harness import (
     wait_for,
 )
 
+from peertap.operator import reconcile, webhook_tls
 from peertap.sidecar import config as sidecar_config
 from peertap.sidecar import identity, ids
 
@@ -102,7 +104,7 @@ def test_examples_create_vlan_authority_members_and_relay(
         assert vlan_cfg.interface.mtu == 1400
 
         # The credential is signed by the authority for the pod's node key.
-        from peertap.operator import credentials, reconcile
+        from peertap.operator import credentials
 
         secrets = _secrets(emulator)
         node_key = identity.from_pem(_decoded(secrets["peertap-m-lab-client-node"], "node.key"))
@@ -437,3 +439,27 @@ def test_unreadable_authority_key_freezes_the_vlan_with_a_condition_until_fixed(
         kubectl.apply_text(_pod("a", {"app": "lab-node"}))
         wait_for("served", lambda: _members(emulator))
         assert _condition(_vlan(emulator), "SpecValid")["status"] == "True"  # type: ignore[index]
+
+
+def test_webhook_serves_a_certificate_from_the_tls_dir_and_no_webhook_serves_none(
+    emulator: EmulatorThread,
+    kubectl: Kubectl,
+    operator_factory: OperatorFactory,
+    tmp_path: Path,
+) -> None:
+    names = webhook_tls.dns_names("peertap-operator.peertap-system")
+    bundle = webhook_tls.generate(names, now=reconcile.utcnow())
+    (tmp_path / "ca.crt").write_bytes(bundle.ca_pem)
+    (tmp_path / "tls.crt").write_bytes(bundle.cert_pem)
+    (tmp_path / "tls.key").write_bytes(bundle.key_pem)
+    with operator_factory(webhook_tls_dir=str(tmp_path)) as op:
+        review = _review({"metadata": {"name": "x"}}, kind="Pod")
+        answer = _https(op.ports["webhook"], bundle.ca_pem, "/mutate-pods", review)
+        assert answer["response"]["allowed"] is True
+        hooks = emulator.objects("admissionregistration.k8s.io/v1/mutatingwebhookconfigurations")
+        published = hooks[WEBHOOK_CONFIG]["webhooks"][0]["clientConfig"]["caBundle"]
+        assert base64.b64decode(published) == bundle.ca_pem
+    ns, name = CERT_SECRET.split("/")
+    assert name not in emulator.objects("v1/secrets", ns)
+    with operator_factory(no_webhook=True) as op:
+        assert "webhook" not in op.ports and "health" in op.ports
