@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 DEFAULT_SIDECAR_IMAGE = "ghcr.io/peertap/peertap:0.1.0"
 
@@ -30,7 +30,6 @@ class Options:
     metrics_listen: str = "0.0.0.0:9090"
     sidecar_image: str = DEFAULT_SIDECAR_IMAGE
     verbose: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def env_name(flag: str) -> str:
