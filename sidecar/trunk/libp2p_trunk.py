@@ -11,6 +11,7 @@ are trunks too. When two streams to one peer are alive, the tie-break in
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,13 @@ from .base import (
     TrunkEvents,
     TrunkSettings,
 )
-from .host import build_host, key_pair_from_seed, peer_id_of, quiet_libp2p_logging
+from .host import (
+    build_host,
+    key_pair_from_seed,
+    peer_id_of,
+    quiet_libp2p_logging,
+    raise_receive_window,
+)
 from .records import RecordSplitter, check_record
 from .sendqueue import SendQueue, SendQueueClosed
 
@@ -41,6 +48,8 @@ READ_SIZE = 1 << 20
 """Bytes asked for per stream read; Yamux returns what is buffered, up to this."""
 DIAL_TIMEOUT_S = 15.0
 RESET_TIMEOUT_S = 2.0
+RECEIVE_WINDOW = int(os.environ.get("PEERTAP_TRUNK_WINDOW", 8 * 1024 * 1024))
+"""Yamux receive window granted on each trunk stream (see host.raise_receive_window)."""
 
 _STREAM_PROTOCOL = TProtocol(PROTOCOL_ID)
 
@@ -200,6 +209,7 @@ class Trunk:
                 # The old stream's reader may still be inside events.records.
                 await predecessor.finished.wait()
             with link.scope:
+                await raise_receive_window(stream, RECEIVE_WINDOW)
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._write_loop, link)
                     await self._read_loop(link)

@@ -25,6 +25,7 @@ from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTr
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from multiaddr import Multiaddr
+
 from peertap.sidecar.trunk import MAX_RECORD, PROTOCOL_ID, Trunk, TrunkSettings
 from peertap.sidecar.trunk.host import build_host, key_pair_from_seed, peer_id_of
 from peertap.sidecar.trunk.records import RecordSplitter, encode

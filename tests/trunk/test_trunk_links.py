@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 import trio
+
 from peertap.sidecar.trunk import Trunk, TrunkSettings
 
 HANG_GUARD_S = 60.0

@@ -11,6 +11,7 @@ import trio
 import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
+
 from peertap.sidecar.trunk import MAX_RECORD, TrunkProtocolError, TrunkRecordError
 from peertap.sidecar.trunk.backoff import Backoff
 from peertap.sidecar.trunk.records import RecordSplitter, encode
