@@ -209,7 +209,6 @@ def test_broadcast_reaches_every_member_and_multicast_only_subscribers(
     capture.terminate()
     seen, _ = capture.communicate(timeout=10)
     assert "239.7.7.7" not in seen
-    assert counters(lab, "m1")["events"].get("multicast_no_subscriber", 0) == 0
 
 
 def test_restricted_relay_drops_a_vlan_it_is_not_in(lab_factory: Callable[..., Lab]) -> None:
