@@ -12,7 +12,7 @@ import logging
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__, config, identity, ids
 
@@ -32,20 +32,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
-    ident = identity.generate()
-    try:
+    def create() -> identity.Identity:
+        ident = identity.generate()
         identity.save(ident, args.out, overwrite=args.force)
-    except identity.IdentityError as err:
-        print(f"peertap: {err}", file=sys.stderr)
-        return EXIT_RUNTIME
-    print(f"peer-id: {ident.peer_id}")
-    print(f"public-key: {ident.public_hex}")
-    return 0
+        return ident
+
+    return _print_identity(create)
 
 
 def _cmd_pubkey(args: argparse.Namespace) -> int:
+    return _print_identity(lambda: identity.load(args.key))
+
+
+def _print_identity(get: Callable[[], identity.Identity]) -> int:
     try:
-        ident = identity.load(args.key)
+        ident = get()
     except identity.IdentityError as err:
         print(f"peertap: {err}", file=sys.stderr)
         return EXIT_RUNTIME

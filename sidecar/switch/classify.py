@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Callable
 from enum import Enum
 
 ETH_HLEN = 14
@@ -96,59 +97,71 @@ def _multicast_v4(group: bytes) -> bool:
     return ipaddress.IPv4Address(group).is_multicast
 
 
+def _multicast_v6(group: bytes) -> bool:
+    return group[0] == 0xFF
+
+
 def _igmp(msg: bytes) -> tuple[list[bytes], list[bytes]]:
-    t = msg[0]
-    if t in (IGMP_V1_REPORT, IGMP_V2_REPORT, IGMP_V2_LEAVE):
-        group = msg[4:8]
-        if len(group) != 4 or not _multicast_v4(group):
-            return [], []
-        mac = ipv4_group_mac(group)
-        return ([], [mac]) if t == IGMP_V2_LEAVE else ([mac], [])
-    if t != IGMP_V3_REPORT:
-        return [], []
-    joins: list[bytes] = []
-    leaves: list[bytes] = []
-    count = int.from_bytes(msg[6:8], "big")
-    p = 8
-    for _ in range(count):
-        rtype, aux, nsrc = msg[p], msg[p + 1], int.from_bytes(msg[p + 2 : p + 4], "big")
-        group = msg[p + 4 : p + 8]
-        if len(group) != 4:
-            break
-        if _multicast_v4(group):
-            mac = ipv4_group_mac(group)
-            if rtype in _JOIN_RECORDS:
-                joins.append(mac)
-            elif rtype == _LEAVE_RECORD and nsrc == 0:
-                leaves.append(mac)
-        p += 8 + 4 * nsrc + 4 * aux
-    return joins, leaves
+    return _report(
+        msg,
+        v1_types=(IGMP_V1_REPORT, IGMP_V2_REPORT),
+        leave_type=IGMP_V2_LEAVE,
+        v1_group=slice(4, 8),
+        v2_type=IGMP_V3_REPORT,
+        addr_len=4,
+        is_group=_multicast_v4,
+        group_mac=ipv4_group_mac,
+    )
 
 
 def _mld(msg: bytes) -> tuple[list[bytes], list[bytes]]:
+    return _report(
+        msg,
+        v1_types=(MLD_V1_REPORT,),
+        leave_type=MLD_V1_DONE,
+        v1_group=slice(8, 24),
+        v2_type=MLD_V2_REPORT,
+        addr_len=16,
+        is_group=_multicast_v6,
+        group_mac=ipv6_group_mac,
+    )
+
+
+def _report(
+    msg: bytes,
+    *,
+    v1_types: tuple[int, ...],
+    leave_type: int,
+    v1_group: slice,
+    v2_type: int,
+    addr_len: int,
+    is_group: Callable[[bytes], bool],
+    group_mac: Callable[[bytes], bytes],
+) -> tuple[list[bytes], list[bytes]]:
+    """Joins and leaves of an IGMP or MLD report; both versions share this shape."""
     t = msg[0]
-    if t in (MLD_V1_REPORT, MLD_V1_DONE):
-        group = msg[8:24]
-        if len(group) != 16 or group[0] != 0xFF:
+    if t in v1_types or t == leave_type:
+        group = msg[v1_group]
+        if len(group) != addr_len or not is_group(group):
             return [], []
-        mac = ipv6_group_mac(group)
-        return ([], [mac]) if t == MLD_V1_DONE else ([mac], [])
-    if t != MLD_V2_REPORT:
+        mac = group_mac(group)
+        return ([], [mac]) if t == leave_type else ([mac], [])
+    if t != v2_type:
         return [], []
     joins: list[bytes] = []
     leaves: list[bytes] = []
     count = int.from_bytes(msg[6:8], "big")
     p = 8
     for _ in range(count):
+        # Group record: type, aux data length (words), source count, group, sources, aux.
         rtype, aux, nsrc = msg[p], msg[p + 1], int.from_bytes(msg[p + 2 : p + 4], "big")
-        group = msg[p + 4 : p + 20]
-        if len(group) != 16:
+        group = msg[p + 4 : p + 4 + addr_len]
+        if len(group) != addr_len:
             break
-        if group[0] == 0xFF:
-            mac = ipv6_group_mac(group)
+        if is_group(group):
             if rtype in _JOIN_RECORDS:
-                joins.append(mac)
+                joins.append(group_mac(group))
             elif rtype == _LEAVE_RECORD and nsrc == 0:
-                leaves.append(mac)
-        p += 20 + 16 * nsrc + 4 * aux
+                leaves.append(group_mac(group))
+        p += 4 + addr_len + addr_len * nsrc + 4 * aux
     return joins, leaves

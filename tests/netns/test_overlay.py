@@ -44,6 +44,23 @@ def wait_ping(lab: Lab, src: str, dst: str, timeout: float = 40.0) -> None:
     wait_until(f"ping {src} -> {dst}", lambda: pings(lab, src, dst), timeout)
 
 
+def tcp_bytes(lab: Lab, src: str, dst: str, seconds: int = 2) -> int:
+    """Bytes a 2-second iperf3 TCP stream from src delivered to dst over the overlay."""
+    server = lab.spawn(dst, ["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    r = lab.exec(
+        src,
+        ["iperf3", "-c", lab.overlay_address(dst), "-t", str(seconds), "-J"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    server.wait(timeout=30)
+    assert r.returncode == 0, r.stderr
+    received: int = json.loads(r.stdout)["end"]["sum_received"]["bytes"]
+    return received
+
+
 def counters(lab: Lab, pod: str) -> dict[str, dict[str, int]]:
     status: dict[str, Any] = lab.status(pod)
     return status["counters"]
@@ -368,19 +385,7 @@ def test_announcements_and_traffic_cross_two_relays_in_a_row(
     for relay in ("r1", "r2"):
         assert lab.status(relay)["routes"]["origins"] == 3
     # A TCP stream of TSO super-frames crosses both relays intact.
-    server = lab.spawn("b", ["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
-    time.sleep(0.5)
-    r = lab.exec(
-        "a",
-        ["iperf3", "-c", lab.overlay_address("b"), "-t", "2", "-J"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    server.wait(timeout=30)
-    assert r.returncode == 0, r.stderr
-    received = json.loads(r.stdout)["end"]["sum_received"]["bytes"]
-    assert received > 1_000_000
+    assert tcp_bytes(lab, "a", "b") > 1_000_000
     assert counters(lab, "r1")["events"]["fwd_packets"] > 100
     assert counters(lab, "r2")["events"]["fwd_packets"] > 100
 
@@ -410,15 +415,4 @@ def test_a_tun_member_talks_to_a_tap_member_through_emulated_ethernet(
     a_mac = lab.status("a")["vlans"][0]["mac"]
     assert arping.returncode == 0 and a_mac.upper() in arping.stdout.upper()
     # A TCP stream with segmentation offload crosses from the TUN side.
-    server = lab.spawn("b", ["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
-    time.sleep(0.5)
-    r = lab.exec(
-        "a",
-        ["iperf3", "-c", lab.overlay_address("b"), "-t", "2", "-J"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    server.wait(timeout=30)
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["end"]["sum_received"]["bytes"] > 1_000_000
+    assert tcp_bytes(lab, "a", "b") > 1_000_000
