@@ -1,10 +1,10 @@
 """Trace mode: every PeerTap packet this node sends, receives or forwards, as JSON lines.
 
 Each line is one packet as it is after trunk decryption (exactly what a relay
-sees): {"ts", "dir" (tx|rx|fwd|flood), "peer", "type", "hop_limit", "vlan_id",
-"mls_id", "vft", "sender", "counter", "len", "packet" (hex of all bytes)}. The
-format is documented in docs/operations.md so anyone can check what crosses a
-relay.
+sees): {"ts", "dir" (tx|rx|fwd|flood), "peer", "type" (data|announce|control),
+"hop_limit", "vlan_id", "mls_id", "vft", "sender", "counter", "len", "packet" (hex of
+all bytes)}. The format is documented in docs/operations.md so anyone can check what
+crosses a relay.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import IO
 
 from . import wire
+
+_TYPE_NAMES = {wire.TYPE_DATA: "data", wire.TYPE_ANNOUNCE: "announce", wire.TYPE_CONTROL: "control"}
 
 
 class Trace:
@@ -30,7 +32,7 @@ class Trace:
         }
         try:
             t = wire.packet_type(packet)
-            entry["type"] = "data" if t == wire.TYPE_DATA else "announce"
+            entry["type"] = _TYPE_NAMES[t]
             entry["hop_limit"] = packet[wire.HOP_OFFSET]
             if t == wire.TYPE_DATA:
                 h = wire.decode_data(packet)
