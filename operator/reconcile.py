@@ -72,6 +72,7 @@ class Reconciler:
         self.clock = clock
         self.new_identity = new_identity
         self._locks: dict[str, asyncio.Lock] = {}
+        self._queued: dict[str, bool] = {}
 
     def lock(self, namespace: str) -> asyncio.Lock:
         return self._locks.setdefault(namespace, asyncio.Lock())
@@ -110,8 +111,17 @@ class Reconciler:
         except identity.IdentityError as err:
             raise AuthorityError(str(err)) from err
 
-    async def reconcile_namespace(self, namespace: str) -> membership.Plan:
+    async def reconcile_namespace(self, namespace: str) -> membership.Plan | None:
+        """Reconcile the namespace; None when a run already queued will cover this request.
+
+        Event storms (a rollout's pod events) coalesce: while one run is in progress
+        at most one more waits, and it reads the state after every event before it.
+        """
+        if self._queued.get(namespace):
+            return None
+        self._queued[namespace] = True
         async with self.lock(namespace):
+            self._queued[namespace] = False
             try:
                 plan = await self._run(namespace)
             except Exception as err:
