@@ -173,7 +173,8 @@ def _macs(
         nonce = 0
         public = keys[pod_key].public_bytes
         while mac is None or mac in used:
-            mac = ids.mac_str(ids.member_mac(public, vid, nonce.to_bytes(4, "big")))
+            # Nonce 0 is the sidecar's own default (16 zero bytes): the same MAC it would pick.
+            mac = ids.mac_str(ids.member_mac(public, vid, nonce.to_bytes(16, "big")))
             nonce += 1
         used.add(mac)
         out[pod_key] = mac

@@ -332,3 +332,11 @@ def test_replaced_authority_key_stops_serving_instead_of_changing_the_vlan_id() 
     assert cond.reason == "AuthorityMismatch"
     assert "lab-authority" in cond.message
     assert plan.members == [] and vp.annotations == {} and vp.configmap is None
+
+
+def test_member_mac_is_the_one_the_sidecar_derives_by_default() -> None:
+    plan = decide([vlan()], [pod("p", {"peertap.io/vlans": "lab"})])
+    (mp,) = plan.members
+    vid = bytes.fromhex(plan.vlans[0].status.vlan_id)
+    expected = ids.mac_str(ids.member_mac(mp.node_key.public_bytes, vid, bytes(16)))
+    assert plan.vlans[0].status.members[0].mac == expected
