@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import kubernetes
+import urllib3
 
 JsonObj = dict[str, Any]
 
@@ -103,6 +104,9 @@ class KubeApi:
             response = self._client.call_api(method, url, header_params=headers, body=body)
         except kubernetes.client.ApiException as err:
             raise KubeError(err.status or 0, str(err.reason), what=f"{method} {path}") from err
+        except urllib3.exceptions.HTTPError as err:
+            # Connection refused, timeouts, TLS failures: the API server is unreachable.
+            raise KubeError(0, f"unreachable: {err}", what=f"{method} {path}") from err
         data = response.read()
         status = int(response.status)
         if status >= 400:
