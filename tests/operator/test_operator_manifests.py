@@ -39,3 +39,8 @@ def test_relay_deployment_service_and_configmap_are_valid() -> None:
         )
         for obj in objs.values():
             kubernetes_validate.validate(obj, K8S, strict=True)
+
+
+def test_crds_are_valid_custom_resource_definitions() -> None:
+    for path in sorted((ROOT / "crds").glob("*.yaml")):
+        kubernetes_validate.validate(yaml.safe_load(path.read_text()), K8S, strict=True)
