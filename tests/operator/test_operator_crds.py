@@ -113,3 +113,31 @@ def test_rbac_rules_are_policy_rules_naming_groups_resources_and_verbs() -> None
     ]:
         assert need in granted, need
     assert ("", "pods", "patch") not in granted
+
+
+def _walk(schema: dict[str, Any], where: str) -> list[str]:
+    problems = []
+    for banned in ("$ref", "anyOf", "oneOf", "allOf", "title"):
+        if banned in schema:
+            problems.append(f"{where}: {banned}")
+    if "type" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        problems.append(f"{where}: no type")
+    if "properties" in schema and "additionalProperties" in schema:
+        problems.append(f"{where}: properties with additionalProperties")
+    if "default" in schema:
+        try:
+            jsonschema.validate(schema["default"], schema)
+        except jsonschema.ValidationError as err:
+            problems.append(f"{where}: default does not validate: {err.message}")
+    for name, sub in schema.get("properties", {}).items():
+        problems += _walk(sub, f"{where}.{name}")
+    if isinstance(schema.get("items"), dict):
+        problems += _walk(schema["items"], f"{where}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        problems += _walk(schema["additionalProperties"], f"{where}{{}}")
+    return problems
+
+
+@pytest.mark.parametrize("crd_file", ["cryptovlan.yaml", "mvlan.yaml"])
+def test_crd_schemas_are_structural_with_valid_defaults(crd_file: str) -> None:
+    assert _walk(_schema(crd_file), "") == []
