@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-DEFAULT_SIDECAR_IMAGE = "ghcr.io/peertap/peertap:0.1.0"
+DEFAULT_SIDECAR_IMAGE = "ghcr.io/peertap/peertap-sidecar:0.1.0"
 
 
 class OptionsError(Exception):

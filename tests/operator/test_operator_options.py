@@ -14,6 +14,7 @@ def test_defaults_match_the_chart_contract() -> None:
     assert opts.health_listen == "0.0.0.0:8080"
     assert opts.metrics_listen == "0.0.0.0:9090"
     assert not opts.no_webhook and not opts.verbose and opts.webhook_tls_dir is None
+    assert opts.sidecar_image == "ghcr.io/peertap/peertap-sidecar:0.1.0"
 
 
 def test_flags_in_equals_form_and_repeated_namespaces() -> None:
