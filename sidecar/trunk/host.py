@@ -17,6 +17,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TMuxerOptions, TProtocol, TSecurityOptions
+from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
@@ -80,12 +81,24 @@ def tune_yamux() -> None:
     yamux_module.MAX_MESSAGE_SIZE = min(yamux_module.MAX_MESSAGE_SIZE, YAMUX_FRAME_FOR_NOISE)
 
 
+def trunk_connection_config() -> ConnectionConfig:
+    """Turn off libp2p's own connection upkeep: the trunk decides whom to dial.
+
+    With the default watermarks the auto-connector dials every peerstore entry
+    it is not connected to, on a timer and after each disconnect, racing the
+    trunk's redial and opening duplicate connections. A target of zero stops
+    it; the pruner then only closes connections that carry no stream.
+    """
+    return ConnectionConfig(min_connections=0, low_watermark=0, high_watermark=0)
+
+
 def build_host(key_pair: KeyPair, security: Security) -> IHost:
     tune_yamux()
     # listen_addrs is left out on purpose: given, it would pick the transports from
     # the listen addresses only, and a TCP-only listener could not dial a /ws peer.
     return new_host(
         key_pair=key_pair,
+        connection_config=trunk_connection_config(),
         sec_opt=security_options(key_pair, security),
         muxer_opt=muxer_options(),
         enable_tcp=True,
