@@ -158,6 +158,7 @@ def _part(view: VlanView, spec: models.CryptoVLANSpec, label: str) -> render.Vla
         acl=spec.relay_policy.acl,
         security=spec.security,
         rekey_interval_s=render.duration_seconds(spec.rekey_interval),
+        mode=spec.interface.mode,
     )
 
 

@@ -82,7 +82,7 @@ class InterfaceSpec(CrdModel):
     )
     mode: Literal["tap", "tun"] = Field(
         default="tap",
-        description="tap: kernel TAP device; tun: TUN with emulated L2 (not in this release).",
+        description="tap: kernel TAP device; tun: TUN with L2 emulated by the sidecar.",
     )
     mtu: int = Field(default=1500, ge=576, le=9000, description="Interface MTU.")
     ipam: IpamSpec = Field(default_factory=IpamSpec, description="Address management.")

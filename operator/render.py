@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from peertap.sidecar import config as sc
 
@@ -81,6 +82,7 @@ class VlanPart:
     acl: models.AclSpec
     security: str = "open"
     rekey_interval_s: float = 3600.0
+    mode: Literal["tap", "tun"] = "tap"
 
     def to_json(self) -> str:
         return json.dumps(
@@ -103,7 +105,7 @@ class VlanPart:
             credential=credential_file(self.vlan_name) if private else None,
             rekey_interval_s=self.rekey_interval_s,
             interface=sc.InterfaceConfig(
-                name=self.interface, mode="tap", mtu=self.mtu, address=address, mac=mac
+                name=self.interface, mode=self.mode, mtu=self.mtu, address=address, mac=mac
             ),
         )
 

@@ -28,10 +28,16 @@ def selector_matches(selector: models.LabelSelector, labels: Mapping[str, str]) 
     return True
 
 
+# Label values cannot hold commas; "_" cannot occur in resource names, so it separates
+# several names unambiguously (peertap.io/vlans: lab_web). Commas are accepted too, for
+# tools that build the value from a list.
+_SEPARATORS = str.maketrans({"_": ",", " ": ","})
+
+
 def labelled_vlans(labels: Mapping[str, str]) -> set[str]:
-    """CryptoVLAN names listed in the pod's peertap.io/vlans label (comma separated)."""
-    raw = labels.get(VLANS_LABEL, "")
-    return {part.strip() for part in raw.split(",") if part.strip()}
+    """CryptoVLAN names listed in the pod's peertap.io/vlans label ("_" or "," separated)."""
+    raw = labels.get(VLANS_LABEL, "").translate(_SEPARATORS)
+    return {part for part in raw.split(",") if part}
 
 
 def is_relay(labels: Mapping[str, str]) -> bool:

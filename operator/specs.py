@@ -47,13 +47,6 @@ def check_cryptovlan(
             ipam.parse_subnet(spec.interface.ipam.subnet)
         except ipam.IpamError as err:
             problems.append(("InvalidSubnet", str(err)))
-    if spec.interface.mode == "tun":
-        problems.append(
-            (
-                "UnsupportedInterfaceMode",
-                "spec.interface.mode 'tun' is not supported by this release's sidecar; use 'tap'",
-            )
-        )
     label = render.effective_label(name, spec)
     if recorded_label is not None and recorded_label != label:
         problems.append(

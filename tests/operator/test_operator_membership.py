@@ -81,6 +81,8 @@ SELECTOR = {"security": "open", "podSelector": {"matchLabels": {"app": "x"}}}
         (SELECTOR, {"app": "y"}, False),
         (SELECTOR, {"peertap.io/vlans": "lab"}, True),
         (SELECTOR, {"peertap.io/vlans": "other, lab"}, True),
+        (SELECTOR, {"peertap.io/vlans": "other_lab"}, True),
+        (SELECTOR, {"peertap.io/vlans": "other_labs"}, False),
         (SELECTOR, {"peertap.io/vlans": "other"}, False),
         (SELECTOR, {"app": "x", "peertap.io/role": "relay"}, False),
         ({"security": "open"}, {"app": "x"}, False),
@@ -218,7 +220,6 @@ def test_interface_name_clash_is_reported_on_the_vlans_not_raised() -> None:
     ("spec", "reason", "fragment"),
     [
         ({"interface": {"ipam": {"subnet": "10.0.0.1/24"}}}, "InvalidSubnet", "host bits"),
-        ({"interface": {"mode": "tun"}}, "UnsupportedInterfaceMode", "'tun'"),
         ({"interface": {"mtu": 20}}, "InvalidSpec", "spec.interface.mtu"),
         ({"unknownField": 1}, "InvalidSpec", "spec.unknownField"),
         (
@@ -268,6 +269,15 @@ def test_private_vlan_names_the_credential_and_the_rekey_interval() -> None:
     (cfg,) = sc.NodeConfig.model_validate_json(mp.config).vlans
     assert (cfg.security, cfg.credential, cfg.rekey_interval_s) == ("mls", "lab.cred.json", 5400)
     assert "lab.cred.json" in mp.credentials
+
+
+def test_tun_interface_mode_is_rendered_for_the_sidecar() -> None:
+    spec = {"security": "open", "interface": {"mode": "tun"}}
+    plan = decide([vlan(spec=spec)], [pod("p", {"peertap.io/vlans": "lab"})])
+    (mp,) = plan.members
+    (cfg,) = sc.NodeConfig.model_validate_json(mp.config).vlans
+    assert cfg.interface.mode == "tun"
+    assert condition(plan.vlans[0], "SpecValid").status == "True"
 
 
 def test_exhausted_subnet_is_a_condition_and_later_members_wait() -> None:
