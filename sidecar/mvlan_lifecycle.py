@@ -7,14 +7,16 @@ VLAN, so members agree without a coordinator:
 - plan_commit: what the committer commits now (adds, removals, rekey);
 - winner / should_move: which of two groups survives a partition heal;
 - out_of_sync: whether our epoch lost against a HELLO of our own group;
-- should_create: when a joiner that hears no group founds one.
+- should_create: when a joiner that hears no group founds one;
+- SelfUpdate: when a member proposes a fresh leaf key (an MLS Update).
 
 Times are seconds on one monotonic clock; keys are Ed25519 node public keys.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import random
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -37,10 +39,11 @@ class CommitPlan:
     add: tuple[bytes, ...] = ()  # member keys whose offered KeyPackage is added
     remove: tuple[int, ...] = ()  # leaf indexes
     rekey: bool = False
+    updates: bool = False  # commit the Update proposals received this epoch
 
     @property
     def empty(self) -> bool:
-        return not (self.add or self.remove or self.rekey)
+        return not (self.add or self.remove or self.rekey or self.updates)
 
 
 def live_keys(
@@ -67,12 +70,14 @@ def plan_commit(
     member_timeout: float,
     epoch_since: float,
     rekey_interval: float,
+    updates: bool = False,
 ) -> CommitPlan:
     """The committer's next commit.
 
     `heard`: last HELLO per key; `since`: when each member entered our view of
     the group (a new member is not timed out before it could say HELLO);
-    `offers`: when a KeyPackage of each key arrived (targeting our group).
+    `offers`: when a KeyPackage of each key arrived (targeting our group);
+    `updates`: Update proposals of members are waiting for this epoch's commit.
     A KeyPackage from a key already in the group, newer than its entry, means
     that member restarted or lost the group: its old leaf is replaced.
     """
@@ -92,7 +97,7 @@ def plan_commit(
             add.append(key)
     remove.discard(own_leaf)
     rekey = not (add or remove) and now - epoch_since >= rekey_interval
-    return CommitPlan(tuple(add), tuple(sorted(remove)), rekey)
+    return CommitPlan(tuple(add), tuple(sorted(remove)), rekey, updates)
 
 
 def winner(a: GroupView, b: GroupView) -> GroupView:
@@ -125,3 +130,30 @@ def out_of_sync(mine: EpochView, theirs: EpochView) -> bool:
 def should_create(*, heard_groups: int, connected_for: float, join_wait: float) -> bool:
     """A joiner founds the group when, connected for `join_wait`, it heard no group."""
     return heard_groups == 0 and connected_for >= join_wait
+
+
+class SelfUpdate:
+    """When a member (not the committer, whose commits carry a path) proposes an Update.
+
+    Due `rekey_interval` times a random factor in [0.75, 1) after its leaf key last
+    changed (joining, its own commit, its Update committed): the jitter spreads the
+    members' proposals over time. At most one proposal per epoch; if the epoch moves on
+    without it (the commit came from another round), it is proposed again.
+    """
+
+    def __init__(self, rekey_interval: float, *, rng: Callable[[], float] = random.random) -> None:
+        self.interval = rekey_interval
+        self._rng = rng
+        self.due = float("inf")
+        self.proposed_epoch: int | None = None
+
+    def refreshed(self, now: float) -> None:
+        """Our leaf key just changed."""
+        self.due = now + self.interval * (0.75 + 0.25 * self._rng())
+        self.proposed_epoch = None
+
+    def should_propose(self, *, now: float, epoch: int) -> bool:
+        return now >= self.due and self.proposed_epoch != epoch
+
+    def proposed(self, epoch: int) -> None:
+        self.proposed_epoch = epoch

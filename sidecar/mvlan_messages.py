@@ -4,6 +4,7 @@
     KEYPACKAGE  target group tag (16) | MLSMessage(KeyPackage)
     COMMIT      group tag (16) | epoch the commit applies to (u64) | MLSMessage(PublicMessage)
     WELCOME     group tag (16) | epoch it welcomes into (u64) | MLSMessage(Welcome)
+    PROPOSAL    group tag (16) | epoch it applies to (u64) | MLSMessage(PublicMessage)
 
 A group tag is BLAKE3-128 of the MLS group id; all zeros means "no group".
 Decoders raise MalformedControl, never anything else.
@@ -20,7 +21,14 @@ HELLO = 1
 KEYPACKAGE = 2
 COMMIT = 3
 WELCOME = 4
-KINDS = {HELLO: "hello", KEYPACKAGE: "keypackage", COMMIT: "commit", WELCOME: "welcome"}
+PROPOSAL = 5
+KINDS = {
+    HELLO: "hello",
+    KEYPACKAGE: "keypackage",
+    COMMIT: "commit",
+    WELCOME: "welcome",
+    PROPOSAL: "proposal",
+}
 
 TAG_LEN = 16
 NO_GROUP = bytes(TAG_LEN)
@@ -72,7 +80,7 @@ class KeyPackageOffer:
 
 @dataclass(frozen=True)
 class EpochMessage:
-    """COMMIT and WELCOME: an MLS message for one group and epoch."""
+    """COMMIT, WELCOME and PROPOSAL: an MLS message for one group and epoch."""
 
     group: bytes
     epoch: int

@@ -275,10 +275,11 @@ class Node:
                 self._route_out(port, tap.take_outbox(), replies)
         if replies:
             await self._send_batches(replies, "tx")
-        if forwards:
-            await self._send_batches(forwards, "fwd")
+        # Floods first: a COMMIT must reach members before frames under its new key.
         if floods:
             await self._send_batches(floods, "flood")
+        if forwards:
+            await self._send_batches(forwards, "fwd")
 
     def _on_data(self, peer: str, packet: bytes, forwards: dict[str, list[bytes]]) -> None:
         header = wire.decode_data(packet)

@@ -30,7 +30,16 @@ from .counters import Counters
 from .crypto.mls_keys import MlsKeyProvider, frame_key_from_exporter
 from .identity import Identity
 from .mls import Group, KeyPackageBundle, MLSError, make_key_package
-from .mls.structs import Add, Commit, Credential, KeyPackage, MLSMessage, PublicMessage
+from .mls.structs import (
+    Add,
+    Commit,
+    Credential,
+    KeyPackage,
+    MLSMessage,
+    Proposal,
+    PublicMessage,
+    Update,
+)
 
 log = logging.getLogger("peertap.private")
 
@@ -111,6 +120,11 @@ class PrivateVlan:
         self._since: dict[bytes, float] = {}
         self._epoch_since = clock()
         self._behind_since: float | None = None
+        self._self_update = lc.SelfUpdate(settings.rekey_interval_s)
+        # Epoch for which Update proposals of members wait to be committed.
+        self._updates_epoch: int | None = None
+        # A commit that referenced a proposal not yet here: retried when one arrives.
+        self._early_commit: m.EpochMessage | None = None
         self._credentials: dict[bytes, authority.MemberCredential] = {}
         self._wake = trio.Event()
         try:
@@ -160,6 +174,8 @@ class PrivateVlan:
                 self._on_commit(m.EpochMessage.decode(msg.body))
             elif msg.kind == m.WELCOME:
                 self._on_welcome(m.EpochMessage.decode(msg.body))
+            elif msg.kind == m.PROPOSAL:
+                self._on_proposal(m.EpochMessage.decode(msg.body))
             else:
                 self.counters.drop("mvlan_kind")
         except (m.MalformedControl, MLSError) as err:
@@ -196,6 +212,37 @@ class PrivateVlan:
                 self._wake.set()
             self._offers[signer] = (kp, self._clock())
 
+    def _on_proposal(self, msg: m.EpochMessage) -> None:
+        """An Update proposal of a member: every member keeps it for the committer's commit."""
+        group = self.group
+        if group is None or msg.group != self.tag or msg.epoch != group.epoch:
+            return
+        mls = MLSMessage.decode(msg.message)
+        body = mls.body
+        if not isinstance(body, PublicMessage) or not isinstance(body.content.content, Proposal):
+            raise m.MalformedControl("PROPOSAL without a public Proposal")
+        update = body.content.content.body
+        if not isinstance(update, Update):
+            self.counters.drop("mvlan_proposal_kind")
+            return
+        if not self._leaf_ok(update.leaf_node.credential, update.leaf_node.signature_key):
+            return
+        try:
+            group.process(mls)
+        except MLSError as err:
+            log.info("vlan %s: proposal rejected: %s", self.vlan_id.hex(), err)
+            self.counters.drop("mvlan_proposal_rejected")
+            return
+        self._updates_epoch = group.epoch
+        self._wake.set()
+        early = self._early_commit
+        if early is not None and early.epoch == group.epoch:
+            self._early_commit = None
+            self._on_commit(early)
+
+    def _own_encryption_key(self, group: Group) -> bytes:
+        return next(x.encryption_key for x in group.members() if x.index == group.own_leaf_index)
+
     def _on_commit(self, msg: m.EpochMessage) -> None:
         group = self.group
         if group is None or msg.group != self.tag or msg.epoch != group.epoch:
@@ -216,17 +263,23 @@ class PrivateVlan:
             leaf = commit.path.leaf_node
             if not self._leaf_ok(leaf.credential, leaf.signature_key):
                 return
+        own_key = self._own_encryption_key(group)
         try:
             result = group.process(mls)
         except MLSError as err:
+            # Most likely it references an Update proposal still on its way.
             log.info("vlan %s: commit rejected: %s", self.vlan_id.hex(), err)
             self.counters.drop("mvlan_commit_rejected")
+            self._early_commit = msg
             return
         if result.removed or not group.active:
             log.info("vlan %s: removed from the group at epoch %d", self.vlan_id.hex(), msg.epoch)
             self._leave()
             return
         self._added(added)
+        if self._own_encryption_key(group) != own_key:
+            self._self_update.refreshed(self._clock())
+            self.counters.inc("mvlan_self_updates")
         self._new_epoch()
 
     def _added(self, added: list[KeyPackage]) -> None:
@@ -270,6 +323,7 @@ class PrivateVlan:
         self._offers.clear()
         self._since.clear()
         self._behind_since = None
+        self._self_update.refreshed(self._clock())
         self._new_epoch()
         self._last_hello = float("-inf")
         self._wake.set()
@@ -301,6 +355,7 @@ class PrivateVlan:
             del self._since[key]
         self._epoch_since = now
         self._behind_since = None
+        self._early_commit = None
         self._on_epoch()
         log.info(
             "vlan %s: epoch %d, %d members, mls-id %s",
@@ -429,6 +484,8 @@ class PrivateVlan:
             heard, now=now, member_timeout=self.settings.member_timeout_s, own=self.own_key
         )
         if lc.committer(members, live) != group.own_leaf_index:
+            if self._self_update.should_propose(now=now, epoch=group.epoch):
+                await self._propose_update(group)
             return
         expired = [
             x.index
@@ -446,6 +503,7 @@ class PrivateVlan:
             member_timeout=self.settings.member_timeout_s,
             epoch_since=self._epoch_since,
             rekey_interval=self.settings.rekey_interval_s,
+            updates=self._updates_epoch == group.epoch,
         )
         if not plan.empty:
             await self._commit(group, plan)
@@ -465,6 +523,14 @@ class PrivateVlan:
             self._behind_since = now
         return now - self._behind_since >= 1.5 * self.settings.hello_interval_s
 
+    async def _propose_update(self, group: Group) -> None:
+        """Propose a fresh key for our leaf; the committer commits it (by reference)."""
+        epoch = group.epoch
+        proposal = group.propose_update()
+        self._self_update.proposed(epoch)
+        self.counters.inc("mvlan_update_proposals")
+        await self._send(m.PROPOSAL, m.EpochMessage(self.tag, epoch, proposal.encode()).encode())
+
     async def _commit(self, group: Group, plan: lc.CommitPlan) -> None:
         adds = [self._offers[k][0] for k in plan.add]
         epoch = group.epoch
@@ -476,6 +542,7 @@ class PrivateVlan:
             self._offers.clear()
             return
         self._added(adds)
+        self._self_update.refreshed(self._clock())
         self.counters.inc("mvlan_commits")
         await self._send(
             m.COMMIT, m.EpochMessage(self.tag, epoch, result.commit_message.encode()).encode()

@@ -328,3 +328,58 @@ def test_a_renewed_credential_is_taken_into_the_group() -> None:
             nursery.cancel_scope.cancel()
 
     run_virtual(main)
+
+
+def test_every_member_refreshes_its_leaf_key_at_the_rekey_interval() -> None:
+    async def main() -> None:
+        net = Mvlan(PrivateSettings(rekey_interval_s=10.0, member_timeout_s=3.0, epoch_grace_s=1.0))
+        async with trio.open_nursery() as nursery:
+            members = [net.add(f"m{i}") for i in range(4)]
+            for m in members:
+                await net.start(nursery, m)
+            await converged(members, 4)
+
+            def leaf_keys() -> dict[bytes, bytes]:
+                group = members[0].pv.group
+                assert group is not None
+                return {x.signature_key: x.encryption_key for x in group.members()}
+
+            before = leaf_keys()
+            await trio.sleep(25)
+            await converged(members, 4)
+            after = leaf_keys()
+            assert after.keys() == before.keys()
+            assert all(after[k] != before[k] for k in before)
+            committers = [m for m in members if m.pv.status()["committer"]]
+            assert len(committers) == 1
+            for m in members:
+                if m is not committers[0]:
+                    assert m.counters.events["mvlan_self_updates"] >= 1
+                    assert m.counters.events["mvlan_update_proposals"] >= 1
+            nursery.cancel_scope.cancel()
+
+    run_virtual(main)
+
+
+def test_a_group_split_by_a_partition_heals_into_one_group() -> None:
+    async def main() -> None:
+        net = Mvlan()
+        async with trio.open_nursery() as nursery:
+            members = [net.add(f"m{i}") for i in range(5)]
+            for m in members:
+                await net.start(nursery, m)
+            await converged(members, 5)
+            left, right = members[:2], members[2:]
+            for m in right:
+                m.partition = 1
+            # Each side removes the other and carries on under its own epochs.
+            await converged(left, 2)
+            await converged(right, 3)
+            assert views(left) != views(right)
+            for m in right:
+                m.partition = 0
+            await converged(members, 5)
+            assert len({m.pv.tag for m in members}) == 1
+            nursery.cancel_scope.cancel()
+
+    run_virtual(main)

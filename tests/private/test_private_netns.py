@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from peertap.sidecar import authority, identity, ids
-from peertap.sidecar.lab import Lab, topology
+from peertap.sidecar.lab import BootstrapSpec, Lab, LabSpec, LinkSpec, NodeRole, PodSpec, topology
 from peertap.sidecar.lab.nodes import CREATOR_KEY
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
@@ -54,10 +55,15 @@ def private_lab(
     members: int,
     *,
     credential_for: Callable[[str, identity.Identity, bytes], bytes] | None = None,
+    start: Callable[[str], bool] = lambda pod: True,
+    spec: LabSpec | None = None,
+    **vlan_settings: Any,
 ) -> Lab:
     """A star whose VLAN is private: every member gets a credential from the lab's creator
-    (or from `credential_for(pod, creator, member_key)`), then the nodes start."""
-    lab = lab_factory(topology("star", members=members), start_nodes=False)
+    (or from `credential_for(pod, creator, member_key)`), then the nodes (those `start`
+    accepts) start. `vlan_settings` go into the VLAN entry of every member. `spec`
+    replaces the star (its members' pod names must start with "m")."""
+    lab = lab_factory(spec or topology("star", members=members), start_nodes=False)
     creator = identity.load(Path(lab.state_dir) / CREATOR_KEY)
     for pod in lab.pods:
         if not pod.startswith("m"):
@@ -78,10 +84,12 @@ def private_lab(
             member_timeout_s=MEMBER_TIMEOUT_S,
             epoch_grace_s=2.0,
         )
+        vlan.update(vlan_settings)
         cfg_path.write_text(json.dumps(cfg))
-    for pod in lab.pods:
+    started = [pod for pod in lab.pods if start(pod)]
+    for pod in started:
         lab.start_node(pod)
-    lab.wait_ready(timeout=30)
+    lab.wait_ready(timeout=30, pods=started)
     return lab
 
 
@@ -173,3 +181,89 @@ def test_a_stopped_member_is_removed_and_later_traffic_uses_keys_it_never_held(
             crossed.append(rec["mls_id"])
     assert crossed
     assert not set(crossed) & seen
+
+
+def iperf_listening(lab: Lab, pod: str) -> bool:
+    r = lab.exec(pod, ["ss", "-Hltn", "sport = :5201"], capture_output=True, text=True)
+    return bool(r.stdout.strip())
+
+
+def test_a_tcp_flow_survives_many_epoch_changes(lab_factory: Callable[..., Lab]) -> None:
+    lab = private_lab(lab_factory, 3, rekey_interval_s=2.0)
+    members = ["m1", "m2", "m3"]
+    wait_until("one group of three", lambda: converged(lab, members))
+    wait_until("ping m1 -> m2", lambda: pings(lab, "m1", "m2"), 20)
+    epochs = {vlan_status(lab, p)["epoch"] for p in members}
+    lost = {p: drops(lab, p).get("unknown_epoch", 0) for p in members}
+    server = lab.spawn("m2", ["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
+    wait_until("iperf3 server listening", lambda: iperf_listening(lab, "m2"), 10)
+    client = lab.spawn(
+        "m1",
+        ["iperf3", "-c", lab.overlay_address("m2"), "-t", "15", "-J"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: set[int] = set()
+    while client.poll() is None:
+        seen.add(vlan_status(lab, "m1")["epoch"])
+        time.sleep(0.5)
+    out, err = client.communicate(timeout=30)
+    server.wait(timeout=30)
+    assert client.returncode == 0, err
+    assert json.loads(out)["end"]["sum_received"]["bytes"] > 0
+    # Several epochs came and went while the flow ran; every member followed them.
+    assert len(seen - epochs) >= 3
+    wait_until("members agree again", lambda: converged(lab, members), 20)
+    assert vlan_status(lab, "m1")["epoch"] > max(epochs) + 3
+    # Old keys stay valid for epoch_grace_s and commits reach members before frames under
+    # their new keys: no frame was dropped for want of its epoch's key.
+    assert {p: drops(lab, p).get("unknown_epoch", 0) for p in members} == lost
+
+
+def test_when_the_committer_is_killed_another_member_takes_over_and_joins_still_work(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    lab = private_lab(lab_factory, 4, start=lambda pod: pod != "m4")
+    first = ["m1", "m2", "m3"]
+    wait_until("one group of three", lambda: converged(lab, first))
+    (committer,) = [p for p in first if vlan_status(lab, p)["committer"]]
+    lab.stop_node(committer, grace_s=0)
+    rest = [p for p in first if p != committer]
+    wait_until("the others remove it", lambda: converged(lab, rest), 30)
+    assert [vlan_status(lab, p)["committer"] for p in rest].count(True) == 1
+    lab.start_node("m4")
+    lab.wait_ready(timeout=30, pods=["m4"])
+    wait_until("m4 joins the survivors", lambda: converged(lab, [*rest, "m4"]), 30)
+    for p in rest:
+        wait_until(f"ping m4 -> {p}", lambda p=p: pings(lab, "m4", p), 20)  # type: ignore[misc]
+
+
+def two_sites() -> LabSpec:
+    """m1, m2 - r1 - r2 - m3, m4: two relays, each with two members; r1 dials r2."""
+    member, relay = NodeRole(role="member"), NodeRole(role="relay")
+    sites = {"r1": ["m1", "m2"], "r2": ["m3", "m4"]}
+    return LabSpec(
+        pods=[PodSpec(name=r, node=relay) for r in sites]
+        + [PodSpec(name=m, node=member) for ms in sites.values() for m in ms],
+        links=[LinkSpec(a="r1", b="r2")]
+        + [LinkSpec(a=m, b=r) for r, ms in sites.items() for m in ms],
+        bootstrap=[BootstrapSpec(dialer="r1", target="r2")]
+        + [BootstrapSpec(dialer=m, target=r) for r, ms in sites.items() for m in ms],
+    )
+
+
+def test_a_partitioned_group_carries_on_in_both_halves_and_heals_into_one(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    lab = private_lab(lab_factory, 4, spec=two_sites())
+    members = ["m1", "m2", "m3", "m4"]
+    wait_until("one group of four", lambda: converged(lab, members))
+    lab.exec("r1", ["ip", "link", "set", "to-r2", "down"], check=True)
+    wait_until("left half on its own", lambda: converged(lab, ["m1", "m2"]), 30)
+    wait_until("right half on its own", lambda: converged(lab, ["m3", "m4"]), 30)
+    assert pings(lab, "m1", "m2") and pings(lab, "m3", "m4")
+    lab.exec("r1", ["ip", "link", "set", "to-r2", "up"], check=True)
+    wait_until("one group of four again", lambda: converged(lab, members), 40)
+    assert len({vlan_status(lab, p)["group"] for p in members}) == 1
+    wait_until("ping m1 -> m4", lambda: pings(lab, "m1", "m4"), 20)
