@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from peertap.sidecar import config
 
 CREATOR = "ab" * 32

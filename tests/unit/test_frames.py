@@ -2,6 +2,7 @@
 other VLANs' keys and unknown epochs are refused with a reason."""
 
 import pytest
+
 from peertap.sidecar import wire
 from peertap.sidecar.crypto.frames import FrameOpener, FrameSealer, OpenError
 from peertap.sidecar.crypto.keys import OpenKeyProvider

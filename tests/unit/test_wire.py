@@ -3,6 +3,7 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from peertap.sidecar import wire
 
 b16 = st.binary(min_size=16, max_size=16)
