@@ -284,7 +284,8 @@ class Node:
     def _on_data(self, peer: str, packet: bytes, forwards: dict[str, list[bytes]]) -> None:
         header = wire.decode_data(packet)
         self.counters.inc("rx_packets")
-        if not self.dedup.first_time(header.sender + header.counter.to_bytes(8, "big")):
+        # Sender id and counter sit side by side in the header: one slice is the key.
+        if not self.dedup.first_time(packet[wire.SENDER_OFFSET : wire.DATA_HEADER_LEN]):
             self.counters.drop("duplicate")
             return
         port = self.ports.get(header.vlan_id)
