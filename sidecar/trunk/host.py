@@ -11,6 +11,7 @@ import logging
 import os
 from typing import Literal
 
+import trio
 from libp2p import new_host
 from libp2p.abc import IHost, INetStream
 from libp2p.crypto.ed25519 import create_new_key_pair
@@ -127,3 +128,35 @@ async def raise_receive_window(stream: INetStream, size: int) -> int:
         muxed.target_recv_window = max(muxed.target_recv_window, size)
     await muxed.send_window_update(increment)
     return increment
+
+
+WINDOW_POLL_S = 0.01
+"""How often a writer facing a closed Yamux window looks again (py-libp2p polls too)."""
+
+
+async def write_within_window(stream: INetStream, data: bytes) -> None:
+    """Write `data`, never handing Yamux more than the peer's open window.
+
+    py-libp2p's Yamux writer fails the stream after 5 s without window; a node
+    layer that reads slowly must slow the sender down, not break the trunk. So
+    this waits for the window itself, with no deadline; a dead connection ends
+    the trunk through its reader instead.
+    """
+    muxed = getattr(stream, "muxed_stream", None)
+    if not isinstance(muxed, YamuxStream):
+        await stream.write(data)
+        return
+    total = len(data)
+    if muxed.send_window >= total:
+        await stream.write(data)
+        return
+    with memoryview(data) as view:
+        pos = 0
+        while pos < total:
+            window = muxed.send_window
+            if window <= 0:
+                await trio.sleep(WINDOW_POLL_S)
+                continue
+            end = min(total, pos + window)
+            await stream.write(bytes(view[pos:end]))
+            pos = end

@@ -38,6 +38,7 @@ from .host import (
     peer_id_of,
     quiet_libp2p_logging,
     raise_receive_window,
+    write_within_window,
 )
 from .records import RecordSplitter, check_record
 from .sendqueue import SendQueue, SendQueueClosed
@@ -184,6 +185,9 @@ class Trunk:
     def stats(self) -> dict[str, int]:
         counters = dict(vars(self._counters))
         counters["peers"] = len(self._up)
+        counters["queued_bytes"] = sum(
+            link.queue.queued_bytes for link in self._links.values() if link.queue is not None
+        )
         return counters
 
     # ----- links -----
@@ -295,7 +299,7 @@ class Trunk:
     async def _write_loop(self, link: _Link) -> None:
         queue = link.queue
         assert queue is not None
-        write = link.stream.write
+        stream = link.stream
         counters = self._counters
         while True:
             try:
@@ -303,7 +307,7 @@ class Trunk:
             except SendQueueClosed:
                 return
             try:
-                await write(data)
+                await write_within_window(stream, data)
             except BaseException:
                 counters.drops += count
                 raise

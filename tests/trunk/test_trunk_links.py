@@ -156,6 +156,85 @@ def test_one_send_of_many_records_goes_out_as_one_write() -> None:
     trio.run(main)
 
 
+class GatedRecorder(Recorder):
+    """Holds every delivery until `gate` is set: a node layer that stopped reading."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = trio.Event()
+
+    async def records(self, peer: str, records: list[bytes]) -> None:
+        await self.gate.wait()
+        await super().records(peer, records)
+
+
+def test_a_receiver_that_stops_reading_makes_send_wait_and_nothing_is_lost() -> None:
+    async def main() -> None:
+        receiver_events = GatedRecorder()
+        total = 2000
+        sent = 0
+        bound = 256 * 1024
+        async with trio.open_nursery() as nursery:
+            a, _, a_addrs = await start_trunk(nursery, settings(), receiver_events)
+            b, _, _ = await start_trunk(
+                nursery, settings(bootstrap=[a_addrs[0]], queue_bytes=bound)
+            )
+            await wait_until(lambda: b.peers() == [a.peer_id] and a.peers() == [b.peer_id])
+            records = numbered(total, 65536)
+
+            async def sender() -> None:
+                nonlocal sent
+                for record in records:
+                    assert await b.send(a.peer_id, [record])
+                    sent += 1
+
+            nursery.start_soon(sender)
+            # The queue only exceeds its bound when the writer cannot drain it,
+            # and then the next send waits.
+            await wait_until(lambda: b.stats()["queued_bytes"] > bound)
+            assert sent < total
+            receiver_events.gate.set()
+            await wait_until(lambda: len(receiver_events.got(b.peer_id)) == total)
+            assert receiver_events.got(b.peer_id) == records
+            assert b.stats()["drops"] == 0
+            assert b.stats()["trunks_down"] == 0
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+YAMUX_WINDOW_TIMEOUT_S = 5.0
+"""py-libp2p's Yamux writer gives up after this long without send window."""
+
+
+@pytest.mark.slow
+def test_a_receiver_stalled_longer_than_the_yamux_timeout_keeps_its_trunk() -> None:
+    async def main() -> None:
+        receiver_events = GatedRecorder()
+        async with trio.open_nursery() as nursery:
+            a, _, a_addrs = await start_trunk(nursery, settings(), receiver_events)
+            b, b_events, _ = await start_trunk(nursery, settings(bootstrap=[a_addrs[0]]))
+            await wait_until(lambda: b.peers() == [a.peer_id] and a.peers() == [b.peer_id])
+            records = numbered(400, 65536)
+
+            async def sender() -> None:
+                for record in records:
+                    assert await b.send(a.peer_id, [record])
+
+            nursery.start_soon(sender)
+            await wait_until(lambda: b.stats()["queued_bytes"] > 0)
+            # Not a threshold: the stall only has to outlast Yamux's give-up time.
+            await trio.sleep(YAMUX_WINDOW_TIMEOUT_S + 1.0)
+            receiver_events.gate.set()
+            await wait_until(lambda: len(receiver_events.got(b.peer_id)) == len(records))
+            assert receiver_events.got(b.peer_id) == records
+            assert b_events.events == [("up", a.peer_id)]
+            assert b.stats()["drops"] == 0
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
 def test_websocket_trunk_carries_records() -> None:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
