@@ -1,10 +1,11 @@
-"""Record framing and splitting, the send queue and the redial backoff."""
+"""Record framing and splitting, the send queue, the redial backoff and trunk settings."""
 
 from __future__ import annotations
 
 import itertools
 import random
 import struct
+from typing import Any
 
 import pytest
 import trio
@@ -12,7 +13,16 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from peertap.sidecar.trunk import MAX_RECORD, TrunkProtocolError, TrunkRecordError
+from peertap.sidecar.identity import generate
+from peertap.sidecar.trunk import (
+    MAX_RECORD,
+    Trunk,
+    TrunkConfigError,
+    TrunkNotRunningError,
+    TrunkProtocolError,
+    TrunkRecordError,
+    TrunkSettings,
+)
 from peertap.sidecar.trunk.backoff import Backoff
 from peertap.sidecar.trunk.records import RecordSplitter, encode
 from peertap.sidecar.trunk.sendqueue import SendQueue, SendQueueClosed
@@ -161,3 +171,53 @@ def test_backoff_grows_from_the_floor_to_the_ceiling_with_jitter_and_resets() ->
     assert max(delays[10:]) > 1.0
     backoff.reset()
     assert backoff.next_delay() == 0.5
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"seed": b"short"},
+        {"security": "plaintext"},
+        {"reconnect_min_s": 0.0},
+        {"reconnect_min_s": 5.0, "reconnect_max_s": 1.0},
+        {"queue_bytes": 0},
+    ],
+)
+def test_unusable_trunk_settings_are_refused(changes: dict[str, Any]) -> None:
+    values: dict[str, Any] = {"seed": bytes(32), "listen": ["/ip4/127.0.0.1/tcp/0"]}
+    values.update(changes)
+    with pytest.raises(TrunkConfigError):
+        TrunkSettings(**values)
+
+
+@pytest.mark.parametrize(
+    ("listen", "bootstrap"),
+    [
+        ("not a multiaddr", []),
+        ("/ip4/127.0.0.1/tcp/0", ["/ip4/127.0.0.1/tcp/4001"]),
+        ("/ip4/127.0.0.1/tcp/0", ["/ip4/127.0.0.1/tcp/4001/p2p/not-a-peer-id"]),
+    ],
+)
+def test_bad_listen_or_bootstrap_addresses_are_refused(listen: str, bootstrap: list[str]) -> None:
+    settings = TrunkSettings(seed=bytes(32), listen=[listen], bootstrap=bootstrap)
+    with pytest.raises(TrunkConfigError):
+        Trunk(settings, _NoEvents())
+
+
+def test_the_trunk_peer_id_is_the_identity_peer_id_of_the_same_seed() -> None:
+    identity = generate()
+    trunk = Trunk(TrunkSettings(seed=identity.seed, listen=[]), _NoEvents())
+    assert trunk.peer_id == identity.peer_id
+    with pytest.raises(TrunkNotRunningError):
+        trunk.listen_addrs()
+
+
+class _NoEvents:
+    async def peer_up(self, peer: str) -> None:
+        pass
+
+    async def peer_down(self, peer: str) -> None:
+        pass
+
+    async def records(self, peer: str, records: list[bytes]) -> None:
+        pass
