@@ -5,6 +5,7 @@
     COMMIT      group tag (16) | epoch the commit applies to (u64) | MLSMessage(PublicMessage)
     WELCOME     group tag (16) | epoch it welcomes into (u64) | MLSMessage(Welcome)
     PROPOSAL    group tag (16) | epoch it applies to (u64) | MLSMessage(PublicMessage)
+    MACPROBE    group tag (16) | epoch (u64) | MLSMessage(PrivateMessage: mvlan_macprobe.py)
 
 A group tag is BLAKE3-128 of the MLS group id; all zeros means "no group".
 Decoders raise MalformedControl, never anything else.
@@ -22,12 +23,14 @@ KEYPACKAGE = 2
 COMMIT = 3
 WELCOME = 4
 PROPOSAL = 5
+MACPROBE = 6
 KINDS = {
     HELLO: "hello",
     KEYPACKAGE: "keypackage",
     COMMIT: "commit",
     WELCOME: "welcome",
     PROPOSAL: "proposal",
+    MACPROBE: "macprobe",
 }
 
 TAG_LEN = 16
@@ -80,7 +83,7 @@ class KeyPackageOffer:
 
 @dataclass(frozen=True)
 class EpochMessage:
-    """COMMIT, WELCOME and PROPOSAL: an MLS message for one group and epoch."""
+    """COMMIT, WELCOME, PROPOSAL and MACPROBE: an MLS message for one group and epoch."""
 
     group: bytes
     epoch: int

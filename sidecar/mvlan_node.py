@@ -30,6 +30,7 @@ from .config import VlanConfig
 from .counters import Counters
 from .crypto.mls_keys import MlsKeyProvider
 from .identity import Identity
+from .mvlan_macprobe import MacClaim
 from .private_vlan import PrivateSettings, PrivateVlan
 from .switch.dedup import Dedup
 
@@ -105,9 +106,19 @@ class Mvlan:
         self.vlans: dict[bytes, PrivateVlan] = {}
 
     def add_vlan(
-        self, vlan: VlanConfig, *, vlan_id: bytes, base_dir: Path, on_epoch: Callable[[], None]
+        self,
+        vlan: VlanConfig,
+        *,
+        vlan_id: bytes,
+        base_dir: Path,
+        on_epoch: Callable[[], None],
+        mac: bytes | None = None,
+        on_mac: Callable[[bytes], None] = lambda mac: None,
     ) -> MlsKeyProvider:
-        """Set up a private VLAN; returns the key provider its port must use."""
+        """Set up a private VLAN; returns the key provider its port must use.
+
+        With `mac` (this node's MAC on the VLAN) the member probes it for collisions and
+        calls `on_mac` with a new one after re-rolling (only if the MAC is not configured)."""
         assert vlan.credential is not None
         path = Path(vlan.credential)
         if not path.is_absolute():
@@ -132,6 +143,15 @@ class Mvlan:
             counters=self.counters,
             reload=cred_file.changed,
             wall=lambda: dt.datetime.now(dt.UTC),
+            mac=None
+            if mac is None
+            else MacClaim(
+                public=self.identity.public_bytes,
+                vlan_id=vlan_id,
+                mac=mac,
+                derived=not vlan.interface.mac,
+                on_change=on_mac,
+            ),
         )
         return keys
 

@@ -11,6 +11,7 @@ Long-lived tasks are named `peertap-<job>` and log their start and stop.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -26,6 +27,7 @@ from .api import ApiServer, StatusBoard
 from .config import NodeConfig
 from .counters import Counters
 from .crypto.keys import KeyProvider, OpenKeyProvider
+from .mvlan_macprobe import set_link_mac
 from .mvlan_node import Mvlan
 from .port import PortInfo, VlanPort
 from .switch.acl import Acl
@@ -126,7 +128,12 @@ class Node:
             info = PortInfo(v.label, vid, v.interface.name, mac, v.security)
             keys: KeyProvider = (
                 self.mvlan.add_vlan(
-                    v, vlan_id=vid, base_dir=self.base_dir, on_epoch=self._epoch_changed
+                    v,
+                    vlan_id=vid,
+                    base_dir=self.base_dir,
+                    on_epoch=self._epoch_changed,
+                    mac=mac,
+                    on_mac=functools.partial(self._mac_changed, vid),
                 )
                 if v.security == "mls"
                 else OpenKeyProvider(vid)
@@ -335,6 +342,17 @@ class Node:
             distance=min(ann.distance + 1, 255),
             entries=tuple((v, t) for v, t in ann.entries if self.acl.allows(v)),
         )
+
+    def _mac_changed(self, vid: bytes, mac: bytes) -> None:
+        """A private VLAN re-rolled our MAC after a collision probe: TAP, port, routes."""
+        port = self.ports[vid]
+        tap = next(t for t in self.taps if t.settings.name == port.info.interface)
+        if isinstance(tap, EmulatedTap):
+            tap.emulator.mac = mac
+        else:
+            set_link_mac(tap.settings.name, mac)
+        port.set_mac(mac)
+        self._announce_now.set()
 
     def _epoch_changed(self) -> None:
         """A private VLAN changed key epoch: its VFT salt moved; re-announce at once."""

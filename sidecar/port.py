@@ -13,7 +13,7 @@ what it produces and hands it what the mesh delivers for this VLAN.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from . import fragment, vft, wire
@@ -72,6 +72,12 @@ class VlanPort:
             self._tokens = vft.TokenCache(self.vlan_id, salt)
             self.refresh_wanted()
         return self._tokens
+
+    def set_mac(self, mac: bytes) -> None:
+        """Our MAC changed (a private VLAN re-rolled it after a collision)."""
+        self.info = replace(self.info, mac=mac)
+        self.local.own_mac = mac
+        self.refresh_wanted()
 
     def refresh_tokens(self) -> None:
         """Follow the key epoch's VFT salt now (a private VLAN changed epoch), not at next send."""

@@ -40,6 +40,7 @@ from .mls.structs import (
     PublicMessage,
     Update,
 )
+from .mvlan_macprobe import MacClaim, MacMessage
 
 log = logging.getLogger("peertap.private")
 
@@ -91,6 +92,7 @@ class PrivateVlan:
         reload: Callable[[], bytes | None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        mac: MacClaim | None = None,
     ) -> None:
         self.vlan_id = vlan_id
         self.creator = creator
@@ -125,6 +127,9 @@ class PrivateVlan:
         self._updates_epoch: int | None = None
         # A commit that referenced a proposal not yet here: retried when one arrives.
         self._early_commit: m.EpochMessage | None = None
+        self.mac = mac
+        self._last_probe = float("-inf")
+        self._mac_replies: list[MacMessage] = []
         self._credentials: dict[bytes, authority.MemberCredential] = {}
         self._wake = trio.Event()
         try:
@@ -176,6 +181,8 @@ class PrivateVlan:
                 self._on_welcome(m.EpochMessage.decode(msg.body))
             elif msg.kind == m.PROPOSAL:
                 self._on_proposal(m.EpochMessage.decode(msg.body))
+            elif msg.kind == m.MACPROBE:
+                self._on_mac_probe(m.EpochMessage.decode(msg.body))
             else:
                 self.counters.drop("mvlan_kind")
         except (m.MalformedControl, MLSError) as err:
@@ -239,6 +246,38 @@ class PrivateVlan:
         if early is not None and early.epoch == group.epoch:
             self._early_commit = None
             self._on_commit(early)
+
+    def _on_mac_probe(self, msg: m.EpochMessage) -> None:
+        """A member's MAC claim or answer, MLS-encrypted for the current epoch."""
+        group, claim = self.group, self.mac
+        if claim is None or group is None or msg.group != self.tag or msg.epoch != group.epoch:
+            return
+        data = group.process(MLSMessage.decode(msg.message)).application_data
+        if data is None:
+            raise m.MalformedControl("MACPROBE without application data")
+        before, collisions = claim.mac, claim.collisions
+        reply = claim.on_message(MacMessage.decode(data))
+        if reply is not None:
+            self._mac_replies.append(reply)
+            self._wake.set()
+        if claim.mac != before:
+            self.counters.inc("mac_rerolled")
+            self._last_probe = float("-inf")
+            self._wake.set()
+        elif claim.collisions != collisions:
+            self.counters.inc("mac_collision_configured")
+
+    async def _send_mac_probes(self, now: float, group: Group) -> None:
+        claim = self.mac
+        if claim is None:
+            return
+        out, self._mac_replies = self._mac_replies, []
+        if now - self._last_probe >= self.settings.hello_interval_s:
+            self._last_probe = now
+            out.append(claim.probe())
+        for msg in out:
+            sealed = group.protect(msg.encode()).encode()
+            await self._send(m.MACPROBE, m.EpochMessage(self.tag, group.epoch, sealed).encode())
 
     def _own_encryption_key(self, group: Group) -> bytes:
         return next(x.encryption_key for x in group.members() if x.index == group.own_leaf_index)
@@ -326,6 +365,7 @@ class PrivateVlan:
         self._self_update.refreshed(self._clock())
         self._new_epoch()
         self._last_hello = float("-inf")
+        self._last_probe = float("-inf")
         self._wake.set()
 
     def _leave(self, *, keep_keys: bool = False) -> None:
@@ -473,6 +513,7 @@ class PrivateVlan:
             log.info("vlan %s: out of sync at epoch %d, rejoining", self.vlan_id.hex(), group.epoch)
             self._leave(keep_keys=True)
             return
+        await self._send_mac_probes(now, group)
         own = next(x for x in group.members() if x.index == group.own_leaf_index)
         if own.credential.identity != self.credential:
             log.info("vlan %s: credential renewed, rejoining with it", self.vlan_id.hex())

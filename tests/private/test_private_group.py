@@ -17,6 +17,8 @@ from peertap.sidecar import mvlan_envelope as envelope
 from peertap.sidecar.counters import Counters
 from peertap.sidecar.crypto.frames import FrameOpener, FrameSealer, OpenError
 from peertap.sidecar.crypto.mls_keys import MlsKeyProvider
+from peertap.sidecar.mvlan_macprobe import MacClaim
+from peertap.sidecar.mvlan_messages import MACPROBE
 from peertap.sidecar.private_vlan import PrivateSettings, PrivateVlan
 
 AUTH = identity.generate()
@@ -59,6 +61,7 @@ class Mvlan:
         self.settings = settings
         self.members: dict[str, Member] = {}
         self.sequence = 0
+        self.sent: list[tuple[int, bytes]] = []  # (kind, body) of every CONTROL sent
 
     def add(
         self,
@@ -67,8 +70,13 @@ class Mvlan:
         cred: Callable[[identity.Identity], bytes] = credential,
         node: identity.Identity | None = None,
         reload: Callable[[], bytes | None] = lambda: None,
+        mac: bytes | None = None,
+        derived_mac: bool = True,
     ) -> Member:
         node = node or identity.generate()
+        claim = None
+        if mac is not None:
+            claim = MacClaim(public=node.public_bytes, vlan_id=VLAN, mac=mac, derived=derived_mac)
         keys = MlsKeyProvider(
             vlan_id=VLAN, grace_s=self.settings.epoch_grace_s, clock=trio.current_time
         )
@@ -86,6 +94,7 @@ class Mvlan:
             counters=counters,
             reload=reload,
             clock=trio.current_time,
+            mac=claim,
         )
         member = self.members[name] = Member(name, pv, keys, counters)
         return member
@@ -95,6 +104,7 @@ class Mvlan:
     ) -> Callable[[bytes, int, bytes], Awaitable[None]]:
         async def emit(vlan_id: bytes, kind: int, body: bytes) -> None:
             self.sequence += 1
+            self.sent.append((kind, body))
             packet = envelope.sign(
                 node, hop_limit=8, origin=bytes(16), sequence=self.sequence,
                 vlan_id=vlan_id, kind=kind, body=body,
@@ -380,6 +390,63 @@ def test_a_group_split_by_a_partition_heals_into_one_group() -> None:
                 m.partition = 0
             await converged(members, 5)
             assert len({m.pv.tag for m in members}) == 1
+            nursery.cancel_scope.cancel()
+
+    run_virtual(main)
+
+
+def own_mac(member: Member) -> bytes:
+    assert member.pv.mac is not None
+    return member.pv.mac.mac
+
+
+def test_members_whose_macs_collide_end_with_distinct_macs() -> None:
+    async def main() -> None:
+        net = Mvlan()
+        async with trio.open_nursery() as nursery:
+            a_node, c_node = identity.generate(), identity.generate()
+            taken = ids.member_mac(a_node.public_bytes, VLAN, bytes(16))
+            own_c = ids.member_mac(c_node.public_bytes, VLAN, bytes(16))
+            a = net.add("a", node=a_node, mac=taken)
+            b = net.add("b", mac=taken)  # forced onto a's MAC
+            c = net.add("c", node=c_node, mac=own_c)
+            for m in (a, b, c):
+                await net.start(nursery, m)
+            await converged([a, b, c], 3)
+            with trio.fail_after(60):
+                while len({own_mac(m) for m in (a, b, c)}) < 3:
+                    await trio.sleep(0.25)
+            rerolled = [m for m in (a, b) if m.counters.events["mac_rerolled"]]
+            assert rerolled
+            assert own_mac(c) == own_c and not c.counters.events["mac_rerolled"]
+            # Once distinct, probes go on and nobody re-rolls again.
+            counts = [m.counters.events["mac_rerolled"] for m in (a, b, c)]
+            await trio.sleep(5 * SETTINGS.hello_interval_s)
+            assert [m.counters.events["mac_rerolled"] for m in (a, b, c)] == counts
+            # Probes travel encrypted: no CONTROL body carries a MAC in the clear.
+            macs = {taken, own_c, *(own_mac(m) for m in (a, b, c))}
+            probes = [body for kind, body in net.sent if kind == MACPROBE]
+            assert probes
+            assert not any(mac in body for body in probes for mac in macs)
+            nursery.cancel_scope.cancel()
+
+    run_virtual(main)
+
+
+def test_a_configured_mac_that_collides_is_reported_and_kept() -> None:
+    async def main() -> None:
+        net = Mvlan()
+        async with trio.open_nursery() as nursery:
+            mac = bytes.fromhex("020000000001")
+            a = net.add("a", mac=mac, derived_mac=False)
+            b = net.add("b", mac=mac, derived_mac=False)
+            for m in (a, b):
+                await net.start(nursery, m)
+            await converged([a, b], 2)
+            with trio.fail_after(60):
+                while not all(m.counters.events["mac_collision_configured"] for m in (a, b)):
+                    await trio.sleep(0.25)
+            assert own_mac(a) == own_mac(b) == mac
             nursery.cancel_scope.cancel()
 
     run_virtual(main)

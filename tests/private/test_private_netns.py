@@ -57,12 +57,14 @@ def private_lab(
     credential_for: Callable[[str, identity.Identity, bytes], bytes] | None = None,
     start: Callable[[str], bool] = lambda pod: True,
     spec: LabSpec | None = None,
+    tweak: Callable[[str, dict[str, Any]], None] = lambda pod, vlan: None,
     **vlan_settings: Any,
 ) -> Lab:
     """A star whose VLAN is private: every member gets a credential from the lab's creator
     (or from `credential_for(pod, creator, member_key)`), then the nodes (those `start`
     accepts) start. `vlan_settings` go into the VLAN entry of every member. `spec`
-    replaces the star (its members' pod names must start with "m")."""
+    replaces the star (its members' pod names must start with "m"); `tweak(pod, vlan)`
+    may change one pod's VLAN entry."""
     lab = lab_factory(spec or topology("star", members=members), start_nodes=False)
     creator = identity.load(Path(lab.state_dir) / CREATOR_KEY)
     for pod in lab.pods:
@@ -85,6 +87,7 @@ def private_lab(
             epoch_grace_s=2.0,
         )
         vlan.update(vlan_settings)
+        tweak(pod, vlan)
         cfg_path.write_text(json.dumps(cfg))
     started = [pod for pod in lab.pods if start(pod)]
     for pod in started:
@@ -267,3 +270,27 @@ def test_a_partitioned_group_carries_on_in_both_halves_and_heals_into_one(
     wait_until("one group of four again", lambda: converged(lab, members), 40)
     assert len({vlan_status(lab, p)["group"] for p in members}) == 1
     wait_until("ping m1 -> m4", lambda: pings(lab, "m1", "m4"), 20)
+
+
+def test_two_members_configured_with_one_mac_both_see_the_collision(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    same = "02:00:00:00:00:01"
+
+    def tweak(pod: str, vlan: dict[str, Any]) -> None:
+        if pod in ("m1", "m2"):
+            vlan["interface"]["mac"] = same
+
+    lab = private_lab(lab_factory, 3, tweak=tweak)
+    members = ["m1", "m2", "m3"]
+    wait_until("one group of three", lambda: converged(lab, members))
+
+    def collisions(pod: str) -> int:
+        events: dict[str, int] = lab.status(pod)["counters"]["events"]
+        return events.get("mac_collision_configured", 0)
+
+    wait_until("m1 and m2 see the collision", lambda: min(collisions("m1"), collisions("m2")) > 0)
+    assert collisions("m3") == 0
+    # A configured MAC is the operator's choice: it is reported, not re-rolled.
+    assert [vlan_status(lab, p)["mac"] for p in ("m1", "m2")] == [same, same]
+    assert vlan_status(lab, "m3")["mac"] != same

@@ -1,0 +1,111 @@
+"""MAC collision probe of a private VLAN (docs/protocol.md, "MAC collision probe").
+
+A member's MAC is the low 48 bits of BLAKE3(node key || VLAN-ID || nonce) (ids.py),
+nonce 16 zero bytes at start, so two members collide with probability about
+n^2 / 2^47. Inside the group each member claims its MAC:
+
+    PROBE(mac)     sent after joining and every HELLO interval
+    RESPONSE(mac)  sent by a member whose own MAC is `mac` when it hears the PROBE
+
+Both travel MLS-encrypted (PrivateMessage of the current epoch) in a MACPROBE CONTROL
+packet, so relays and outsiders learn no MAC. A member that hears a RESPONSE for its
+own MAC lost: it re-rolls (a random nonce) and probes again at once. A MAC set in the
+configuration is kept (an operator's choice); its collision is only counted and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import ids
+from .mvlan_messages import MalformedControl
+
+log = logging.getLogger("peertap.private")
+
+PROBE = 1
+RESPONSE = 2
+MAC_LEN = 6
+NONCE_LEN = 16
+
+
+@dataclass(frozen=True)
+class MacMessage:
+    """Application data of a MACPROBE: op (1) || MAC (6)."""
+
+    op: int
+    mac: bytes
+
+    def encode(self) -> bytes:
+        return bytes([self.op]) + self.mac
+
+    @classmethod
+    def decode(cls, data: bytes) -> MacMessage:
+        if len(data) != 1 + MAC_LEN or data[0] not in (PROBE, RESPONSE):
+            raise MalformedControl(f"MAC probe message of {len(data)} bytes")
+        return cls(data[0], data[1:])
+
+
+class MacClaim:
+    """This member's MAC on one VLAN: answers probes, re-rolls after losing one."""
+
+    def __init__(
+        self,
+        *,
+        public: bytes,
+        vlan_id: bytes,
+        mac: bytes,
+        derived: bool,
+        on_change: Callable[[bytes], None] = lambda mac: None,
+    ) -> None:
+        self.public = public
+        self.vlan_id = vlan_id
+        self.mac = mac
+        self.derived = derived
+        self._on_change = on_change
+        self.collisions = 0
+        self.rerolls = 0
+
+    def probe(self) -> MacMessage:
+        return MacMessage(PROBE, self.mac)
+
+    def on_message(self, msg: MacMessage) -> MacMessage | None:
+        """Handle a peer's PROBE or RESPONSE; returns the RESPONSE to send, if any."""
+        if msg.mac != self.mac:
+            return None
+        if msg.op == PROBE:
+            return MacMessage(RESPONSE, self.mac)
+        self.collisions += 1
+        if not self.derived:
+            log.warning(
+                "vlan %s: another member uses the configured MAC %s",
+                self.vlan_id.hex(),
+                ids.mac_str(self.mac),
+            )
+            return None
+        self.reroll()
+        return None
+
+    def reroll(self) -> None:
+        old = self.mac
+        while self.mac == old:
+            self.mac = ids.member_mac(self.public, self.vlan_id, os.urandom(NONCE_LEN))
+        self.rerolls += 1
+        log.warning(
+            "vlan %s: MAC %s is taken; now %s",
+            self.vlan_id.hex(),
+            ids.mac_str(old),
+            ids.mac_str(self.mac),
+        )
+        self._on_change(self.mac)
+
+
+def set_link_mac(ifname: str, mac: bytes) -> None:
+    """Give the kernel interface `ifname` (a member's TAP) the MAC `mac`."""
+    from pyroute2 import IPRoute  # only nodes with a TAP need netlink
+
+    with IPRoute() as ipr:
+        index = ipr.link_lookup(ifname=ifname)[0]
+        ipr.link("set", index=index, address=ids.mac_str(mac))
