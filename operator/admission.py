@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import membership, models, render, selectors, specs
+from . import membership, models, render, selectors, sidecar_status, specs
 
 JsonObj = dict[str, Any]
 
@@ -30,7 +30,7 @@ SIDECAR_NAME = "peertap"
 CONFIG_DIR = "/etc/peertap"
 CONFIG_VOLUME = "peertap-config"
 TUN_VOLUME = "peertap-tun"
-READY_PORT = 9464
+READY_PORT = sidecar_status.API_PORT
 _KEY_ALPHABET = string.ascii_lowercase + string.digits
 
 

@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 FINALIZER = "peertap.io/cleanup"
 STORAGE_PREFIX = "kopf.peertap.io"
 RETRY_DELAY = 10
-RESYNC_INTERVAL = 60.0
 
 T = TypeVar("T")
 
@@ -113,7 +112,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     api = kube.KubeApi(kube.load_client())
     rt = Runtime(
         api=api,
-        reconciler=reconcile.Reconciler(api),
+        reconciler=reconcile.Reconciler(api, observe_gap=opts.resync_interval / 2),
         relays=relay.RelayReconciler(api, image=opts.sidecar_image, clock=reconcile.utcnow),
     )
     try:
@@ -166,12 +165,33 @@ async def cryptovlan_changed(*, namespace: str | None, name: str, **_: Any) -> N
     )
 
 
-@kopf.timer(*CVLAN, interval=RESYNC_INTERVAL, initial_delay=RESYNC_INTERVAL)
-async def cryptovlan_resync(*, namespace: str | None, name: str, **_: Any) -> None:
+async def _every_resync(
+    stopped: kopf.DaemonStopped, what: str, run: Callable[[], Awaitable[Any]]
+) -> None:
+    """The periodic resync of one resource: re-read everything, ask the sidecars for status.
+
+    A daemon rather than a kopf timer so the interval is an operator option. A failed
+    round is logged and the next one retries.
+    """
+    while not stopped:
+        await stopped.wait(options.current().resync_interval)
+        if stopped:
+            return
+        try:
+            await run()
+        except (kube.KubeError, reconcile.AuthorityError, kopf.TemporaryError) as err:
+            log.warning("resync of %s failed: %s", what, err)
+
+
+@kopf.daemon(*CVLAN, cancellation_timeout=5)
+async def cryptovlan_resync(
+    *, stopped: kopf.DaemonStopped, namespace: str | None, name: str, **_: Any
+) -> None:
     assert namespace is not None  # namespaced resource
-    rt = runtime()
-    await _guard(
-        f"CryptoVLAN {namespace}/{name}", lambda: rt.reconciler.reconcile_namespace(namespace)
+    await _every_resync(
+        stopped,
+        f"CryptoVLAN {namespace}/{name}",
+        lambda: runtime().reconciler.reconcile_namespace(namespace, observe=True),
     )
 
 
@@ -196,22 +216,38 @@ async def pod_event(*, namespace: str | None, **kwargs: Any) -> None:
         log.warning("reconcile of %s after a pod event failed: %s", namespace, err)
 
 
+async def _mvlan(
+    body: kopf.Body, namespace: str, index: kopf.Index[str | None, str], *, observe: bool
+) -> None:
+    rt = runtime()
+    await rt.relays.reconcile(dict(body), observe=observe)
+    if namespace in index:
+        # Members bootstrap from the relay addresses just written.
+        await rt.reconciler.reconcile_namespace(namespace)
+
+
 @kopf.on.resume(*MVLAN)
 @kopf.on.create(*MVLAN)
 @kopf.on.update(*MVLAN)
-@kopf.timer(*MVLAN, interval=RESYNC_INTERVAL, initial_delay=RESYNC_INTERVAL)
 async def mvlan_changed(
     *, body: kopf.Body, namespace: str | None, name: str, **kwargs: Any
 ) -> None:
     assert namespace is not None  # namespaced resource
     index: kopf.Index[str | None, str] = kwargs["cryptovlans_by_namespace"]
-    rt = runtime()
-    await _guard(f"MVLAN {namespace}/{name}", lambda: rt.relays.reconcile(dict(body)))
-    if namespace in index:
-        # Members bootstrap from the relay addresses just written.
-        await _guard(
-            f"MVLAN {namespace}/{name}", lambda: rt.reconciler.reconcile_namespace(namespace)
-        )
+    await _guard(f"MVLAN {namespace}/{name}", lambda: _mvlan(body, namespace, index, observe=False))
+
+
+@kopf.daemon(*MVLAN, cancellation_timeout=5)
+async def mvlan_resync(
+    *, stopped: kopf.DaemonStopped, body: kopf.Body, namespace: str | None, name: str, **kwargs: Any
+) -> None:
+    """Relays and their Services are re-read (late load-balancer addresses reach the members)
+    and the relays' sidecars report the peers they see."""
+    assert namespace is not None  # namespaced resource
+    index: kopf.Index[str | None, str] = kwargs["cryptovlans_by_namespace"]
+    await _every_resync(
+        stopped, f"MVLAN {namespace}/{name}", lambda: _mvlan(body, namespace, index, observe=True)
+    )
 
 
 @kopf.on.delete(*MVLAN)

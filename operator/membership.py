@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from peertap.sidecar import identity, ids
 
-from . import conditions, credentials, ipam, models, render, selectors, specs
+from . import conditions, credentials, ipam, models, render, selectors, sidecar_status, specs
 
 MEMBER_ANNOTATION = "peertap.io/member"
 
@@ -94,6 +94,9 @@ class Inputs:
     pods: Sequence[PodView]
     members: Mapping[str, MemberObjects]
     now: dt.datetime
+    # Sidecar reports by pod uid from the last resync; None: none taken since the operator
+    # started, so the reported fields keep their previous values.
+    sidecars: Mapping[str, sidecar_status.Report] | None = None
 
 
 @dataclass(frozen=True)
@@ -329,7 +332,7 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
     for s in served.values():
         if s.view.name in broken:
             s.problems.append(("MemberConfigInvalid", "; ".join(broken[s.view.name])))
-        vlan_plans.append(_served_plan(s, inputs.now))
+        vlan_plans.append(_served_plan(s, inputs.now, inputs.sidecars))
     for view, problems in unserved:
         vlan_plans.append(_unserved_plan(view, problems, inputs.now))
 
@@ -343,7 +346,40 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
     )
 
 
-def _served_plan(s: _Served, now: dt.datetime) -> VlanPlan:
+def _reported(
+    s: _Served, sidecars: Mapping[str, sidecar_status.Report] | None
+) -> tuple[sidecar_status.VlanReport, dict[str, sidecar_status.VlanReport]]:
+    """The VLAN's group state as most members report it, and each member's own report."""
+    if sidecars is None:
+        previous = {m.pod: m for m in s.view.status.members}
+        own = {
+            p.name: sidecar_status.VlanReport(
+                vlan_id=s.vlan_id, epoch=previous[p.name].epoch, mls_id=previous[p.name].mls_id
+            )
+            for p in s.members
+            if p.name in previous
+        }
+        group = sidecar_status.VlanReport(
+            vlan_id=s.vlan_id, epoch=s.view.status.epoch, mls_id=s.view.status.mls_id
+        )
+        return group, own
+    own = {}
+    for p in s.members:
+        report = sidecars.get(p.uid)
+        vlan = report.vlans.get(s.vlan_id) if report is not None else None
+        if vlan is not None:
+            own[p.name] = vlan
+    group = sidecar_status.vlan_consensus(own.values()) or sidecar_status.VlanReport(
+        vlan_id=s.vlan_id, epoch=0, mls_id=""
+    )
+    return group, own
+
+
+def _served_plan(
+    s: _Served, now: dt.datetime, sidecars: Mapping[str, sidecar_status.Report] | None
+) -> VlanPlan:
+    group, own = _reported(s, sidecars)
+    nothing = sidecar_status.VlanReport(vlan_id=s.vlan_id, epoch=0, mls_id="")
     members = [
         models.Member(
             pod=p.name,
@@ -351,6 +387,8 @@ def _served_plan(s: _Served, now: dt.datetime) -> VlanPlan:
             mac=s.allocations[p.member_key]["mac"],
             address=s.allocations[p.member_key]["address"],
             ready=p.ready,
+            epoch=own.get(p.name, nothing).epoch,
+            mls_id=own.get(p.name, nothing).mls_id,
         )
         for p in sorted(s.members, key=lambda p: p.name)
     ]
@@ -372,6 +410,8 @@ def _served_plan(s: _Served, now: dt.datetime) -> VlanPlan:
             "vlan_id": s.vlan_id,
             "member_count": len(members),
             "members": members,
+            "epoch": group.epoch,
+            "mls_id": group.mls_id,
             "conditions": conditions.merge(s.view.status.conditions, wanted, now=now),
             "observed_generation": s.view.generation,
         }

@@ -23,6 +23,7 @@ CIDR_PATTERN = r"^[0-9a-fA-F:.]+/[0-9]{1,3}$"
 MULTIADDR_PATTERN = r"^/.+/p2p/[1-9A-HJ-NP-Za-km-z]+$"
 VLAN_ID_PATTERN = r"^[0-9a-f*?]{1,32}$"
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+MAX_RELAYS = 16
 
 Multiaddr = Annotated[str, Field(pattern=MULTIADDR_PATTERN)]
 VlanIdPattern = Annotated[str, Field(pattern=VLAN_ID_PATTERN)]
@@ -168,14 +169,28 @@ class Member(CrdModel):
     mac: str = Field(default="", description="MAC of the pod's VLAN interface.")
     address: str = Field(default="", description="Interface address with prefix, if any.")
     ready: bool = Field(default=False, description="The pod's sidecar reports ready.")
+    epoch: int = Field(
+        default=0, description="MLS epoch the pod's sidecar reported at the last resync."
+    )
+    mls_id: str = Field(
+        default="",
+        description="MLS-ID the pod's sidecar reported at the last resync; empty when it did "
+        "not answer. Differs from status.mlsId while the member lags behind the group.",
+    )
 
 
 class CryptoVLANStatus(CrdModel):
     vlan_id: str = Field(default="", description="128-bit VLAN-ID, 32 hex characters.")
     member_count: int = Field(default=0, description="Number of members.")
     members: list[Member] = Field(default_factory=list, description="Member pods.")
-    epoch: int = Field(default=0, description="Current MLS epoch (0 until private VLANs).")
-    mls_id: str = Field(default="", description="Current MLS-ID (empty until private VLANs).")
+    epoch: int = Field(
+        default=0,
+        description="MLS epoch most members' sidecars reported at the last resync (0: none did).",
+    )
+    mls_id: str = Field(
+        default="",
+        description="MLS-ID most members' sidecars reported at the last resync (empty: none did).",
+    )
     conditions: list[Condition] = Field(default_factory=list, description="Ready, SpecValid.")
     observed_generation: int = Field(default=0, description="Last generation reconciled.")
 
@@ -184,9 +199,9 @@ class RelaysSpec(CrdModel):
     replicas: int = Field(
         default=1,
         ge=0,
-        le=1,
-        description="0 pauses the relay. More than one replica would need one identity per "
-        "replica, which this release does not create.",
+        le=MAX_RELAYS,
+        description="Relays, each with its own identity (key), Deployment and Service. "
+        "0 pauses the first relay and removes the others.",
     )
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
         default="ClusterIP", description="Service type exposing port 4001."
@@ -199,7 +214,7 @@ class MVLANSpec(CrdModel):
         default_factory=list,
         description="Multiaddrs (…/p2p/<peer-id>) of other domains' relays.",
     )
-    relays: RelaysSpec = Field(default_factory=RelaysSpec, description="The relay Deployment.")
+    relays: RelaysSpec = Field(default_factory=RelaysSpec, description="The relays.")
     presence_interval: str = Field(
         default="30s", pattern=DURATION_PATTERN, description="Presence HELLO period."
     )
@@ -212,8 +227,14 @@ class MVLANSpec(CrdModel):
 
 class MVLANStatus(CrdModel):
     relay_addresses: list[str] = Field(
-        default_factory=list, description="Multiaddrs another cluster uses to reach the relay."
+        default_factory=list,
+        description="Multiaddrs another cluster uses to reach the relays, most external first; "
+        "each ends in its relay's /p2p/<peer-id>.",
     )
-    peers_seen: int = Field(default=0, description="Peers seen on the MVLAN.")
+    peers_seen: int = Field(
+        default=0,
+        description="Distinct peers the relays reported trunks to at the last resync, "
+        "not counting the relays themselves.",
+    )
     conditions: list[Condition] = Field(default_factory=list, description="Ready.")
     observed_generation: int = Field(default=0, description="Last generation reconciled.")

@@ -29,6 +29,7 @@ class Options:
     health_listen: str = "0.0.0.0:8080"
     metrics_listen: str = "0.0.0.0:9090"
     sidecar_image: str = DEFAULT_SIDECAR_IMAGE
+    resync_interval: float = 60.0
     verbose: bool = False
 
 
@@ -45,6 +46,16 @@ def split_host_port(value: str, *, flag: str) -> tuple[str, int]:
 
 def _truthy(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < 86400:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 86400, got {value!r}")
+    return seconds
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -95,6 +106,14 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--metrics-listen", default=value("--metrics-listen", d.metrics_listen))
     p.add_argument("--sidecar-image", default=value("--sidecar-image", d.sidecar_image))
     p.add_argument(
+        "--resync-interval",
+        type=_seconds,
+        # A string default goes through `type` too, so a bad environment value is a usage error.
+        default=value("--resync-interval", str(d.resync_interval)),
+        metavar="SECONDS",
+        help="re-read every resource and ask sidecars for their status this often",
+    )
+    p.add_argument(
         "--verbose", action="store_true", default=_truthy(env.get(env_name("--verbose"), ""))
     )
     p.set_defaults(_ns_env=ns_env)
@@ -119,6 +138,7 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         health_listen=args.health_listen,
         metrics_listen=args.metrics_listen,
         sidecar_image=args.sidecar_image,
+        resync_interval=args.resync_interval,
         verbose=args.verbose,
     )
     for flag, listen in (

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,7 +19,18 @@ from pydantic import ValidationError
 
 from peertap.sidecar import identity
 
-from . import conditions, kube, membership, metrics, models, objects, render
+from . import (
+    admission,
+    conditions,
+    kube,
+    membership,
+    metrics,
+    models,
+    objects,
+    render,
+    selectors,
+    sidecar_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +57,11 @@ def parse_status(raw: Mapping[str, Any] | None) -> models.CryptoVLANStatus:
         return models.CryptoVLANStatus()
 
 
+def has_sidecar(pod: Mapping[str, Any]) -> bool:
+    containers = (pod.get("spec") or {}).get("containers") or []
+    return any(c.get("name") == admission.SIDECAR_NAME for c in containers)
+
+
 def pod_view(pod: Mapping[str, Any]) -> membership.PodView:
     meta = pod.get("metadata", {})
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
@@ -67,12 +84,19 @@ class Reconciler:
         *,
         clock: Clock = utcnow,
         new_identity: Callable[[], identity.Identity] = identity.generate,
+        observe_gap: float = 30.0,
     ) -> None:
         self.api = api
         self.clock = clock
         self.new_identity = new_identity
+        # Every CryptoVLAN's resync asks for sidecar reports, but they cover the whole
+        # namespace: one round per observe_gap seconds is enough.
+        self.observe_gap = observe_gap
         self._locks: dict[str, asyncio.Lock] = {}
         self._queued: dict[str, bool] = {}
+        self._sidecars: dict[str, dict[str, sidecar_status.Report]] = {}
+        self._observed_at: dict[str, float] = {}
+        self._observe_wanted: set[str] = set()
 
     def lock(self, namespace: str) -> asyncio.Lock:
         return self._locks.setdefault(namespace, asyncio.Lock())
@@ -111,19 +135,27 @@ class Reconciler:
         except identity.IdentityError as err:
             raise AuthorityError(str(err)) from err
 
-    async def reconcile_namespace(self, namespace: str) -> membership.Plan | None:
+    async def reconcile_namespace(
+        self, namespace: str, *, observe: bool = False
+    ) -> membership.Plan | None:
         """Reconcile the namespace; None when a run already queued will cover this request.
 
         Event storms (a rollout's pod events) coalesce: while one run is in progress
         at most one more waits, and it reads the state after every event before it.
+        With `observe` (the periodic resync) the run first asks the member sidecars for
+        their group state, unless that was done less than `observe_gap` seconds ago.
         """
+        if observe:
+            self._observe_wanted.add(namespace)
         if self._queued.get(namespace):
             return None
         self._queued[namespace] = True
         async with self.lock(namespace):
             self._queued[namespace] = False
+            observe = namespace in self._observe_wanted
+            self._observe_wanted.discard(namespace)
             try:
-                plan = await self._run(namespace)
+                plan = await self._run(namespace, observe=observe)
             except Exception as err:
                 metrics.RECONCILES.labels("CryptoVLAN", "error").inc()
                 metrics.ERRORS.labels("CryptoVLAN", type(err).__name__).inc()
@@ -131,10 +163,28 @@ class Reconciler:
             metrics.RECONCILES.labels("CryptoVLAN", "ok").inc()
             return plan
 
-    async def _run(self, ns: str) -> membership.Plan:
+    async def _observe(self, ns: str, pods: list[JsonObj]) -> None:
+        """Refresh the namespace's sidecar reports (by pod uid) when the last round is old."""
+        now = time.monotonic()
+        last = self._observed_at.get(ns)
+        if last is not None and now - last < self.observe_gap:
+            return
+        self._observed_at[ns] = now
+        targets = {}
+        for pod in pods:
+            ip = sidecar_status.pod_ip(pod)
+            view = pod_view(pod)
+            if ip and has_sidecar(pod) and view.labels.get(selectors.ROLE_LABEL) != "relay":
+                targets[view.uid] = ip
+        self._sidecars[ns] = await sidecar_status.fetch_reports(targets)
+        log.debug("%d of %d sidecars in %s reported", len(self._sidecars[ns]), len(targets), ns)
+
+    async def _run(self, ns: str, *, observe: bool = False) -> membership.Plan:
         api = self.api
         cvlans = await api.list_objects(kube.CRYPTOVLANS.path(ns))
         pods = await api.list_objects(kube.PODS.path(ns))
+        if observe:
+            await self._observe(ns, pods)
         secrets = [
             s
             for s in await api.list_objects(kube.SECRETS.path(ns))
@@ -197,6 +247,7 @@ class Reconciler:
             pods=[pod_view(p) for p in pods],
             members=members,
             now=self.clock(),
+            sidecars=self._sidecars.get(ns),
         )
         plan = membership.decide(inputs, new_identity=self.new_identity)
         pods_by_name = {objects.name_of(p): p for p in pods}

@@ -1,7 +1,13 @@
-"""MVLAN: the relay Deployment, its Service on port 4001, and status.relayAddresses.
+"""MVLAN: its relays (one Deployment of one pod, one key and one Service each) on port 4001,
+status.relayAddresses and status.peersSeen.
 
+Each relay is a libp2p peer with its own identity, so replicas are separate
+Deployments of one pod rather than one Deployment of N: relay 0 is
+`<mvlan>-relay` (the names an MVLAN had when it had one relay), relay i is
+`<mvlan>-relay-<i>`, each with Secret `<name>-key` and its own Service, so every
+relay is reachable at its own address. They share the ConfigMap `<mvlan>-relay`.
 Object shapes and addresses are pure functions (`relay_objects`,
-`relay_addresses`); `RelayReconciler` gathers, decides and applies. Objects are
+`all_relay_addresses`); `RelayReconciler` gathers, decides and applies. Objects are
 rewritten only when the hash of their desired form changes.
 """
 
@@ -11,14 +17,27 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from peertap.sidecar import identity
 
-from . import admission, conditions, kube, metrics, models, objects, render, specs
+from . import (
+    admission,
+    conditions,
+    kube,
+    metrics,
+    models,
+    objects,
+    render,
+    selectors,
+    sidecar_status,
+    specs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,102 +45,175 @@ JsonObj = dict[str, Any]
 HASH_ANNOTATION = "peertap.io/config-hash"
 
 
-def names(mvlan: str) -> dict[str, str]:
-    return {"workload": f"{mvlan}-relay", "key": f"{mvlan}-relay-key", "config": f"{mvlan}-relay"}
+RELAY_LABEL = "peertap.io/relay"
+NAME_LABEL = "app.kubernetes.io/name"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+
+
+def relay_name(mvlan: str, ordinal: int) -> str:
+    """The Deployment and Service of relay `ordinal`. The first keeps the name it had when an
+    MVLAN had a single relay, so its Service (and a load balancer's address) survives upgrades."""
+    return f"{mvlan}-relay" if ordinal == 0 else f"{mvlan}-relay-{ordinal}"
+
+
+def key_name(mvlan: str, ordinal: int) -> str:
+    """The Secret holding relay `ordinal`'s node key: its identity."""
+    return f"{relay_name(mvlan, ordinal)}-key"
+
+
+def config_name(mvlan: str) -> str:
+    """The ConfigMap with the node.json every relay of the MVLAN shares."""
+    return f"{mvlan}-relay"
+
+
+def slots(spec: models.MVLANSpec) -> int:
+    """How many relay identities the MVLAN keeps: a paused MVLAN keeps the first."""
+    return max(spec.relays.replicas, 1)
+
+
+def _ordinal(obj: Mapping[str, Any], mvlan: str, suffix: str) -> int | None:
+    """The ordinal (>= 1) of an operator-made relay object of this MVLAN, from its name."""
+    labels = objects.labels_of(obj)
+    if labels.get(objects.MANAGED_BY) != objects.OPERATOR or labels.get(INSTANCE_LABEL) != mvlan:
+        return None
+    match = re.fullmatch(
+        re.escape(mvlan) + r"-relay-([1-9][0-9]{0,3})" + suffix, objects.name_of(obj)
+    )
+    return int(match.group(1)) if match else None
+
+
+def extra_ordinals(objs: Sequence[Mapping[str, Any]], mvlan: str, *, suffix: str = "") -> set[int]:
+    """Ordinals >= 1 that have objects (Deployments/Services; Secrets with suffix "-key")."""
+    found = (_ordinal(o, mvlan, re.escape(suffix)) for o in objs)
+    return {n for n in found if n is not None}
 
 
 def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def relay_objects(
-    *, mvlan: Mapping[str, Any], spec: models.MVLANSpec, image: str
-) -> dict[str, JsonObj]:
-    """The desired ConfigMap, Deployment and Service of an MVLAN (the key Secret is separate)."""
+@dataclass(frozen=True)
+class RelayUnit:
+    """One relay: its Deployment (one pod) and Service, keyed by Secret `key`."""
+
+    ordinal: int
+    name: str
+    key: str
+    deployment: JsonObj
+    service: JsonObj
+
+
+@dataclass(frozen=True)
+class Desired:
+    configmap: JsonObj
+    relays: Sequence[RelayUnit]
+
+    def all(self) -> list[JsonObj]:
+        return [self.configmap, *(o for r in self.relays for o in (r.deployment, r.service))]
+
+
+def relay_objects(*, mvlan: Mapping[str, Any], spec: models.MVLANSpec, image: str) -> Desired:
+    """The desired shared ConfigMap and, per relay, a Deployment and a Service (keys are
+    separate: they are created once, never rendered)."""
     meta = mvlan["metadata"]
     ns, name = meta["namespace"], meta["name"]
-    n = names(name)
-    selector = {
-        "app.kubernetes.io/name": "peertap-relay",
-        "app.kubernetes.io/instance": name,
-    }
+    instance = {NAME_LABEL: "peertap-relay", INSTANCE_LABEL: name}
     config = render.relay_config(spec)
-    pod_labels = {**selector, "peertap.io/role": "relay"}
-    container = {
-        "name": "peertap",
-        "image": image,
-        "command": ["peertap", "run", "--config", f"{admission.CONFIG_DIR}/{render.CONFIG_FILE}"],
-        "ports": [
-            {"name": "p2p", "containerPort": render.P2P_PORT, "protocol": "TCP"},
-            {"name": "api", "containerPort": admission.READY_PORT, "protocol": "TCP"},
-        ],
-        "volumeMounts": [
-            {"name": "peertap-config", "mountPath": admission.CONFIG_DIR, "readOnly": True}
-        ],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": admission.READY_PORT}},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": admission.READY_PORT}},
-        "securityContext": {"allowPrivilegeEscalation": False},
-    }
-    deployment_spec = {
-        "replicas": spec.relays.replicas,
-        "strategy": {"type": "Recreate"},
-        "selector": {"matchLabels": selector},
-        "template": {
-            "metadata": {
-                "labels": pod_labels,
-                "annotations": {HASH_ANNOTATION: _hash(config)},
-            },
-            "spec": {
-                "containers": [container],
-                "volumes": [
-                    {
-                        "name": "peertap-config",
-                        "projected": {
-                            "defaultMode": 0o440,
-                            "sources": [
-                                {"configMap": {"name": n["config"]}},
-                                {"secret": {"name": n["key"]}},
-                            ],
-                        },
-                    }
-                ],
-            },
-        },
-    }
-    service_spec = {
-        "type": spec.relays.service_type,
-        "selector": selector,
-        "ports": [{"name": "p2p", "port": render.P2P_PORT, "targetPort": "p2p", "protocol": "TCP"}],
-    }
 
-    def with_hash(component: str, obj_name: str, body: JsonObj) -> JsonObj:
+    def meta_for(
+        component: str, obj_name: str, body: JsonObj, labels: Mapping[str, str]
+    ) -> JsonObj:
         return objects.metadata(
             name=obj_name,
             namespace=ns,
             component=component,
             owner=mvlan,
-            labels=selector,
+            labels=labels,
             annotations={HASH_ANNOTATION: _hash(body)},
         )
 
-    return {
-        "configmap": objects.configmap(
-            meta=with_hash(objects.RELAY_CONFIG, n["config"], {"node.json": config}),
-            data={render.CONFIG_FILE: config},
-        ),
-        "deployment": {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": with_hash("relay", n["workload"], deployment_spec),
-            "spec": deployment_spec,
-        },
-        "service": {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": with_hash("relay", n["workload"], service_spec),
-            "spec": service_spec,
-        },
-    }
+    units = []
+    for ordinal in range(slots(spec)):
+        unit_name = relay_name(name, ordinal)
+        selector = {**instance, RELAY_LABEL: unit_name}
+        container = {
+            "name": "peertap",
+            "image": image,
+            "command": [
+                "peertap",
+                "run",
+                "--config",
+                f"{admission.CONFIG_DIR}/{render.CONFIG_FILE}",
+            ],
+            "ports": [
+                {"name": "p2p", "containerPort": render.P2P_PORT, "protocol": "TCP"},
+                {"name": "api", "containerPort": admission.READY_PORT, "protocol": "TCP"},
+            ],
+            "volumeMounts": [
+                {"name": "peertap-config", "mountPath": admission.CONFIG_DIR, "readOnly": True}
+            ],
+            "readinessProbe": {"httpGet": {"path": "/readyz", "port": admission.READY_PORT}},
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": admission.READY_PORT}},
+            "securityContext": {"allowPrivilegeEscalation": False},
+        }
+        deployment_spec = {
+            # One pod per identity: two pods with one key would be one peer twice.
+            "replicas": 1 if spec.relays.replicas > 0 else 0,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {
+                    "labels": {**selector, selectors.ROLE_LABEL: "relay"},
+                    "annotations": {HASH_ANNOTATION: _hash(config)},
+                },
+                "spec": {
+                    "containers": [container],
+                    "volumes": [
+                        {
+                            "name": "peertap-config",
+                            "projected": {
+                                "defaultMode": 0o440,
+                                "sources": [
+                                    {"configMap": {"name": config_name(name)}},
+                                    {"secret": {"name": key_name(name, ordinal)}},
+                                ],
+                            },
+                        }
+                    ],
+                },
+            },
+        }
+        service_spec = {
+            "type": spec.relays.service_type,
+            "selector": selector,
+            "ports": [
+                {"name": "p2p", "port": render.P2P_PORT, "targetPort": "p2p", "protocol": "TCP"}
+            ],
+        }
+        units.append(
+            RelayUnit(
+                ordinal=ordinal,
+                name=unit_name,
+                key=key_name(name, ordinal),
+                deployment={
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": meta_for("relay", unit_name, deployment_spec, selector),
+                    "spec": deployment_spec,
+                },
+                service={
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": meta_for("relay", unit_name, service_spec, selector),
+                    "spec": service_spec,
+                },
+            )
+        )
+    configmap = objects.configmap(
+        meta=meta_for(objects.RELAY_CONFIG, config_name(name), {"node.json": config}, instance),
+        data={render.CONFIG_FILE: config},
+    )
+    return Desired(configmap=configmap, relays=units)
 
 
 def _node_addresses(nodes: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -139,17 +231,15 @@ def _ip_proto(addr: str) -> str:
     return "ip6" if ":" in addr else "ip4"
 
 
-def relay_addresses(
-    *, service: Mapping[str, Any] | None, nodes: Sequence[Mapping[str, Any]], peer_id: str
-) -> list[str]:
-    """Multiaddrs that reach the relay, most external first, each ending in /p2p/<peer id>."""
-    if service is None:
-        return []
+def _tiered(
+    service: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]], peer_id: str
+) -> list[tuple[int, str]]:
+    """(tier, multiaddr): 0 load balancer, 1 node port, 2 cluster IP, 3 cluster DNS."""
     meta = service.get("metadata") or {}
     spec = service.get("spec") or {}
     port: Mapping[str, Any] = next(iter(spec.get("ports") or []), {})
     suffix = f"/p2p/{peer_id}"
-    out: list[str] = []
+    out: list[tuple[int, str]] = []
     kind = spec.get("type", "ClusterIP")
     if kind == "LoadBalancer":
         for ingress in ((service.get("status") or {}).get("loadBalancer") or {}).get(
@@ -157,17 +247,41 @@ def relay_addresses(
         ) or []:
             if ingress.get("ip"):
                 ip = ingress["ip"]
-                out.append(f"/{_ip_proto(ip)}/{ip}/tcp/{render.P2P_PORT}{suffix}")
+                out.append((0, f"/{_ip_proto(ip)}/{ip}/tcp/{render.P2P_PORT}{suffix}"))
             elif ingress.get("hostname"):
-                out.append(f"/dns/{ingress['hostname']}/tcp/{render.P2P_PORT}{suffix}")
+                out.append((0, f"/dns/{ingress['hostname']}/tcp/{render.P2P_PORT}{suffix}"))
     if kind in ("NodePort", "LoadBalancer") and port.get("nodePort"):
         for ip in _node_addresses(nodes):
-            out.append(f"/{_ip_proto(ip)}/{ip}/tcp/{port['nodePort']}{suffix}")
+            out.append((1, f"/{_ip_proto(ip)}/{ip}/tcp/{port['nodePort']}{suffix}"))
     cluster_ip = spec.get("clusterIP")
     if cluster_ip and cluster_ip != "None":
-        out.append(f"/{_ip_proto(cluster_ip)}/{cluster_ip}/tcp/{render.P2P_PORT}{suffix}")
-    out.append(f"/dns/{meta.get('name')}.{meta.get('namespace')}.svc/tcp/{render.P2P_PORT}{suffix}")
+        out.append((2, f"/{_ip_proto(cluster_ip)}/{cluster_ip}/tcp/{render.P2P_PORT}{suffix}"))
+    dns = f"/dns/{meta.get('name')}.{meta.get('namespace')}.svc/tcp/{render.P2P_PORT}{suffix}"
+    out.append((3, dns))
     return out
+
+
+def relay_addresses(
+    *, service: Mapping[str, Any] | None, nodes: Sequence[Mapping[str, Any]], peer_id: str
+) -> list[str]:
+    """Multiaddrs that reach one relay, most external first, each ending in /p2p/<peer id>."""
+    if service is None:
+        return []
+    return [addr for _, addr in _tiered(service, nodes, peer_id)]
+
+
+def all_relay_addresses(
+    relays: Sequence[tuple[Mapping[str, Any] | None, str]], *, nodes: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """Every relay's addresses ((Service, peer id) per relay, in ordinal order), most external
+    first across relays, so the first entry of any kind is relay 0's."""
+    tiered = [
+        (tier, ordinal, addr)
+        for ordinal, (service, peer_id) in enumerate(relays)
+        if service is not None
+        for tier, addr in _tiered(service, nodes, peer_id)
+    ]
+    return [addr for _, _, addr in sorted(tiered, key=lambda t: (t[0], t[1]))]
 
 
 def parse_status(raw: Mapping[str, Any] | None) -> models.MVLANStatus:
@@ -194,20 +308,29 @@ class RelayReconciler:
         self.clock = clock
         self.new_identity = new_identity
 
-    async def _relay_key(self, mvlan: Mapping[str, Any]) -> identity.Identity:
+    async def _relay_key(self, mvlan: Mapping[str, Any], ordinal: int) -> identity.Identity:
+        """Relay `ordinal`'s key: read from its Secret, which is created only when missing."""
         meta = mvlan["metadata"]
-        ns, name = meta["namespace"], names(meta["name"])["key"]
+        ns, name = meta["namespace"], key_name(meta["name"], ordinal)
         found = await self.api.get(kube.SECRETS.path(ns, name))
         if found is None:
             key = self.new_identity()
             body = objects.secret(
                 meta=objects.metadata(
-                    name=name, namespace=ns, component=objects.RELAY_KEY, owner=mvlan
+                    name=name,
+                    namespace=ns,
+                    component=objects.RELAY_KEY,
+                    owner=mvlan,
+                    labels={
+                        INSTANCE_LABEL: meta["name"],
+                        RELAY_LABEL: relay_name(meta["name"], ordinal),
+                    },
                 ),
                 data={render.KEY_FILE: identity.to_pem(key).decode()},
             )
             try:
                 await self.api.create(kube.SECRETS.path(ns), body)
+                log.info("created relay key Secret %s/%s", ns, name)
                 return key
             except kube.Conflict:
                 found = await self.api.get(kube.SECRETS.path(ns, name))
@@ -225,12 +348,25 @@ class RelayReconciler:
         want = meta["annotations"][HASH_ANNOTATION]
         if objects.annotations_of(current).get(HASH_ANNOTATION) == want:
             return current
+        if (
+            resource == kube.DEPLOYMENTS
+            and (current.get("spec") or {}).get("selector") != body["spec"]["selector"]
+        ):
+            # A Deployment's selector is immutable (single-relay releases selected without
+            # the per-relay label): replace it; the key, and so the identity, stays.
+            await self.api.delete(resource.path(ns, name))
+            log.info("replacing Deployment %s/%s to change its selector", ns, name)
+            return await self.api.create(resource.path(ns), body)
         patch = {k: v for k, v in body.items() if k not in ("apiVersion", "kind")}
         return await self.api.patch(resource.path(ns, name), patch)
 
-    async def reconcile(self, mvlan: Mapping[str, Any]) -> models.MVLANStatus:
+    async def reconcile(
+        self, mvlan: Mapping[str, Any], *, observe: bool = False
+    ) -> models.MVLANStatus:
+        """Bring the relays in line with the spec; with `observe` (the periodic resync) also
+        ask the relays' sidecars which peers they see."""
         try:
-            status = await self._run(mvlan)
+            status = await self._run(mvlan, observe=observe)
         except Exception as err:
             metrics.RECONCILES.labels("MVLAN", "error").inc()
             metrics.ERRORS.labels("MVLAN", type(err).__name__).inc()
@@ -238,7 +374,7 @@ class RelayReconciler:
         metrics.RECONCILES.labels("MVLAN", "ok").inc()
         return status
 
-    async def _run(self, mvlan: Mapping[str, Any]) -> models.MVLANStatus:
+    async def _run(self, mvlan: Mapping[str, Any], *, observe: bool) -> models.MVLANStatus:
         meta = mvlan["metadata"]
         ns, name = meta["namespace"], meta["name"]
         now = self.clock()
@@ -259,20 +395,27 @@ class RelayReconciler:
             )
             await self._patch_status(ns, name, previous, status)
             return status
-        key = await self._relay_key(mvlan)
         desired = relay_objects(mvlan=mvlan, spec=spec, image=self.image)
-        await self._ensure(kube.CONFIGMAPS, desired["configmap"])
-        await self._ensure(kube.DEPLOYMENTS, desired["deployment"])
-        service = await self._ensure(kube.SERVICES, desired["service"])
+        keys = [await self._relay_key(mvlan, unit.ordinal) for unit in desired.relays]
+        await self._ensure(kube.CONFIGMAPS, desired.configmap)
+        services = []
+        for unit in desired.relays:
+            await self._ensure(kube.DEPLOYMENTS, unit.deployment)
+            services.append(await self._ensure(kube.SERVICES, unit.service))
+        await self._remove_extra(ns, name, keep=len(desired.relays))
         nodes: list[JsonObj] = []
         if spec.relays.service_type != "ClusterIP":
             try:
                 nodes = await self.api.list_objects(kube.NODES.path())
             except kube.KubeError as err:
                 log.warning("cannot list nodes for NodePort addresses: %s", err)
-        addresses = relay_addresses(service=service, nodes=nodes, peer_id=key.peer_id)
-        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress")
-        waiting = spec.relays.service_type == "LoadBalancer" and not ingress
+        addresses = all_relay_addresses(
+            [(svc, key.peer_id) for svc, key in zip(services, keys, strict=True)], nodes=nodes
+        )
+        waiting = spec.relays.service_type == "LoadBalancer" and not all(
+            ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") for svc in services
+        )
+        peer_ids = ", ".join(k.peer_id for k in keys)
         wanted = [
             conditions.make("SpecValid", True, "Valid", "spec is valid"),
             conditions.make(
@@ -281,18 +424,50 @@ class RelayReconciler:
                 "WaitingForLoadBalancer"
                 if waiting
                 else ("Paused" if spec.relays.replicas == 0 else "Reconciled"),
-                f"relay peer {key.peer_id}, {len(addresses)} addresses",
+                f"relay peer{'s' if len(keys) > 1 else ''} {peer_ids}, {len(addresses)} addresses",
             ),
         ]
-        status = previous.model_copy(
-            update={
-                "relay_addresses": addresses,
-                "conditions": conditions.merge(previous.conditions, wanted, now=now),
-                "observed_generation": int(meta.get("generation") or 0),
-            }
-        )
+        update: dict[str, Any] = {
+            "relay_addresses": addresses,
+            "conditions": conditions.merge(previous.conditions, wanted, now=now),
+            "observed_generation": int(meta.get("generation") or 0),
+        }
+        if observe:
+            reports = await self._observe(ns, name)
+            update["peers_seen"] = sidecar_status.peers_seen(
+                reports, exclude=[k.peer_id for k in keys]
+            )
+        status = previous.model_copy(update=update)
         await self._patch_status(ns, name, previous, status)
         return status
+
+    async def _observe(self, ns: str, name: str) -> list[sidecar_status.Report]:
+        """The reports of this MVLAN's relay pods that answered."""
+        targets = {}
+        for pod in await self.api.list_objects(kube.PODS.path(ns)):
+            labels = objects.labels_of(pod)
+            ip = sidecar_status.pod_ip(pod)
+            mine = labels.get(INSTANCE_LABEL) == name and labels.get(NAME_LABEL) == "peertap-relay"
+            if ip and mine and labels.get(selectors.ROLE_LABEL) == "relay":
+                targets[objects.name_of(pod)] = ip
+        reports = await sidecar_status.fetch_reports(targets)
+        log.debug("%d of %d relays of MVLAN %s/%s reported", len(reports), len(targets), ns, name)
+        return list(reports.values())
+
+    async def _remove_extra(self, ns: str, name: str, *, keep: int) -> None:
+        """Delete the Deployments, Services and keys of relays numbered `keep` and above."""
+        for resource, suffix in (
+            (kube.DEPLOYMENTS, ""),
+            (kube.SERVICES, ""),
+            (kube.SECRETS, "-key"),
+        ):
+            found = extra_ordinals(
+                await self.api.list_objects(resource.path(ns)), name, suffix=suffix
+            )
+            for ordinal in sorted(n for n in found if n >= keep):
+                obj_name = relay_name(name, ordinal) + suffix
+                await self.api.delete(resource.path(ns, obj_name))
+                log.info("removed relay %s/%s (%s)", ns, obj_name, resource.plural)
 
     async def _patch_status(
         self, ns: str, name: str, previous: models.MVLANStatus, status: models.MVLANStatus
@@ -302,9 +477,9 @@ class RelayReconciler:
             await self.api.patch(kube.MVLANS.path(ns, name, "status"), {"status": new})
 
     async def cleanup(self, namespace: str, name: str) -> None:
-        n = names(name)
-        await self.api.delete(kube.DEPLOYMENTS.path(namespace, n["workload"]))
-        await self.api.delete(kube.SERVICES.path(namespace, n["workload"]))
-        await self.api.delete(kube.CONFIGMAPS.path(namespace, n["config"]))
-        await self.api.delete(kube.SECRETS.path(namespace, n["key"]))
+        await self._remove_extra(namespace, name, keep=1)
+        await self.api.delete(kube.DEPLOYMENTS.path(namespace, relay_name(name, 0)))
+        await self.api.delete(kube.SERVICES.path(namespace, relay_name(name, 0)))
+        await self.api.delete(kube.CONFIGMAPS.path(namespace, config_name(name)))
+        await self.api.delete(kube.SECRETS.path(namespace, key_name(name, 0)))
         log.info("cleaned up MVLAN %s/%s", namespace, name)

@@ -22,11 +22,10 @@ from typing import Any
 
 import aiohttp
 
-from . import admission
-
 log = logging.getLogger(__name__)
 
-API_PORT = admission.READY_PORT
+# The sidecar API's port in pods (node.json api.listen 0.0.0.0:9464, also the readiness probe).
+API_PORT = 9464
 TIMEOUT_S = 2.0
 CONCURRENCY = 16
 MAX_BODY = 1 << 20

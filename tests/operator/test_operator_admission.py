@@ -133,7 +133,9 @@ def test_cryptovlan_validation(operation: str, new: Any, old: Any, fragment: str
     ("spec", "fragment"),
     [
         ({"relays": {"serviceType": "NodePort"}}, None),
-        ({"relays": {"replicas": 3}}, "spec.relays.replicas"),
+        ({"relays": {"replicas": 3}}, None),
+        ({"relays": {"replicas": 17}}, "spec.relays.replicas"),
+        ({"relays": {"replicas": -1}}, "spec.relays.replicas"),
         ({"relays": {"acl": {"mode": "list"}}}, "needs an allow"),
         ({"bootstrapPeers": ["/ip4/1.2.3.4/tcp/1"]}, "spec.bootstrapPeers.0"),
         ({"cryptoVLANs": ["Not_A_Name"]}, "spec.cryptoVLANs.0"),

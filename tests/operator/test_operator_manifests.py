@@ -33,11 +33,15 @@ def test_relay_deployment_service_and_configmap_are_valid() -> None:
         "kind": "MVLAN",
         "metadata": {"name": "campus", "namespace": "ns", "uid": "3f1c"},
     }
-    for spec in ({}, {"relays": {"serviceType": "NodePort", "replicas": 0}}):
-        objs = relay.relay_objects(
+    for spec in (
+        {},
+        {"relays": {"serviceType": "NodePort", "replicas": 0}},
+        {"relays": {"serviceType": "LoadBalancer", "replicas": 3}},
+    ):
+        desired = relay.relay_objects(
             mvlan=mvlan, spec=models.MVLANSpec.model_validate(spec), image="img:1"
         )
-        for obj in objs.values():
+        for obj in desired.all():
             kubernetes_validate.validate(obj, K8S, strict=True)
 
 

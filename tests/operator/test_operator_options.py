@@ -76,3 +76,20 @@ def test_bad_listen_address_is_a_usage_error(capsys: pytest.CaptureFixture[str])
 
 def test_env_names_are_upper_snake() -> None:
     assert options.env_name("--webhook-cert-secret") == "PEERTAP_WEBHOOK_CERT_SECRET"
+
+
+def test_resync_interval_comes_from_the_flag_or_the_environment() -> None:
+    assert options.parse([], env={}).resync_interval == 60.0
+    env = {"PEERTAP_RESYNC_INTERVAL": "15"}
+    assert options.parse([], env=env).resync_interval == 15.0
+    assert options.parse(["--resync-interval=2.5"], env=env).resync_interval == 2.5
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "86400"])
+def test_unusable_resync_interval_is_a_usage_error(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        options.parse([], env={"PEERTAP_RESYNC_INTERVAL": value})
+    assert exit_info.value.code == 2
+    assert "--resync-interval" in capsys.readouterr().err
