@@ -69,7 +69,9 @@ class _Link:
     started: float = field(default_factory=trio.current_time)
     queue: SendQueue | None = None
     broken: bool = False
+    delivering: bool = False
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    writer_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     finished: trio.Event = field(default_factory=trio.Event)
 
 
@@ -258,7 +260,11 @@ class Trunk:
         link.queue = current.queue
         self._links[link.peer] = link
         current.broken = True
-        current.scope.cancel()
+        # Its writer must stop taking from the shared queue now; its reader is
+        # left to finish a node-layer call in progress and then stops by itself.
+        current.writer_scope.cancel()
+        if not current.delivering:
+            current.scope.cancel()
         return True, current
 
     async def _announce_up(self, peer: str) -> None:
@@ -301,19 +307,20 @@ class Trunk:
         assert queue is not None
         stream = link.stream
         counters = self._counters
-        while True:
-            try:
-                data, count = await queue.take()
-            except SendQueueClosed:
-                return
-            try:
-                await write_within_window(stream, data)
-            except BaseException:
-                counters.drops += count
-                raise
-            counters.writes += 1
-            counters.records_sent += count
-            counters.bytes_sent += len(data) - 4 * count
+        with link.writer_scope:
+            while True:
+                try:
+                    data, count = await queue.take()
+                except SendQueueClosed:
+                    return
+                try:
+                    await write_within_window(stream, data)
+                except BaseException:
+                    counters.drops += count
+                    raise
+                counters.writes += 1
+                counters.records_sent += count
+                counters.bytes_sent += len(data) - 4 * count
 
     async def _read_loop(self, link: _Link) -> None:
         splitter = RecordSplitter()
@@ -334,7 +341,13 @@ class Trunk:
             if records:
                 counters.records_received += len(records)
                 counters.bytes_received += sum(map(len, records))
-                await deliver(peer, records)
+                link.delivering = True
+                try:
+                    await deliver(peer, records)
+                finally:
+                    link.delivering = False
+                if link.broken:
+                    return
             if splitter.error is not None:
                 counters.protocol_errors += 1
                 log.warning("trunk protocol error from %s: %s; resetting", peer, splitter.error)

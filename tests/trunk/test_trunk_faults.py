@@ -356,3 +356,45 @@ def test_a_peer_that_opens_a_new_stream_replaces_its_old_one_without_events() ->
             nursery.cancel_scope.cancel()
 
     trio.run(main)
+
+
+class SlowFirstDelivery(Recorder):
+    """Blocks inside the first records call until `gate` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = trio.Event()
+        self.inside = trio.Event()
+        self.completed_calls = 0
+
+    async def records(self, peer: str, records: list[bytes]) -> None:
+        if not self.completed_calls:
+            self.inside.set()
+            await self.gate.wait()
+        await super().records(peer, records)
+        self.completed_calls += 1
+
+
+def test_a_replaced_stream_lets_the_node_layer_finish_its_records_call_first() -> None:
+    async def main() -> None:
+        events = SlowFirstDelivery()
+        trunk = Trunk(settings(listen="/ip4/127.0.0.1/tcp/0", bootstrap=[]), events)
+        async with trio.open_nursery() as nursery, bare_host() as host:
+            addrs = await nursery.start(trunk.run)
+            bare_id = str(host.get_id())
+            await host.connect(info_from_p2p_addr(Multiaddr(addrs[0])))
+            first = await host.new_stream(ID.from_base58(trunk.peer_id), [TRUNK])
+            await first.write(encode([b"one"]))
+            with trio.fail_after(HANG_GUARD_S):
+                await events.inside.wait()
+            second = await host.new_stream(ID.from_base58(trunk.peer_id), [TRUNK])
+            await second.write(encode([b"two"]))
+            await wait_until(lambda: trunk.stats()["streams_replaced"] == 1)
+            assert events.got(bare_id) == []
+            events.gate.set()
+            await wait_until(lambda: events.got(bare_id) == [b"one", b"two"])
+            assert events.completed_calls == 2
+            assert events.events == [("up", bare_id)]
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
