@@ -9,13 +9,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv sysdeps test demo bench bench-mls lint format crds crds-check clean
+.PHONY: help venv sysdeps test demo bench bench-mls bench-private lint format crds crds-check clean
 
 help:
 	@echo "make demo       - three pods (a - relay - b) on an encrypted VLAN: ping, ARP, iperf3"
 	@echo "make test       - every test (unit, MLS vectors, netns integration, operator, chart)"
 	@echo "make bench      - throughput/latency vs plain veth, tinc and OpenVPN"
 	@echo "make bench-mls  - MLS commit/join timings for 10..10000 members"
+	@echo "make bench-private - private VLAN: time to first ping (10-member lab), rekey of 50"
 	@echo "make lint       - ruff and mypy --strict on sidecar/ and operator/"
 	@echo "make crds       - regenerate CRDs, the chart's copies and the values schema"
 
@@ -41,6 +42,9 @@ bench: venv sysdeps
 
 bench-mls: venv
 	$(PY) hack/bench-mls.py
+
+bench-private: venv sysdeps
+	$(PY) hack/bench-private.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,349 @@
+"""Private VLAN benchmark (`make bench-private`): time to the first ping, and rekey cost.
+
+1. Start-up (netns lab, needs root): a star of N members (default 10) around one
+   relay; every member holds a credential for the private VLAN. All `peertap run`
+   processes start at once (t = 0); reported per `member_timeout_s`:
+     ready      every node answers /readyz
+     ping       the first ICMP echo reply from m1 to mN over the VLAN (a continuous
+                `ping -D -i 0.1` started once m1 is ready; its reply time stamp)
+     one group  every member's /status shows one group of N at one epoch
+   The group forms after the join wait (2 x member_timeout_s / 3 plus jitter), so
+   member_timeout_s dominates; the default (30 s) and a short one are measured.
+
+2. Rekey (one process, real MLS group code and frame-key install as PrivateVlan does
+   it): a group of M members (default 50), built with one add-only Commit and a
+   Welcome per member, then a warm-up round in which every member's Update is
+   committed (every leaf refreshed, as after one rekey interval). Then, median of
+   --repeat rounds:
+     commit     the committer's empty Commit with path (periodic rekey), serialised
+     process    one member's Group.process of it plus exporting and installing the
+                new frame key (MlsKeyProvider.install)
+     all        the sum over the M - 1 members: CPU time the whole group spends
+     update     one member's Update round: propose, every member stores the proposal,
+                the committer commits it (by reference), every member processes
+   and the size of the Commit and the number of HPKE ciphertexts in its UpdatePath.
+   Only the committer commits, and an Update blanks the parent nodes on its member's
+   path, so parents off the committer's path stay blank and each UpdatePath encrypts
+   to nearly every member: the cost grows linearly with the group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from peertap.sidecar import authority, identity, ids
+from peertap.sidecar.crypto.mls_keys import MlsKeyProvider, frame_key_from_exporter
+from peertap.sidecar.lab import Lab, topology
+from peertap.sidecar.lab.nodes import CREATOR_KEY
+from peertap.sidecar.mls import Group, GroupOptions, KeyPackageBundle, make_key_package
+from peertap.sidecar.mls.structs import Commit, Credential, PublicMessage
+
+SUITE = 1
+LABEL = "lab"
+VLAN = ids.vlan_id(bytes(32), LABEL)
+HANG_GUARD_S = 180.0
+
+
+class BenchError(Exception):
+    """The lab or the group did not reach the state the benchmark waits for."""
+
+
+# ---- 1. start-up in a netns lab ------------------------------------------------------------
+
+
+@dataclass
+class StartupResult:
+    members: int
+    member_timeout_s: float
+    ready_s: float
+    first_ping_s: float
+    one_group_s: float
+
+
+def wait_for(what: str, check: Callable[[], bool], *, started: float) -> float:
+    """Seconds since `started` when `check` first held (polled every 0.1 s)."""
+    while not check():
+        if time.monotonic() - started > HANG_GUARD_S:
+            raise BenchError(f"no {what} after {HANG_GUARD_S:.0f} s")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def private_star(members: int, member_timeout_s: float, state_dir: Path) -> Lab:
+    lab = Lab.up(topology("star", members=members), state_dir=state_dir, start_nodes=False)
+    creator = identity.load(Path(lab.state_dir) / CREATOR_KEY)
+    now = dt.datetime.now(dt.UTC)
+    for pod in lab.pods:
+        if not pod.startswith("m"):
+            continue
+        cfg_path = lab.config_path(pod)
+        cfg = json.loads(cfg_path.read_text())
+        vlan = cfg["vlans"][0]
+        cred = authority.issue(
+            authority=creator,
+            member_identity=f"bench/{pod}",
+            member_key=identity.load(lab.key_path(pod)).public_bytes,
+            vlan_id=ids.vlan_id(creator.public_bytes, vlan["label"]),
+            issued=now - dt.timedelta(hours=1),
+            expires=now + dt.timedelta(days=1),
+        )
+        (cfg_path.parent / "lab.cred").write_bytes(cred.encode())
+        vlan.update(security="mls", credential="lab.cred", member_timeout_s=member_timeout_s)
+        cfg_path.write_text(json.dumps(cfg))
+    return lab
+
+
+def first_reply(ping: subprocess.Popen[str]) -> float | None:
+    """The wall time stamp (ping -D) of the first echo reply `ping` prints."""
+    assert ping.stdout is not None
+    for line in ping.stdout:
+        found = re.match(r"\[(\d+\.\d+)\] \d+ bytes from", line)
+        if found:
+            return float(found.group(1))
+    return None
+
+
+def measure_startup(members: int, member_timeout_s: float) -> StartupResult:
+    state = Path(tempfile.mkdtemp(prefix="bench-private-"))
+    lab = private_star(members, member_timeout_s, state / "lab")
+    try:
+        pods = [f"m{i}" for i in range(1, members + 1)]
+        target = pods[-1]
+        wall0, started = time.time(), time.monotonic()
+        for pod in lab.pods:
+            lab.start_node(pod)
+        lab.wait_ready(timeout=HANG_GUARD_S, pods=["m1"])
+        ping = lab.spawn(
+            "m1",
+            ["ping", "-D", "-n", "-i", "0.1", "-W", "1", lab.overlay_address(target)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        reply: list[float | None] = []
+        reader = threading.Thread(target=lambda: reply.append(first_reply(ping)), daemon=True)
+        reader.start()
+        lab.wait_ready(timeout=HANG_GUARD_S)
+        ready_s = time.monotonic() - started
+
+        def one_group() -> bool:
+            views = [lab.status(p)["vlans"][0] for p in pods]
+            return (
+                all(v["mls_state"] == "member" and v["members"] == members for v in views)
+                and len({(v["epoch"], v["mls_id"]) for v in views}) == 1
+            )
+
+        group_s = wait_for("group of all members", one_group, started=started)
+        reader.join(timeout=HANG_GUARD_S)
+        ping.terminate()
+        ping.wait()
+        if not reply or reply[0] is None:
+            raise BenchError("ping never got a reply")
+        return StartupResult(members, member_timeout_s, ready_s, reply[0] - wall0, group_s)
+    finally:
+        lab.down()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+# ---- 2. rekey of a large group in one process ----------------------------------------------
+
+
+@dataclass
+class RekeyResult:
+    members: int
+    setup_s: float
+    path_ciphertexts: int
+    commit_ms: float
+    process_ms: float
+    all_ms: float
+    update_ms: float
+    commit_bytes: int
+
+
+@dataclass
+class Member:
+    group: Group
+    keys: MlsKeyProvider
+
+    def install(self) -> None:
+        self.keys.install(
+            epoch=self.group.epoch,
+            frame_key=frame_key_from_exporter(self.group.export_secret, VLAN),
+        )
+
+
+def _bundle(i: int) -> KeyPackageBundle:
+    node = identity.generate()
+    return make_key_package(
+        SUITE, signature_private=node.seed, credential=Credential.basic(b"bench/m%d" % i)
+    )
+
+
+def _check(members: Sequence[Member]) -> None:
+    if len({m.keys.current().mls_id for m in members}) != 1:
+        raise BenchError("members disagree on the frame key")
+
+
+def _rekey(members: list[Member]) -> tuple[float, float, float, int, int]:
+    """One periodic rekey: (commit ms, median process ms, sum of process ms, Commit bytes,
+    UpdatePath ciphertexts)."""
+    committer, rest = members[0], members[1:]
+    t = time.perf_counter()
+    message = committer.group.commit(path=True).commit_message
+    commit = message.encode()
+    committer.install()
+    commit_ms = (time.perf_counter() - t) * 1e3
+    times = []
+    for m in rest:
+        t = time.perf_counter()
+        m.group.process(commit)
+        m.install()
+        times.append((time.perf_counter() - t) * 1e3)
+    _check(members)
+    body = message.body
+    assert isinstance(body, PublicMessage) and isinstance(body.content.content, Commit)
+    path = body.content.content.path
+    cts = sum(len(n.encrypted_path_secret) for n in path.nodes) if path else 0
+    return commit_ms, statistics.median(times), sum(times), len(commit), cts
+
+
+def _update_round(members: list[Member], proposer: Member) -> float:
+    """Wall ms of one member's self-update, every member doing its part in turn."""
+    t = time.perf_counter()
+    proposal = proposer.group.propose_update().encode()
+    for m in members:
+        if m is not proposer:
+            m.group.process(proposal)
+    commit = members[0].group.commit(path=True).commit_message.encode()
+    members[0].install()
+    for m in members[1:]:
+        m.group.process(commit)
+        m.install()
+    _check(members)
+    return (time.perf_counter() - t) * 1e3
+
+
+def measure_rekey(size: int, repeat: int) -> RekeyResult:
+    started = time.perf_counter()
+    options = GroupOptions(ratchet_tree_in_group_info=False)
+    node = identity.generate()
+    creator = Group.create(
+        SUITE, signature_private=node.seed, credential=Credential.basic(b"bench/m0")
+    )
+    bundles = [_bundle(i) for i in range(1, size)]
+    setup = creator.commit(add=[b.key_package for b in bundles], path=False)
+    assert setup.welcome is not None
+    welcome, tree = setup.welcome.encode(), creator.ratchet_tree.encode()
+
+    def member(group: Group) -> Member:
+        m = Member(group, MlsKeyProvider(vlan_id=VLAN, grace_s=10))
+        m.install()
+        return m
+
+    members = [member(creator)]
+    members += [member(Group.join_from_welcome(welcome, b, tree, options=options)) for b in bundles]
+    _check(members)
+    _rekey(members)
+    for proposer in members[1:]:
+        _update_round(members, proposer)  # warm-up: every leaf refreshed, the tree is full
+    setup_s = time.perf_counter() - started
+    rounds = [_rekey(members) for _ in range(repeat)]
+    updates = [_update_round(members, members[1 + i % (size - 1)]) for i in range(repeat)]
+    return RekeyResult(
+        members=size,
+        setup_s=setup_s,
+        path_ciphertexts=rounds[-1][4],
+        commit_ms=statistics.median(r[0] for r in rounds),
+        process_ms=statistics.median(r[1] for r in rounds),
+        all_ms=statistics.median(r[2] for r in rounds),
+        update_ms=statistics.median(updates),
+        commit_bytes=rounds[-1][3],
+    )
+
+
+# ---- report ---------------------------------------------------------------------------------
+
+
+def startup_table(results: Sequence[StartupResult]) -> str:
+    header = (
+        f"{'members':>8} {'timeout s':>10} {'ready s':>8} {'1st ping s':>11} {'one group s':>12}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        lines.append(
+            f"{r.members:>8} {r.member_timeout_s:>10g} {r.ready_s:>8.1f}"
+            f" {r.first_ping_s:>11.1f} {r.one_group_s:>12.1f}"
+        )
+    return "\n".join(lines)
+
+
+def rekey_table(r: RekeyResult) -> str:
+    rows = [
+        ("members", f"{r.members}"),
+        ("setup (joins, warm-up updates)", f"{r.setup_s:.1f} s"),
+        ("rekey: committer commit + install", f"{r.commit_ms:.1f} ms"),
+        ("rekey: one member process + install", f"{r.process_ms:.1f} ms"),
+        ("rekey: all members together (CPU)", f"{r.all_ms:.0f} ms"),
+        ("self-update round, whole group (CPU)", f"{r.update_ms:.0f} ms"),
+        ("rekey Commit size", f"{r.commit_bytes:,} B"),
+        ("HPKE ciphertexts in its UpdatePath", f"{r.path_ciphertexts}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v:>12}" for k, v in rows)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--members", type=int, default=10, help="lab members (default 10)")
+    parser.add_argument(
+        "--timeouts",
+        default="30,4",
+        help="comma-separated member_timeout_s values for the lab (default 30,4)",
+    )
+    parser.add_argument("--rekey-members", type=int, default=50, help="group size (default 50)")
+    parser.add_argument("--repeat", type=int, default=5, help="rekey rounds; medians reported")
+    parser.add_argument("--skip-lab", action="store_true", help="only the in-process rekey part")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results here")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    report: dict[str, Any] = {}
+    if not args.skip_lab:
+        startup = []
+        for timeout in (float(x) for x in args.timeouts.split(",") if x.strip()):
+            print(f"start-up: {args.members} members, member_timeout_s {timeout:g} ...", flush=True)
+            startup.append(measure_startup(args.members, timeout))
+        print()
+        print(startup_table(startup))
+        print(
+            "t = 0 when the nodes are started; 1st ping: first echo reply m1 -> "
+            f"m{args.members} over the private VLAN\n"
+        )
+        report["startup"] = [vars(r) for r in startup]
+    print(f"rekey: {args.rekey_members} members in one process ...", flush=True)
+    rekey = measure_rekey(args.rekey_members, args.repeat)
+    print()
+    print(rekey_table(rekey))
+    report["rekey"] = vars(rekey)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
