@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import kopf
 
+from peertap.sidecar import identity
+
 from . import (
     kube,
     models,
@@ -179,7 +181,12 @@ async def _every_resync(
             return
         try:
             await run()
-        except (kube.KubeError, reconcile.AuthorityError, kopf.TemporaryError) as err:
+        except (
+            kube.KubeError,
+            reconcile.AuthorityError,
+            identity.IdentityError,
+            kopf.TemporaryError,
+        ) as err:
             log.warning("resync of %s failed: %s", what, err)
 
 
