@@ -388,9 +388,12 @@ class Trunk:
                 # another network namespace or host can reach a different node.
                 host.get_peerstore().clear_addrs(info.peer_id)
                 # A connection whose peer died without a clean close can linger in the
-                # swarm; `connect` would reuse it and every new stream would fail.
+                # swarm; `connect` would reuse it and every new stream would fail. Only
+                # idle ones are dropped: a connection with a stream may carry the peer's
+                # own trunk stream, still in negotiation when both sides dial at once.
                 network = host.get_network()
-                if network.get_connections(info.peer_id):
+                connections = network.get_connections(info.peer_id)
+                if connections and not any(conn.get_streams() for conn in connections):
                     await network.close_peer(info.peer_id)
                 # The swarm refuses to redial a peer whose addresses all failed recently;
                 # our own backoff paces redials, so lift that block.
