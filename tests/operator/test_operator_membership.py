@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peertap.operator import credentials, membership, models
+from peertap.operator import sidecar_status as ss
 from peertap.sidecar import config as sc
 from peertap.sidecar import identity, ids
 
@@ -350,3 +351,51 @@ def test_member_mac_is_the_one_the_sidecar_derives_by_default() -> None:
     vid = bytes.fromhex(plan.vlans[0].status.vlan_id)
     expected = ids.mac_str(ids.member_mac(mp.node_key.public_bytes, vid, bytes(16)))
     assert plan.vlans[0].status.members[0].mac == expected
+
+
+def test_reported_group_state_is_the_majority_of_the_members_reports() -> None:
+    vid = ids.vlan_id_hex(AUTHORITY.public_hex, "lab")
+    pods = [pod(n, {"peertap.io/vlans": "lab"}) for n in "abcd"]
+
+    def report(epoch: int, mls: str) -> ss.Report:
+        return ss.Report(peer_id="p", vlans={vid: ss.VlanReport(vid, epoch, mls)})
+
+    sidecars = {"uid-a": report(5, "x"), "uid-b": report(5, "x"), "uid-c": report(6, "y")}
+    inputs = membership.Inputs(
+        namespace="ns", vlans=[vlan()], pods=pods, members={}, now=NOW, sidecars=sidecars
+    )
+    (vp,) = membership.decide(inputs, new_identity=keygen()).vlans
+    assert (vp.status.epoch, vp.status.mls_id) == (5, "x")
+    assert [(m.pod, m.epoch, m.mls_id) for m in vp.status.members] == [
+        ("a", 5, "x"),
+        ("b", 5, "x"),
+        ("c", 6, "y"),
+        ("d", 0, ""),
+    ]
+
+    # Without fresh reports (a restarted operator) the last reported values stay.
+    carried = membership.VlanView(
+        name="lab",
+        generation=3,
+        raw_spec=vlan().raw_spec,
+        annotations={},
+        status=vp.status,
+        authority=AUTHORITY,
+        stored=membership.StoredVlan(spec=None, allocations={}),
+    )
+    (again,) = decide([carried], pods).vlans
+    assert (again.status.epoch, again.status.mls_id) == (5, "x")
+    assert [(m.pod, m.mls_id) for m in again.status.members] == [
+        ("a", "x"),
+        ("b", "x"),
+        ("c", "y"),
+        ("d", ""),
+    ]
+
+    # Reports taken, but nobody answered: nothing is reported.
+    inputs = membership.Inputs(
+        namespace="ns", vlans=[carried], pods=pods, members={}, now=NOW, sidecars={}
+    )
+    (silent,) = membership.decide(inputs, new_identity=keygen()).vlans
+    assert (silent.status.epoch, silent.status.mls_id) == (0, "")
+    assert {m.mls_id for m in silent.status.members} == {""}
