@@ -3,8 +3,9 @@
 Every member applies the same rules to what it has heard on the management
 VLAN, so members agree without a coordinator:
 
+- PrivateSettings: the timing of one VLAN (its configuration) and what follows;
 - committer: the member with the lowest leaf index among live members;
-- plan_commit: what the committer commits now (adds, removals, rekey);
+- plan_commit: what the committer commits now (adds, removals, updates, rekey);
 - winner / should_move: which of two groups survives a partition heal;
 - out_of_sync: whether our epoch lost against a HELLO of our own group;
 - should_create: when a joiner that hears no group founds one;
@@ -18,6 +19,31 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+
+from .crypto.mls_keys import MAX_OLD_EPOCHS
+
+
+@dataclass(frozen=True)
+class PrivateSettings:
+    """A private VLAN's timing (docs/config.md) and what follows from it."""
+
+    rekey_interval_s: float
+    member_timeout_s: float
+    epoch_grace_s: float
+
+    @property
+    def hello_interval_s(self) -> float:
+        return self.member_timeout_s / 3
+
+    @property
+    def join_wait_s(self) -> float:
+        return 2 * self.hello_interval_s
+
+    @property
+    def update_batch_s(self) -> float:
+        """Epochs made only for Update proposals last at least this long: at most 8 of them
+        fall in one grace window, half the old epochs a receiver keeps."""
+        return self.epoch_grace_s / (MAX_OLD_EPOCHS // 2)
 
 
 @dataclass(frozen=True)
@@ -71,13 +97,16 @@ def plan_commit(
     epoch_since: float,
     rekey_interval: float,
     updates: bool = False,
+    update_batch: float = 0.0,
 ) -> CommitPlan:
     """The committer's next commit.
 
     `heard`: last HELLO per key; `since`: when each member entered our view of
     the group (a new member is not timed out before it could say HELLO);
     `offers`: when a KeyPackage of each key arrived (targeting our group);
-    `updates`: Update proposals of members are waiting for this epoch's commit.
+    `updates`: Update proposals of members are waiting for this epoch's commit; alone
+    they are committed once the epoch is `update_batch` old, so that proposals arriving
+    close together share one epoch (receivers keep a bounded number of old epochs).
     A KeyPackage from a key already in the group, newer than its entry, means
     that member restarted or lost the group: its old leaf is replaced.
     """
@@ -97,7 +126,8 @@ def plan_commit(
             add.append(key)
     remove.discard(own_leaf)
     rekey = not (add or remove) and now - epoch_since >= rekey_interval
-    return CommitPlan(tuple(add), tuple(sorted(remove)), rekey, updates)
+    batch_due = bool(add or remove or rekey) or now - epoch_since >= update_batch
+    return CommitPlan(tuple(add), tuple(sorted(remove)), rekey, updates and batch_due)
 
 
 def winner(a: GroupView, b: GroupView) -> GroupView:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import ids
+from .counters import Counters
 from .mvlan_messages import MalformedControl
 
 log = logging.getLogger("peertap.private")
@@ -100,6 +101,43 @@ class MacClaim:
             ids.mac_str(self.mac),
         )
         self._on_change(self.mac)
+
+
+class MacProber:
+    """When this member probes and what it answers; the caller seals and sends the bytes."""
+
+    def __init__(self, claim: MacClaim, *, counters: Counters) -> None:
+        self.claim = claim
+        self.counters = counters
+        self._last_probe = float("-inf")
+        self._replies: list[MacMessage] = []
+
+    def restart(self) -> None:
+        """Probe at the next chance (we just joined a group, or re-rolled)."""
+        self._last_probe = float("-inf")
+
+    def receive(self, data: bytes) -> bool:
+        """A peer's decrypted PROBE or RESPONSE; True if we have something to send now."""
+        claim = self.claim
+        before, collisions = claim.mac, claim.collisions
+        reply = claim.on_message(MacMessage.decode(data))
+        if reply is not None:
+            self._replies.append(reply)
+        if claim.mac != before:
+            self.counters.inc("mac_rerolled")
+            self.restart()
+            return True
+        if claim.collisions != collisions:
+            self.counters.inc("mac_collision_configured")
+        return reply is not None
+
+    def outgoing(self, *, now: float, interval: float) -> list[bytes]:
+        """Answers owed, and our PROBE if one is due (every `interval`)."""
+        out, self._replies = self._replies, []
+        if now - self._last_probe >= interval:
+            self._last_probe = now
+            out.append(self.claim.probe())
+        return [msg.encode() for msg in out]
 
 
 def set_link_mac(ifname: str, mac: bytes) -> None:

@@ -30,8 +30,9 @@ from .config import VlanConfig
 from .counters import Counters
 from .crypto.mls_keys import MlsKeyProvider
 from .identity import Identity
+from .mvlan_lifecycle import PrivateSettings
 from .mvlan_macprobe import MacClaim
-from .private_vlan import PrivateSettings, PrivateVlan
+from .private_vlan import PrivateVlan
 from .switch.dedup import Dedup
 
 log = logging.getLogger("peertap.mvlan")

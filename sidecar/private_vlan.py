@@ -6,9 +6,12 @@ founds the group, commits as the committer, and installs each epoch's frame
 key into the VLAN port's MlsKeyProvider. Rules: mvlan_lifecycle.py; formats:
 mvlan_messages.py; the protocol: docs/protocol.md, "Private VLAN group lifecycle".
 
-Credentials (authority.py) are checked on every HELLO, every KeyPackage, every
-Add in a commit, every leaf of a tree we are welcomed into, and again by the
-committer each round (members whose credential expired are removed).
+Credentials (mvlan_credentials.py) are checked on every HELLO, every KeyPackage,
+every Update proposal, every leaf a commit brings in, every leaf of a tree we are
+welcomed into, and again by the committer each round (members whose credential
+expired are removed). Members other than the committer propose an Update of their
+leaf about every rekey interval; every member probes its MAC inside the group
+(mvlan_macprobe.py).
 """
 
 from __future__ import annotations
@@ -24,49 +27,27 @@ from typing import Any
 import trio
 
 from . import authority, wire
+from . import mvlan_handshake as hs
 from . import mvlan_lifecycle as lc
 from . import mvlan_messages as m
 from .counters import Counters
 from .crypto.mls_keys import MlsKeyProvider, frame_key_from_exporter
 from .identity import Identity
 from .mls import Group, KeyPackageBundle, MLSError, make_key_package
-from .mls.structs import (
-    Add,
-    Commit,
-    Credential,
-    KeyPackage,
-    MLSMessage,
-    Proposal,
-    PublicMessage,
-    Update,
-)
-from .mvlan_macprobe import MacClaim, MacMessage
+from .mls.structs import Credential, KeyPackage, MLSMessage, Update
+from .mvlan_credentials import CredentialCheck
+from .mvlan_lifecycle import PrivateSettings
+from .mvlan_macprobe import MacClaim, MacProber
 
 log = logging.getLogger("peertap.private")
 
 # MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519: its signature key is the node key.
 SUITE = 1
 TICK_S = 0.25
-MAX_CACHED_CREDENTIALS = 1024
 # Init keys of KeyPackages already added (a joiner republishes the same one until welcomed).
 MAX_CONSUMED = 4096
 
 Emit = Callable[[bytes, int, bytes], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class PrivateSettings:
-    rekey_interval_s: float
-    member_timeout_s: float
-    epoch_grace_s: float
-
-    @property
-    def hello_interval_s(self) -> float:
-        return self.member_timeout_s / 3
-
-    @property
-    def join_wait_s(self) -> float:
-        return 2 * self.hello_interval_s
 
 
 @dataclass
@@ -127,42 +108,15 @@ class PrivateVlan:
         self._updates_epoch: int | None = None
         # A commit that referenced a proposal not yet here: retried when one arrives.
         self._early_commit: m.EpochMessage | None = None
-        self.mac = mac
-        self._last_probe = float("-inf")
-        self._mac_replies: list[MacMessage] = []
-        self._credentials: dict[bytes, authority.MemberCredential] = {}
+        self.mac_probe = None if mac is None else MacProber(mac, counters=counters)
+        self._creds = CredentialCheck(
+            creator=creator, vlan_id=vlan_id, counters=counters, wall=wall
+        )
         self._wake = trio.Event()
         try:
-            self._check_credential(credential, self.own_key)
+            self._creds.check(credential, self.own_key)
         except authority.CredentialError as err:
             log.error("vlan %s: our own credential is not valid: %s", vlan_id.hex(), err)
-
-    # ---- credentials ------------------------------------------------------------------
-
-    def _check_credential(self, data: bytes, member_key: bytes) -> authority.MemberCredential:
-        """A credential valid now for `member_key` on this VLAN; CredentialError otherwise."""
-        cred = self._credentials.get(data)
-        if cred is None:
-            cred = authority.verify(
-                data, authority=self.creator, vlan_id=self.vlan_id, now=self._wall()
-            )
-            if len(self._credentials) >= MAX_CACHED_CREDENTIALS:
-                self._credentials.clear()
-            self._credentials[data] = cred
-        now = self._wall()
-        if not cred.issued <= now < cred.expires:
-            raise authority.CredentialExpired(f"credential of {cred.identity} is not valid now")
-        if cred.member_key != member_key:
-            raise authority.WrongMemberKey(f"credential of {cred.identity} is for another key")
-        return cred
-
-    def _leaf_ok(self, credential: Credential, signature_key: bytes) -> bool:
-        try:
-            self._check_credential(credential.identity, signature_key)
-        except authority.CredentialError as err:
-            self.counters.drop(f"mvlan_rejected_{err.reason}")
-            return False
-        return True
 
     # ---- receiving ----------------------------------------------------------------------
 
@@ -195,20 +149,18 @@ class PrivateVlan:
 
     def _on_hello(self, signer: bytes, hello: m.Hello) -> None:
         try:
-            self._check_credential(hello.credential, signer)
+            self._creds.check(hello.credential, signer)
         except authority.CredentialError as err:
             self.counters.drop(f"mvlan_rejected_{err.reason}")
             return
         self._heard[signer] = Heard(self._clock(), hello)
 
     def _on_offer(self, signer: bytes, offer: m.KeyPackageOffer) -> None:
-        kp = MLSMessage.decode(offer.message).body
-        if not isinstance(kp, KeyPackage):
-            raise m.MalformedControl("KEYPACKAGE without a KeyPackage")
+        kp = hs.key_package(offer.message)
         if kp.leaf_node.signature_key != signer:
             self.counters.drop("mvlan_rejected_signer")
             return
-        if not self._leaf_ok(kp.leaf_node.credential, signer):
+        if not self._creds.leaf_ok(kp.leaf_node.credential, signer):
             return
         if (
             self.group is not None
@@ -224,15 +176,12 @@ class PrivateVlan:
         group = self.group
         if group is None or msg.group != self.tag or msg.epoch != group.epoch:
             return
-        mls = MLSMessage.decode(msg.message)
-        body = mls.body
-        if not isinstance(body, PublicMessage) or not isinstance(body.content.content, Proposal):
-            raise m.MalformedControl("PROPOSAL without a public Proposal")
-        update = body.content.content.body
+        mls, proposal = hs.proposal(msg.message)
+        update = proposal.body
         if not isinstance(update, Update):
             self.counters.drop("mvlan_proposal_kind")
             return
-        if not self._leaf_ok(update.leaf_node.credential, update.leaf_node.signature_key):
+        if not self._creds.leaf_ok(update.leaf_node.credential, update.leaf_node.signature_key):
             return
         try:
             group.process(mls)
@@ -249,34 +198,20 @@ class PrivateVlan:
 
     def _on_mac_probe(self, msg: m.EpochMessage) -> None:
         """A member's MAC claim or answer, MLS-encrypted for the current epoch."""
-        group, claim = self.group, self.mac
-        if claim is None or group is None or msg.group != self.tag or msg.epoch != group.epoch:
+        group, probe = self.group, self.mac_probe
+        if probe is None or group is None or msg.group != self.tag or msg.epoch != group.epoch:
             return
         data = group.process(MLSMessage.decode(msg.message)).application_data
         if data is None:
             raise m.MalformedControl("MACPROBE without application data")
-        before, collisions = claim.mac, claim.collisions
-        reply = claim.on_message(MacMessage.decode(data))
-        if reply is not None:
-            self._mac_replies.append(reply)
+        if probe.receive(data):
             self._wake.set()
-        if claim.mac != before:
-            self.counters.inc("mac_rerolled")
-            self._last_probe = float("-inf")
-            self._wake.set()
-        elif claim.collisions != collisions:
-            self.counters.inc("mac_collision_configured")
 
     async def _send_mac_probes(self, now: float, group: Group) -> None:
-        claim = self.mac
-        if claim is None:
+        if self.mac_probe is None:
             return
-        out, self._mac_replies = self._mac_replies, []
-        if now - self._last_probe >= self.settings.hello_interval_s:
-            self._last_probe = now
-            out.append(claim.probe())
-        for msg in out:
-            sealed = group.protect(msg.encode()).encode()
+        for data in self.mac_probe.outgoing(now=now, interval=self.settings.hello_interval_s):
+            sealed = group.protect(data).encode()
             await self._send(m.MACPROBE, m.EpochMessage(self.tag, group.epoch, sealed).encode())
 
     def _own_encryption_key(self, group: Group) -> bytes:
@@ -286,22 +221,10 @@ class PrivateVlan:
         group = self.group
         if group is None or msg.group != self.tag or msg.epoch != group.epoch:
             return
-        mls = MLSMessage.decode(msg.message)
-        body = mls.body
-        if not isinstance(body, PublicMessage) or not isinstance(body.content.content, Commit):
-            raise m.MalformedControl("COMMIT without a public Commit")
-        commit = body.content.content
-        added: list[KeyPackage] = []
-        for por in commit.proposals:
-            if por.proposal is not None and isinstance(por.proposal.body, Add):
-                kp = por.proposal.body.key_package
-                if not self._leaf_ok(kp.leaf_node.credential, kp.leaf_node.signature_key):
-                    return
-                added.append(kp)
-        if commit.path is not None:
-            leaf = commit.path.leaf_node
-            if not self._leaf_ok(leaf.credential, leaf.signature_key):
-                return
+        mls, commit = hs.commit(msg.message)
+        # One leaf with an invalid credential refuses the whole Commit.
+        if not self._creds.leaves_ok(hs.new_leaves(commit)):
+            return
         own_key = self._own_encryption_key(group)
         try:
             result = group.process(mls)
@@ -315,7 +238,7 @@ class PrivateVlan:
             log.info("vlan %s: removed from the group at epoch %d", self.vlan_id.hex(), msg.epoch)
             self._leave()
             return
-        self._added(added)
+        self._added(hs.added(commit))
         if self._own_encryption_key(group) != own_key:
             self._self_update.refreshed(self._clock())
             self.counters.inc("mvlan_self_updates")
@@ -345,7 +268,7 @@ class PrivateVlan:
         if m.group_tag(group.group_id) != msg.group:
             self.counters.drop("mvlan_welcome_tag")
             return
-        if not all(self._leaf_ok(x.credential, x.signature_key) for x in group.members()):
+        if not self._creds.leaves_ok(group.members()):
             log.warning(
                 "vlan %s: refused a Welcome into a group with invalid members", self.vlan_id.hex()
             )
@@ -365,7 +288,8 @@ class PrivateVlan:
         self._self_update.refreshed(self._clock())
         self._new_epoch()
         self._last_hello = float("-inf")
-        self._last_probe = float("-inf")
+        if self.mac_probe is not None:
+            self.mac_probe.restart()
         self._wake.set()
 
     def _leave(self, *, keep_keys: bool = False) -> None:
@@ -447,7 +371,7 @@ class PrivateVlan:
         if fresh is None or fresh == self.credential:
             return
         try:
-            self._check_credential(fresh, self.own_key)
+            self._creds.check(fresh, self.own_key)
         except authority.CredentialError as err:
             log.warning("vlan %s: ignoring the new credential: %s", self.vlan_id.hex(), err)
             return
@@ -531,7 +455,8 @@ class PrivateVlan:
         expired = [
             x.index
             for x in group.members()
-            if x.index != group.own_leaf_index and not self._leaf_ok(x.credential, x.signature_key)
+            if x.index != group.own_leaf_index
+            and not self._creds.leaf_ok(x.credential, x.signature_key)
         ]
         plan = lc.plan_commit(
             own_leaf=group.own_leaf_index,
@@ -545,6 +470,7 @@ class PrivateVlan:
             epoch_since=self._epoch_since,
             rekey_interval=self.settings.rekey_interval_s,
             updates=self._updates_epoch == group.epoch,
+            update_batch=self.settings.update_batch_s,
         )
         if not plan.empty:
             await self._commit(group, plan)

@@ -63,6 +63,14 @@ def _plan(**change: object) -> lc.CommitPlan:
         ({"epoch_since": 100.0 - 3600.0}, lc.CommitPlan(rekey=True)),
         # Adds and removals already start a new epoch: no separate rekey.
         ({"epoch_since": 0.0, "offers": {D: 99.0}}, lc.CommitPlan(add=(D,))),
+        # Members' Update proposals: committed once the epoch is update_batch old,
+        # at once with anything else.
+        ({"updates": True, "update_batch": 5.0}, lc.CommitPlan(updates=True)),
+        ({"updates": True, "update_batch": 20.0}, lc.CommitPlan()),
+        (
+            {"updates": True, "update_batch": 20.0, "offers": {D: 99.0}},
+            lc.CommitPlan(add=(D,), updates=True),
+        ),
     ],
 )
 def test_commit_plan(change: dict[str, object], expected: lc.CommitPlan) -> None:
@@ -72,6 +80,23 @@ def test_commit_plan(change: dict[str, object], expected: lc.CommitPlan) -> None
 def test_empty_plan_is_empty_and_others_are_not() -> None:
     assert lc.CommitPlan().empty
     assert not lc.CommitPlan(rekey=True).empty
+    assert not lc.CommitPlan(updates=True).empty
+
+
+def test_self_update_is_due_after_a_jittered_interval_and_proposed_once_per_epoch() -> None:
+    draws = iter([0.0, 1.0 - 1e-9])
+    su = lc.SelfUpdate(100.0, rng=lambda: next(draws))
+    assert not su.should_propose(now=0.0, epoch=1)
+    su.refreshed(10.0)  # due at 10 + 75
+    assert not su.should_propose(now=84.0, epoch=1)
+    assert su.should_propose(now=85.0, epoch=1)
+    su.proposed(1)
+    assert not su.should_propose(now=90.0, epoch=1)
+    # The epoch moved on without our Update in it: propose again.
+    assert su.should_propose(now=90.0, epoch=2)
+    su.refreshed(90.0)  # committed; next due just before 90 + 100
+    assert not su.should_propose(now=189.0, epoch=2)
+    assert su.should_propose(now=190.0, epoch=2)
 
 
 G1 = lc.GroupView(b"\x01" * 16, 3)

@@ -17,9 +17,10 @@ from peertap.sidecar import mvlan_envelope as envelope
 from peertap.sidecar.counters import Counters
 from peertap.sidecar.crypto.frames import FrameOpener, FrameSealer, OpenError
 from peertap.sidecar.crypto.mls_keys import MlsKeyProvider
+from peertap.sidecar.mvlan_lifecycle import PrivateSettings
 from peertap.sidecar.mvlan_macprobe import MacClaim
 from peertap.sidecar.mvlan_messages import MACPROBE
-from peertap.sidecar.private_vlan import PrivateSettings, PrivateVlan
+from peertap.sidecar.private_vlan import PrivateVlan
 
 AUTH = identity.generate()
 VLAN = ids.vlan_id(AUTH.public_bytes, "lab")
@@ -396,8 +397,8 @@ def test_a_group_split_by_a_partition_heals_into_one_group() -> None:
 
 
 def own_mac(member: Member) -> bytes:
-    assert member.pv.mac is not None
-    return member.pv.mac.mac
+    assert member.pv.mac_probe is not None
+    return member.pv.mac_probe.claim.mac
 
 
 def test_members_whose_macs_collide_end_with_distinct_macs() -> None:
