@@ -96,7 +96,6 @@ class Reconciler:
         self._queued: dict[str, bool] = {}
         self._sidecars: dict[str, dict[str, sidecar_status.Report]] = {}
         self._observed_at: dict[str, float] = {}
-        self._observe_wanted: set[str] = set()
 
     def lock(self, namespace: str) -> asyncio.Lock:
         return self._locks.setdefault(namespace, asyncio.Lock())
@@ -142,20 +141,20 @@ class Reconciler:
 
         Event storms (a rollout's pod events) coalesce: while one run is in progress
         at most one more waits, and it reads the state after every event before it.
-        With `observe` (the periodic resync) the run first asks the member sidecars for
-        their group state, unless that was done less than `observe_gap` seconds ago.
+        With `observe` (the periodic resync) the member sidecars are first asked for their
+        group state, unless that was done less than `observe_gap` seconds ago; every run
+        reports the latest answers.
         """
         if observe:
-            self._observe_wanted.add(namespace)
+            # Outside the lock: slow or silent sidecars never hold up event-driven runs.
+            await self._observe(namespace)
         if self._queued.get(namespace):
             return None
         self._queued[namespace] = True
         async with self.lock(namespace):
             self._queued[namespace] = False
-            observe = namespace in self._observe_wanted
-            self._observe_wanted.discard(namespace)
             try:
-                plan = await self._run(namespace, observe=observe)
+                plan = await self._run(namespace)
             except Exception as err:
                 metrics.RECONCILES.labels("CryptoVLAN", "error").inc()
                 metrics.ERRORS.labels("CryptoVLAN", type(err).__name__).inc()
@@ -163,7 +162,7 @@ class Reconciler:
             metrics.RECONCILES.labels("CryptoVLAN", "ok").inc()
             return plan
 
-    async def _observe(self, ns: str, pods: list[JsonObj]) -> None:
+    async def _observe(self, ns: str) -> None:
         """Refresh the namespace's sidecar reports (by pod uid) when the last round is old."""
         now = time.monotonic()
         last = self._observed_at.get(ns)
@@ -171,7 +170,7 @@ class Reconciler:
             return
         self._observed_at[ns] = now
         targets = {}
-        for pod in pods:
+        for pod in await self.api.list_objects(kube.PODS.path(ns)):
             ip = sidecar_status.pod_ip(pod)
             view = pod_view(pod)
             if ip and has_sidecar(pod) and view.labels.get(selectors.ROLE_LABEL) != "relay":
@@ -179,12 +178,10 @@ class Reconciler:
         self._sidecars[ns] = await sidecar_status.fetch_reports(targets)
         log.debug("%d of %d sidecars in %s reported", len(self._sidecars[ns]), len(targets), ns)
 
-    async def _run(self, ns: str, *, observe: bool = False) -> membership.Plan:
+    async def _run(self, ns: str) -> membership.Plan:
         api = self.api
         cvlans = await api.list_objects(kube.CRYPTOVLANS.path(ns))
         pods = await api.list_objects(kube.PODS.path(ns))
-        if observe:
-            await self._observe(ns, pods)
         secrets = [
             s
             for s in await api.list_objects(kube.SECRETS.path(ns))
