@@ -5,7 +5,7 @@ into one stream write and a reader that splits large reads into records and
 hands each read's records to the node layer in one awaited call. Bootstrap
 peers are dialed forever with jittered exponential backoff; peers that dial in
 are trunks too. When two streams to one peer are alive, the tie-break in
-`_register` decides which one stays (see docs/trunk.md).
+`_register` decides which one stays (see docs/protocol.md, section 8).
 """
 
 from __future__ import annotations
