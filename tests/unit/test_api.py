@@ -1,0 +1,79 @@
+"""The node API over real HTTP: health, readiness, status and Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from peertap.sidecar.api import ApiServer, StatusBoard
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[StatusBoard, str]]:
+    board = StatusBoard()
+    port = free_port()
+    server = ApiServer(board, f"127.0.0.1:{port}")
+    server.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    try:
+        yield board, f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def test_readiness_follows_the_published_snapshot(api: tuple[StatusBoard, str]) -> None:
+    board, base = api
+    assert get(base + "/healthz") == (200, "ok\n")
+    assert get(base + "/readyz")[0] == 503
+    board.publish({"ready": True})
+    assert get(base + "/readyz") == (200, "ready\n")
+
+
+def test_status_and_metrics_show_the_snapshot(api: tuple[StatusBoard, str]) -> None:
+    board, base = api
+    board.publish(
+        {
+            "ready": True,
+            "peers": ["p1", "p2"],
+            "routes": {"origins": 2, "tokens": 5},
+            "counters": {"events": {"tap_rx": 7}, "drops": {"auth": 3}},
+            "trunk": {"writes": 11},
+        }
+    )
+    status, body = get(base + "/status")
+    assert status == 200 and json.loads(body)["routes"] == {"origins": 2, "tokens": 5}
+    status, metrics = get(base + "/metrics")
+    assert status == 200
+    for line in (
+        'peertap_drops_total{reason="auth"} 3.0',
+        'peertap_events_total{event="tap_rx"} 7.0',
+        'peertap_trunk_total{counter="writes"} 11.0',
+        "peertap_peers 2.0",
+        'peertap_routes{table="tokens"} 5.0',
+        "peertap_ready 1.0",
+    ):
+        assert line in metrics.splitlines()
