@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 
 help:
 	@echo "make demo       - three pods (a - relay - b) on an encrypted VLAN: ping, ARP, iperf3"
-	@echo "make test       - every test (unit, MLS vectors, netns integration, operator, chart)"
+	@echo "make test       - lint, then every test (unit, MLS vectors, netns, operator, chart)"
 	@echo "make bench      - throughput/latency vs plain veth, tinc and OpenVPN"
 	@echo "make bench-mls  - MLS commit/join timings for 10..10000 members"
 	@echo "make bench-private - private VLAN: time to first ping (10-member lab), rekey of 50"
@@ -31,7 +31,7 @@ venv: $(STAMP)
 sysdeps:
 	sh hack/ensure-system-packages.sh
 
-test: venv sysdeps
+test: venv sysdeps lint
 	$(VENV)/bin/pytest
 
 demo: venv sysdeps
