@@ -21,6 +21,7 @@ help:
 	@echo "make crds       - regenerate CRDs, the chart's copies and the values schema"
 
 $(STAMP): pyproject.toml
+	sh hack/ensure-system-packages.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test,dev]'

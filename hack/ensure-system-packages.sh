@@ -1,6 +1,6 @@
 #!/bin/sh
-# Installs the system tools the lab, the demo, the tests and the benchmarks use,
-# only those missing: command -> Debian package.
+# Installs the system tools the venv build, the lab, the demo, the tests and the
+# benchmarks use, only those missing: command -> Debian package.
 set -eu
 missing=""
 need() {
@@ -15,6 +15,9 @@ need tincd tinc
 need openvpn openvpn
 need curl curl
 need ss iproute2
+# Building the venv compiles fastecdsa (a libp2p dependency) against GMP.
+need gcc gcc
+dpkg -s libgmp-dev >/dev/null 2>&1 || missing="$missing libgmp-dev"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "missing system packages:$missing (run as root or install them)" >&2
