@@ -113,18 +113,27 @@ def packet_type(packet: bytes | memoryview) -> int:
     return t
 
 
+_TYPE_NAMES = {TYPE_DATA: "DATA", TYPE_ANNOUNCE: "ANNOUNCE", TYPE_CONTROL: "CONTROL"}
+
+
+def _check_prefix(
+    version: int, ptype: int, hop: int, flags: int, *, expected: int, allowed_flags: int = 0
+) -> None:
+    if version != VERSION or ptype != expected:
+        raise MalformedPacket("type", f"not a version-1 {_TYPE_NAMES[expected]} packet")
+    if flags & ~allowed_flags:
+        raise MalformedPacket("flags", f"unknown flags {flags:#x}")
+    if hop == 0:
+        raise MalformedPacket("hop_limit", "hop limit 0")
+
+
 def decode_data(packet: bytes | memoryview) -> DataHeader:
     if len(packet) < DATA_HEADER_LEN + TAG_LEN:
         raise MalformedPacket("short", f"DATA packet of {len(packet)} bytes")
     if len(packet) > MAX_PACKET:
         raise MalformedPacket("long", f"DATA packet of {len(packet)} bytes")
     version, ptype, hop, flags, vid, mid, vft, sender, counter = _DATA.unpack_from(packet)
-    if version != VERSION or ptype != TYPE_DATA:
-        raise MalformedPacket("type", "not a version-1 DATA packet")
-    if flags & ~FLAG_FRAGMENT:
-        raise MalformedPacket("flags", f"unknown flags {flags:#x}")
-    if hop == 0:
-        raise MalformedPacket("hop_limit", "hop limit 0")
+    _check_prefix(version, ptype, hop, flags, expected=TYPE_DATA, allowed_flags=FLAG_FRAGMENT)
     return DataHeader(hop, flags, vid, mid, vft, sender, counter)
 
 
@@ -163,12 +172,7 @@ def decode_announce(packet: bytes | memoryview) -> Announce:
     if len(packet) < ANNOUNCE_HEADER_LEN:
         raise MalformedPacket("short", f"ANNOUNCE of {len(packet)} bytes")
     version, ptype, hop, flags, origin, seq, dist, count = _ANNOUNCE.unpack_from(packet)
-    if version != VERSION or ptype != TYPE_ANNOUNCE:
-        raise MalformedPacket("type", "not a version-1 ANNOUNCE packet")
-    if flags:
-        raise MalformedPacket("flags", f"unknown flags {flags:#x}")
-    if hop == 0:
-        raise MalformedPacket("hop_limit", "hop limit 0")
+    _check_prefix(version, ptype, hop, flags, expected=TYPE_ANNOUNCE)
     if len(packet) != ANNOUNCE_HEADER_LEN + count * ANNOUNCE_ENTRY_LEN:
         raise MalformedPacket("length", f"ANNOUNCE says {count} entries, has {len(packet)} bytes")
     body = bytes(packet[ANNOUNCE_HEADER_LEN:])
@@ -225,12 +229,7 @@ def decode_control(packet: bytes | memoryview) -> Control:
     if len(packet) > MAX_PACKET:
         raise MalformedPacket("long", f"CONTROL of {len(packet)} bytes")
     version, ptype, hop, flags, origin, seq, vid, kind, signer = _CONTROL.unpack_from(packet)
-    if version != VERSION or ptype != TYPE_CONTROL:
-        raise MalformedPacket("type", "not a version-1 CONTROL packet")
-    if flags:
-        raise MalformedPacket("flags", f"unknown flags {flags:#x}")
-    if hop == 0:
-        raise MalformedPacket("hop_limit", "hop limit 0")
+    _check_prefix(version, ptype, hop, flags, expected=TYPE_CONTROL)
     data = bytes(packet)
     return Control(
         hop,
