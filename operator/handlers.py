@@ -7,6 +7,7 @@ entry point). It only routes events; decisions live in `membership`,
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
@@ -173,10 +174,11 @@ async def _every_resync(
     """The periodic resync of one resource: re-read everything, ask the sidecars for status.
 
     A daemon rather than a kopf timer so the interval is an operator option. A failed
-    round is logged and the next one retries.
+    round is logged and the next one retries. kopf stops async daemons by cancelling
+    them, which ends the sleep (`await stopped.wait(n)` would leave a timer task behind).
     """
     while not stopped:
-        await stopped.wait(options.current().resync_interval)
+        await asyncio.sleep(options.current().resync_interval)
         if stopped:
             return
         try:

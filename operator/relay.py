@@ -6,13 +6,14 @@ Deployments of one pod rather than one Deployment of N: relay 0 is
 `<mvlan>-relay` (the names an MVLAN had when it had one relay), relay i is
 `<mvlan>-relay-<i>`, each with Secret `<name>-key` and its own Service, so every
 relay is reachable at its own address. They share the ConfigMap `<mvlan>-relay`.
-Object shapes and addresses are pure functions (`relay_objects`,
-`all_relay_addresses`); `RelayReconciler` gathers, decides and applies. Objects are
+Object shapes and addresses are pure functions (`relay_objects` here,
+`relay_addresses`); `RelayReconciler` gathers, decides and applies. Objects are
 rewritten only when the hash of their desired form changes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -33,6 +34,7 @@ from . import (
     metrics,
     models,
     objects,
+    relay_addresses,
     render,
     selectors,
     sidecar_status,
@@ -216,74 +218,6 @@ def relay_objects(*, mvlan: Mapping[str, Any], spec: models.MVLANSpec, image: st
     return Desired(configmap=configmap, relays=units)
 
 
-def _node_addresses(nodes: Sequence[Mapping[str, Any]]) -> list[str]:
-    out = []
-    for node in nodes:
-        addrs = (node.get("status") or {}).get("addresses") or []
-        by_type = {a.get("type"): a.get("address") for a in addrs}
-        addr = by_type.get("ExternalIP") or by_type.get("InternalIP")
-        if addr:
-            out.append(str(addr))
-    return sorted(set(out))
-
-
-def _ip_proto(addr: str) -> str:
-    return "ip6" if ":" in addr else "ip4"
-
-
-def _tiered(
-    service: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]], peer_id: str
-) -> list[tuple[int, str]]:
-    """(tier, multiaddr): 0 load balancer, 1 node port, 2 cluster IP, 3 cluster DNS."""
-    meta = service.get("metadata") or {}
-    spec = service.get("spec") or {}
-    port: Mapping[str, Any] = next(iter(spec.get("ports") or []), {})
-    suffix = f"/p2p/{peer_id}"
-    out: list[tuple[int, str]] = []
-    kind = spec.get("type", "ClusterIP")
-    if kind == "LoadBalancer":
-        for ingress in ((service.get("status") or {}).get("loadBalancer") or {}).get(
-            "ingress"
-        ) or []:
-            if ingress.get("ip"):
-                ip = ingress["ip"]
-                out.append((0, f"/{_ip_proto(ip)}/{ip}/tcp/{render.P2P_PORT}{suffix}"))
-            elif ingress.get("hostname"):
-                out.append((0, f"/dns/{ingress['hostname']}/tcp/{render.P2P_PORT}{suffix}"))
-    if kind in ("NodePort", "LoadBalancer") and port.get("nodePort"):
-        for ip in _node_addresses(nodes):
-            out.append((1, f"/{_ip_proto(ip)}/{ip}/tcp/{port['nodePort']}{suffix}"))
-    cluster_ip = spec.get("clusterIP")
-    if cluster_ip and cluster_ip != "None":
-        out.append((2, f"/{_ip_proto(cluster_ip)}/{cluster_ip}/tcp/{render.P2P_PORT}{suffix}"))
-    dns = f"/dns/{meta.get('name')}.{meta.get('namespace')}.svc/tcp/{render.P2P_PORT}{suffix}"
-    out.append((3, dns))
-    return out
-
-
-def relay_addresses(
-    *, service: Mapping[str, Any] | None, nodes: Sequence[Mapping[str, Any]], peer_id: str
-) -> list[str]:
-    """Multiaddrs that reach one relay, most external first, each ending in /p2p/<peer id>."""
-    if service is None:
-        return []
-    return [addr for _, addr in _tiered(service, nodes, peer_id)]
-
-
-def all_relay_addresses(
-    relays: Sequence[tuple[Mapping[str, Any] | None, str]], *, nodes: Sequence[Mapping[str, Any]]
-) -> list[str]:
-    """Every relay's addresses ((Service, peer id) per relay, in ordinal order), most external
-    first across relays, so the first entry of any kind is relay 0's."""
-    tiered = [
-        (tier, ordinal, addr)
-        for ordinal, (service, peer_id) in enumerate(relays)
-        if service is not None
-        for tier, addr in _tiered(service, nodes, peer_id)
-    ]
-    return [addr for _, _, addr in sorted(tiered, key=lambda t: (t[0], t[1]))]
-
-
 def parse_status(raw: Mapping[str, Any] | None) -> models.MVLANStatus:
     known = {f.alias or n for n, f in models.MVLANStatus.model_fields.items()}
     try:
@@ -307,6 +241,10 @@ class RelayReconciler:
         self.image = image
         self.clock = clock
         self.new_identity = new_identity
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def _lock(self, namespace: str, name: str) -> asyncio.Lock:
+        return self._locks.setdefault((namespace, name), asyncio.Lock())
 
     async def _relay_key(self, mvlan: Mapping[str, Any], ordinal: int) -> identity.Identity:
         """Relay `ordinal`'s key: read from its Secret, which is created only when missing."""
@@ -364,9 +302,20 @@ class RelayReconciler:
         self, mvlan: Mapping[str, Any], *, observe: bool = False
     ) -> models.MVLANStatus:
         """Bring the relays in line with the spec; with `observe` (the periodic resync) also
-        ask the relays' sidecars which peers they see."""
+        ask the relays' sidecars which peers they see.
+
+        Runs for one MVLAN are serialised and act on the object as it is now, not on the
+        copy the event carried: the resync and an update handler may overlap, and a run
+        with a stale replica count would delete the keys the other just made.
+        """
+        meta = mvlan["metadata"]
+        ns, name = meta["namespace"], meta["name"]
         try:
-            status = await self._run(mvlan, observe=observe)
+            async with self._lock(ns, name):
+                current = await self.api.get(kube.MVLANS.path(ns, name))
+                if current is None:
+                    return parse_status(mvlan.get("status"))
+                status = await self._run(current, observe=observe)
         except Exception as err:
             metrics.RECONCILES.labels("MVLAN", "error").inc()
             metrics.ERRORS.labels("MVLAN", type(err).__name__).inc()
@@ -409,7 +358,7 @@ class RelayReconciler:
                 nodes = await self.api.list_objects(kube.NODES.path())
             except kube.KubeError as err:
                 log.warning("cannot list nodes for NodePort addresses: %s", err)
-        addresses = all_relay_addresses(
+        addresses = relay_addresses.all_relay_addresses(
             [(svc, key.peer_id) for svc, key in zip(services, keys, strict=True)], nodes=nodes
         )
         waiting = spec.relays.service_type == "LoadBalancer" and not all(
@@ -477,9 +426,11 @@ class RelayReconciler:
             await self.api.patch(kube.MVLANS.path(ns, name, "status"), {"status": new})
 
     async def cleanup(self, namespace: str, name: str) -> None:
-        await self._remove_extra(namespace, name, keep=1)
-        await self.api.delete(kube.DEPLOYMENTS.path(namespace, relay_name(name, 0)))
-        await self.api.delete(kube.SERVICES.path(namespace, relay_name(name, 0)))
-        await self.api.delete(kube.CONFIGMAPS.path(namespace, config_name(name)))
-        await self.api.delete(kube.SECRETS.path(namespace, key_name(name, 0)))
+        async with self._lock(namespace, name):
+            await self._remove_extra(namespace, name, keep=1)
+            await self.api.delete(kube.DEPLOYMENTS.path(namespace, relay_name(name, 0)))
+            await self.api.delete(kube.SERVICES.path(namespace, relay_name(name, 0)))
+            await self.api.delete(kube.CONFIGMAPS.path(namespace, config_name(name)))
+            await self.api.delete(kube.SECRETS.path(namespace, key_name(name, 0)))
+        self._locks.pop((namespace, name), None)
         log.info("cleaned up MVLAN %s/%s", namespace, name)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from peertap.operator import models, relay
+from peertap.operator import models, relay, relay_addresses
 from peertap.sidecar import config as sc
 
 PEER = "12D3KooWPeer"
@@ -68,7 +68,7 @@ DNS = f"/dns/campus-relay.ns.svc/tcp/4001/p2p/{PEER}"
     ],
 )
 def test_relay_addresses(service: dict[str, Any] | None, expected: list[str]) -> None:
-    assert relay.relay_addresses(service=service, nodes=NODES, peer_id=PEER) == expected
+    assert relay_addresses.relay_addresses(service=service, nodes=NODES, peer_id=PEER) == expected
 
 
 MVLAN = {"metadata": {"name": "campus", "namespace": "ns", "uid": "u"}, "kind": "MVLAN"}
@@ -158,7 +158,9 @@ def test_all_relay_addresses_put_every_relays_external_addresses_first() -> None
         "spec": {"type": "LoadBalancer", "ports": [{"port": 4001, "nodePort": 30402}]},
         "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.2"}]}},
     }
-    out = relay.all_relay_addresses([(lb, "P0"), (lb1, "P1"), (None, "P2")], nodes=NODES[:1])
+    out = relay_addresses.all_relay_addresses(
+        [(lb, "P0"), (lb1, "P1"), (None, "P2")], nodes=NODES[:1]
+    )
     assert out == [
         "/ip4/198.51.100.1/tcp/4001/p2p/P0",
         "/ip4/198.51.100.2/tcp/4001/p2p/P1",
