@@ -1,7 +1,9 @@
-"""PeerTap demo (`make demo`, as root): two members talk through a pure relay.
+"""PeerTap demo (`make demo`, as root): two members of a private VLAN talk through a
+pure relay.
 
 Builds the lab's `relay` topology (a - r - b; a and b reach only r, r does not
-route IP), then shows the overlay at work step by step and tears everything
+route IP) with a private VLAN (MLS-keyed; both members hold a credential from the
+VLAN's creator), then shows the overlay at work step by step and tears everything
 down. Exits non-zero when a step fails.
 """
 
@@ -76,6 +78,16 @@ def trace_packets(path: Path) -> list[bytes]:
     return packets
 
 
+def in_one_group(lab: Lab, pods: list[str]) -> bool:
+    try:
+        views = [lab.status(pod)["vlans"][0] for pod in pods]
+    except (LabError, KeyError, IndexError, ValueError):
+        return False
+    return all(v.get("mls_state") == "member" for v in views) and (
+        len({v["mls_id"] for v in views}) == 1
+    )
+
+
 def demo(lab: Lab, work: Path) -> None:
     b_ip = lab.overlay_address("b")
 
@@ -98,6 +110,13 @@ def demo(lab: Lab, work: Path) -> None:
     inside_b = capture(lab, "b", "pt-lab", work / "b-pt-lab.pcap")
 
     heading(3, f"a -> b over the overlay: arping and ping {b_ip}")
+    print("  waiting for a and b to form the VLAN's MLS group ...", flush=True)
+    started = time.monotonic()
+    while not in_one_group(lab, ["a", "b"]):
+        if time.monotonic() - started > 60:
+            raise StepFailed("a and b did not form one MLS group within 60 s")
+        time.sleep(0.5)
+    print(f"  one group after {time.monotonic() - started:.1f} s")
     # The first frames may wait for trunks and VFT announcements; -w allows for that.
     run(lab, "a", ["ping", "-c1", "-w20", b_ip])
     run(lab, "a", ["arping", "-c3", "-w10", "-I", "pt-lab", b_ip])
@@ -110,7 +129,17 @@ def demo(lab: Lab, work: Path) -> None:
     if b_mac not in neigh:
         raise StepFailed(f"a's ARP entry for {b_ip} is not b's MAC {b_mac}")
 
-    heading(5, "iperf3 a -> b across the relay, 5 s")
+    heading(5, "The private VLAN's MLS group, as each member reports it")
+    views = {pod: lab.status(pod)["vlans"][0] for pod in ("a", "b")}
+    for pod, v in views.items():
+        print(
+            f"  {pod}: security {v['security']}, epoch {v['epoch']}, MLS-ID {v['mls_id']}, "
+            f"{v.get('members')} members, committer {v.get('committer')}"
+        )
+    if len({(v["epoch"], v["mls_id"]) for v in views.values()}) != 1:
+        raise StepFailed("a and b do not report the same epoch and MLS-ID")
+
+    heading(6, "iperf3 a -> b across the relay, 5 s")
     server = lab.spawn("b", ["iperf3", "-s", "-1", "-B", b_ip], stdout=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
@@ -124,7 +153,7 @@ def demo(lab: Lab, work: Path) -> None:
     finally:
         server.wait(timeout=10)
 
-    heading(6, "The relay's /status")
+    heading(7, "The relay's /status (it is in no VLAN and holds no key)")
     status = lab.status("r")
     print(f"  peers: {len(status['peers'])}, relay: {status['relay']}")
     print(f"  VFT table sizes: {status['routes']}")
@@ -133,7 +162,7 @@ def demo(lab: Lab, work: Path) -> None:
     if not status["counters"]["events"].get("fwd_packets"):
         raise StepFailed("the relay forwarded no packets")
 
-    heading(7, "What the relay sees: only ciphertext")
+    heading(8, "What the relay sees: only ciphertext")
     stop_capture(underlay)
     stop_capture(inside_b)
     in_b = (work / "b-pt-lab.pcap").read_bytes().count(PATTERN)
@@ -164,7 +193,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="peertap-demo-"))
     failed: str | None = None
     try:
-        with Lab.up(topology("relay"), state_dir=work / "lab") as lab:
+        spec = topology("relay").model_copy(update={"security": "mls"})
+        with Lab.up(spec, state_dir=work / "lab") as lab:
             _guarded(lambda: demo(lab, work))
     except (StepFailed, LabError, subprocess.SubprocessError) as err:
         failed = str(err)

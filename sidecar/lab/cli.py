@@ -30,6 +30,11 @@ def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
     up.add_argument("--spec", help="JSON lab spec file (instead of --topology)")
     up.add_argument("--members", type=int, default=3, help="members of a star")
     up.add_argument("--routed", action="store_true", help="relay topology: r forwards IP")
+    up.add_argument(
+        "--security",
+        choices=("open", "mls"),
+        help="the lab VLAN's security (default open; mls: a private VLAN with credentials)",
+    )
     up.add_argument("--state", default=DEFAULT_STATE, help="state directory")
     up.add_argument("--prefix", help="name prefix (default pt-<4 hex>-)")
     up.add_argument("--no-nodes", action="store_true", help="build the pods, start no peertap")
@@ -76,10 +81,12 @@ def _spec(args: argparse.Namespace) -> LabSpec:
         with open(args.spec) as f:
             return LabSpec.model_validate_json(f.read())
     if args.topology == "star":
-        return topology("star", members=args.members)
-    if args.topology == "relay":
-        return topology("relay", routed=args.routed)
-    return topology(args.topology)
+        spec = topology("star", members=args.members)
+    elif args.topology == "relay":
+        spec = topology("relay", routed=args.routed)
+    else:
+        spec = topology(args.topology)
+    return spec.model_copy(update={"security": args.security}) if args.security else spec
 
 
 def _up(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ are appended.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shlex
 import subprocess
@@ -15,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import identity
+from .. import authority, identity, ids
 from ..config import (
     AclConfig,
     ApiConfig,
@@ -31,6 +32,8 @@ from .plan import API_LISTEN, TAP_NAME, TRUNK_PORT, Plan
 
 NODE_CMD_ENV = "PEERTAP_LAB_NODE_CMD"
 CREATOR_KEY = "vlan-creator.key"
+CREDENTIAL = "member.cred"  # a private VLAN member's credential, beside its config
+LAB_MEMBER_TIMEOUT_S = 6.0
 
 
 def node_command() -> list[str]:
@@ -66,9 +69,11 @@ def pod_dir(state_dir: Path, pod: str) -> Path:
 
 
 def write_node_files(plan: Plan, state_dir: Path) -> None:
-    """Keys for the VLAN creator and each node, then each node's config."""
+    """Keys for the VLAN creator and each node (and credentials for a private VLAN),
+    then each node's config."""
     creator = identity.generate()
     identity.save(creator, state_dir / CREATOR_KEY)
+    vid = ids.vlan_id(creator.public_bytes, plan.spec.vlan_label)
     peer_ids: dict[str, str] = {}
     for pod in plan.node_pods():
         files = NodeFiles(pod_dir(state_dir, pod))
@@ -76,6 +81,17 @@ def write_node_files(plan: Plan, state_dir: Path) -> None:
         ident = identity.generate()
         identity.save(ident, files.key)
         peer_ids[pod] = ident.peer_id
+        if plan.spec.security == "mls":
+            now = dt.datetime.now(dt.UTC)
+            credential = authority.issue(
+                authority=creator,
+                member_identity=f"lab/{pod}",
+                member_key=ident.public_bytes,
+                vlan_id=vid,
+                issued=now - dt.timedelta(minutes=5),
+                expires=now + dt.timedelta(days=30),
+            )
+            (files.dir / CREDENTIAL).write_bytes(credential.encode())
     for pod in plan.node_pods():
         config = node_config(plan, pod, creator_hex=creator.public_hex, peer_ids=peer_ids)
         NodeFiles(pod_dir(state_dir, pod)).config.write_text(config.model_dump_json(indent=2))
@@ -91,12 +107,16 @@ def node_config(plan: Plan, pod: str, *, creator_hex: str, peer_ids: dict[str, s
         if e.dialer == pod
     ]
     vlans = []
+    private = plan.spec.security == "mls"
     if role.role == "member":
         vlans.append(
             VlanConfig(
                 label=plan.spec.vlan_label,
                 creator=creator_hex,
-                security="open",
+                security=plan.spec.security,
+                credential=CREDENTIAL if private else None,
+                # A lab is small and local: presence every 2 s forms its group in seconds.
+                member_timeout_s=LAB_MEMBER_TIMEOUT_S if private else 30.0,
                 interface=InterfaceConfig(name=TAP_NAME, address=plan.pods[pod].overlay_address),
             )
         )

@@ -62,6 +62,11 @@ class LabSpec(_Model):
     )
     link_prefixlen: Literal[24, 30] = Field(default=24, description="Size of each link subnet.")
     vlan_label: str = Field(default="lab", min_length=1)
+    security: Literal["open", "mls"] = Field(
+        default="open",
+        description="The lab VLAN's security: open, or mls (a private VLAN: every member "
+        "gets a credential from the lab's VLAN creator).",
+    )
     trace: bool = Field(default=True, description="Start nodes with --trace (costs speed).")
 
     @field_validator("underlay_base")

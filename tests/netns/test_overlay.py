@@ -416,3 +416,16 @@ def test_a_tun_member_talks_to_a_tap_member_through_emulated_ethernet(
     assert arping.returncode == 0 and a_mac.upper() in arping.stdout.upper()
     # A TCP stream with segmentation offload crosses from the TUN side.
     assert tcp_bytes(lab, "a", "b") > 1_000_000
+
+
+def test_a_private_vlan_lab_forms_one_group_across_the_relay(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    lab = lab_factory(topology("relay").model_copy(update={"security": "mls", "trace": False}))
+    lab.wait_ready(timeout=30)
+    wait_ping(lab, "a", "b", timeout=60)
+    a, b = (lab.status(p)["vlans"][0] for p in ("a", "b"))
+    assert a["security"] == b["security"] == "mls"
+    assert a["mls_id"] == b["mls_id"] and a["epoch"] == b["epoch"] >= 1
+    # The relay carries the group's traffic without being in it.
+    assert lab.status("r")["vlans"] == []
