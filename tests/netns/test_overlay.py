@@ -429,3 +429,30 @@ def test_a_private_vlan_lab_forms_one_group_across_the_relay(
     assert a["mls_id"] == b["mls_id"] and a["epoch"] == b["epoch"] >= 1
     # The relay carries the group's traffic without being in it.
     assert lab.status("r")["vlans"] == []
+
+
+def test_one_node_serves_two_vlans_on_two_interfaces(lab_factory: Callable[..., Lab]) -> None:
+    lab = lab_factory(topology("pair").model_copy(update={"trace": False}), start_nodes=False)
+    for n, pod in enumerate(("a", "b"), start=1):
+        cfg_path = lab.config_path(pod)
+        cfg = json.loads(cfg_path.read_text())
+        second = json.loads(json.dumps(cfg["vlans"][0]))
+        second["label"] = "second"
+        second["interface"].update(name="pt-two", address=f"10.251.0.{n}/24")
+        cfg["vlans"].append(second)
+        cfg_path.write_text(json.dumps(cfg))
+    for pod in lab.pods:
+        lab.start_node(pod)
+    lab.wait_ready(timeout=30)
+    wait_ping(lab, "a", "b")
+    wait_until(
+        "a ping over the second VLAN",
+        lambda: (
+            lab.exec("a", ["ping", "-c1", "-W1", "10.251.0.2"], capture_output=True).returncode == 0
+        ),
+    )
+    vlans = {v["label"]: v for v in lab.status("a")["vlans"]}
+    assert set(vlans) == {"lab", "second"}
+    assert vlans["lab"]["vlan_id"] != vlans["second"]["vlan_id"]
+    assert vlans["lab"]["mls_id"] != vlans["second"]["mls_id"]
+    assert vlans["lab"]["mac"] != vlans["second"]["mac"]
