@@ -353,12 +353,15 @@ class Node:
             set_link_mac(tap.settings.name, mac)
         port.set_mac(mac)
         self._announce_now.set()
+        self._publish()
 
     def _epoch_changed(self) -> None:
         """A private VLAN changed key epoch: its VFT salt moved; re-announce at once."""
         for port in self.ports.values():
             port.refresh_tokens()
         self._announce_now.set()
+        # /status shows the epoch whose keys the node uses now, not one up to 0.5 s old.
+        self._publish()
 
     # ---- announcements ---------------------------------------------------------------
 
