@@ -138,6 +138,15 @@ def views(members: list[Member]) -> set[tuple[int, bytes, int]]:
     }
 
 
+async def group_of(net: Mvlan, nursery: trio.Nursery, size: int) -> list[Member]:
+    """`size` members m0.. started on `net` and converged into one group."""
+    members = [net.add(f"m{i}") for i in range(size)]
+    for m in members:
+        await net.start(nursery, m)
+    await converged(members, size)
+    return members
+
+
 async def converged(members: list[Member], size: int, *, timeout: float = 120.0) -> None:
     with trio.fail_after(timeout):
         while True:
@@ -155,10 +164,7 @@ def test_five_members_form_one_group_and_agree_on_the_epoch() -> None:
     async def main() -> None:
         net = Mvlan()
         async with trio.open_nursery() as nursery:
-            members = [net.add(f"m{i}") for i in range(5)]
-            for m in members:
-                await net.start(nursery, m)
-            await converged(members, 5)
+            members = await group_of(net, nursery, 5)
             epoch = members[0].keys.current().epoch
             assert epoch >= 1
             assert sum(m.pv.status()["committer"] for m in members) == 1
@@ -199,10 +205,7 @@ def test_removed_member_cannot_open_frames_of_the_next_epoch() -> None:
     async def main() -> None:
         net = Mvlan()
         async with trio.open_nursery() as nursery:
-            members = [net.add(f"m{i}") for i in range(3)]
-            for m in members:
-                await net.start(nursery, m)
-            await converged(members, 3)
+            members = await group_of(net, nursery, 3)
             gone = members[2]
             held = MlsKeyProvider(vlan_id=VLAN, grace_s=3600, clock=trio.current_time)
             old = gone.keys.current()
@@ -257,10 +260,7 @@ def test_committer_rekeys_after_the_rekey_interval() -> None:
     async def main() -> None:
         net = Mvlan(PrivateSettings(rekey_interval_s=20.0, member_timeout_s=3.0, epoch_grace_s=1.0))
         async with trio.open_nursery() as nursery:
-            members = [net.add(f"m{i}") for i in range(2)]
-            for m in members:
-                await net.start(nursery, m)
-            await converged(members, 2)
+            members = await group_of(net, nursery, 2)
             epoch = members[0].keys.current().epoch
             await trio.sleep(25)
             await converged(members, 2)
@@ -298,10 +298,7 @@ def test_a_restarted_member_replaces_its_old_leaf() -> None:
     async def main() -> None:
         net = Mvlan()
         async with trio.open_nursery() as nursery:
-            members = [net.add(f"m{i}") for i in range(3)]
-            for m in members:
-                await net.start(nursery, m)
-            await converged(members, 3)
+            members = await group_of(net, nursery, 3)
             old = members[2]
             net.stop(old)
             again = net.add("m2-again", node=old.pv.node)
@@ -345,10 +342,7 @@ def test_every_member_refreshes_its_leaf_key_at_the_rekey_interval() -> None:
     async def main() -> None:
         net = Mvlan(PrivateSettings(rekey_interval_s=10.0, member_timeout_s=3.0, epoch_grace_s=1.0))
         async with trio.open_nursery() as nursery:
-            members = [net.add(f"m{i}") for i in range(4)]
-            for m in members:
-                await net.start(nursery, m)
-            await converged(members, 4)
+            members = await group_of(net, nursery, 4)
 
             def leaf_keys() -> dict[bytes, bytes]:
                 group = members[0].pv.group
@@ -376,10 +370,7 @@ def test_a_group_split_by_a_partition_heals_into_one_group() -> None:
     async def main() -> None:
         net = Mvlan()
         async with trio.open_nursery() as nursery:
-            members = [net.add(f"m{i}") for i in range(5)]
-            for m in members:
-                await net.start(nursery, m)
-            await converged(members, 5)
+            members = await group_of(net, nursery, 5)
             left, right = members[:2], members[2:]
             for m in right:
                 m.partition = 1
