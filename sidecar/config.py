@@ -19,6 +19,7 @@ HEX64 = re.compile(r"^[0-9a-f]{64}$")
 VLAN_PATTERN = re.compile(r"^[0-9a-f*?]{1,32}$")
 IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+PEER_ID = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{40,60}$")
 
 
 class ConfigError(Exception):
@@ -154,10 +155,19 @@ class VlanConfig(_Model):
         description="64 hex chars: the creator's (authority's) Ed25519 public key. "
         "VLAN-ID = BLAKE3-128(creator || label)."
     )
-    security: Literal["open", "mls"] = Field(
-        default="open",
-        description="open: frame key derived from the VLAN-ID alone (anyone who knows label and "
-        "creator can join and read); mls: keys from the VLAN's MLS group.",
+    security: Literal["public", "psk", "mls"] = Field(
+        default="public",
+        description="public: zero-setup, frame key derived from creator key and label, so "
+        "anyone who knows both (neither is secret) can read the VLAN; relays see only the "
+        "VLAN-ID. psk: key from a 256-bit pre-shared secret (`psk_file`). mls: keys from the "
+        "VLAN's MLS group (private VLAN). `open` is accepted as the old name of public.",
+    )
+    psk_file: str | None = Field(
+        default=None,
+        description="security psk: file with the 256-bit secret as 64 hex chars; further lines "
+        "hold older secrets still accepted while a rotation rolls out. Re-read when it "
+        "changes (no restart). Relative paths are resolved against the config file's "
+        "directory. `peertap psk --out FILE` makes one.",
     )
     credential: str | None = Field(
         default=None,
@@ -192,12 +202,21 @@ class VlanConfig(_Model):
             raise ValueError("creator must be 64 lower-case hex chars (an Ed25519 public key)")
         return v
 
+    @field_validator("security", mode="before")
+    @classmethod
+    def _old_name(cls, v: object) -> object:
+        return "public" if v == "open" else v
+
     @model_validator(mode="after")
     def _security(self) -> VlanConfig:
         if self.security == "mls" and not self.credential:
             raise ValueError("security 'mls' needs `credential` (the member credential file)")
-        if self.security == "open" and self.credential:
+        if self.security != "mls" and self.credential:
             raise ValueError("`credential` is used only with security 'mls'")
+        if self.security == "psk" and not self.psk_file:
+            raise ValueError("security 'psk' needs `psk_file` (the pre-shared secret file)")
+        if self.security != "psk" and self.psk_file:
+            raise ValueError("`psk_file` is used only with security 'psk'")
         return self
 
 
@@ -207,9 +226,17 @@ class TrunkConfig(_Model):
     queue_bytes: int = Field(
         default=4 * 1024 * 1024,
         ge=65536,
-        description="Per-peer send queue bound; the sender waits when it is full.",
+        description="Per-peer send queue bound; packets for a peer whose queue is full are "
+        "dropped (counted `queue_full`), like a switch port's.",
     )
     security: Literal["noise", "tls"] = Field(default="noise", description="Trunk encryption.")
+    stall_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="A peer that accepts no byte of what is queued for it for this long is "
+        "disconnected (it stopped reading); while its queue is full, packets for it are "
+        "dropped and counted `queue_full`.",
+    )
 
 
 class RoutingConfig(_Model):
@@ -220,6 +247,73 @@ class RoutingConfig(_Model):
         default=35.0, gt=0, description="A learned VFT route expires after this long unrefreshed."
     )
     hop_limit: int = Field(default=16, ge=1, le=255, description="Initial hop limit of packets.")
+
+
+class AdmissionConfig(_Model):
+    mode: Literal["open", "peers", "credential"] | None = Field(
+        default=None,
+        description="Whom this node accepts as a trunk peer. open: anyone; peers: the peer ids "
+        "in `peers`; credential: peers presenting a node credential signed by one of "
+        "`authorities`. Bootstrap peers are always accepted. Default: open for a node that "
+        "does not relay, peers for a relay (so a relay serves nobody it was not told about).",
+    )
+    peers: list[str] = Field(
+        default_factory=list, description="peers mode: admitted libp2p peer ids (12D3Koo...)."
+    )
+    authorities: list[str] = Field(
+        default_factory=list,
+        description="credential mode: Ed25519 public keys (64 hex) whose node credentials "
+        "admit a peer, e.g. the authority (creator) of a private VLAN.",
+    )
+    credentials: list[str] = Field(
+        default_factory=list,
+        description="This node's own node credentials (`peertap authority issue-node`), "
+        "presented to every peer; re-read when they change. Relative paths are resolved "
+        "against the config file's directory.",
+    )
+
+    @field_validator("peers")
+    @classmethod
+    def _peer_ids(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if not PEER_ID.match(p):
+                raise ValueError(f"{p!r} is not a base58 libp2p peer id")
+        return v
+
+    @field_validator("authorities")
+    @classmethod
+    def _keys(cls, v: list[str]) -> list[str]:
+        for k in v:
+            if not HEX64.match(k):
+                raise ValueError(f"authority {k!r} must be 64 lower-case hex chars")
+        return v
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> AdmissionConfig:
+        if self.mode == "credential" and not self.authorities:
+            raise ValueError("admission mode 'credential' needs at least one authority")
+        return self
+
+
+class LimitsConfig(_Model):
+    clock_skew_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Largest clock difference tolerated between nodes: signed ANNOUNCE and "
+        "CONTROL stamps outside it are refused (keep clocks in sync, e.g. with NTP).",
+    )
+    announce_per_trunk_per_s: float = Field(
+        default=200.0, gt=0, description="ANNOUNCEs taken from one trunk peer per second."
+    )
+    announce_per_origin_per_s: float = Field(
+        default=2.0, gt=0, description="ANNOUNCEs taken from one origin per second."
+    )
+    control_per_trunk_per_s: float = Field(
+        default=500.0, gt=0, description="CONTROL packets taken from one trunk peer per second."
+    )
+    control_per_origin_per_s: float = Field(
+        default=20.0, gt=0, description="CONTROL packets taken from one signer per second."
+    )
 
 
 Multiaddr = Annotated[str, Field(pattern=r"^/")]
@@ -240,6 +334,15 @@ class NodeConfig(_Model):
     vlans: list[VlanConfig] = Field(default_factory=list)
     trunk: TrunkConfig = Field(default_factory=TrunkConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+
+    @property
+    def admission_mode(self) -> Literal["open", "peers", "credential"]:
+        """The admission mode in force (docs/config.md: the default depends on relaying)."""
+        if self.admission.mode is not None:
+            return self.admission.mode
+        return "peers" if self.relay.enabled else "open"
 
     @field_validator("bootstrap")
     @classmethod

@@ -19,13 +19,12 @@ def sign(
     node: Identity,
     *,
     hop_limit: int,
-    origin: bytes,
-    sequence: int,
+    timestamp: int,
     vlan_id: bytes,
     kind: int,
     body: bytes,
 ) -> wire.Control:
-    unsigned = wire.Control(hop_limit, origin, sequence, vlan_id, kind, node.public_bytes, body)
+    unsigned = wire.Control(hop_limit, timestamp, vlan_id, kind, node.public_bytes, body)
     return dataclasses.replace(unsigned, signature=node.private_key.sign(unsigned.signed_part()))
 
 

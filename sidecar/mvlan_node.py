@@ -2,42 +2,46 @@
 
 The node hands every CONTROL packet to `on_control` and starts `run`. Here:
 
-    receive: decode -> verify the node signature -> once per (origin, sequence)
+    receive: trunk rate limit -> decode -> timestamp within the skew window
+             -> verify the node signature -> signer rate limit
+             -> once per (signer, timestamp) (freshness.StampGuard)
              -> the PrivateVlan of that VLAN-ID, if we are a member
-             -> relays flood it on to every other trunk (hop limit - 1)
-    send:    PrivateVlan -> sign with the node key -> every trunk peer
+             -> relays whose ACL allows the VLAN flood it on (hop limit - 1)
+    send:    PrivateVlan -> stamp and sign with the node key -> every trunk peer
 
-Relays flood CONTROL whatever their ACL: the MVLAN is the one domain every node
-shares, its messages are small and signed, and a relay that filtered them by
-VLAN would split the private VLAN's group at every relay not configured for it.
-What a relay learns from them is documented in docs/protocol.md.
+A replayed CONTROL packet of any age changes nothing: old ones fail the window,
+recent ones the per-signer stamp guard, and neither a flood of junk nor of
+self-signed messages can flush what the guard remembers (see freshness.py). A relay
+floods CONTROL only for VLANs its ACL forwards, like their DATA. What a relay learns
+from them is documented in docs/protocol.md.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from . import authority, wire
+from . import authority, stamps, wire
 from . import mvlan_envelope as envelope
-from .config import VlanConfig
+from .config import LimitsConfig, VlanConfig
 from .counters import Counters
 from .crypto.mls_keys import MlsKeyProvider
+from .freshness import StampGuard, in_window
 from .identity import Identity
 from .mvlan_lifecycle import PrivateSettings
 from .mvlan_macprobe import MacClaim
 from .private_vlan import PrivateVlan
-from .switch.dedup import Dedup
+from .ratelimit import KeyedBuckets
+from .switch.acl import Acl
 
 log = logging.getLogger("peertap.mvlan")
 
-Send = Callable[[str, list[bytes]], Awaitable[bool]]
+Send = Callable[[str, list[bytes]], bool]
 
 
 class CredentialFileError(OSError):
@@ -92,18 +96,31 @@ class Mvlan:
         counters: Counters,
         hop_limit: int,
         relay: bool,
+        acl: Acl,
+        limits: LimitsConfig,
         peers: Callable[[], Iterable[str]],
         send: Send,
+        wall_us: Callable[[], int] = stamps.now_us,
     ) -> None:
         self.identity = identity
         self.counters = counters
         self.hop_limit = hop_limit
         self.relay = relay
+        self.acl = acl
         self._peers = peers
         self._send = send
-        self.origin = os.urandom(16)
-        self.sequence = 0
-        self.seen = Dedup(4096)
+        self._wall_us = wall_us
+        self._stamps = stamps.Stamper(wall_us)
+        self._skew_us = int(limits.clock_skew_s * stamps.US)
+        self.seen = StampGuard()
+        self._trunks = KeyedBuckets(
+            rate=limits.control_per_trunk_per_s,
+            burst=2 * limits.control_per_trunk_per_s,
+            max_keys=4096,
+        )
+        self._signers = KeyedBuckets(
+            rate=limits.control_per_origin_per_s, burst=3 * limits.control_per_origin_per_s
+        )
         self.vlans: dict[bytes, PrivateVlan] = {}
 
     def add_vlan(
@@ -172,36 +189,45 @@ class Mvlan:
             # A Welcome carries the whole ratchet tree: about 80 members fit one packet.
             self.counters.drop("control_too_large")
             raise ValueError(f"CONTROL body of {len(body)} bytes does not fit one packet")
-        self.sequence += 1
         packet = envelope.sign(
             self.identity,
             hop_limit=self.hop_limit,
-            origin=self.origin,
-            sequence=self.sequence,
+            timestamp=self._stamps.next(),
             vlan_id=vlan_id,
             kind=kind,
             body=body,
         ).encode()
         for peer in list(self._peers()):
-            if await self._send(peer, [packet]):
+            if self._send(peer, [packet]):
                 self.counters.inc("control_tx")
 
     def on_control(self, peer: str, packet: bytes, floods: dict[str, list[bytes]]) -> None:
         """One CONTROL packet from neighbour `peer`; what to flood on goes into `floods`."""
+        if not self._trunks.take(peer):
+            self.counters.drop("control_rate_trunk")
+            return
         msg = wire.decode_control(packet)
-        if msg.origin == self.origin:
+        if msg.signer == self.identity.public_bytes:
+            return
+        now = self._wall_us()
+        late = in_window(msg.timestamp, now=now, max_age_us=0, skew_us=self._skew_us)
+        if late is not None:
+            self.counters.drop(f"control_{late}")
             return
         if not envelope.verify(msg):
             self.counters.drop("control_signature")
             return
-        if not self.seen.first_time(msg.origin + msg.sequence.to_bytes(8, "big")):
+        if not self._signers.take(msg.signer):
+            self.counters.drop("control_rate_origin")
+            return
+        if not self.seen.first_time(msg.signer, msg.timestamp, now=now):
             self.counters.drop("control_duplicate")
             return
         self.counters.inc("control_rx")
         pv = self.vlans.get(msg.vlan_id)
         if pv is not None:
             pv.on_control(msg)
-        if not self.relay or msg.hop_limit <= 1:
+        if not self.relay or msg.hop_limit <= 1 or not self.acl.allows(msg.vlan_id):
             return
         onward = wire.with_hop_limit(packet, msg.hop_limit - 1)
         for p in self._peers():

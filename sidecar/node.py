@@ -1,19 +1,22 @@
-"""The node: wires TAP ports, switch, crypto and trunk together and runs them.
+"""The node: the composition root that wires TAP ports, forwarder, routes, admission,
+management VLAN and trunk together and runs them.
 
 Packet paths:
-  TAP -> port.outgoing (seal) -> next hops by VFT -> trunk.send (batched per peer)
-  trunk records -> DATA: dedup -> deliver to own port if it wants the VFT
-                                -> forward to next hops (relay, ACL, hop limit)
-               -> ANNOUNCE: learn routes -> flood on once (relay)
+  TAP -> port.outgoing (seal) -> forwarder: next hops by VFT -> trunk.send (never waits)
+  trunk stream opens -> INTRO: admission decides before anything else is read
+  trunk records -> DATA: forwarder (deliver to own port, relay onward)
+               -> ANNOUNCE: announcements.AnnounceIntake (verify once) -> routes
+                            -> relays flood it on once
                -> CONTROL: management VLAN (mvlan_node.py): private VLAN groups, flood (relay)
+               -> INTRO: a renewed credential of an admitted peer
 Long-lived tasks are named `peertap-<job>` and log their start and stop.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,15 +26,19 @@ from typing import Any
 import trio
 
 from . import __version__, identity, ids, wire
+from .admission import Admission, Verdict
+from .admission.files import OwnCredentials
+from .announcements import AnnounceIntake, IntakeLimits, OwnAnnouncer
 from .api import ApiServer, StatusBoard
-from .config import NodeConfig
+from .config import NodeConfig, VlanConfig
 from .counters import Counters
-from .crypto.keys import KeyProvider, OpenKeyProvider
+from .crypto.keys import KeyProvider, PublicKeyProvider
+from .crypto.psk_keys import PskFileError, PskKeyProvider
+from .forwarding import Batches, Forwarder
 from .mvlan_macprobe import set_link_mac
 from .mvlan_node import Mvlan
 from .port import PortInfo, VlanPort
 from .switch.acl import Acl
-from .switch.dedup import Dedup
 from .switch.routes import RouteTable
 from .tap.device import TapDevice, TapSettings
 from .tap.emulated import EmulatedTap
@@ -43,6 +50,14 @@ log = logging.getLogger("peertap.node")
 
 TAP_BATCH = 64
 STATUS_INTERVAL_S = 0.5
+HOUSEKEEPING_S = 1.0
+MAX_STATUS_ORIGINS = 1000
+
+READABLE_BY = {
+    "public": "anyone who knows the VLAN's creator key and label",
+    "psk": "holders of the pre-shared secret",
+    "mls": "current members of the VLAN's MLS group",
+}
 
 
 @dataclass(frozen=True)
@@ -56,24 +71,22 @@ class Node:
     def __init__(self, options: RunOptions) -> None:
         cfg = options.config
         self.config = cfg
-        key_path = Path(cfg.identity.key_file)
-        if not key_path.is_absolute():
-            key_path = options.base_dir / key_path
-        self.identity = identity.load(key_path)
+        self.base_dir = options.base_dir
+        self.identity = identity.load(self._path(cfg.identity.key_file))
         self.counters = Counters()
         self.routes = RouteTable(ttl_s=cfg.routing.route_ttl_s)
-        self.dedup = Dedup()
-        self.origin = os.urandom(16)
-        self.sequence = 0
         self.relay = cfg.relay.enabled
         self.board = StatusBoard()
         self.trace = Trace(options.trace_path) if options.trace_path else None
         self.ports: dict[bytes, VlanPort] = {}
         self.taps: list[TapDevice | EmulatedTap] = []
         self._emulated: list[tuple[EmulatedTap, VlanPort]] = []
+        self._psk: list[tuple[str, PskKeyProvider]] = []
         self._announce_now = trio.Event()
         self._ready = False
         self._nursery: trio.Nursery | None = None
+        self._admitted: dict[str, Verdict] = {}
+        self._peer_ids: dict[bytes, str] = {}
         member_ids = [ids.vlan_id(bytes.fromhex(v.creator), v.label) for v in cfg.vlans]
         self.acl = Acl(
             mode=cfg.relay.acl.mode,
@@ -81,6 +94,15 @@ class Node:
             allow=cfg.relay.acl.allow,
             deny=cfg.relay.acl.deny,
         )
+        bootstrap_ids = [a.rsplit("/p2p/", 1)[1] for a in cfg.bootstrap]
+        self.admission = Admission(
+            mode=cfg.admission_mode,
+            peers=cfg.admission.peers,
+            authorities=[bytes.fromhex(k) for k in cfg.admission.authorities],
+            pinned=bootstrap_ids,
+            skew_s=cfg.limits.clock_skew_s,
+        )
+        self.credentials = OwnCredentials([self._path(p) for p in cfg.admission.credentials])
         self.trunk = Trunk(
             TrunkSettings(
                 seed=self.identity.seed,
@@ -90,22 +112,76 @@ class Node:
                 reconnect_min_s=cfg.trunk.reconnect_min_s,
                 reconnect_max_s=cfg.trunk.reconnect_max_s,
                 queue_bytes=cfg.trunk.queue_bytes,
+                stall_timeout_s=cfg.trunk.stall_timeout_s,
             ),
             self,
         )
         self.api = ApiServer(self.board, cfg.api.listen) if cfg.api.listen else None
-        self.base_dir = options.base_dir
+        self.announcer = OwnAnnouncer(self.identity, hop_limit=cfg.routing.hop_limit)
+        self.intake = AnnounceIntake(
+            routes=self.routes,
+            own_key=self.identity.public_bytes,
+            limits=IntakeLimits(
+                max_age_s=cfg.routing.route_ttl_s,
+                skew_s=cfg.limits.clock_skew_s,
+                per_trunk_per_s=cfg.limits.announce_per_trunk_per_s,
+                per_origin_per_s=cfg.limits.announce_per_origin_per_s,
+            ),
+            counters=self.counters,
+        )
+        self.forwarder = Forwarder(
+            ports=self.ports,
+            routes=self.routes,
+            acl=self.acl,
+            relay=self.relay,
+            counters=self.counters,
+            send=self.trunk.send,
+            trace=self.trace,
+        )
         # Private VLANs (security "mls"): their groups talk over the management VLAN.
         self.mvlan = Mvlan(
             identity=self.identity,
             counters=self.counters,
             hop_limit=cfg.routing.hop_limit,
             relay=self.relay,
+            acl=self.acl,
+            limits=cfg.limits,
             peers=self.trunk.peers,
             send=self.trunk.send,
         )
 
+    def _path(self, name: str) -> Path:
+        p = Path(name)
+        return p if p.is_absolute() else self.base_dir / p
+
     # ---- lifecycle -------------------------------------------------------------
+
+    def _keys_for(self, v: VlanConfig, vid: bytes, mac: bytes) -> KeyProvider:
+        if v.security == "mls":
+            return self.mvlan.add_vlan(
+                v,
+                vlan_id=vid,
+                base_dir=self.base_dir,
+                on_epoch=self._epoch_changed,
+                mac=mac,
+                on_mac=functools.partial(self._mac_changed, vid),
+            )
+        if v.security == "psk":
+            assert v.psk_file is not None
+            try:
+                psk = PskKeyProvider(
+                    vlan_id=vid, path=self._path(v.psk_file), grace_s=v.epoch_grace_s
+                )
+            except PskFileError as err:
+                raise OSError(f"vlan {v.label}: {err}") from err
+            self._psk.append((v.label, psk))
+            return psk
+        log.warning(
+            "vlan %s is public: %s can read it (use psk or mls to keep it private)",
+            v.label,
+            READABLE_BY["public"],
+        )
+        return PublicKeyProvider(bytes.fromhex(v.creator), v.label)
 
     def _open_ports(self) -> None:
         for v in self.config.vlans:
@@ -116,6 +192,7 @@ class Node:
                 # A zero nonce keeps the MAC stable across restarts; a collision re-rolls it.
                 else ids.member_mac(self.identity.public_bytes, vid, bytes(16))
             )
+            keys = self._keys_for(v, vid, mac)
             settings = TapSettings(
                 name=v.interface.name,
                 mtu=v.interface.mtu,
@@ -126,18 +203,6 @@ class Node:
             tap = EmulatedTap(settings) if v.interface.mode == "tun" else TapDevice(settings)
             self.taps.append(tap)
             info = PortInfo(v.label, vid, v.interface.name, mac, v.security)
-            keys: KeyProvider = (
-                self.mvlan.add_vlan(
-                    v,
-                    vlan_id=vid,
-                    base_dir=self.base_dir,
-                    on_epoch=self._epoch_changed,
-                    mac=mac,
-                    on_mac=functools.partial(self._mac_changed, vid),
-                )
-                if v.security == "mls"
-                else OpenKeyProvider(vid)
-            )
             self.ports[vid] = VlanPort(
                 info=info,
                 sink=tap,
@@ -148,15 +213,22 @@ class Node:
             if isinstance(tap, EmulatedTap):
                 self._emulated.append((tap, self.ports[vid]))
             log.info(
-                "vlan %s (%s) on %s mac %s", v.label, vid.hex(), tap.settings.name, ids.mac_str(mac)
+                "vlan %s (%s, %s) on %s mac %s",
+                v.label,
+                vid.hex(),
+                v.security,
+                tap.settings.name,
+                ids.mac_str(mac),
             )
 
     async def run(self) -> None:
         log.info("peertap %s node %s starting", __version__, self.identity.peer_id)
         try:
+            self.credentials.load()
             self._open_ports()
             if self.api:
                 self.api.start()
+            log.info("admission: %s", self.config.admission_mode)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(self._run_trunk)
@@ -164,6 +236,7 @@ class Node:
                     nursery.start_soon(self._task, f"tap-{tap.settings.name}", self._tap_loop, tap)
                 nursery.start_soon(self._task, "announce", self._announce_loop)
                 nursery.start_soon(self._task, "status", self._status_loop)
+                nursery.start_soon(self._task, "housekeeping", self._housekeeping_loop)
                 self.mvlan.start(nursery)
                 self._ready = True
                 self._publish()
@@ -202,34 +275,68 @@ class Node:
             units = tap.read_batch(TAP_BATCH)
             if not units:
                 continue
-            batches: dict[str, list[bytes]] = {}
-            self._route_out(port, units, batches)
-            await self._send_batches(batches, "tx")
+            batches: Batches = {}
+            if self.forwarder.route_out(port, units, batches):
+                self._announce_now.set()
+            self.forwarder.send_batches(batches, "tx")
+            # Sending never waits; let the trunk writers and readers run between batches.
+            await trio.sleep(0)
 
-    def _route_out(
-        self, port: VlanPort, units: list[bytes], batches: dict[str, list[bytes]]
-    ) -> None:
-        """Seal units of a port and sort the packets by next hop into `batches`."""
-        sealed, changed = port.outgoing(units, reachable=self.routes.wanted)
-        if changed:
-            self._announce_now.set()
-        for token, packet in sealed:
-            hops = self.routes.next_hops(port.vlan_id, token)
-            if not hops:
-                self.counters.drop("no_route")
-                continue
-            for peer in hops:
-                batches.setdefault(peer, []).append(packet)
+    # ---- admission -------------------------------------------------------------------
 
-    async def _send_batches(self, batches: dict[str, list[bytes]], direction: str) -> None:
-        for peer, packets in batches.items():
-            if self.trace:
-                for p in packets:
-                    self.trace.record(direction, peer, p)
-            if await self.trunk.send(peer, packets):
-                self.counters.inc(f"{direction}_packets", len(packets))
-            else:
-                self.counters.drop("peer_gone", len(packets))
+    def intro(self) -> bytes:
+        return wire.Intro(
+            roles=wire.ROLE_RELAY if self.relay else 0,
+            credentials=self.credentials.encoded,
+        ).encode()
+
+    def admit(self, peer: str, intro: bytes) -> bool:
+        try:
+            decoded = wire.decode_intro(intro)
+        except wire.MalformedPacket as err:
+            verdict = Verdict(False, f"malformed_{err.reason}")
+        else:
+            verdict = self.admission.decide(peer, decoded)
+        if not verdict.admitted:
+            self.counters.drop("admission_refused")
+            self.counters.drop(f"admission_refused_{verdict.reason}")
+            log.info("refused trunk peer %s: %s", peer, verdict.reason)
+            return False
+        self._admitted[peer] = verdict
+        return True
+
+    def _on_intro(self, peer: str, packet: bytes) -> None:
+        """An admitted peer re-introduced itself (a renewed credential)."""
+        if not self.admit(peer, packet):
+            self._admitted.pop(peer, None)
+            self.trunk.disconnect(peer)
+
+    def _check_admissions(self) -> None:
+        now = time.time()
+        for peer in self.trunk.peers():
+            verdict = self._admitted.get(peer)
+            if verdict is not None and verdict.until <= now:
+                log.info("admission of %s (%s) expired; disconnecting", peer, verdict.identity)
+                self.counters.drop("admission_expired")
+                del self._admitted[peer]
+                self.trunk.disconnect(peer)
+
+    async def _housekeeping_loop(self) -> None:
+        while True:
+            await trio.sleep(HOUSEKEEPING_S)
+            self._check_admissions()
+            if self.credentials.reload():
+                intro = self.intro()
+                for peer in self.trunk.peers():
+                    self.trunk.send(peer, [intro])
+            for label, psk in self._psk:
+                try:
+                    if psk.reload():
+                        log.info("vlan %s: pre-shared secrets reloaded", label)
+                        self._epoch_changed()
+                except PskFileError as err:
+                    self.counters.drop("psk_reload_failed")
+                    log.warning("vlan %s: keeping the secrets in use: %s", label, err)
 
     # ---- trunk events --------------------------------------------------------------
 
@@ -242,31 +349,37 @@ class Node:
 
     async def _greet(self, peer: str) -> None:
         """Tell a new neighbour what we want and, as a relay, everything we know."""
-        packets = [self._own_announce().encode()]
+        packets = [a.encode() for a in self._own_announcements()]
         if self.relay:
-            packets.extend(self._flooded(a).encode() for a in self.routes.replay_for(peer))
-        if await self.trunk.send(peer, packets):
+            packets.extend(
+                _flooded(a).encode() for a in self.routes.replay_for(peer) if a.hop_limit > 1
+            )
+        if packets and self.trunk.send(peer, packets):
             self.counters.inc("announce_tx", len(packets))
 
     async def peer_down(self, peer: str) -> None:
         self.counters.inc("peer_down")
+        self._admitted.pop(peer, None)
+        self.intake.forget_peer(peer)
         self.routes.drop_peer(peer)
         self._publish()
 
     async def records(self, peer: str, records: list[bytes]) -> None:
-        forwards: dict[str, list[bytes]] = {}
-        floods: dict[str, list[bytes]] = {}
+        forwards: Batches = {}
+        floods: Batches = {}
         for packet in records:
             if self.trace:
                 self.trace.record("rx", peer, packet)
             try:
                 ptype = wire.packet_type(packet)
                 if ptype == wire.TYPE_DATA:
-                    self._on_data(peer, packet, forwards)
+                    self.forwarder.on_data(peer, packet, forwards)
                 elif ptype == wire.TYPE_CONTROL:
                     self.mvlan.on_control(peer, packet, floods)
-                else:
+                elif ptype == wire.TYPE_ANNOUNCE:
                     self._on_announce(peer, packet, floods)
+                else:
+                    self._on_intro(peer, packet)
             except wire.MalformedPacket as err:
                 self.counters.drop(f"malformed_{err.reason}")
             except Exception:
@@ -275,73 +388,32 @@ class Node:
                 self.counters.drop("internal_error")
                 if self.counters.drops["internal_error"] <= 10:
                     log.exception("internal error handling a packet from %s", peer)
-        replies: dict[str, list[bytes]] = {}
+        replies: Batches = {}
         for tap, port in self._emulated:
             if tap.outbox:
                 # ARP/NDP answers and released packets of TUN members go out as sent.
-                self._route_out(port, tap.take_outbox(), replies)
+                self.forwarder.route_out(port, tap.take_outbox(), replies)
         if replies:
-            await self._send_batches(replies, "tx")
+            self.forwarder.send_batches(replies, "tx")
         # Floods first: a COMMIT must reach members before frames under its new key.
         if floods:
-            await self._send_batches(floods, "flood")
+            self.forwarder.send_batches(floods, "flood")
         if forwards:
-            await self._send_batches(forwards, "fwd")
+            self.forwarder.send_batches(forwards, "fwd")
 
-    def _on_data(self, peer: str, packet: bytes, forwards: dict[str, list[bytes]]) -> None:
-        header = wire.decode_data(packet)
-        self.counters.inc("rx_packets")
-        # Sender id and counter sit side by side in the header: one slice is the key.
-        if not self.dedup.first_time(packet[wire.SENDER_OFFSET : wire.DATA_HEADER_LEN]):
-            self.counters.drop("duplicate")
-            return
-        port = self.ports.get(header.vlan_id)
-        if port is not None and header.vft in port.wanted:
-            port.deliver(packet, header)
-        if not self.relay:
-            if port is None:
-                self.counters.drop("not_member")
-            return
-        if not self.acl.allows(header.vlan_id):
-            self.counters.drop("acl")
-            return
-        hops = [p for p in self.routes.next_hops(header.vlan_id, header.vft) if p != peer]
-        if not hops:
-            return
-        if header.hop_limit <= 1:
-            self.counters.drop("hop_limit")
-            return
-        out = wire.with_hop_limit(packet, header.hop_limit - 1)
-        for p in hops:
-            forwards.setdefault(p, []).append(out)
-
-    def _on_announce(self, peer: str, packet: bytes, floods: dict[str, list[bytes]]) -> None:
-        ann = wire.decode_announce(packet)
-        self.counters.inc("announce_rx")
-        if ann.origin == self.origin:
-            return
+    def _on_announce(self, peer: str, packet: bytes, floods: Batches) -> None:
         # Non-relays keep routes only for their own VLANs; relays per their ACL.
         accept = self.acl.allows if self.relay else self.ports.__contains__
-        learned = self.routes.learn(peer, ann, accept_vlan=accept)
-        if learned.refused:
-            self.counters.drop("route_table_full")
+        taken = self.intake.take(peer, packet, accept_vlan=accept)
+        if taken is None:
             return
+        ann, learned = taken
         if not (learned.fresh and self.relay) or ann.hop_limit <= 1:
             return
-        onward = self._flooded(ann).encode()
+        onward = _flooded(ann).encode()
         for p in self.trunk.peers():
             if p != peer:
                 floods.setdefault(p, []).append(onward)
-
-    def _flooded(self, ann: wire.Announce) -> wire.Announce:
-        """The announcement as this relay passes it on: one hop further, ACL-filtered."""
-        return wire.Announce(
-            hop_limit=ann.hop_limit - 1,
-            origin=ann.origin,
-            sequence=ann.sequence,
-            distance=min(ann.distance + 1, 255),
-            entries=tuple((v, t) for v, t in ann.entries if self.acl.allows(v)),
-        )
 
     def _mac_changed(self, vid: bytes, mac: bytes) -> None:
         """A private VLAN re-rolled our MAC after a collision probe: TAP, port, routes."""
@@ -356,7 +428,7 @@ class Node:
         self._publish()
 
     def _epoch_changed(self) -> None:
-        """A private VLAN changed key epoch: its VFT salt moved; re-announce at once."""
+        """A VLAN changed key epoch: its VFT salt moved; re-announce at once."""
         for port in self.ports.values():
             port.refresh_tokens()
         self._announce_now.set()
@@ -365,17 +437,10 @@ class Node:
 
     # ---- announcements ---------------------------------------------------------------
 
-    def _own_announce(self) -> wire.Announce:
-        entries = tuple(
-            (vid, token) for vid, port in self.ports.items() for token in sorted(port.wanted)
-        )
-        return wire.Announce(
-            hop_limit=self.config.routing.hop_limit,
-            origin=self.origin,
-            sequence=self.sequence,
-            distance=0,
-            entries=entries[: wire.MAX_ANNOUNCE_ENTRIES],
-        )
+    def _own_announcements(self) -> list[wire.Announce]:
+        return [
+            self.announcer.make(vid, tuple(sorted(port.wanted))) for vid, port in self.ports.items()
+        ]
 
     async def _announce_loop(self) -> None:
         interval = self.config.routing.announce_interval_s
@@ -387,10 +452,11 @@ class Node:
                 if port.local.expire():
                     port.refresh_wanted()
             self.routes.expire()
-            self.sequence += 1
-            packet = self._own_announce().encode()
+            packets = [a.encode() for a in self._own_announcements()]
+            if not packets:
+                continue
             for peer in self.trunk.peers():
-                await self.trunk.send(peer, [packet])
+                self.trunk.send(peer, packets)
             self.counters.inc("announce_tx")
 
     # ---- status ------------------------------------------------------------------------
@@ -403,6 +469,14 @@ class Node:
     def _publish(self) -> None:
         self.board.publish(self.status())
 
+    def _peer_id(self, key: bytes) -> str:
+        pid = self._peer_ids.get(key)
+        if pid is None:
+            if len(self._peer_ids) >= 4 * MAX_STATUS_ORIGINS:
+                self._peer_ids.clear()
+            pid = self._peer_ids[key] = identity.peer_id_from_public(key)
+        return pid
+
     def status(self) -> dict[str, Any]:
         vlans = []
         for vid, port in self.ports.items():
@@ -413,8 +487,10 @@ class Node:
                     "label": port.info.label,
                     "vlan_id": vid.hex(),
                     "interface": port.info.interface,
+                    "address": tap.settings.address,
                     "mac": ids.mac_str(port.info.mac),
                     "security": port.info.security,
+                    "readable_by": READABLE_BY[port.info.security],
                     "epoch": epoch.epoch,
                     "mls_id": epoch.mls_id.hex(),
                     "tap_mode": tap.mode,
@@ -424,16 +500,42 @@ class Node:
                     **self.mvlan.status(vid),
                 }
             )
+        origins = [
+            {
+                "node": self._peer_id(origin),
+                "vlan_id": vid.hex(),
+                "via": via,
+                "distance": distance,
+                "tokens": tokens,
+            }
+            for origin, vid, via, distance, tokens in self.routes.origins()[:MAX_STATUS_ORIGINS]
+        ]
         return {
             "ready": self._ready,
             "version": __version__,
+            "protocol": wire.VERSION,
             "peer_id": self.identity.peer_id,
             "listen": self.trunk.listen_addrs(),
             "peers": sorted(self.trunk.peers()),
             "relay": {"enabled": self.relay, "acl": self.acl.mode},
+            "admission": {
+                "mode": self.admission.mode,
+                "admitted": {p: v.identity or None for p, v in sorted(self._admitted.items())},
+            },
+            # Frame keys this node holds: a pure relay holds none and can open no frame.
+            "frame_keys_held": len(self.ports),
             "vlans": vlans,
             "routes": self.routes.sizes(),
+            "origins": origins,
             "counters": self.counters.snapshot(),
             "trunk": self.trunk.stats(),
+            "trunk_peers": self.trunk.peer_stats(),
             "time": time.time(),
         }
+
+
+def _flooded(ann: wire.Announce) -> wire.Announce:
+    """An announcement as a relay passes it on: one hop further (the signature stays valid)."""
+    return dataclasses.replace(
+        ann, hop_limit=ann.hop_limit - 1, distance=min(ann.distance + 1, 255)
+    )

@@ -16,7 +16,12 @@ from typing import IO
 
 from . import wire
 
-_TYPE_NAMES = {wire.TYPE_DATA: "data", wire.TYPE_ANNOUNCE: "announce", wire.TYPE_CONTROL: "control"}
+_TYPE_NAMES = {
+    wire.TYPE_DATA: "data",
+    wire.TYPE_ANNOUNCE: "announce",
+    wire.TYPE_CONTROL: "control",
+    wire.TYPE_INTRO: "intro",
+}
 
 
 class Trace:

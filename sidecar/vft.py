@@ -1,8 +1,12 @@
 """VLAN Forwarding Tokens: the opaque 16-byte labels relays forward by.
 
-unicast   = BLAKE3-128(destination MAC || VLAN-ID || salt)   salt changes per key epoch
-broadcast = BLAKE3-128(ff:ff:ff:ff:ff:ff || VLAN-ID)
-multicast = BLAKE3-128(group MAC || VLAN-ID)                  group MAC mapped from the IP group
+unicast   = BLAKE3-128(destination MAC || VLAN-ID || salt)
+broadcast = BLAKE3-128(ff:ff:ff:ff:ff:ff || VLAN-ID || salt)
+multicast = BLAKE3-128(group MAC || VLAN-ID || salt)         group MAC mapped from the IP group
+
+The salt comes from the epoch's frame key (keys.EpochKeys), so only key holders can
+compute a token: a relay cannot test guesses of a VLAN-ID, a MAC or a multicast group
+against the tokens it forwards by, and tokens change with every key epoch.
 
 Frames whose destination is flooded on a LAN (broadcast, link-local multicast,
 non-IP multicast) use the broadcast token; see switch/classify.py.
@@ -20,12 +24,12 @@ def unicast(mac: bytes, vlan_id: bytes, salt: bytes) -> bytes:
     return blake3.blake3(mac + vlan_id + salt).digest(VFT_LEN)
 
 
-def broadcast(vlan_id: bytes) -> bytes:
-    return blake3.blake3(BROADCAST_MAC + vlan_id).digest(VFT_LEN)
+def broadcast(vlan_id: bytes, salt: bytes) -> bytes:
+    return blake3.blake3(BROADCAST_MAC + vlan_id + salt).digest(VFT_LEN)
 
 
-def multicast(group_mac: bytes, vlan_id: bytes) -> bytes:
-    return blake3.blake3(group_mac + vlan_id).digest(VFT_LEN)
+def multicast(group_mac: bytes, vlan_id: bytes, salt: bytes) -> bytes:
+    return blake3.blake3(group_mac + vlan_id + salt).digest(VFT_LEN)
 
 
 class TokenCache:
@@ -36,7 +40,7 @@ class TokenCache:
     def __init__(self, vlan_id: bytes, salt: bytes) -> None:
         self.vlan_id = vlan_id
         self.salt = salt
-        self.broadcast = broadcast(vlan_id)
+        self.broadcast = broadcast(vlan_id, salt)
         self._cache: dict[bytes, bytes] = {}
 
     def unicast(self, mac: bytes) -> bytes:
@@ -51,5 +55,7 @@ class TokenCache:
         key = b"m" + group_mac
         t = self._cache.get(key)
         if t is None:
-            t = self._cache[key] = multicast(group_mac, self.vlan_id)
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            t = self._cache[key] = multicast(group_mac, self.vlan_id, self.salt)
         return t

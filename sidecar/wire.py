@@ -2,8 +2,8 @@
 
 Every packet starts with a 4-byte common prefix:
 
-    0  u8  version      (1)
-    1  u8  type         (1 = DATA, 2 = ANNOUNCE)
+    0  u8  version      (2)
+    1  u8  type         (1 DATA, 2 ANNOUNCE, 3 CONTROL, 4 INTRO)
     2  u8  hop limit    (decremented by every forwarding node; 0 is never sent)
     3  u8  flags        (DATA: bit 0 = FRAGMENT; others must be 0)
 
@@ -12,27 +12,37 @@ DATA (68-byte header, then AEAD ciphertext and 16-byte tag):
     4  16  VLAN-ID
     20 16  MLS-ID       (names the key epoch)
     36 16  VFT          (VLAN forwarding token)
-    52  8  sender       (random per node run and VLAN epoch)
-    60  8  counter      (u64, strictly increasing per sender; replay protection)
+    52  8  sender       (random per node run and VLAN port)
+    60  8  counter      (u64 microsecond clock, strictly increasing per sender)
     68  .. ciphertext || tag
 
-ANNOUNCE (plain inside the encrypted trunk; relays must read it):
+ANNOUNCE (plain inside the encrypted trunk; relays must read it), one per VLAN:
 
-    4  16  origin       (random per node run, not the peer ID)
-    20  8  sequence     (u64, increases with every announcement of the origin)
-    28  1  distance     (trunk hops from the origin)
-    29  2  count        (u16)
-    31  count x (16 VLAN-ID, 16 VFT)
+    4  32  origin       (the origin node's Ed25519 public key)
+    36 16  VLAN-ID
+    52  8  sequence     (u64 microsecond clock of the origin, strictly increasing)
+    60  1  distance     (trunk hops from the origin; not signed)
+    61  2  count        (u16)
+    63  count x VFT (16)
+    .. 64  signature    (Ed25519 by origin over ANNOUNCE_CONTEXT || bytes 4 .. 60
+                         || bytes 61 .. 63+16*count)
 
 CONTROL (management VLAN; plain inside the encrypted trunk, flooded like ANNOUNCE):
 
-    4  16  origin       (random per node run)
-    20  8  sequence     (u64, increases with every CONTROL packet of the origin)
-    28 16  VLAN-ID      (the private VLAN the message is about)
-    44  1  kind         (HELLO, KEYPACKAGE, COMMIT, WELCOME: see mvlan_messages.py)
-    45 32  signer       (Ed25519 node public key)
-    77  n  body
-    .. 64  signature    (Ed25519 by signer over CONTROL_CONTEXT || bytes 4 .. 77+n)
+    4   8  timestamp    (u64 microsecond clock of the signer, strictly increasing)
+    12 16  VLAN-ID      (the private VLAN the message is about)
+    28  1  kind         (HELLO, KEYPACKAGE, COMMIT, WELCOME, ...: see mvlan_messages.py)
+    29 32  signer       (Ed25519 node public key)
+    61  n  body
+    .. 64  signature    (Ed25519 by signer over CONTROL_CONTEXT || bytes 4 .. 61+n)
+
+INTRO (the first record each side sends on a trunk stream; admission):
+
+    4   1  lowest protocol version supported
+    5   1  highest protocol version supported
+    6   1  roles        (bit 0: relay)
+    7   1  credential count (0..8)
+    8  ..  count x (u16 length, node credential bytes)
 
 All integers are big-endian. Decoders raise MalformedPacket, never anything else.
 """
@@ -42,10 +52,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-VERSION = 1
+VERSION = 2
 TYPE_DATA = 1
 TYPE_ANNOUNCE = 2
 TYPE_CONTROL = 3
+TYPE_INTRO = 4
 FLAG_FRAGMENT = 0x01
 
 PREFIX_LEN = 4
@@ -55,12 +66,14 @@ HOP_OFFSET = 2
 SENDER_OFFSET = 52  # sender id (8) then counter (8) end the DATA header
 # One packet fits one Noise transport message; larger units are fragmented.
 MAX_PACKET = 65535
-ANNOUNCE_HEADER_LEN = 31
-ANNOUNCE_ENTRY_LEN = 32
-MAX_ANNOUNCE_ENTRIES = (MAX_PACKET - ANNOUNCE_HEADER_LEN) // ANNOUNCE_ENTRY_LEN
+KEY_LEN = 32
+SIGNATURE_LEN = 64
+ANNOUNCE_HEADER_LEN = 63
+ANNOUNCE_ENTRY_LEN = 16
+MAX_ANNOUNCE_ENTRIES = (MAX_PACKET - ANNOUNCE_HEADER_LEN - SIGNATURE_LEN) // ANNOUNCE_ENTRY_LEN
 
 _DATA = struct.Struct(">BBBB16s16s16s8sQ")
-_ANNOUNCE = struct.Struct(">BBBB16sQBH")
+_ANNOUNCE = struct.Struct(">BBBB32s16sQBH")
 
 
 class MalformedPacket(ValueError):
@@ -100,27 +113,32 @@ def aad_of(header: bytes) -> bytes:
     return header[:HOP_OFFSET] + b"\x00" + header[HOP_OFFSET + 1 : DATA_HEADER_LEN]
 
 
+_TYPE_NAMES = {
+    TYPE_DATA: "DATA",
+    TYPE_ANNOUNCE: "ANNOUNCE",
+    TYPE_CONTROL: "CONTROL",
+    TYPE_INTRO: "INTRO",
+}
+
+
 def packet_type(packet: bytes | memoryview) -> int:
     if len(packet) < PREFIX_LEN:
         raise MalformedPacket("short", f"{len(packet)} bytes")
     if packet[0] != VERSION:
         raise MalformedPacket("version", f"unsupported version {packet[0]}")
     t = packet[1]
-    if t not in (TYPE_DATA, TYPE_ANNOUNCE, TYPE_CONTROL):
+    if t not in _TYPE_NAMES:
         raise MalformedPacket("type", f"unknown packet type {t}")
     if packet[HOP_OFFSET] == 0:
         raise MalformedPacket("hop_limit", "hop limit 0")
     return t
 
 
-_TYPE_NAMES = {TYPE_DATA: "DATA", TYPE_ANNOUNCE: "ANNOUNCE", TYPE_CONTROL: "CONTROL"}
-
-
 def _check_prefix(
     version: int, ptype: int, hop: int, flags: int, *, expected: int, allowed_flags: int = 0
 ) -> None:
     if version != VERSION or ptype != expected:
-        raise MalformedPacket("type", f"not a version-1 {_TYPE_NAMES[expected]} packet")
+        raise MalformedPacket("type", f"not a version-{VERSION} {_TYPE_NAMES[expected]} packet")
     if flags & ~allowed_flags:
         raise MalformedPacket("flags", f"unknown flags {flags:#x}")
     if hop == 0:
@@ -144,57 +162,81 @@ def with_hop_limit(packet: bytes | memoryview, hop_limit: int) -> bytes:
     return bytes(out)
 
 
+# ---- ANNOUNCE ----------------------------------------------------------------------------
+
+ANNOUNCE_CONTEXT = b"peertap/v2 announce\x00"
+
+
 @dataclass(frozen=True, slots=True)
 class Announce:
+    """The VFTs one origin wants on one VLAN (an empty set withdraws them)."""
+
     hop_limit: int
-    origin: bytes
+    origin: bytes  # the origin node's Ed25519 public key
+    vlan_id: bytes
     sequence: int
     distance: int
-    entries: tuple[tuple[bytes, bytes], ...]  # (VLAN-ID, VFT)
+    tokens: tuple[bytes, ...]
+    signature: bytes = bytes(SIGNATURE_LEN)
+
+    def signed_part(self) -> bytes:
+        """What the origin signs: everything but the prefix, the distance and the signature."""
+        return b"".join(
+            (
+                ANNOUNCE_CONTEXT,
+                self.origin,
+                self.vlan_id,
+                self.sequence.to_bytes(8, "big"),
+                len(self.tokens).to_bytes(2, "big"),
+                *self.tokens,
+            )
+        )
 
     def encode(self) -> bytes:
-        if len(self.entries) > MAX_ANNOUNCE_ENTRIES:
-            raise ValueError(f"too many announce entries ({len(self.entries)})")
+        if len(self.tokens) > MAX_ANNOUNCE_ENTRIES:
+            raise ValueError(f"too many announced tokens ({len(self.tokens)})")
         head = _ANNOUNCE.pack(
             VERSION,
             TYPE_ANNOUNCE,
             self.hop_limit,
             0,
             self.origin,
+            self.vlan_id,
             self.sequence,
             self.distance,
-            len(self.entries),
+            len(self.tokens),
         )
-        return head + b"".join(v + t for v, t in self.entries)
+        return head + b"".join(self.tokens) + self.signature
 
 
 def decode_announce(packet: bytes | memoryview) -> Announce:
-    if len(packet) < ANNOUNCE_HEADER_LEN:
+    if len(packet) < ANNOUNCE_HEADER_LEN + SIGNATURE_LEN:
         raise MalformedPacket("short", f"ANNOUNCE of {len(packet)} bytes")
-    version, ptype, hop, flags, origin, seq, dist, count = _ANNOUNCE.unpack_from(packet)
+    if len(packet) > MAX_PACKET:
+        raise MalformedPacket("long", f"ANNOUNCE of {len(packet)} bytes")
+    version, ptype, hop, flags, origin, vid, seq, dist, count = _ANNOUNCE.unpack_from(packet)
     _check_prefix(version, ptype, hop, flags, expected=TYPE_ANNOUNCE)
-    if len(packet) != ANNOUNCE_HEADER_LEN + count * ANNOUNCE_ENTRY_LEN:
-        raise MalformedPacket("length", f"ANNOUNCE says {count} entries, has {len(packet)} bytes")
-    body = bytes(packet[ANNOUNCE_HEADER_LEN:])
-    entries = tuple(
-        (body[i : i + 16], body[i + 16 : i + 32]) for i in range(0, len(body), ANNOUNCE_ENTRY_LEN)
+    if len(packet) != ANNOUNCE_HEADER_LEN + count * ANNOUNCE_ENTRY_LEN + SIGNATURE_LEN:
+        raise MalformedPacket("length", f"ANNOUNCE says {count} tokens, has {len(packet)} bytes")
+    data = bytes(packet)
+    tokens = tuple(
+        data[i : i + ANNOUNCE_ENTRY_LEN]
+        for i in range(ANNOUNCE_HEADER_LEN, len(data) - SIGNATURE_LEN, ANNOUNCE_ENTRY_LEN)
     )
-    return Announce(hop, origin, seq, dist, entries)
+    return Announce(hop, origin, vid, seq, dist, tokens, data[-SIGNATURE_LEN:])
 
 
 # ---- CONTROL -----------------------------------------------------------------------------
 
-CONTROL_CONTEXT = b"peertap/v1 control\x00"
-CONTROL_HEADER_LEN = 77
-SIGNATURE_LEN = 64
-_CONTROL = struct.Struct(">BBBB16sQ16sB32s")
+CONTROL_CONTEXT = b"peertap/v2 control\x00"
+CONTROL_HEADER_LEN = 61
+_CONTROL = struct.Struct(">BBBBQ16sB32s")
 
 
 @dataclass(frozen=True, slots=True)
 class Control:
     hop_limit: int
-    origin: bytes
-    sequence: int
+    timestamp: int  # microseconds since the Unix epoch, by the signer's clock
     vlan_id: bytes
     kind: int
     signer: bytes
@@ -211,8 +253,7 @@ class Control:
             TYPE_CONTROL,
             self.hop_limit,
             0,
-            self.origin,
-            self.sequence,
+            self.timestamp,
             self.vlan_id,
             self.kind,
             self.signer,
@@ -228,16 +269,77 @@ def decode_control(packet: bytes | memoryview) -> Control:
         raise MalformedPacket("short", f"CONTROL of {len(packet)} bytes")
     if len(packet) > MAX_PACKET:
         raise MalformedPacket("long", f"CONTROL of {len(packet)} bytes")
-    version, ptype, hop, flags, origin, seq, vid, kind, signer = _CONTROL.unpack_from(packet)
+    version, ptype, hop, flags, stamp, vid, kind, signer = _CONTROL.unpack_from(packet)
     _check_prefix(version, ptype, hop, flags, expected=TYPE_CONTROL)
     data = bytes(packet)
     return Control(
         hop,
-        origin,
-        seq,
+        stamp,
         vid,
         kind,
         signer,
         data[CONTROL_HEADER_LEN:-SIGNATURE_LEN],
         data[-SIGNATURE_LEN:],
     )
+
+
+# ---- INTRO -------------------------------------------------------------------------------
+
+ROLE_RELAY = 0x01
+MAX_INTRO_CREDENTIALS = 8
+MAX_CREDENTIAL_LEN = 1024
+_INTRO = struct.Struct(">BBBBBBBB")
+
+
+@dataclass(frozen=True, slots=True)
+class Intro:
+    """A node's introduction: protocol versions, roles and its node credentials."""
+
+    lowest: int = VERSION
+    highest: int = VERSION
+    roles: int = 0
+    credentials: tuple[bytes, ...] = ()
+
+    def encode(self) -> bytes:
+        if len(self.credentials) > MAX_INTRO_CREDENTIALS:
+            raise ValueError(f"at most {MAX_INTRO_CREDENTIALS} credentials fit an INTRO")
+        out = [
+            _INTRO.pack(
+                VERSION,
+                TYPE_INTRO,
+                1,
+                0,
+                self.lowest,
+                self.highest,
+                self.roles,
+                len(self.credentials),
+            )
+        ]
+        for c in self.credentials:
+            if not 0 < len(c) <= MAX_CREDENTIAL_LEN:
+                raise ValueError(f"credential of {len(c)} bytes does not fit an INTRO")
+            out.append(len(c).to_bytes(2, "big") + c)
+        return b"".join(out)
+
+
+def decode_intro(packet: bytes | memoryview) -> Intro:
+    if len(packet) < _INTRO.size:
+        raise MalformedPacket("short", f"INTRO of {len(packet)} bytes")
+    version, ptype, hop, flags, lowest, highest, roles, count = _INTRO.unpack_from(packet)
+    _check_prefix(version, ptype, hop, flags, expected=TYPE_INTRO)
+    if lowest > highest or count > MAX_INTRO_CREDENTIALS:
+        raise MalformedPacket("intro", f"versions {lowest}..{highest}, {count} credentials")
+    data = bytes(packet)
+    pos = _INTRO.size
+    creds = []
+    for _ in range(count):
+        if pos + 2 > len(data):
+            raise MalformedPacket("length", "INTRO ends inside a credential length")
+        n = int.from_bytes(data[pos : pos + 2], "big")
+        if not 0 < n <= MAX_CREDENTIAL_LEN or pos + 2 + n > len(data):
+            raise MalformedPacket("length", f"INTRO credential of {n} bytes")
+        creds.append(data[pos + 2 : pos + 2 + n])
+        pos += 2 + n
+    if pos != len(data):
+        raise MalformedPacket("length", f"{len(data) - pos} bytes after the INTRO credentials")
+    return Intro(lowest, highest, roles, tuple(creds))

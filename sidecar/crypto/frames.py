@@ -3,6 +3,12 @@
 Send:    plaintext -> counter -> AES-GCM under the sender key -> header || ciphertext
 Receive: header -> keys by MLS-ID -> replay check -> decrypt -> replay accept
 
+Counters are microsecond stamps (stamps.py): strictly increasing per sender and close
+to the sender's clock. Replay windows exist per (MLS-ID, sender id), only for senders
+whose packets authenticated; the table is bounded, and a sender without a window is
+accepted only above the highest counter of every window ever evicted (the floor), so
+flushing the table cannot re-open a replay.
+
 The plaintext of a DATA packet is a 10-byte offload header (virtio_net_hdr
 layout, see docs/protocol.md) followed by the Ethernet frame, or a fragment
 of that (flag FRAGMENT, see fragment.py).
@@ -15,7 +21,7 @@ import struct
 
 from cryptography.exceptions import InvalidTag
 
-from .. import wire
+from .. import stamps, wire
 from ..replay import ReplayWindow
 from .keys import EpochKeys, KeyProvider
 
@@ -24,6 +30,8 @@ _NONCE_PREFIX = b"\x00\x00\x00\x00"
 _U64 = struct.Struct(">Q")
 # A sender id lives until its counter would wrap; far beyond any real run.
 _COUNTER_LIMIT = 2**64 - 1
+# How far ahead of this node's clock an evicted sender's counter may lift the floor.
+MAX_FLOOR_LEAD_US = 60 * stamps.US
 
 
 class OpenError(Exception):
@@ -41,12 +49,13 @@ class FrameSealer:
         self.vlan_id = vlan_id
         self.keys = keys
         self.sender = os.urandom(8)
+        self._stamps = stamps.Stamper()
         self.counter = 0
 
     def seal(self, *, vft: bytes, plaintext: bytes, hop_limit: int, flags: int = 0) -> bytes:
         epoch = self.keys.current()
-        self.counter += 1
-        if self.counter >= _COUNTER_LIMIT:
+        self.counter = self._stamps.next()
+        if self.counter >= _COUNTER_LIMIT:  # pragma: no cover - year 586,000
             self.sender, self.counter = os.urandom(8), 1
         header = wire.DataHeader(
             hop_limit, flags, self.vlan_id, epoch.mls_id, vft, self.sender, self.counter
@@ -60,9 +69,11 @@ class FrameSealer:
 class FrameOpener:
     """Authenticates and decrypts incoming DATA packets for one VLAN."""
 
-    def __init__(self, keys: KeyProvider) -> None:
+    def __init__(self, keys: KeyProvider, *, max_windows: int = MAX_REPLAY_WINDOWS) -> None:
         self.keys = keys
+        self.max_windows = max_windows
         self._windows: dict[tuple[bytes, bytes], ReplayWindow] = {}
+        self.floor = 0
 
     def open(self, packet: bytes | memoryview, header: wire.DataHeader) -> bytes:
         epoch: EpochKeys | None = self.keys.lookup(header.mls_id)
@@ -70,7 +81,10 @@ class FrameOpener:
             raise OpenError("unknown_epoch")
         wkey = (header.mls_id, header.sender)
         window = self._windows.get(wkey)
-        if window is not None and not window.check(header.counter):
+        if window is None:
+            if header.counter <= self.floor:
+                raise OpenError("replay")
+        elif not window.check(header.counter):
             raise OpenError("replay")
         nonce = _NONCE_PREFIX + _U64.pack(header.counter)
         mv = memoryview(packet)
@@ -81,11 +95,12 @@ class FrameOpener:
         except InvalidTag as err:
             raise OpenError("auth") from err
         if window is None:
-            if len(self._windows) >= MAX_REPLAY_WINDOWS:
-                # Windows are created only for authenticated packets, so only key
-                # holders' sender ids fill this table; evict the oldest (a sender
-                # id lives for one node run and epoch).
-                self._windows.pop(next(iter(self._windows)))
+            if len(self._windows) >= self.max_windows:
+                # Only key holders' sender ids fill this table. The oldest goes, and the
+                # floor rises to its highest counter: none of its packets opens again.
+                evicted = self._windows.pop(next(iter(self._windows)))
+                cap = stamps.now_us() + MAX_FLOOR_LEAD_US
+                self.floor = max(self.floor, min(evicted.highest, cap))
             window = self._windows[wkey] = ReplayWindow()
         if not window.accept(header.counter):
             raise OpenError("replay")

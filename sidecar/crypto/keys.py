@@ -1,9 +1,10 @@
 """Frame keys per VLAN and epoch, behind the KeyProvider interface.
 
 A VLAN's data plane asks its KeyProvider for the current epoch's keys (to send)
-and for the keys of an MLS-ID seen in a packet (to receive). Open VLANs have a
-single epoch keyed by the VLAN-ID; MLS VLANs plug in a provider fed by the MLS
-exporter each epoch, keeping the previous epoch for a grace window.
+and for the keys of an MLS-ID seen in a packet (to receive). Public VLANs have a
+single epoch keyed by the creator key and label (never by anything that travels on
+the wire); psk VLANs (psk_keys.py) one epoch per pre-shared secret; MLS VLANs
+(mls_keys.py) one per MLS epoch, keeping older epochs for a grace window.
 
 Per-sender keys: each sender's packets use AES-256-GCM under
 BLAKE3-keyed(frame key, "peertap/v1 sender key" || sender), with nonce
@@ -19,7 +20,7 @@ from typing import Protocol
 import blake3
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-OPEN_KEY_CONTEXT = "peertap/v1 open-vlan frame key"
+PUBLIC_KEY_CONTEXT = "peertap/v2 public-vlan frame key"
 MLS_ID_CONTEXT = "peertap/v1 mls-id"
 SALT_CONTEXT = "peertap/v1 vft salt"
 SENDER_KEY_LABEL = b"peertap/v1 sender key"
@@ -72,15 +73,18 @@ class KeyProvider(Protocol):
         ...
 
 
-class OpenKeyProvider:
-    """security "open": one epoch whose key is derived from the VLAN-ID alone.
+class PublicKeyProvider:
+    """security "public": one epoch whose key is derived from the creator key and label.
 
-    Anyone who knows the VLAN-ID (that is, the creator key and label) can
-    derive it: confidentiality against outsiders who do not, nothing more.
+    Anyone who knows both (they are configuration, not secrets) can derive it; the
+    VLAN-ID on the wire is a one-way hash of them, so a relay that sees only packets
+    cannot. Confidentiality against whoever does not know the label, nothing more.
     """
 
-    def __init__(self, vlan_id: bytes) -> None:
-        key = blake3.blake3(vlan_id, derive_key_context=OPEN_KEY_CONTEXT).digest(32)
+    def __init__(self, creator: bytes, label: str) -> None:
+        key = blake3.blake3(
+            creator + label.encode("utf-8"), derive_key_context=PUBLIC_KEY_CONTEXT
+        ).digest(32)
         self._keys = EpochKeys(epoch=0, frame_key=key)
 
     def current(self) -> EpochKeys:

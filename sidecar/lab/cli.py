@@ -32,8 +32,9 @@ def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
     up.add_argument("--routed", action="store_true", help="relay topology: r forwards IP")
     up.add_argument(
         "--security",
-        choices=("open", "mls"),
-        help="the lab VLAN's security (default open; mls: a private VLAN with credentials)",
+        choices=("public", "psk", "mls"),
+        help="the lab VLAN's security (default public; psk: a pre-shared secret; "
+        "mls: a private VLAN with credentials)",
     )
     up.add_argument("--state", default=DEFAULT_STATE, help="state directory")
     up.add_argument("--prefix", help="name prefix (default pt-<4 hex>-)")

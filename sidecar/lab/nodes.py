@@ -16,9 +16,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import authority, identity, ids
+from .. import admission, authority, identity, ids
 from ..config import (
     AclConfig,
+    AdmissionConfig,
     ApiConfig,
     IdentityConfig,
     InterfaceConfig,
@@ -33,6 +34,8 @@ from .plan import API_LISTEN, TAP_NAME, TRUNK_PORT, Plan
 NODE_CMD_ENV = "PEERTAP_LAB_NODE_CMD"
 CREATOR_KEY = "vlan-creator.key"
 CREDENTIAL = "member.cred"  # a private VLAN member's credential, beside its config
+NODE_CREDENTIAL = "node.cred"  # every node's admission credential, beside its config
+PSK = "vlan.psk"  # a psk VLAN's secret, beside each member's config
 LAB_MEMBER_TIMEOUT_S = 6.0
 
 
@@ -69,20 +72,33 @@ def pod_dir(state_dir: Path, pod: str) -> Path:
 
 
 def write_node_files(plan: Plan, state_dir: Path) -> None:
-    """Keys for the VLAN creator and each node (and credentials for a private VLAN),
-    then each node's config."""
+    """Keys for the VLAN creator and each node, admission credentials (the creator is the
+    lab's admission authority), a psk secret or member credentials, then each node's
+    config."""
     creator = identity.generate()
     identity.save(creator, state_dir / CREATOR_KEY)
     vid = ids.vlan_id(creator.public_bytes, plan.spec.vlan_label)
+    secret = os.urandom(32).hex()
     peer_ids: dict[str, str] = {}
+    now = dt.datetime.now(dt.UTC)
     for pod in plan.node_pods():
         files = NodeFiles(pod_dir(state_dir, pod))
         files.dir.mkdir(parents=True, exist_ok=True)
         ident = identity.generate()
         identity.save(ident, files.key)
         peer_ids[pod] = ident.peer_id
+        node_cred = admission.issue(
+            authority=creator,
+            node_key=ident.public_bytes,
+            identity=f"lab/{pod}",
+            not_before=now - dt.timedelta(minutes=5),
+            not_after=now + dt.timedelta(days=30),
+        )
+        (files.dir / NODE_CREDENTIAL).write_text(admission.to_text(node_cred))
+        role = plan.pods[pod].node
+        if plan.spec.security == "psk" and role is not None and role.role == "member":
+            (files.dir / PSK).write_text(secret + "\n")
         if plan.spec.security == "mls":
-            now = dt.datetime.now(dt.UTC)
             credential = authority.issue(
                 authority=creator,
                 member_identity=f"lab/{pod}",
@@ -115,6 +131,7 @@ def node_config(plan: Plan, pod: str, *, creator_hex: str, peer_ids: dict[str, s
                 creator=creator_hex,
                 security=plan.spec.security,
                 credential=CREDENTIAL if private else None,
+                psk_file=PSK if plan.spec.security == "psk" else None,
                 # A lab is small and local: presence every 2 s forms its group in seconds.
                 member_timeout_s=LAB_MEMBER_TIMEOUT_S if private else 30.0,
                 interface=InterfaceConfig(name=TAP_NAME, address=plan.pods[pod].overlay_address),
@@ -130,6 +147,10 @@ def node_config(plan: Plan, pod: str, *, creator_hex: str, peer_ids: dict[str, s
         if role.role == "relay"
         else RelayConfig(),
         vlans=vlans,
+        # Every lab node admits only nodes the lab's creator vouched for.
+        admission=AdmissionConfig(
+            mode="credential", authorities=[creator_hex], credentials=[NODE_CREDENTIAL]
+        ),
     )
 
 

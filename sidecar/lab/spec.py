@@ -62,12 +62,18 @@ class LabSpec(_Model):
     )
     link_prefixlen: Literal[24, 30] = Field(default=24, description="Size of each link subnet.")
     vlan_label: str = Field(default="lab", min_length=1)
-    security: Literal["open", "mls"] = Field(
-        default="open",
-        description="The lab VLAN's security: open, or mls (a private VLAN: every member "
-        "gets a credential from the lab's VLAN creator).",
+    security: Literal["public", "psk", "mls"] = Field(
+        default="public",
+        description="The lab VLAN's security: public (readable by whoever knows creator and "
+        "label), psk (a pre-shared secret the lab generates), or mls (a private VLAN: every "
+        "member gets a credential from the lab's VLAN creator). `open` means public.",
     )
     trace: bool = Field(default=True, description="Start nodes with --trace (costs speed).")
+
+    @field_validator("security", mode="before")
+    @classmethod
+    def _old_name(cls, v: object) -> object:
+        return "public" if v == "open" else v
 
     @field_validator("underlay_base")
     @classmethod

@@ -1,7 +1,8 @@
 """Duplicate suppression for forwarded packets.
 
-A packet is identified by its (sender, counter) pair, visible to relays in the
-clear. When several paths deliver the same flood, a relay forwards it once.
+A packet is identified by a hash of its bytes (forwarding.dedup_key), so only an
+exact copy is a duplicate. When several paths deliver the same flood, a relay
+forwards it once.
 Two generations of bounded size keep memory flat: lookups see both, inserts
 go to the newer, and the older is dropped when the newer fills up.
 """

@@ -1,37 +1,75 @@
 """VFT routing: which trunk peers want packets carrying a (VLAN-ID, VFT).
 
-Every node announces the tokens it wants (its MACs, broadcast, joined groups)
-under a random origin id with an increasing sequence number. Relays flood each
+Every node announces the tokens it wants (its MACs, broadcast, joined groups),
+signed with its node key (the origin) under an increasing sequence. Relays flood each
 new (origin, sequence) once to their other neighbours, so announcements cross
 any number of relay hops without looping. For every origin a node keeps the
 neighbour it heard it from at the smallest distance; the next hops of a token
 are those best neighbours of all origins that want it. Entries expire when not
 refreshed and vanish with the trunk they were learned over.
+
+The table trusts what it is given: the node verifies an announcement's signature
+(announcements.py) before `learn`, and `known` tells it when a copy is the very
+announcement already verified (same origin, sequence and digest), which needs no
+second verification. An origin that expires leaves its last sequence behind
+(bounded, see `_Tombstones`), so a replay of its old announcements changes nothing.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..wire import Announce
 
 Key = bytes  # VLAN-ID || VFT
 
 # Bounds against a neighbour announcing endless origins or tokens: new origins are
-# refused (and counted by the caller) once either is reached.
+# refused (and counted by the caller) once either is reached. Honest origins are never
+# evicted for new ones; a hostile trunk can keep at most (its ANNOUNCE rate limit x
+# route TTL) origins alive, well below MAX_ORIGINS with the defaults.
 MAX_ORIGINS = 16384
 MAX_ENTRIES = 262144
+MAX_TOMBSTONES = 65536
+
+
+class _Tombstones:
+    """Last sequence of origins that left the table; bounded, with a floor for the rest."""
+
+    def __init__(self) -> None:
+        self._last: dict[bytes, int] = {}
+        self.floor = 0
+
+    def remember(self, origin: bytes, sequence: int) -> None:
+        self._last.pop(origin, None)
+        if len(self._last) >= MAX_TOMBSTONES:
+            oldest = next(iter(self._last))
+            self.floor = max(self.floor, self._last.pop(oldest))
+        self._last[origin] = sequence
+
+    def allows(self, origin: bytes, sequence: int) -> bool:
+        # The same announcement again is fine (a trunk came back and a relay replays it).
+        last = self._last.get(origin)
+        return sequence >= last if last is not None else sequence > self.floor
+
+    def forget(self, origin: bytes) -> None:
+        self._last.pop(origin, None)
 
 
 @dataclass
 class _Origin:
-    sequence: int
+    """What one origin wants on one VLAN: its latest verified announcement and its paths."""
+
+    last: Announce
     entries: frozenset[Key]
-    hop_limit: int
     refreshed: float
+    digest: bytes
     via: dict[str, int] = field(default_factory=dict)  # neighbour -> distance
+
+    @property
+    def sequence(self) -> int:
+        return self.last.sequence
 
     def best(self) -> str | None:
         if not self.via:
@@ -46,6 +84,12 @@ class Learned:
     fresh: bool
     changed: bool
     refused: bool = False
+    replayed: bool = False  # older than what the origin last announced
+
+
+def slot(ann: Announce) -> bytes:
+    """Table key of an announcement: its origin on its VLAN."""
+    return ann.origin + ann.vlan_id
 
 
 class RouteTable:
@@ -55,6 +99,12 @@ class RouteTable:
         self._origins: dict[bytes, _Origin] = {}
         self._hops: dict[Key, tuple[str, ...]] = {}
         self._entries = 0
+        self._tombstones = _Tombstones()
+
+    def known(self, ann: Announce) -> tuple[int, bytes] | None:
+        """(sequence, digest) of the stored announcement of the same origin and VLAN."""
+        o = self._origins.get(slot(ann))
+        return None if o is None else (o.sequence, o.digest)
 
     def next_hops(self, vlan_id: bytes, vft: bytes) -> tuple[str, ...]:
         return self._hops.get(vlan_id + vft, ())
@@ -62,10 +112,14 @@ class RouteTable:
     def wanted(self, vlan_id: bytes, vft: bytes) -> bool:
         return (vlan_id + vft) in self._hops
 
-    def learn(self, peer: str, ann: Announce, *, accept_vlan: Callable[[bytes], bool]) -> Learned:
+    def learn(self, peer: str, ann: Announce, *, digest: bytes) -> Learned:
+        """Take a verified announcement (`digest` names its signed content)."""
         now = self._clock()
-        entries = frozenset(v + t for v, t in ann.entries if accept_vlan(v))
-        known = self._origins.get(ann.origin)
+        key = slot(ann)
+        entries = frozenset(ann.vlan_id + t for t in ann.tokens)
+        known = self._origins.get(key)
+        if known is None and not self._tombstones.allows(key, ann.sequence):
+            return Learned(fresh=False, changed=False, replayed=True)
         grows = len(entries) - (len(known.entries) if known else 0)
         if (known is None and len(self._origins) >= MAX_ORIGINS) or (
             grows > 0 and self._entries + grows > MAX_ENTRIES
@@ -74,14 +128,14 @@ class RouteTable:
         if known is None or ann.sequence > known.sequence:
             before = known.best() if known else None
             before_entries = known.entries if known else frozenset()
-            o = _Origin(ann.sequence, entries, ann.hop_limit, now, {peer: ann.distance})
-            self._origins[ann.origin] = o
+            self._origins[key] = _Origin(ann, entries, now, digest, {peer: ann.distance})
+            self._tombstones.forget(key)
             changed = before != peer or before_entries != entries
             if changed:
                 self._rebuild()
             return Learned(fresh=True, changed=changed)
-        if ann.sequence < known.sequence:
-            return Learned(fresh=False, changed=False)
+        if ann.sequence < known.sequence or digest != known.digest:
+            return Learned(fresh=False, changed=False, replayed=ann.sequence < known.sequence)
         # Same announcement over another path: remember it as an alternative.
         before = known.best()
         known.via[peer] = min(ann.distance, known.via.get(peer, ann.distance))
@@ -93,13 +147,14 @@ class RouteTable:
 
     def drop_peer(self, peer: str) -> bool:
         changed = False
-        for origin in list(self._origins):
-            o = self._origins[origin]
+        for key in list(self._origins):
+            o = self._origins[key]
             if peer in o.via:
                 del o.via[peer]
                 changed = True
                 if not o.via:
-                    del self._origins[origin]
+                    del self._origins[key]
+                    self._tombstones.remember(key, o.sequence)
         if changed:
             self._rebuild()
         return changed
@@ -108,24 +163,27 @@ class RouteTable:
         now = self._clock()
         stale = [k for k, o in self._origins.items() if now - o.refreshed > self.ttl_s]
         for k in stale:
-            del self._origins[k]
+            self._tombstones.remember(k, self._origins.pop(k).sequence)
         if stale:
             self._rebuild()
         return bool(stale)
 
     def replay_for(self, peer: str) -> Iterable[Announce]:
         """Latest announcement of every origin, as this node would flood it to `peer`."""
-        for origin, o in self._origins.items():
+        for o in self._origins.values():
             best = o.best()
             if best is None or best == peer:
                 continue
-            yield Announce(
-                hop_limit=o.hop_limit,
-                origin=origin,
-                sequence=o.sequence,
-                distance=o.via[best],
-                entries=tuple((k[:16], k[16:]) for k in sorted(o.entries)),
-            )
+            yield replace(o.last, distance=o.via[best])
+
+    def origins(self) -> list[tuple[bytes, bytes, str, int, int]]:
+        """(origin key, VLAN-ID, best neighbour, distance, tokens) of every known slot."""
+        out = []
+        for o in self._origins.values():
+            best = o.best()
+            if best is not None:
+                out.append((o.last.origin, o.last.vlan_id, best, o.via[best], len(o.entries)))
+        return out
 
     def sizes(self) -> dict[str, int]:
         return {"origins": len(self._origins), "tokens": len(self._hops)}

@@ -10,13 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-PROTOCOL_ID = "/peertap/trunk/1.0.0"
+PROTOCOL_ID = "/peertap/trunk/2.0.0"
 """libp2p protocol id of the trunk stream."""
 
 SIMULTANEOUS_OPEN_WINDOW_S = 5.0
 """A trunk younger than this loses to a stream opened by a lower peer id (tie-break)."""
 
 SEED_SIZE = 32
+
+INTRO_TIMEOUT_S = 10.0
+"""A peer that has not sent its INTRO record this long after the stream opened is refused."""
 
 
 class TrunkError(Exception):
@@ -39,7 +42,9 @@ class TrunkSettings:
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     queue_bytes: int = 4 * 1024 * 1024
-    """Per-peer send queue bound; `Trunk.send` waits while a queue holds more."""
+    """Per-peer send queue bound; `Trunk.send` drops (and counts) what does not fit."""
+    stall_timeout_s: float = 15.0
+    """A peer that accepts no byte of its queued data for this long is disconnected."""
 
     def __post_init__(self) -> None:
         if len(self.seed) != SEED_SIZE:
@@ -53,15 +58,29 @@ class TrunkSettings:
             )
         if self.queue_bytes <= 0:
             raise TrunkConfigError(f"queue_bytes must be positive, got {self.queue_bytes}")
+        if self.stall_timeout_s <= 0:
+            raise TrunkConfigError(f"stall_timeout_s must be positive, got {self.stall_timeout_s}")
 
 
 class TrunkEvents(Protocol):
-    """What the node layer is told.
+    """What the node layer is told, and what it decides about a new peer.
 
+    Every trunk stream starts with an introduction: the dialer sends `intro()` as its
+    first record, the listener reads it and, only if `admit` accepts it, answers with
+    its own; the dialer then decides on the listener's. A peer that is not admitted is
+    disconnected before the node sees anything else from it, and is never `peer_up`.
     Calls for one peer never overlap and come in order: peer_up, records calls,
     peer_down. Awaiting `records` is the receive backpressure: the trunk reads no
     more from that peer until it returns.
     """
+
+    def intro(self) -> bytes:
+        """This node's INTRO record, sent first on every trunk stream."""
+        ...
+
+    def admit(self, peer: str, intro: bytes) -> bool:
+        """Whether to accept `peer`, given the first record it sent (its INTRO)."""
+        ...
 
     async def peer_up(self, peer: str) -> None:
         """A trunk stream to `peer` (base58 peer id) is ready."""

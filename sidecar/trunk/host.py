@@ -132,31 +132,39 @@ async def raise_receive_window(stream: INetStream, size: int) -> int:
 
 WINDOW_POLL_S = 0.01
 """How often a writer facing a closed Yamux window looks again (py-libp2p polls too)."""
+MAX_PIECE = 256 * 1024
+"""Largest single stream write, so the stall deadline measures progress, not one big write."""
 
 
-async def write_within_window(stream: INetStream, data: bytes) -> None:
+class TrunkStalled(Exception):
+    """The peer accepted no byte for the stall deadline: it stopped reading."""
+
+
+async def write_within_window(stream: INetStream, data: bytes, *, stall_s: float) -> None:
     """Write `data`, never handing Yamux more than the peer's open window.
 
-    py-libp2p's Yamux writer fails the stream after 5 s without window; a node
-    layer that reads slowly must slow the sender down, not break the trunk. So
-    this waits for the window itself, with no deadline; a dead connection ends
-    the trunk through its reader instead.
+    py-libp2p's Yamux writer fails the stream after 5 s without window, whatever the
+    cause. Here a peer that grants no window and accepts no byte for `stall_s` is
+    stalled (TrunkStalled): it stopped reading, and holding its trunk open would only
+    keep its queue full. A slow but moving peer is fine: every accepted piece resets
+    the deadline.
     """
     muxed = getattr(stream, "muxed_stream", None)
-    if not isinstance(muxed, YamuxStream):
-        await stream.write(data)
-        return
     total = len(data)
-    if muxed.send_window >= total:
-        await stream.write(data)
-        return
     with memoryview(data) as view:
         pos = 0
+        waited_since = trio.current_time()
         while pos < total:
-            window = muxed.send_window
+            window = muxed.send_window if isinstance(muxed, YamuxStream) else total
             if window <= 0:
+                if trio.current_time() - waited_since >= stall_s:
+                    raise TrunkStalled(f"no send window for {stall_s:.0f} s")
                 await trio.sleep(WINDOW_POLL_S)
                 continue
-            end = min(total, pos + window)
-            await stream.write(bytes(view[pos:end]))
+            end = min(total, pos + window, pos + MAX_PIECE)
+            with trio.move_on_after(stall_s) as scope:
+                await stream.write(bytes(view[pos:end]) if (pos, end) != (0, total) else data)
+            if scope.cancelled_caught:
+                raise TrunkStalled(f"a write did not complete in {stall_s:.0f} s")
             pos = end
+            waited_since = trio.current_time()

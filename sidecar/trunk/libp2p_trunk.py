@@ -1,8 +1,12 @@
 """Trunk on py-libp2p: one long-lived `/peertap/trunk/1.0.0` stream per peer.
 
-Each trunk ("link") runs a writer task that drains the peer's whole send queue
-into one stream write and a reader that splits large reads into records and
-hands each read's records to the node layer in one awaited call. Bootstrap
+Each stream first goes through the introduction (base.TrunkEvents): the node layer
+admits the peer on its INTRO record or the stream is reset and the connection
+closed. An admitted trunk ("link") runs a writer task that drains the peer's whole
+send queue into one stream write and a reader that splits large reads into records
+and hands each read's records to the node layer in one awaited call. Sending never
+waits: a full queue drops, and a peer that accepts nothing for the stall deadline
+is disconnected. Bootstrap
 peers are dialed forever with jittered exponential backoff; peers that dial in
 are trunks too. When two streams to one peer are alive, the tie-break in
 `_register` decides which one stays (see docs/protocol.md, section 8).
@@ -25,6 +29,7 @@ from multiaddr import Multiaddr
 
 from .backoff import Backoff
 from .base import (
+    INTRO_TIMEOUT_S,
     PROTOCOL_ID,
     SIMULTANEOUS_OPEN_WINDOW_S,
     TrunkConfigError,
@@ -33,6 +38,7 @@ from .base import (
     TrunkSettings,
 )
 from .host import (
+    TrunkStalled,
     build_host,
     key_pair_from_seed,
     peer_id_of,
@@ -41,6 +47,7 @@ from .host import (
     write_within_window,
 )
 from .records import RecordSplitter, check_record
+from .records import encode as record_frame
 from .sendqueue import SendQueue, SendQueueClosed
 
 log = logging.getLogger(__name__)
@@ -73,6 +80,18 @@ class _Link:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     writer_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     finished: trio.Event = field(default_factory=trio.Event)
+    splitter: RecordSplitter = field(default_factory=RecordSplitter)
+    pending: list[bytes] = field(default_factory=list)  # records that came with the INTRO
+    stats: _PeerStats = field(default_factory=lambda: _PeerStats())
+
+
+@dataclass
+class _PeerStats:
+    records_sent: int = 0
+    bytes_sent: int = 0
+    records_received: int = 0
+    bytes_received: int = 0
+    drops: int = 0
 
 
 @dataclass
@@ -92,6 +111,10 @@ class _Counters:
     streams_refused: int = 0
     dial_failures: int = 0
     link_errors: int = 0
+    admission_refused: int = 0
+    intro_timeouts: int = 0
+    queue_full: int = 0
+    stalls: int = 0
 
 
 def _peer_bytes(peer: str) -> bytes:
@@ -164,25 +187,38 @@ class Trunk:
     def peers(self) -> list[str]:
         return sorted(self._up)
 
-    async def send(self, peer: str, records: list[bytes]) -> bool:
-        """Queue `records` for `peer`; wait while its queue is over `queue_bytes`.
+    def send(self, peer: str, records: list[bytes]) -> bool:
+        """Queue `records` for `peer` without waiting.
 
         Returns False, counting the records as dropped, when there is no trunk to
-        `peer` or it goes away while waiting. Raises TrunkRecordError for an empty
-        or oversize record.
+        `peer` or its queue is over `queue_bytes` (counted `queue_full` too): like
+        a switch port, a congested or stalled peer loses packets, and nobody waits
+        for it. Raises TrunkRecordError for an empty or oversize record.
         """
-        for record in records:
-            check_record(record)
         link = self._links.get(peer)
         if link is None or link.queue is None or peer not in self._up:
+            for record in records:
+                check_record(record)
             self._counters.drops += len(records)
             return False
         try:
-            await link.queue.put(records)
+            queued = link.queue.offer(records)
         except SendQueueClosed:
+            queued = False
+        else:
+            if not queued:
+                self._counters.queue_full += len(records)
+        if not queued:
             self._counters.drops += len(records)
-            return False
-        return True
+            link.stats.drops += len(records)
+        return queued
+
+    def disconnect(self, peer: str) -> None:
+        """End the trunk to `peer` now (the node refused it); bootstrap peers are redialed."""
+        link = self._links.get(peer)
+        if link is not None:
+            link.broken = True
+            link.scope.cancel()
 
     def stats(self) -> dict[str, int]:
         counters = dict(vars(self._counters))
@@ -192,6 +228,16 @@ class Trunk:
         )
         return counters
 
+    def peer_stats(self) -> dict[str, dict[str, int]]:
+        """Per trunk peer: queued bytes, records and bytes each way, drops."""
+        out = {}
+        for peer, link in self._links.items():
+            if peer in self._up:
+                row = dict(vars(link.stats))
+                row["queued_bytes"] = link.queue.queued_bytes if link.queue is not None else 0
+                out[peer] = row
+        return out
+
     # ----- links -----
 
     async def _on_inbound_stream(self, stream: INetStream) -> None:
@@ -199,11 +245,16 @@ class Trunk:
         await self._serve(stream, opener=peer)
 
     async def _serve(self, stream: INetStream, *, opener: str) -> bool:
-        """Run one trunk stream until it breaks; False if the tie-break refused it."""
+        """Run one trunk stream until it breaks; False if admission or the tie-break
+        refused it."""
         link = _Link(peer=str(stream.muxed_conn.peer_id), opener=opener, stream=stream)
         lock = self._locks.setdefault(link.peer, trio.Lock())
         accepted = False
         try:
+            if not await self._introduce(link):
+                with trio.CancelScope(shield=True), trio.move_on_after(RESET_TIMEOUT_S):
+                    await self._close_connection(link.peer)
+                return False
             async with lock:
                 accepted, predecessor = self._register(link)
                 if not accepted:
@@ -232,6 +283,54 @@ class Trunk:
             finally:
                 link.finished.set()
         return accepted
+
+    async def _introduce(self, link: _Link) -> bool:
+        """Exchange INTRO records: the dialer speaks first, the listener answers only a
+        peer it admitted, so a stranger learns nothing about us."""
+        dialer = link.opener == self.peer_id
+        with trio.move_on_after(INTRO_TIMEOUT_S) as scope:
+            try:
+                if dialer:
+                    await link.stream.write(record_frame([self._events.intro()]))
+                first = await self._first_record(link)
+                admitted = first is not None and self._events.admit(link.peer, first)
+                if admitted and not dialer:
+                    await link.stream.write(record_frame([self._events.intro()]))
+            except Exception as err:  # the stream broke during the exchange
+                log.info("introduction with %s failed: %r", link.peer, err)
+                return False
+        if scope.cancelled_caught:
+            self._counters.intro_timeouts += 1
+            admitted = False
+        if not admitted:
+            self._counters.admission_refused += 1
+            log.info("trunk peer %s not admitted", link.peer)
+        return admitted
+
+    async def _first_record(self, link: _Link) -> bytes | None:
+        """The first record the peer sends; later ones read with it wait in `pending`."""
+        while True:
+            try:
+                chunk = await link.stream.read(READ_SIZE)
+            except StreamEOF:
+                return None
+            if not chunk:
+                return None
+            records = link.splitter.feed(chunk)
+            if link.splitter.error is not None:
+                return None
+            if records:
+                link.pending = records[1:]
+                return records[0]
+
+    async def _close_connection(self, peer: str) -> None:
+        host = self._host
+        if host is None:
+            return
+        try:
+            await host.get_network().close_peer(ID.from_base58(peer))
+        except Exception as err:  # already gone
+            log.debug("closing the connection to %s failed: %r", peer, err)
 
     def _register(self, link: _Link) -> tuple[bool, _Link | None]:
         """Make `link` the peer's trunk unless the current one wins the tie-break.
@@ -314,38 +413,54 @@ class Trunk:
                 except SendQueueClosed:
                     return
                 try:
-                    await write_within_window(stream, data)
+                    await write_within_window(stream, data, stall_s=self._settings.stall_timeout_s)
+                except TrunkStalled as err:
+                    counters.drops += count
+                    counters.stalls += 1
+                    log.warning("trunk to %s stalled (%s); disconnecting", link.peer, err)
+                    link.broken = True
+                    link.scope.cancel()
+                    return
                 except BaseException:
                     counters.drops += count
                     raise
                 counters.writes += 1
                 counters.records_sent += count
                 counters.bytes_sent += len(data) - 4 * count
+                link.stats.records_sent += count
+                link.stats.bytes_sent += len(data) - 4 * count
 
     async def _read_loop(self, link: _Link) -> None:
-        splitter = RecordSplitter()
+        splitter = link.splitter
         read = link.stream.read
         deliver = self._events.records
         counters = self._counters
+        stats = link.stats
         peer = link.peer
+        records, link.pending = link.pending, []
         while True:
-            try:
-                chunk = await read(READ_SIZE)
-            except StreamEOF:
-                log.debug("trunk stream from %s ended", peer)
-                return
-            if not chunk:
-                return
-            counters.reads += 1
-            records = splitter.feed(chunk)
+            if not records:
+                try:
+                    chunk = await read(READ_SIZE)
+                except StreamEOF:
+                    log.debug("trunk stream from %s ended", peer)
+                    return
+                if not chunk:
+                    return
+                counters.reads += 1
+                records = splitter.feed(chunk)
             if records:
+                size = sum(map(len, records))
                 counters.records_received += len(records)
-                counters.bytes_received += sum(map(len, records))
+                counters.bytes_received += size
+                stats.records_received += len(records)
+                stats.bytes_received += size
                 link.delivering = True
                 try:
                     await deliver(peer, records)
                 finally:
                     link.delivering = False
+                records = []
                 if link.broken:
                     return
             if splitter.error is not None:

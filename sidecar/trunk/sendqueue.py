@@ -1,8 +1,10 @@
 """Per-peer send queue: framed records waiting for the peer's writer task.
 
-Senders wait while the queue holds more than its byte bound (backpressure); the
-writer takes everything queued at once so that one stream write carries many
-records. Records are framed on the way in, so taking is one `b"".join`.
+A sender never waits: records that would take the queue past its byte bound are
+refused (the trunk counts them dropped, as a switch port drops on a full queue),
+so one slow peer cannot hold up traffic to the others. The writer takes everything
+queued at once so that one stream write carries many records. Records are framed
+on the way in, so taking is one `b"".join`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ class SendQueueClosed(Exception):
 
 
 class SendQueue:
-    __slots__ = ("_closed", "_limit", "_not_empty", "_not_full", "_parts", "_queued_bytes")
+    __slots__ = ("_closed", "_limit", "_not_empty", "_parts", "_queued_bytes")
 
     def __init__(self, limit_bytes: int) -> None:
         self._limit = limit_bytes
@@ -25,7 +27,6 @@ class SendQueue:
         self._queued_bytes = 0
         self._closed = False
         self._not_empty = trio.lowlevel.ParkingLot()
-        self._not_full = trio.lowlevel.ParkingLot()
 
     @property
     def queued_bytes(self) -> int:
@@ -35,22 +36,22 @@ class SendQueue:
     def closed(self) -> bool:
         return self._closed
 
-    async def put(self, records: list[bytes]) -> None:
-        """Queue `records`, first waiting while the queue is over its bound.
+    def offer(self, records: list[bytes]) -> bool:
+        """Queue `records` unless the queue already holds more than its bound.
 
         A batch is taken whole even if it overshoots the bound, so a batch larger
-        than the bound cannot wait forever. Raises SendQueueClosed once closed.
-        It does not yield when there is room: a producer that queues several
-        records in a row without other awaits gets them all into one write.
+        than the bound is never refused by an empty queue. Raises SendQueueClosed
+        once closed. Producers that queue several batches in a row without awaiting
+        get them all into one write.
         """
-        parts = frame_parts(records)
-        while self._queued_bytes > self._limit and not self._closed:
-            await self._not_full.park()
         if self._closed:
             raise SendQueueClosed
-        self._parts += parts
+        if self._queued_bytes > self._limit:
+            return False
+        self._parts += frame_parts(records)
         self._queued_bytes += sum(map(len, records)) + HEADER_SIZE * len(records)
         self._not_empty.unpark_all()
+        return True
 
     async def take(self) -> tuple[bytes, int]:
         """Everything queued as one buffer, and how many records it holds.
@@ -66,7 +67,6 @@ class SendQueue:
         parts = self._parts
         self._parts = []
         self._queued_bytes = 0
-        self._not_full.unpark_all()
         return b"".join(parts), len(parts) // 2
 
     def close(self) -> int:
@@ -75,6 +75,5 @@ class SendQueue:
         self._closed = True
         self._parts = []
         self._queued_bytes = 0
-        self._not_full.unpark_all()
         self._not_empty.unpark_all()
         return dropped
