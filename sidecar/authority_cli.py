@@ -5,6 +5,10 @@
     peertap authority issue --key authority.key --identity NAME --member-key PUB \\
         --label LABEL --expires 30d --out member.cred
         PUB is the hex public key `peertap keygen` printed for the member's node
+    peertap authority issue-node --key authority.key --identity NAME --node-key PUB \\
+        --expires 24h --out node.cred
+        a node credential: nodes whose `admission.authorities` list this authority
+        accept the node as a trunk peer
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import authority, identity, ids
+from . import admission, authority, identity, ids
 
 EXIT_USAGE = 2
 EXIT_RUNTIME = 1
@@ -55,17 +59,51 @@ def _issue(args: argparse.Namespace) -> int:
         issued=now,
         expires=now + lifetime,
     )
-    out = Path(args.out)
-    try:
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(cred.encode() + b"\n")
-    except OSError as err:
-        print(f"peertap: cannot write {out}: {err.strerror}", file=sys.stderr)
+    if not _write(Path(args.out), cred.encode() + b"\n"):
         return EXIT_RUNTIME
     print(f"vlan-id: {cred.vlan_id.hex()}")
     print(f"expires: {authority.format_time(cred.expires)}")
     return 0
+
+
+def _issue_node(args: argparse.Namespace) -> int:
+    try:
+        key = identity.load(args.key)
+    except identity.IdentityError as err:
+        print(f"peertap: {err}", file=sys.stderr)
+        return EXIT_RUNTIME
+    try:
+        node_key = bytes.fromhex(args.node_key)
+        if len(node_key) != 32:
+            raise ValueError("not 32 bytes")
+        lifetime = authority.parse_duration(args.expires)
+        now = dt.datetime.now(dt.UTC)
+        cred = admission.issue(
+            authority=key,
+            node_key=node_key,
+            identity=args.identity,
+            not_before=now,
+            not_after=now + lifetime,
+        )
+    except ValueError as err:
+        print(f"peertap: bad --node-key, --identity or --expires: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    if not _write(Path(args.out), admission.to_text(cred).encode()):
+        return EXIT_RUNTIME
+    print(f"peer-id: {cred.peer_id}")
+    print(f"expires: {dt.datetime.fromtimestamp(cred.not_after, dt.UTC):%Y-%m-%dT%H:%M:%SZ}")
+    return 0
+
+
+def _write(out: Path, data: bytes) -> bool:
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except OSError as err:
+        print(f"peertap: cannot write {out}: {err.strerror}", file=sys.stderr)
+        return False
+    return True
 
 
 def add_authority_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,3 +123,11 @@ def add_authority_parser(subparsers: argparse._SubParsersAction[argparse.Argumen
     iss.add_argument("--expires", default="30d", help="lifetime: 90s, 15m, 24h, 30d")
     iss.add_argument("--out", required=True, help="credential file to write")
     iss.set_defaults(fn=_issue)
+
+    node = sub.add_parser("issue-node", help="sign a node credential (trunk admission)")
+    node.add_argument("--key", required=True, help="authority key file")
+    node.add_argument("--identity", required=True, help="node name, e.g. cluster/ns/pod")
+    node.add_argument("--node-key", required=True, help="node public key (64 hex)")
+    node.add_argument("--expires", default="24h", help="lifetime: 90s, 15m, 24h, 30d")
+    node.add_argument("--out", required=True, help="credential file to write")
+    node.set_defaults(fn=_issue_node)

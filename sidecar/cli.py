@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .authority_cli import add_authority_parser
 
     add_authority_parser(sub)
+    from .psk_cli import add_psk_parser
+
+    add_psk_parser(sub)
     return p
 
 

@@ -58,7 +58,7 @@ NODE = identity.generate()
 
 def _control(body: bytes = b"hello body") -> wire.Control:
     return envelope.sign(
-        NODE, hop_limit=5, origin=b"\x01" * 16, sequence=9, vlan_id=VLAN, kind=m.HELLO, body=body
+        NODE, hop_limit=5, timestamp=9, vlan_id=VLAN, kind=m.HELLO, body=body
     )
 
 
@@ -66,8 +66,7 @@ def test_control_packets_round_trip_and_verify() -> None:
     packet = _control().encode()
     assert wire.packet_type(packet) == wire.TYPE_CONTROL
     msg = wire.decode_control(packet)
-    assert (msg.origin, msg.sequence, msg.vlan_id, msg.kind, msg.body) == (
-        b"\x01" * 16,
+    assert (msg.timestamp, msg.vlan_id, msg.kind, msg.body) == (
         9,
         VLAN,
         m.HELLO,
@@ -82,7 +81,7 @@ def test_relays_may_lower_the_hop_limit_of_a_signed_control_packet() -> None:
     assert msg.hop_limit == 1 and envelope.verify(msg)
 
 
-@pytest.mark.parametrize("field", ["origin", "sequence", "vlan_id", "kind", "body", "signer"])
+@pytest.mark.parametrize("field", ["timestamp", "vlan_id", "kind", "body", "signer"])
 def test_any_change_to_a_signed_control_packet_breaks_its_signature(field: str) -> None:
     msg = _control()
     value = getattr(msg, field)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 from pathlib import Path
@@ -9,12 +10,14 @@ from pathlib import Path
 import pytest
 import trio
 
-from peertap.sidecar import authority, identity, ids, wire
+from peertap.sidecar import authority, identity, ids, stamps, wire
 from peertap.sidecar import mvlan_envelope as envelope
 from peertap.sidecar import mvlan_messages as m
-from peertap.sidecar.config import VlanConfig
+from peertap.sidecar.config import LimitsConfig, VlanConfig
 from peertap.sidecar.counters import Counters
+from peertap.sidecar.freshness import StampGuard
 from peertap.sidecar.mvlan_node import CredentialFile, CredentialFileError, Mvlan
+from peertap.sidecar.switch.acl import Acl
 
 AUTH = identity.generate()
 NODE = identity.generate()
@@ -22,8 +25,14 @@ OTHER = identity.generate()
 VLAN = ids.vlan_id(AUTH.public_bytes, "lab")
 
 
-def _mvlan(*, relay: bool, sent: list[tuple[str, list[bytes]]] | None = None) -> Mvlan:
-    async def send(peer: str, packets: list[bytes]) -> bool:
+def _mvlan(
+    *,
+    relay: bool,
+    sent: list[tuple[str, list[bytes]]] | None = None,
+    acl: Acl | None = None,
+    limits: LimitsConfig | None = None,
+) -> Mvlan:
+    def send(peer: str, packets: list[bytes]) -> bool:
         if sent is not None:
             sent.append((peer, packets))
         return True
@@ -33,6 +42,8 @@ def _mvlan(*, relay: bool, sent: list[tuple[str, list[bytes]]] | None = None) ->
         counters=Counters(),
         hop_limit=8,
         relay=relay,
+        acl=acl or Acl(mode="open"),
+        limits=limits or LimitsConfig(),
         peers=lambda: ["p1", "p2", "p3"],
         send=send,
     )
@@ -58,12 +69,21 @@ def _vlan(credential: str) -> VlanConfig:
     return VlanConfig(label="lab", creator=AUTH.public_hex, security="mls", credential=credential)
 
 
-def _packet(hop_limit: int = 5, sequence: int = 1) -> bytes:
+def _packet(
+    hop_limit: int = 5,
+    timestamp: int | None = None,
+    signer: identity.Identity = OTHER,
+    vlan_id: bytes = VLAN,
+) -> bytes:
     hello = m.Hello(m.NO_GROUP, 0, bytes(16), 0, b"{}")
     return envelope.sign(
-        OTHER, hop_limit=hop_limit, origin=b"\x09" * 16, sequence=sequence,
-        vlan_id=VLAN, kind=m.HELLO, body=hello.encode(),
-    ).encode()  # fmt: skip
+        signer,
+        hop_limit=hop_limit,
+        timestamp=stamps.now_us() if timestamp is None else timestamp,
+        vlan_id=vlan_id,
+        kind=m.HELLO,
+        body=hello.encode(),
+    ).encode()
 
 
 def test_missing_credential_file_is_a_typed_error(tmp_path: Path) -> None:
@@ -108,13 +128,69 @@ def test_credential_file_reports_a_change_once(tmp_path: Path) -> None:
 def test_relay_floods_a_control_packet_once_to_every_other_peer() -> None:
     mv = _mvlan(relay=True)
     floods: dict[str, list[bytes]] = {}
-    mv.on_control("p1", _packet(hop_limit=5), floods)
+    packet = _packet(hop_limit=5)
+    mv.on_control("p1", packet, floods)
     assert sorted(floods) == ["p2", "p3"]
     assert wire.decode_control(floods["p2"][0]).hop_limit == 4
     again: dict[str, list[bytes]] = {}
-    mv.on_control("p2", _packet(hop_limit=5), again)
+    mv.on_control("p2", packet, again)
     assert again == {}
     assert mv.counters.drops["control_duplicate"] == 1
+
+
+@pytest.mark.parametrize(
+    ("age_s", "reason"), [(61, "control_stale"), (-61, "control_future"), (3600, "control_stale")]
+)
+def test_control_packets_outside_the_skew_window_change_nothing(age_s: int, reason: str) -> None:
+    mv = _mvlan(relay=True)
+    floods: dict[str, list[bytes]] = {}
+    mv.on_control("p1", _packet(timestamp=stamps.now_us() - age_s * stamps.US), floods)
+    assert floods == {} and mv.counters.events["control_rx"] == 0
+    assert mv.counters.drops[reason] == 1
+
+
+def test_a_replay_stays_refused_after_a_flood_of_self_signed_junk_fills_the_guard() -> None:
+    mv = _mvlan(relay=True, limits=LimitsConfig(control_per_trunk_per_s=10_000))
+    mv.seen = StampGuard(max_keys=4)
+    genuine = _packet()
+    mv.on_control("p1", genuine, {})
+    # Junk from fresh keys pushes the genuine signer out of the bounded guard ...
+    for _ in range(8):
+        mv.on_control("p2", _packet(signer=identity.generate()), {})
+    assert len(mv.seen) == 4
+    # ... but the floor it leaves behind still refuses the replay.
+    floods: dict[str, list[bytes]] = {}
+    mv.on_control("p3", genuine, floods)
+    assert floods == {}
+    assert mv.counters.events["control_rx"] == 9
+    assert mv.counters.drops["control_duplicate"] == 1
+
+
+def test_a_trunk_that_floods_control_is_limited_and_others_are_not() -> None:
+    mv = _mvlan(relay=True, limits=LimitsConfig(control_per_trunk_per_s=5))
+    for _ in range(40):
+        with contextlib.suppress(wire.MalformedPacket):  # the node counts these
+            mv.on_control("p1", b"\x02\x03\x05\x00 junk", {})
+    assert mv.counters.drops["control_rate_trunk"] == 30
+    mv.on_control("p2", _packet(), {})
+    assert mv.counters.events["control_rx"] == 1
+
+
+def test_one_signer_is_limited_whatever_trunk_it_comes_from() -> None:
+    mv = _mvlan(relay=True, limits=LimitsConfig(control_per_origin_per_s=1))
+    for i in range(10):
+        mv.on_control(f"p{i % 3 + 1}", _packet(), {})
+    assert mv.counters.events["control_rx"] == 3
+    assert mv.counters.drops["control_rate_origin"] == 7
+
+
+def test_a_relay_floods_control_only_for_vlans_its_acl_forwards() -> None:
+    mv = _mvlan(relay=True, acl=Acl(mode="restricted", members=[VLAN]))
+    mine: dict[str, list[bytes]] = {}
+    mv.on_control("p1", _packet(), mine)
+    foreign: dict[str, list[bytes]] = {}
+    mv.on_control("p1", _packet(vlan_id=b"\x77" * 16), foreign)
+    assert sorted(mine) == ["p2", "p3"] and foreign == {}
 
 
 @pytest.mark.parametrize(("relay", "hop_limit"), [(False, 5), (True, 1)])
@@ -129,7 +205,7 @@ def test_non_relays_and_spent_hop_limits_do_not_flood(relay: bool, hop_limit: in
 def test_badly_signed_control_packet_is_dropped_and_not_flooded() -> None:
     mv = _mvlan(relay=True)
     msg = wire.decode_control(_packet())
-    forged = dataclasses.replace(msg, signer=NODE.public_bytes).encode()
+    forged = dataclasses.replace(msg, signer=identity.generate().public_bytes).encode()
     floods: dict[str, list[bytes]] = {}
     mv.on_control("p1", forged, floods)
     assert floods == {}

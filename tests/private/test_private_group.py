@@ -107,7 +107,7 @@ class Mvlan:
             self.sequence += 1
             self.sent.append((kind, body))
             packet = envelope.sign(
-                node, hop_limit=8, origin=bytes(16), sequence=self.sequence,
+                node, hop_limit=8, timestamp=self.sequence,
                 vlan_id=vlan_id, kind=kind, body=body,
             ).encode()  # fmt: skip
             sender = self.members[name]

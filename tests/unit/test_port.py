@@ -9,11 +9,12 @@ import struct
 
 from peertap.sidecar import fragment, vft, wire
 from peertap.sidecar.counters import Counters
-from peertap.sidecar.crypto.keys import OpenKeyProvider
+from peertap.sidecar.crypto.keys import PublicKeyProvider
 from peertap.sidecar.port import PortInfo, VlanPort
 from peertap.sidecar.tap.device import ZERO_VNET_HDR
 
 VID = bytes(range(16))
+CREATOR = bytes(range(32))
 MAC_A = bytes.fromhex("020000000001")
 MAC_B = bytes.fromhex("020000000002")
 
@@ -32,9 +33,9 @@ class Sink:
 def port(mac: bytes) -> tuple[VlanPort, Sink]:
     sink = Sink()
     p = VlanPort(
-        info=PortInfo("lab", VID, "pt-test", mac, "open"),
+        info=PortInfo("lab", VID, "pt-test", mac, "public"),
         sink=sink,
-        keys=OpenKeyProvider(VID),
+        keys=PublicKeyProvider(CREATOR, "lab"),
         hop_limit=8,
         counters=Counters(),
     )
@@ -73,7 +74,7 @@ def test_unicast_to_a_known_mac_uses_its_token_and_arrives_intact() -> None:
 def test_unknown_unicast_is_flooded_on_the_broadcast_token() -> None:
     a, _ = port(MAC_A)
     sealed, _ = a.outgoing([frame(MAC_B, MAC_A, b"x" * 50)], reachable=nowhere)
-    assert [t for t, _ in sealed] == [vft.broadcast(VID)]
+    assert [t for t, _ in sealed] == [vft.broadcast(VID, a.keys.current().vft_salt)]
     assert a.counters.events["unknown_unicast"] == 1
 
 
@@ -105,7 +106,7 @@ def test_an_igmp_join_from_the_tap_adds_the_group_token() -> None:
     report = frame(b"\x01\x00\x5e\x01\x01\x01", MAC_A, ip + bytes([0x16, 0, 0, 0]) + group)
     _, changed = a.outgoing([report], reachable=everywhere)
     assert changed
-    assert vft.multicast(b"\x01\x00\x5e\x01\x01\x01", VID) in a.wanted
+    assert vft.multicast(b"\x01\x00\x5e\x01\x01\x01", VID, a.keys.current().vft_salt) in a.wanted
 
 
 def test_a_bridged_source_mac_is_learned_and_wanted() -> None:
@@ -118,9 +119,9 @@ def test_a_bridged_source_mac_is_learned_and_wanted() -> None:
 
 def test_a_packet_for_another_vlan_key_is_refused_not_written() -> None:
     other = VlanPort(
-        info=PortInfo("lab", VID, "pt-x", MAC_A, "open"),
+        info=PortInfo("lab", VID, "pt-x", MAC_A, "public"),
         sink=Sink(),
-        keys=OpenKeyProvider(b"\x99" * 16),
+        keys=PublicKeyProvider(CREATOR, "other"),
         hop_limit=8,
         counters=Counters(),
     )

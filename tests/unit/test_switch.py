@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from peertap.sidecar import vft, wire
+from peertap.sidecar.announcements import digest_of
 from peertap.sidecar.switch.acl import Acl
 from peertap.sidecar.switch.classify import Dest, classify, ipv4_group_mac, snoop
 from peertap.sidecar.switch.dedup import Dedup
@@ -74,8 +75,8 @@ def test_snooping_garbage_never_raises(data):
     assert isinstance(joins, list) and isinstance(leaves, list)
 
 
-def _ann(origin, seq, entries, dist=0, hop=8):
-    return wire.Announce(hop, origin, seq, dist, tuple(entries))
+def _ann(origin, seq, tokens, dist=0, hop=8, vlan=V1):
+    return wire.Announce(hop, origin * 2, vlan, seq, dist, tuple(tokens))
 
 
 class Clock:
@@ -86,12 +87,16 @@ class Clock:
         return self.t
 
 
+def learn(r, peer, ann):
+    return r.learn(peer, ann, digest=digest_of(ann))
+
+
 def test_routes_follow_the_shortest_announcement_and_forget_dropped_peers():
     r = RouteTable(ttl_s=30)
     t = (V1, b"t" * 16)
-    assert r.learn("far", _ann(b"o" * 16, 1, [t], dist=3), accept_vlan=lambda v: True).fresh
+    assert learn(r, "far", _ann(b"o" * 16, 1, [t[1]], dist=3)).fresh
     assert r.next_hops(*t) == ("far",)
-    learned = r.learn("near", _ann(b"o" * 16, 1, [t], dist=1), accept_vlan=lambda v: True)
+    learned = learn(r, "near", _ann(b"o" * 16, 1, [t[1]], dist=1))
     assert not learned.fresh and learned.changed
     assert r.next_hops(*t) == ("near",)
     r.drop_peer("near")
@@ -102,44 +107,69 @@ def test_routes_follow_the_shortest_announcement_and_forget_dropped_peers():
 
 def test_old_sequence_numbers_are_ignored_and_new_ones_replace_entries():
     r = RouteTable(ttl_s=30)
-    a, b = (V1, b"a" * 16), (V1, b"b" * 16)
-    r.learn("p", _ann(b"o" * 16, 5, [a]), accept_vlan=lambda v: True)
-    assert not r.learn("p", _ann(b"o" * 16, 4, [b]), accept_vlan=lambda v: True).fresh
-    assert r.wanted(*a) and not r.wanted(*b)
-    r.learn("p", _ann(b"o" * 16, 6, [b]), accept_vlan=lambda v: True)
-    assert r.wanted(*b) and not r.wanted(*a)
+    a, b = b"a" * 16, b"b" * 16
+    learn(r, "p", _ann(b"o" * 16, 5, [a]))
+    old = learn(r, "p", _ann(b"o" * 16, 4, [b]))
+    assert not old.fresh and old.replayed
+    assert r.wanted(V1, a) and not r.wanted(V1, b)
+    learn(r, "p", _ann(b"o" * 16, 6, [b]))
+    assert r.wanted(V1, b) and not r.wanted(V1, a)
+
+
+def test_one_origin_keeps_separate_routes_per_vlan():
+    r = RouteTable(ttl_s=30)
+    learn(r, "p", _ann(b"o" * 16, 5, [b"a" * 16], vlan=V1))
+    learn(r, "p", _ann(b"o" * 16, 6, [b"b" * 16], vlan=V2))
+    assert r.wanted(V1, b"a" * 16) and r.wanted(V2, b"b" * 16)
+    # An empty announcement for one VLAN withdraws only that VLAN's tokens.
+    learn(r, "p", _ann(b"o" * 16, 7, [], vlan=V1))
+    assert not r.wanted(V1, b"a" * 16) and r.wanted(V2, b"b" * 16)
+
+
+def test_a_copy_with_the_same_sequence_but_other_content_is_not_a_path():
+    r = RouteTable(ttl_s=30)
+    learn(r, "p", _ann(b"o" * 16, 5, [b"a" * 16]))
+    forged = learn(r, "q", _ann(b"o" * 16, 5, [b"z" * 16], dist=0))
+    assert not forged.fresh and not forged.changed
+    assert r.next_hops(V1, b"a" * 16) == ("p",) and not r.wanted(V1, b"z" * 16)
+
+
+def test_an_expired_origin_cannot_be_brought_back_by_an_older_announcement():
+    clock = Clock()
+    r = RouteTable(ttl_s=30, clock=clock)
+    learn(r, "p", _ann(b"o" * 16, 9, [b"a" * 16]))
+    clock.t = 31
+    assert r.expire()
+    assert learn(r, "q", _ann(b"o" * 16, 8, [b"a" * 16])).replayed
+    assert not r.wanted(V1, b"a" * 16)
+    # The same announcement again (a trunk came back) and newer ones are taken.
+    assert learn(r, "q", _ann(b"o" * 16, 9, [b"a" * 16])).fresh
 
 
 def test_many_origins_wanting_a_token_give_every_path():
     r = RouteTable(ttl_s=30)
-    bc = (V1, vft.broadcast(V1))
-    r.learn("x", _ann(b"1" * 16, 1, [bc]), accept_vlan=lambda v: True)
-    r.learn("y", _ann(b"2" * 16, 1, [bc]), accept_vlan=lambda v: True)
-    assert r.next_hops(*bc) == ("x", "y")
+    bc = vft.broadcast(V1, b"s" * 16)
+    learn(r, "x", _ann(b"1" * 16, 1, [bc]))
+    learn(r, "y", _ann(b"2" * 16, 1, [bc]))
+    assert r.next_hops(V1, bc) == ("x", "y")
 
 
 def test_routes_expire_unless_refreshed():
     clock = Clock()
     r = RouteTable(ttl_s=30, clock=clock)
-    t = (V1, b"t" * 16)
-    r.learn("p", _ann(b"o" * 16, 1, [t]), accept_vlan=lambda v: True)
+    t = b"t" * 16
+    learn(r, "p", _ann(b"o" * 16, 1, [t]))
     clock.t = 31
     assert r.expire()
-    assert r.next_hops(*t) == ()
-
-
-def test_denied_vlans_are_not_learned():
-    r = RouteTable(ttl_s=30)
-    r.learn("p", _ann(b"o" * 16, 1, [(V1, b"a" * 16), (V2, b"b" * 16)]), accept_vlan=V1.__eq__)
-    assert r.wanted(V1, b"a" * 16) and not r.wanted(V2, b"b" * 16)
+    assert r.next_hops(V1, t) == ()
 
 
 def test_replay_for_a_new_neighbour_skips_routes_learned_from_it():
     r = RouteTable(ttl_s=30)
-    r.learn("p", _ann(b"o" * 16, 1, [(V1, b"a" * 16)], dist=2), accept_vlan=lambda v: True)
+    learn(r, "p", _ann(b"o" * 16, 1, [b"a" * 16], dist=2))
     assert list(r.replay_for("p")) == []
     [a] = r.replay_for("q")
-    assert a.origin == b"o" * 16 and a.distance == 2 and a.entries == ((V1, b"a" * 16),)
+    assert a.origin == b"o" * 32 and a.distance == 2 and a.tokens == (b"a" * 16,)
 
 
 @pytest.mark.parametrize(
@@ -185,8 +215,12 @@ def test_tokens_depend_on_mac_vlan_and_salt():
     mac = b"\x02" * 6
     assert vft.unicast(mac, V1, b"s" * 16) != vft.unicast(mac, V2, b"s" * 16)
     assert vft.unicast(mac, V1, b"s" * 16) != vft.unicast(mac, V1, b"t" * 16)
-    assert vft.broadcast(V1) != vft.broadcast(V2)
-    assert len(vft.multicast(b"\x01\x00\x5e\x01\x02\x03", V1)) == 16
+    assert vft.broadcast(V1, b"s" * 16) != vft.broadcast(V2, b"s" * 16)
+    # Broadcast and multicast tokens are salted too: without the key no relay can
+    # test a guess of the VLAN-ID or of a multicast group.
+    assert vft.broadcast(V1, b"s" * 16) != vft.broadcast(V1, b"t" * 16)
+    group = b"\x01\x00\x5e\x01\x02\x03"
+    assert vft.multicast(group, V1, b"s" * 16) != vft.multicast(group, V1, b"t" * 16)
 
 
 def test_route_table_refuses_new_origins_beyond_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,16 +228,11 @@ def test_route_table_refuses_new_origins_beyond_its_bound(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(routes, "MAX_ORIGINS", 3)
     r = RouteTable(ttl_s=30)
-    results = [
-        r.learn("p", _ann(bytes([i]) * 16, 1, [(V1, bytes([i]) * 16)]), accept_vlan=lambda v: True)
-        for i in range(5)
-    ]
+    results = [learn(r, "p", _ann(bytes([i]) * 16, 1, [bytes([i]) * 16])) for i in range(5)]
     assert [x.refused for x in results] == [False, False, False, True, True]
     assert r.sizes() == {"origins": 3, "tokens": 3}
     # Known origins still refresh.
-    assert not r.learn(
-        "p", _ann(b"\x00" * 16, 2, [(V1, b"z" * 16)]), accept_vlan=lambda v: True
-    ).refused
+    assert not learn(r, "p", _ann(b"\x00" * 16, 2, [b"z" * 16])).refused
 
 
 def test_route_table_refuses_entries_beyond_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,7 +240,7 @@ def test_route_table_refuses_entries_beyond_its_bound(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(routes, "MAX_ENTRIES", 4)
     r = RouteTable(ttl_s=30)
-    many = [(V1, bytes([i]) * 16) for i in range(3)]
-    assert not r.learn("p", _ann(b"a" * 16, 1, many), accept_vlan=lambda v: True).refused
-    assert r.learn("p", _ann(b"b" * 16, 1, many), accept_vlan=lambda v: True).refused
+    many = [bytes([i]) * 16 for i in range(3)]
+    assert not learn(r, "p", _ann(b"a" * 16, 1, many)).refused
+    assert learn(r, "p", _ann(b"b" * 16, 1, many)).refused
     assert r.sizes()["origins"] == 1
