@@ -14,8 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from peertap.sidecar.identity import generate
+from peertap.sidecar.wire import Intro
 from peertap.sidecar.trunk import (
     MAX_RECORD,
+    PROTOCOL_ID,
     Trunk,
     TrunkConfigError,
     TrunkNotRunningError,
@@ -106,8 +108,8 @@ def test_encode_accepts_a_record_of_exactly_max_size() -> None:
 def test_send_queue_hands_the_writer_everything_queued_in_one_buffer() -> None:
     async def main() -> None:
         queue = SendQueue(1 << 20)
-        await queue.put([b"a", b"bb"])
-        await queue.put([b"ccc"])
+        assert queue.offer([b"a", b"bb"])
+        assert queue.offer([b"ccc"])
         data, count = await queue.take()
         assert count == 3
         assert RecordSplitter().feed(data) == [b"a", b"bb", b"ccc"]
@@ -116,48 +118,78 @@ def test_send_queue_hands_the_writer_everything_queued_in_one_buffer() -> None:
     trio.run(main)
 
 
-def test_send_queue_makes_senders_wait_while_over_its_bound() -> None:
+def test_send_queue_refuses_without_waiting_while_over_its_bound() -> None:
     async def main() -> None:
         queue = SendQueue(100)
-        await queue.put([b"x" * 200])
-        finished: list[str] = []
-
-        async def second_sender() -> None:
-            await queue.put([b"y"])
-            finished.append("second")
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(second_sender)
-            await trio.testing.wait_all_tasks_blocked()
-            assert finished == []
-            _data, count = await queue.take()
-            assert count == 1
-            await trio.testing.wait_all_tasks_blocked()
-            assert finished == ["second"]
-        assert (await queue.take())[1] == 1
+        # A batch larger than the bound is taken whole by an empty queue...
+        assert queue.offer([b"x" * 200])
+        assert queue.queued_bytes > 100
+        # ...and while the queue is over its bound, offers are refused at once.
+        assert not queue.offer([b"y"])
+        assert not queue.offer([b"z"])
+        _data, count = await queue.take()
+        assert count == 1
+        assert queue.offer([b"y"])
+        data, count = await queue.take()
+        assert (count, RecordSplitter().feed(data)) == (1, [b"y"])
 
     trio.run(main)
 
 
-def test_closing_a_send_queue_releases_waiting_senders_and_counts_the_dropped() -> None:
+def test_a_send_queue_at_its_bound_still_takes_one_more_batch() -> None:
+    queue = SendQueue(8)
+    # 4 + 4 bytes: exactly at the bound, not over it.
+    assert queue.offer([b"abcd"])
+    assert queue.queued_bytes == 8
+    assert queue.offer([b"e"])
+    assert not queue.offer([b"f"])
+
+
+def test_a_waiting_writer_wakes_up_for_an_offer() -> None:
+    async def main() -> None:
+        queue = SendQueue(100)
+        taken: list[list[bytes]] = []
+
+        async def writer() -> None:
+            data, _count = await queue.take()
+            taken.append(RecordSplitter().feed(data))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer)
+            await trio.testing.wait_all_tasks_blocked()
+            assert taken == []
+            assert queue.offer([b"wake"])
+        assert taken == [[b"wake"]]
+
+    trio.run(main)
+
+
+def test_closing_a_send_queue_releases_the_writer_and_counts_the_dropped() -> None:
     async def main() -> None:
         queue = SendQueue(10)
-        await queue.put([b"x" * 20, b"y"])
+        assert queue.offer([b"x" * 20, b"y"])
+        assert queue.close() == 2
+        assert queue.closed
+        assert queue.queued_bytes == 0
+        with pytest.raises(SendQueueClosed):
+            queue.offer([b"z"])
+        with pytest.raises(SendQueueClosed):
+            await queue.take()
+
+        idle = SendQueue(10)
         outcome: list[str] = []
 
-        async def blocked_sender() -> None:
+        async def writer() -> None:
             try:
-                await queue.put([b"z"])
+                await idle.take()
             except SendQueueClosed:
                 outcome.append("closed")
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(blocked_sender)
+            nursery.start_soon(writer)
             await trio.testing.wait_all_tasks_blocked()
-            assert queue.close() == 2
+            assert idle.close() == 0
         assert outcome == ["closed"]
-        with pytest.raises(SendQueueClosed):
-            await queue.take()
 
     trio.run(main)
 
@@ -181,6 +213,8 @@ def test_backoff_grows_from_the_floor_to_the_ceiling_with_jitter_and_resets() ->
         {"reconnect_min_s": 0.0},
         {"reconnect_min_s": 5.0, "reconnect_max_s": 1.0},
         {"queue_bytes": 0},
+        {"stall_timeout_s": 0.0},
+        {"stall_timeout_s": -1.0},
     ],
 )
 def test_unusable_trunk_settings_are_refused(changes: dict[str, Any]) -> None:
@@ -212,7 +246,17 @@ def test_the_trunk_peer_id_is_the_identity_peer_id_of_the_same_seed() -> None:
         trunk.listen_addrs()
 
 
+def test_the_trunk_protocol_id_is_version_2() -> None:
+    assert PROTOCOL_ID == "/peertap/trunk/2.0.0"
+
+
 class _NoEvents:
+    def intro(self) -> bytes:
+        return Intro().encode()
+
+    def admit(self, peer: str, intro: bytes) -> bool:
+        return True
+
     async def peer_up(self, peer: str) -> None:
         pass
 
