@@ -10,6 +10,7 @@ import pytest
 import trio
 
 from peertap.sidecar.trunk import Trunk, TrunkSettings
+from peertap.sidecar.wire import Intro
 
 HANG_GUARD_S = 60.0
 """Upper bound on any wait in these tests: it only turns a hang into a failure."""
@@ -18,13 +19,26 @@ LOOPBACK_TCP = "/ip4/127.0.0.1/tcp/0"
 LOOPBACK_WS = "/ip4/127.0.0.1/tcp/0/ws"
 
 
+INTRO = Intro().encode()
+
+
 class Recorder:
-    """TrunkEvents that remember everything, in order."""
+    """TrunkEvents that admit every peer and remember everything, in order."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []
         self.received: dict[str, list[bytes]] = {}
         self.batches = 0
+        self.admitted: list[str] = []
+
+    def intro(self) -> bytes:
+        return INTRO
+
+    def admit(self, peer: str, intro: bytes) -> bool:
+        assert intro == INTRO, "the first record is not the peer's INTRO"
+        assert ("up", peer) not in self.events[-1:], "admit while the peer is up"
+        self.admitted.append(peer)
+        return True
 
     async def peer_up(self, peer: str) -> None:
         self.events.append(("up", peer))
@@ -51,6 +65,7 @@ def settings(
     bootstrap: list[str] | None = None,
     security: str = "noise",
     queue_bytes: int = 4 * 1024 * 1024,
+    stall_timeout_s: float = 15.0,
 ) -> TrunkSettings:
     assert security in ("noise", "tls")
     return TrunkSettings(
@@ -61,6 +76,7 @@ def settings(
         reconnect_min_s=0.05,
         reconnect_max_s=0.5,
         queue_bytes=queue_bytes,
+        stall_timeout_s=stall_timeout_s,
     )
 
 
@@ -98,12 +114,15 @@ def test_records_cross_both_ways_in_order(security: str) -> None:
             await wait_until(lambda: a.peers() == [b.peer_id] and b.peers() == [a.peer_id])
             assert a_events.events == [("up", b.peer_id)]
             assert b_events.events == [("up", a.peer_id)]
+            # Each side decided once on the other's INTRO before its peer_up.
+            assert a_events.admitted == [b.peer_id]
+            assert b_events.admitted == [a.peer_id]
 
             to_a = numbered(50, 1500)
             to_b = numbered(50, 65535 + 512)
             for i in range(0, 50, 10):
-                assert await b.send(a.peer_id, to_a[i : i + 10])
-                assert await a.send(b.peer_id, to_b[i : i + 10])
+                assert b.send(a.peer_id, to_a[i : i + 10])
+                assert a.send(b.peer_id, to_b[i : i + 10])
             await wait_until(lambda: len(a_events.got(b.peer_id)) == 50)
             await wait_until(lambda: len(b_events.got(a.peer_id)) == 50)
             assert a_events.got(b.peer_id) == to_a
@@ -123,8 +142,10 @@ def test_many_small_records_arrive_intact_in_order_packed_into_few_writes() -> N
             await wait_until(lambda: b.peers() == [a.peer_id] and a.peers() == [b.peer_id])
 
             sent = numbered(20_000, 64)
-            for record in sent:
-                assert await b.send(a.peer_id, [record])
+            for i, record in enumerate(sent):
+                assert b.send(a.peer_id, [record])
+                if i % 100 == 0:
+                    await trio.sleep(0)  # let the writer run while sends go on
             await wait_until(lambda: len(a_events.got(b.peer_id)) == len(sent))
             assert a_events.got(b.peer_id) == sent
 
@@ -147,7 +168,7 @@ def test_one_send_of_many_records_goes_out_as_one_write() -> None:
             await wait_until(lambda: b.peers() == [a.peer_id] and a.peers() == [b.peer_id])
             before = b.stats()["writes"]
             batch = numbered(500, 1500)
-            assert await b.send(a.peer_id, batch)
+            assert b.send(a.peer_id, batch)
             await wait_until(lambda: len(a_events.got(b.peer_id)) == 500)
             assert b.stats()["writes"] - before == 1
             assert a_events.got(b.peer_id) == batch
@@ -168,36 +189,60 @@ class GatedRecorder(Recorder):
         await super().records(peer, records)
 
 
-def test_a_receiver_that_stops_reading_makes_send_wait_and_nothing_is_lost() -> None:
+async def fill_until_refused(trunk: Trunk, peer: str, size: int) -> list[bytes]:
+    """Send numbered records to `peer` one by one until `send` refuses one.
+
+    Yields between sends so the writer can drain the queue into the stream; the
+    queue only stays over its bound once the peer stops taking bytes. Returns the
+    records `send` accepted, in order.
+    """
+    accepted: list[bytes] = []
+    with trio.fail_after(HANG_GUARD_S):
+        while True:
+            record = numbered(1, size, start=len(accepted))[0]
+            if not trunk.send(peer, [record]):
+                return accepted
+            accepted.append(record)
+            await trio.sleep(0)
+
+
+def test_a_receiver_that_stops_reading_makes_send_refuse_and_nothing_accepted_is_lost() -> None:
     async def main() -> None:
         receiver_events = GatedRecorder()
-        total = 2000
-        sent = 0
         bound = 256 * 1024
         async with trio.open_nursery() as nursery:
             a, _, a_addrs = await start_trunk(nursery, settings(), receiver_events)
-            b, _, _ = await start_trunk(
-                nursery, settings(bootstrap=[a_addrs[0]], queue_bytes=bound)
+            b, b_events, _ = await start_trunk(
+                nursery,
+                # No stall disconnect during the test: only the queue bound acts.
+                settings(bootstrap=[a_addrs[0]], queue_bytes=bound, stall_timeout_s=HANG_GUARD_S),
             )
             await wait_until(lambda: b.peers() == [a.peer_id] and a.peers() == [b.peer_id])
-            records = numbered(total, 65536)
 
-            async def sender() -> None:
-                nonlocal sent
-                for record in records:
-                    assert await b.send(a.peer_id, [record])
-                    sent += 1
+            # The queue only exceeds its bound when the writer cannot drain it; then
+            # `send` refuses instead of waiting.
+            accepted = await fill_until_refused(b, a.peer_id, 65536)
+            assert accepted
+            assert b.stats()["queued_bytes"] > bound
+            assert b.peer_stats()[a.peer_id]["queued_bytes"] > bound
+            refused = [b"refused"] * 3
+            assert not b.send(a.peer_id, refused)
+            stats = b.stats()
+            assert stats["queue_full"] == 1 + len(refused)
+            assert stats["drops"] == 1 + len(refused)
+            assert b.peer_stats()[a.peer_id]["drops"] == 1 + len(refused)
 
-            nursery.start_soon(sender)
-            # The queue only exceeds its bound when the writer cannot drain it,
-            # and then the next send waits.
-            await wait_until(lambda: b.stats()["queued_bytes"] > bound)
-            assert sent < total
             receiver_events.gate.set()
-            await wait_until(lambda: len(receiver_events.got(b.peer_id)) == total)
-            assert receiver_events.got(b.peer_id) == records
-            assert b.stats()["drops"] == 0
+            await wait_until(lambda: len(receiver_events.got(b.peer_id)) == len(accepted))
+            assert receiver_events.got(b.peer_id) == accepted
+            # The queue drained: the trunk takes records again.
+            await wait_until(lambda: b.stats()["queued_bytes"] == 0)
+            assert b.send(a.peer_id, [b"again"])
+            await wait_until(lambda: receiver_events.got(b.peer_id)[-1:] == [b"again"])
+            assert b.stats()["drops"] == 1 + len(refused)
             assert b.stats()["trunks_down"] == 0
+            assert b.stats()["stalls"] == 0
+            assert b_events.events == [("up", a.peer_id)]
             nursery.cancel_scope.cancel()
 
     trio.run(main)
@@ -213,23 +258,22 @@ def test_a_receiver_stalled_longer_than_the_yamux_timeout_keeps_its_trunk() -> N
         receiver_events = GatedRecorder()
         async with trio.open_nursery() as nursery:
             a, _, a_addrs = await start_trunk(nursery, settings(), receiver_events)
-            b, b_events, _ = await start_trunk(nursery, settings(bootstrap=[a_addrs[0]]))
+            b, b_events, _ = await start_trunk(
+                nursery,
+                # The trunk's own stall deadline is well past Yamux's give-up time.
+                settings(bootstrap=[a_addrs[0]], stall_timeout_s=6 * YAMUX_WINDOW_TIMEOUT_S),
+            )
             await wait_until(lambda: b.peers() == [a.peer_id] and a.peers() == [b.peer_id])
-            records = numbered(400, 65536)
-
-            async def sender() -> None:
-                for record in records:
-                    assert await b.send(a.peer_id, [record])
-
-            nursery.start_soon(sender)
-            await wait_until(lambda: b.stats()["queued_bytes"] > 0)
+            accepted = await fill_until_refused(b, a.peer_id, 65536)
+            assert b.stats()["queued_bytes"] > 0
             # Not a threshold: the stall only has to outlast Yamux's give-up time.
             await trio.sleep(YAMUX_WINDOW_TIMEOUT_S + 1.0)
             receiver_events.gate.set()
-            await wait_until(lambda: len(receiver_events.got(b.peer_id)) == len(records))
-            assert receiver_events.got(b.peer_id) == records
+            await wait_until(lambda: len(receiver_events.got(b.peer_id)) == len(accepted))
+            assert receiver_events.got(b.peer_id) == accepted
             assert b_events.events == [("up", a.peer_id)]
-            assert b.stats()["drops"] == 0
+            assert b.stats()["drops"] == b.stats()["queue_full"] == 1
+            assert b.stats()["stalls"] == 0
             nursery.cancel_scope.cancel()
 
     trio.run(main)
@@ -245,8 +289,8 @@ def test_websocket_trunk_carries_records() -> None:
             )
             await wait_until(lambda: b.peers() == [a.peer_id] and a.peers() == [b.peer_id])
             records = numbered(100, 9000)
-            assert await b.send(a.peer_id, records)
-            assert await a.send(b.peer_id, records[:3])
+            assert b.send(a.peer_id, records)
+            assert a.send(b.peer_id, records[:3])
             await wait_until(lambda: len(a_events.got(b.peer_id)) == 100)
             await wait_until(lambda: len(b_events.got(a.peer_id)) == 3)
             assert a_events.got(b.peer_id) == records
@@ -260,7 +304,7 @@ def test_send_to_a_peer_without_trunk_returns_false_and_counts_a_drop() -> None:
         async with trio.open_nursery() as nursery:
             a, _, _ = await start_trunk(nursery, settings())
             other = Trunk(settings(), _Ignore())
-            assert not await a.send(other.peer_id, [b"one", b"two"])
+            assert not a.send(other.peer_id, [b"one", b"two"])
             assert a.stats()["drops"] == 2
             assert a.peers() == []
             nursery.cancel_scope.cancel()
@@ -296,13 +340,13 @@ def test_peers_that_bootstrap_to_each_other_end_with_one_working_trunk() -> None
             # frames on a link that goes down: probe until both directions work.
             with trio.fail_after(HANG_GUARD_S):
                 while not (a_events.got(id_b) and b_events.got(id_a)):
-                    await a.send(id_b, [b"probe"])
-                    await b.send(id_a, [b"probe"])
+                    a.send(id_b, [b"probe"])
+                    b.send(id_a, [b"probe"])
                     await trio.sleep(0.05)
             to_a, to_b = numbered(200, 1500), numbered(200, 700, start=1000)
             for i in range(0, 200, 20):
-                assert await b.send(id_a, to_b[i : i + 20])
-                assert await a.send(id_b, to_a[i : i + 20])
+                assert b.send(id_a, to_b[i : i + 20])
+                assert a.send(id_b, to_a[i : i + 20])
             await wait_until(lambda: len(a_events.got(id_b)) >= 200)
             await wait_until(lambda: len(b_events.got(id_a)) >= 200)
             assert a_events.got(id_b)[-200:] == to_b
@@ -315,6 +359,12 @@ def test_peers_that_bootstrap_to_each_other_end_with_one_working_trunk() -> None
 
 
 class _Ignore:
+    def intro(self) -> bytes:
+        return INTRO
+
+    def admit(self, peer: str, intro: bytes) -> bool:
+        return True
+
     async def peer_up(self, peer: str) -> None:
         pass
 
