@@ -14,8 +14,10 @@ from typing import Any
 import trio
 
 from peertap.sidecar.trunk import MAX_RECORD, Trunk, TrunkSettings
+from peertap.sidecar.wire import Intro
 
 HANG_GUARD_S = 60.0
+QUEUE_BYTES = 4 * 1024 * 1024
 ECHO_PEER = Path(__file__).with_name("trunk_echo_peer.py")
 
 
@@ -23,6 +25,15 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []
         self.received: list[bytes] = []
+        self.admitted: list[str] = []
+
+    def intro(self) -> bytes:
+        return Intro().encode()
+
+    def admit(self, peer: str, intro: bytes) -> bool:
+        assert intro == Intro().encode()
+        self.admitted.append(peer)
+        return True
 
     async def peer_up(self, peer: str) -> None:
         self.events.append(("up", peer))
@@ -38,6 +49,11 @@ async def wait_until(predicate: Callable[[], bool]) -> None:
     with trio.fail_after(HANG_GUARD_S):
         while not predicate():
             await trio.sleep(0.01)
+
+
+async def wait_for_room(trunk: Trunk) -> None:
+    """`send` never waits: pace the test's sends so the send queue accepts each batch."""
+    await wait_until(lambda: trunk.stats()["queued_bytes"] <= QUEUE_BYTES)
 
 
 async def start_echo_peer(seed: bytes, listen: str) -> tuple[trio.Process, dict[str, Any]]:
@@ -82,6 +98,7 @@ def test_records_echo_through_another_process_and_survive_its_kill_and_restart()
                     bootstrap=[hello["addrs"][0]],
                     reconnect_min_s=0.05,
                     reconnect_max_s=0.5,
+                    queue_bytes=QUEUE_BYTES,
                 ),
                 events,
             )
@@ -91,7 +108,8 @@ def test_records_echo_through_another_process_and_survive_its_kill_and_restart()
 
                 first = records_of_every_size(600, start=0)
                 for i in range(0, len(first), 50):
-                    assert await trunk.send(peer, first[i : i + 50])
+                    await wait_for_room(trunk)
+                    assert trunk.send(peer, first[i : i + 50])
                 await wait_until(lambda: len(events.received) >= len(first))
                 assert events.received == first
 
@@ -103,12 +121,15 @@ def test_records_echo_through_another_process_and_survive_its_kill_and_restart()
 
                 second = records_of_every_size(600, start=10_000)
                 for i in range(0, len(second), 50):
-                    assert await trunk.send(peer, second[i : i + 50])
+                    await wait_for_room(trunk)
+                    assert trunk.send(peer, second[i : i + 50])
                 await wait_until(lambda: len(events.received) >= len(first) + len(second))
                 assert events.received == first + second
                 assert events.events == [("up", peer), ("down", peer), ("up", peer)]
+                assert events.admitted == [peer, peer]
                 assert trunk.stats()["reconnects"] == 1
                 assert trunk.stats()["protocol_errors"] == 0
+                assert trunk.stats()["drops"] == 0
                 nursery.cancel_scope.cancel()
         finally:
             if process.returncode is None:
