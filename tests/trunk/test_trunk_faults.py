@@ -10,6 +10,7 @@ import os
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import libp2p.security.secio.transport as secio
@@ -29,16 +30,32 @@ from multiaddr import Multiaddr
 from peertap.sidecar.trunk import MAX_RECORD, PROTOCOL_ID, Trunk, TrunkSettings
 from peertap.sidecar.trunk.host import build_host, key_pair_from_seed, peer_id_of
 from peertap.sidecar.trunk.records import RecordSplitter, encode
+from peertap.sidecar.wire import Intro
 
 HANG_GUARD_S = float(os.environ.get("TRUNK_TEST_HANG_GUARD_S", "60"))
 TRUNK = TProtocol(PROTOCOL_ID)
 StreamHandler = Callable[[INetStream], Awaitable[None]]
 
 
+INTRO = Intro().encode()
+"""The INTRO every side sends here: the first record on every trunk stream."""
+
+
 class Recorder:
-    def __init__(self) -> None:
+    """TrunkEvents that remember everything; `admits` decides on every INTRO."""
+
+    def __init__(self, *, admits: bool = True) -> None:
         self.events: list[tuple[str, str]] = []
         self.received: dict[str, list[bytes]] = {}
+        self.admits = admits
+        self.intros: list[tuple[str, bytes]] = []
+
+    def intro(self) -> bytes:
+        return INTRO
+
+    def admit(self, peer: str, intro: bytes) -> bool:
+        self.intros.append((peer, intro))
+        return self.admits
 
     async def peer_up(self, peer: str) -> None:
         self.events.append(("up", peer))
@@ -47,6 +64,7 @@ class Recorder:
         self.events.append(("down", peer))
 
     async def records(self, peer: str, records: list[bytes]) -> None:
+        assert self.events[-1:] == [("up", peer)], "records outside up..down"
         self.received.setdefault(peer, []).extend(records)
 
     def got(self, peer: str) -> list[bytes]:
@@ -113,6 +131,49 @@ async def read_until_closed(stream: INetStream) -> str:
     return "eof"
 
 
+async def drain(stream: INetStream) -> tuple[str, bytes]:
+    """Everything the trunk side writes until it ends the stream, and how it ended."""
+    data = b""
+    try:
+        while chunk := await stream.read(65536):
+            data += chunk
+    except Exception as err:
+        return type(err).__name__, data
+    return "eof", data
+
+
+async def read_records(stream: INetStream, splitter: RecordSplitter, count: int) -> list[bytes]:
+    """Read until `count` records (or more, from the same reads) have come."""
+    records: list[bytes] = []
+    with trio.fail_after(HANG_GUARD_S):
+        while len(records) < count:
+            chunk = await stream.read(65536)
+            assert chunk, f"stream ended after {records!r}"
+            records += splitter.feed(chunk)
+    return records
+
+
+async def introduce_as_dialer(stream: INetStream) -> tuple[RecordSplitter, list[bytes]]:
+    """Send our INTRO first, then read the trunk's: it must be its first record.
+
+    Returns the splitter and any records that came in the same read after the INTRO.
+    """
+    await stream.write(encode([INTRO]))
+    splitter = RecordSplitter()
+    first, *rest = await read_records(stream, splitter, 1)
+    assert first == INTRO
+    return splitter, rest
+
+
+async def introduce_as_listener(stream: INetStream) -> tuple[RecordSplitter, list[bytes]]:
+    """Read the dialing trunk's INTRO (its first record), then answer with ours."""
+    splitter = RecordSplitter()
+    first, *rest = await read_records(stream, splitter, 1)
+    assert first == INTRO
+    await stream.write(encode([INTRO]))
+    return splitter, rest
+
+
 @pytest.mark.parametrize("bad_length", [0, MAX_RECORD + 1, 2**32 - 1])
 def test_a_bad_record_length_resets_the_stream_and_the_trunk_comes_back(bad_length: int) -> None:
     async def main() -> None:
@@ -120,13 +181,17 @@ def test_a_bad_record_length_resets_the_stream_and_the_trunk_comes_back(bad_leng
         second_stream_got: list[bytes] = []
 
         async def hostile(stream: INetStream) -> None:
-            if not endings and len(second_stream_got) == 0 and not hostile_seen:
+            if not hostile_seen:
                 hostile_seen.append(True)
+                await introduce_as_listener(stream)
+                # Break the framing only once the trunk is up, after the introduction.
+                await wait_until(lambda: trunk.peers() == [peer])
                 await stream.write(encode([b"before"]) + struct.pack(">I", bad_length) + b"junk")
                 endings.append(await read_until_closed(stream))
                 return
+            splitter, rest = await introduce_as_listener(stream)
+            second_stream_got.extend(rest)
             await stream.write(encode([b"after"]))
-            splitter = RecordSplitter()
             while True:
                 second_stream_got.extend(splitter.feed(await stream.read(65536)))
 
@@ -143,7 +208,9 @@ def test_a_bad_record_length_resets_the_stream_and_the_trunk_comes_back(bad_leng
             assert events.events == [("up", peer), ("down", peer), ("up", peer)]
             assert trunk.stats()["protocol_errors"] == 1
             assert trunk.stats()["reconnects"] >= 1
-            assert await trunk.send(peer, [b"carried again"])
+            assert trunk.stats()["admission_refused"] == 0
+            assert events.intros == [(peer, INTRO), (peer, INTRO)]
+            assert trunk.send(peer, [b"carried again"])
             await wait_until(lambda: second_stream_got == [b"carried again"])
             nursery.cancel_scope.cancel()
 
@@ -158,11 +225,13 @@ def test_a_hostile_dialer_with_an_oversize_length_is_reset_and_counted() -> None
             addrs = await nursery.start(trunk.run)
             await host.connect(info_from_p2p_addr(Multiaddr(addrs[0])))
             stream = await host.new_stream(ID.from_base58(trunk.peer_id), [TRUNK])
+            peer = str(host.get_id())
+            await introduce_as_dialer(stream)
+            await wait_until(lambda: events.events == [("up", peer)])
             await stream.write(struct.pack(">I", MAX_RECORD + 1) + b"x" * 100)
             with trio.fail_after(HANG_GUARD_S):
                 await read_until_closed(stream)
             await wait_until(lambda: trunk.stats()["protocol_errors"] == 1)
-            peer = str(host.get_id())
             await wait_until(lambda: events.events == [("up", peer), ("down", peer)])
             assert trunk.peers() == []
             nursery.cancel_scope.cancel()
@@ -226,19 +295,19 @@ def test_a_killed_and_restarted_bootstrap_peer_is_redialed_and_traffic_resumes()
             await nursery.start(a.run)
             b_id = b_first.peer_id
             await wait_until(lambda: a.peers() == [b_id])
-            assert await a.send(b_id, [b"first life"])
+            assert a.send(b_id, [b"first life"])
             await wait_until(lambda: b_events.got(a.peer_id) == [b"first life"])
 
             b_scope.cancel()
             await wait_until(lambda: a_events.events[-1:] == [("down", b_id)])
-            assert not await a.send(b_id, [b"lost"])
+            assert not a.send(b_id, [b"lost"])
 
             b_again = Trunk(
                 settings(seed=seed_b, listen=_tcp_part(b_addrs[0]), bootstrap=[]), b_events
             )
             await nursery.start(b_again.run)
             await wait_until(lambda: a.peers() == [b_id])
-            assert await a.send(b_id, [b"second life"])
+            assert a.send(b_id, [b"second life"])
             await wait_until(lambda: b_events.got(a.peer_id) == [b"first life", b"second life"])
             assert a_events.events == [("up", b_id), ("down", b_id), ("up", b_id)]
             assert a.stats()["reconnects"] == 1
@@ -281,11 +350,15 @@ def test_when_both_sides_open_a_stream_the_one_opened_by_the_lower_peer_id_stays
         endings: dict[str, str] = {}
         got: dict[str, list[bytes]] = {"trunk-opened": [], "bare-opened": []}
 
-        async def watch(stream: INetStream, name: str) -> None:
+        async def watch(stream: INetStream, name: str, *, answer_intro: bool) -> None:
             splitter = RecordSplitter()
             try:
                 while chunk := await stream.read(65536):
                     got[name] += splitter.feed(chunk)
+                    if answer_intro and got[name]:
+                        # As listener, answer the trunk's INTRO with ours.
+                        answer_intro = False
+                        await stream.write(encode([INTRO]))
             except Exception as err:
                 endings[name] = type(err).__name__
                 return
@@ -293,7 +366,7 @@ def test_when_both_sides_open_a_stream_the_one_opened_by_the_lower_peer_id_stays
 
         async def on_trunk_stream(stream: INetStream) -> None:
             inbound.append(stream)
-            await watch(stream, "trunk-opened")
+            await watch(stream, "trunk-opened", answer_intro=True)
 
         events = Recorder()
         async with bare_host(seed=bare_seed, handler=on_trunk_stream) as host:
@@ -306,28 +379,31 @@ def test_when_both_sides_open_a_stream_the_one_opened_by_the_lower_peer_id_stays
             )
             async with trio.open_nursery() as nursery:
                 await nursery.start(trunk.run)
-                await wait_until(lambda: len(inbound) == 1)
-                # The trunk's own stream is open; now the bare side opens one too.
+                await wait_until(lambda: len(inbound) == 1 and trunk.peers() == [bare_id])
+                # The trunk's own stream is up; now the bare side opens one too.
                 own: INetStream | None = None
                 try:
                     own = await host.new_stream(ID.from_base58(trunk_id), [TRUNK])
+                    await own.write(encode([INTRO]))
                 except StreamFailure:
                     # Refused so early that protocol negotiation did not finish.
                     endings["bare-opened"] = "refused"
                 else:
-                    nursery.start_soon(watch, own, "bare-opened")
+                    nursery.start_soon(partial(watch, own, "bare-opened", answer_intro=False))
                 loser = "trunk-opened" if bare_side_is_lower else "bare-opened"
                 winner = "bare-opened" if bare_side_is_lower else "trunk-opened"
                 await wait_until(lambda: loser in endings)
                 assert winner not in endings
-                assert await trunk.send(bare_id, [b"on the winner"])
-                await wait_until(lambda: got[winner] == [b"on the winner"])
+                assert trunk.send(bare_id, [b"on the winner"])
+                # The trunk's INTRO came first on its stream, then the records.
+                await wait_until(lambda: got[winner] == [INTRO, b"on the winner"])
                 await (own if own is not None and winner == "bare-opened" else inbound[0]).write(
                     encode([b"back"])
                 )
                 await wait_until(lambda: events.got(bare_id) == [b"back"])
                 assert events.events == [("up", bare_id)]
                 assert trunk.stats()["reconnects"] == 0
+                assert trunk.stats()["admission_refused"] == 0
                 nursery.cancel_scope.cancel()
 
     trio.run(main)
@@ -342,17 +418,22 @@ def test_a_peer_that_opens_a_new_stream_replaces_its_old_one_without_events() ->
             bare_id = str(host.get_id())
             await host.connect(info_from_p2p_addr(Multiaddr(addrs[0])))
             first = await host.new_stream(ID.from_base58(trunk.peer_id), [TRUNK])
-            await first.write(encode([b"one"]))
+            # A record written with the INTRO is delivered after peer_up.
+            await first.write(encode([INTRO, b"one"]))
+            assert await read_records(first, RecordSplitter(), 1) == [INTRO]
             await wait_until(lambda: events.got(bare_id) == [b"one"])
             second = await host.new_stream(ID.from_base58(trunk.peer_id), [TRUNK])
-            await second.write(encode([b"two"]))
+            await second.write(encode([INTRO, b"two"]))
+            splitter = RecordSplitter()
+            assert await read_records(second, splitter, 1) == [INTRO]
             await wait_until(lambda: events.got(bare_id) == [b"one", b"two"])
             with trio.fail_after(HANG_GUARD_S):
                 await read_until_closed(first)
-            assert await trunk.send(bare_id, [b"reply"])
-            with trio.fail_after(HANG_GUARD_S):
-                assert RecordSplitter().feed(await second.read(65536)) == [b"reply"]
+            assert trunk.send(bare_id, [b"reply"])
+            assert await read_records(second, splitter, 1) == [b"reply"]
             assert events.events == [("up", bare_id)]
+            # Each stream went through its own introduction.
+            assert events.intros == [(bare_id, INTRO), (bare_id, INTRO)]
             nursery.cancel_scope.cancel()
 
     trio.run(main)
@@ -384,11 +465,12 @@ def test_a_replaced_stream_lets_the_node_layer_finish_its_records_call_first() -
             bare_id = str(host.get_id())
             await host.connect(info_from_p2p_addr(Multiaddr(addrs[0])))
             first = await host.new_stream(ID.from_base58(trunk.peer_id), [TRUNK])
-            await first.write(encode([b"one"]))
+            await first.write(encode([INTRO, b"one"]))
             with trio.fail_after(HANG_GUARD_S):
                 await events.inside.wait()
             second = await host.new_stream(ID.from_base58(trunk.peer_id), [TRUNK])
-            await second.write(encode([b"two"]))
+            await second.write(encode([INTRO, b"two"]))
+            assert await read_records(second, RecordSplitter(), 1) == [INTRO]
             await wait_until(lambda: trunk.stats()["streams_replaced"] == 1)
             assert events.got(bare_id) == []
             events.gate.set()
