@@ -2,7 +2,8 @@
 """Trunk throughput between two processes on loopback.
 
 The script starts a receiver copy of itself, dials it as a bootstrap peer and
-pushes records through one trunk as fast as `Trunk.send` accepts them. The
+pushes records through one trunk as fast as the trunk's send queue takes them
+(`Trunk.send` never waits, so the sender waits for queue room itself). The
 receiver times first to last record and reports; this side prints records/s
 and Gbit/s of record payload.
 
@@ -23,9 +24,12 @@ from typing import Any
 import trio
 
 from peertap.sidecar.trunk import MAX_RECORD, Trunk, TrunkSettings
+from peertap.sidecar.wire import Intro
 
 LISTEN = {"tcp": "/ip4/127.0.0.1/tcp/0", "ws": "/ip4/127.0.0.1/tcp/0/ws"}
 DEFAULT_BYTES = 1 << 30
+ROOM_POLL_S = 0.0005
+"""How often the sender looks again at a full send queue."""
 
 
 class _Counter:
@@ -40,6 +44,12 @@ class _Counter:
         self.cpu = 0.0
         self.done = trio.Event()
         self.up = trio.Event()
+
+    def intro(self) -> bytes:
+        return Intro().encode()
+
+    def admit(self, peer: str, intro: bytes) -> bool:
+        return True
 
     async def peer_up(self, peer: str) -> None:
         self.up.set()
@@ -100,7 +110,8 @@ async def _sender(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Push the records, then keep the trunk up until the receiver reports."""
     counter = _Counter(0)
-    trunk = Trunk(_settings(args, [receiver_addr]), counter)
+    trunk_settings = _settings(args, [receiver_addr])
+    trunk = Trunk(trunk_settings, counter)
     peer = receiver_addr.rsplit("/p2p/", 1)[1]
     payload = os.urandom(args.size)
     batch = [payload] * args.batch
@@ -111,15 +122,26 @@ async def _sender(
                 await trio.sleep(0.01)
         started = time.perf_counter()
         started_cpu = time.process_time()
+        bound = trunk_settings.queue_bytes
+        full_waits = 0
         for _ in range(args.count // args.batch):
-            if not await trunk.send(peer, batch):
+            # `send` drops what a full queue cannot take: wait for room instead.
+            while trunk.stats()["queued_bytes"] > bound:
+                full_waits += 1
+                await trio.sleep(ROOM_POLL_S)
+            if not trunk.send(peer, batch):
                 raise SystemExit("trunk went down during the run")
         queued = time.perf_counter() - started
         received = json.loads(await trio.to_thread.run_sync(receiver_report))
         cpu = time.process_time() - started_cpu
         stats = trunk.stats()
         nursery.cancel_scope.cancel()
-    return {"queue_seconds": queued, "cpu_seconds": cpu, **stats}, received
+    return {
+        "queue_seconds": queued,
+        "cpu_seconds": cpu,
+        "full_waits": full_waits,
+        **stats,
+    }, received
 
 
 def _run_pair(args: argparse.Namespace) -> None:
@@ -150,7 +172,8 @@ def _run_pair(args: argparse.Namespace) -> None:
         f"{received['records'] / cpu:>10.0f} records/s "
         f"{received['bytes'] * 8 / cpu / 1e9:6.2f} Gbit/s per CPU-second "
         f"(cpu send/recv {sent['cpu_seconds']:.2f}/{received['cpu_seconds']:.2f} s) "
-        f"(sender writes={sent['writes']}, records/write="
+        f"(sender writes={sent['writes']}, full-queue waits={sent['full_waits']}, "
+        f"drops={sent['drops']}, records/write="
         f"{sent['records_sent'] / max(sent['writes'], 1):.1f}; receiver reads="
         f"{received['reads']}, records/delivery="
         f"{received['records'] / max(received['deliveries'], 1):.1f})",
