@@ -1,9 +1,10 @@
 """Signed route announcements: making our own, and taking those of others.
 
 Send:    tokens a port wants -> ANNOUNCE(origin = node key, sequence = stamp) -> sign
-Receive: trunk rate limit -> decode -> freshness -> already verified? (same origin,
-         VLAN, sequence and digest: a copy over another path) -> else verify the
-         origin's signature -> origin rate limit -> route table
+Receive: trunk rate limit -> decode -> distance 0 only from the origin itself ->
+         freshness -> already verified? (same origin, VLAN, sequence and digest: a copy
+         over another path) -> else verify the origin's signature -> origin rate limit
+         -> route table
 
 A node verifies each (origin, VLAN, sequence) once; copies over other paths cost a
 hash. No peer can withdraw or replace another origin's routes: it would need that
@@ -94,16 +95,26 @@ class AnnounceIntake:
         self._trunks.forget(peer)
 
     def take(
-        self, peer: str, packet: bytes, *, accept_vlan: Callable[[bytes], bool]
+        self,
+        peer: str,
+        packet: bytes,
+        *,
+        peer_key: bytes,
+        accept_vlan: Callable[[bytes], bool],
     ) -> tuple[wire.Announce, Learned] | None:
-        """Learn from one ANNOUNCE of neighbour `peer`; the announcement and the outcome,
-        or None if it was refused (counted) or is not for a VLAN we take."""
+        """Learn from one ANNOUNCE of neighbour `peer` (whose node key is `peer_key`); the
+        announcement and the outcome, or None if it was refused (counted) or is not for
+        a VLAN we take."""
         if not self._trunks.take(peer):
             return self._refused("rate_trunk")
         ann = wire.decode_announce(packet)
         self.counters.inc("announce_rx")
         if ann.origin == self.own_key or not accept_vlan(ann.vlan_id):
             return None
+        if ann.distance == 0 and ann.origin != peer_key:
+            # Only the origin itself is at distance 0: a neighbour replaying someone
+            # else's genuine announcement cannot pose as that node's direct path.
+            return self._refused("distance")
         limits = self.limits
         late = in_window(
             ann.sequence,

@@ -56,6 +56,22 @@ def peer_id_from_public(public: bytes) -> str:
     return str(ID.from_pubkey(P2PPublic.from_bytes(public)).pretty())
 
 
+def public_from_peer_id(peer: str) -> bytes:
+    """The raw Ed25519 public key inside a peer ID; ValueError if it holds none."""
+    from libp2p.peer.id import ID
+
+    try:
+        key = ID.from_base58(peer).extract_public_key()
+    except Exception as err:  # base58 and multihash errors of several types
+        raise ValueError(f"{peer!r} is not a peer ID") from err
+    if key is None:
+        raise ValueError(f"peer ID {peer} does not embed its public key")
+    data = key.to_bytes()
+    if len(data) != 32:
+        raise ValueError(f"peer ID {peer} is not an Ed25519 identity")
+    return bytes(data)
+
+
 def generate() -> Identity:
     return Identity(Ed25519PrivateKey.generate())
 

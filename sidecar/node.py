@@ -86,6 +86,7 @@ class Node:
         self._ready = False
         self._nursery: trio.Nursery | None = None
         self._admitted: dict[str, Verdict] = {}
+        self._peer_keys: dict[str, bytes] = {}
         self._peer_ids: dict[bytes, str] = {}
         member_ids = [ids.vlan_id(bytes.fromhex(v.creator), v.label) for v in cfg.vlans]
         self.acl = Acl(
@@ -297,6 +298,11 @@ class Node:
             verdict = Verdict(False, f"malformed_{err.reason}")
         else:
             verdict = self.admission.decide(peer, decoded)
+        if verdict.admitted:
+            try:
+                self._peer_keys[peer] = identity.public_from_peer_id(peer)
+            except ValueError:
+                verdict = Verdict(False, "not_ed25519")
         if not verdict.admitted:
             self.counters.drop("admission_refused")
             self.counters.drop(f"admission_refused_{verdict.reason}")
@@ -360,6 +366,7 @@ class Node:
     async def peer_down(self, peer: str) -> None:
         self.counters.inc("peer_down")
         self._admitted.pop(peer, None)
+        self._peer_keys.pop(peer, None)
         self.intake.forget_peer(peer)
         self.routes.drop_peer(peer)
         self._publish()
@@ -404,7 +411,10 @@ class Node:
     def _on_announce(self, peer: str, packet: bytes, floods: Batches) -> None:
         # Non-relays keep routes only for their own VLANs; relays per their ACL.
         accept = self.acl.allows if self.relay else self.ports.__contains__
-        taken = self.intake.take(peer, packet, accept_vlan=accept)
+        key = self._peer_keys.get(peer)
+        if key is None:  # not admitted (cannot happen: the trunk admits first)
+            return
+        taken = self.intake.take(peer, packet, peer_key=key, accept_vlan=accept)
         if taken is None:
             return
         ann, learned = taken

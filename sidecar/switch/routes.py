@@ -72,9 +72,11 @@ class _Origin:
         return self.last.sequence
 
     def best(self) -> str | None:
+        """The neighbour at the smallest distance; on a tie the path learned first, so a
+        newcomer claiming an equal distance does not take an established path over."""
         if not self.via:
             return None
-        return min(self.via.items(), key=lambda kv: (kv[1], kv[0]))[0]
+        return min(self.via.items(), key=lambda kv: kv[1])[0]
 
 
 @dataclass(frozen=True)
