@@ -545,14 +545,13 @@ def test_a_dialer_that_refuses_the_listener_never_sees_it() -> None:
             assert b_events.intros[:2] == [(a.peer_id, INTRO), (a.peer_id, INTRO)]
             assert b_events.events == [] and b_events.received == {}
             assert b.peers() == []
-            # The listener admitted the dialer and answered; it may have seen the trunk
-            # come up before the dialer's refusal, but never records, and it goes down.
+            # The listener admitted the dialer and answered; it cannot know the dialer's
+            # decision, so it may see the trunk come up, but every such trunk goes down
+            # again and carries no record.
             await wait_until(lambda: a.peers() == [])
             assert a_events.received == {}
-            assert set(a_events.events) <= {("up", b.peer_id), ("down", b.peer_id)}
-            assert a_events.events.count(("up", b.peer_id)) == a.stats()["trunks_down"] or (
-                a_events.events[-1:] == [("down", b.peer_id)]
-            )
+            ups = len(a_events.events) // 2
+            assert a_events.events == [("up", b.peer_id), ("down", b.peer_id)] * ups
             nursery.cancel_scope.cancel()
 
     trio.run(main)

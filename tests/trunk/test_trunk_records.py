@@ -14,7 +14,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from peertap.sidecar.identity import generate
-from peertap.sidecar.wire import Intro
 from peertap.sidecar.trunk import (
     MAX_RECORD,
     PROTOCOL_ID,
@@ -28,6 +27,7 @@ from peertap.sidecar.trunk import (
 from peertap.sidecar.trunk.backoff import Backoff
 from peertap.sidecar.trunk.records import RecordSplitter, encode
 from peertap.sidecar.trunk.sendqueue import SendQueue, SendQueueClosed
+from peertap.sidecar.wire import Intro
 
 record_lists = st.lists(
     st.one_of(
