@@ -166,6 +166,8 @@ async def cryptovlan_changed(*, namespace: str | None, name: str, **_: Any) -> N
     await _guard(
         f"CryptoVLAN {namespace}/{name}", lambda: rt.reconciler.reconcile_namespace(namespace)
     )
+    # The relays hold credentials from the CryptoVLANs referencing their MVLAN.
+    await _guard(f"MVLANs of {namespace}", lambda: rt.relays.reconcile_namespace(namespace))
 
 
 async def _every_resync(
@@ -211,6 +213,7 @@ async def cryptovlan_deleted(*, namespace: str | None, name: str, **_: Any) -> N
     await _guard(
         f"CryptoVLAN {namespace}/{name}", lambda: rt.reconciler.cleanup_vlan(namespace, name)
     )
+    await _guard(f"MVLANs of {namespace}", lambda: rt.relays.reconcile_namespace(namespace))
 
 
 @kopf.on.event("", "v1", "pods")

@@ -23,7 +23,17 @@ from pydantic import ValidationError
 
 from peertap.sidecar import identity, ids
 
-from . import conditions, credentials, ipam, models, render, selectors, sidecar_status, specs
+from . import (
+    conditions,
+    credentials,
+    ipam,
+    models,
+    node_credentials,
+    render,
+    selectors,
+    sidecar_status,
+    specs,
+)
 
 MEMBER_ANNOTATION = "peertap.io/member"
 
@@ -306,6 +316,15 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
                 )
             assert current is not None
             member_creds[key][cred_file] = current
+            member_creds[key].update(
+                node_credentials.holdings(
+                    inputs.members.get(key, MemberObjects()).credentials,
+                    authorities={s.view.name: s.view.authority},
+                    node_key=node_keys[key].public_bytes,
+                    node_identity=member_identity,
+                    now=inputs.now,
+                )
+            )
 
     member_plans: list[MemberPlan] = []
     broken: dict[str, list[str]] = {}

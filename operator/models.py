@@ -122,10 +122,11 @@ class CryptoVLANSpec(CrdModel):
         pattern=LABEL_PATTERN,
         description="VLAN label, part of the VLAN-ID; immutable. Default: metadata.name.",
     )
-    security: Literal["mls", "open"] = Field(
+    security: Literal["mls", "public", "open"] = Field(
         default="mls",
         description="mls: private VLAN, members need a credential from the VLAN authority; "
-        "open: anyone who knows label and authority key can join.",
+        "public: frame key derived from label and authority key, so anyone who knows both "
+        "can read the VLAN; open: deprecated name of public.",
     )
     interface: InterfaceSpec = Field(
         default_factory=InterfaceSpec, description="The interface members get."

@@ -20,6 +20,7 @@ MEMBER_NODE_KEY = "member-key"
 MEMBER_CREDENTIALS = "member-credentials"
 MEMBER_CONFIG = "member-config"
 RELAY_KEY = "relay-key"
+RELAY_CREDENTIALS = "relay-credentials"
 RELAY_CONFIG = "relay-config"
 
 

@@ -6,6 +6,11 @@ Deployments of one pod rather than one Deployment of N: relay 0 is
 `<mvlan>-relay` (the names an MVLAN had when it had one relay), relay i is
 `<mvlan>-relay-<i>`, each with Secret `<name>-key` and its own Service, so every
 relay is reachable at its own address. They share the ConfigMap `<mvlan>-relay`.
+
+Trunk admission: every relay holds, in Secret `<name>-cred`, one node credential per
+CryptoVLAN whose `mvlanRef` names the MVLAN, signed by that VLAN's authority
+(`node_credentials`), and its config admits the peers those authorities vouched for
+(`render.admission`). The credentials are written before the config that names them.
 Object shapes and addresses are pure functions (`relay_objects` here,
 `relay_addresses`); `RelayReconciler` gathers, decides and applies. Objects are
 rewritten only when the hash of their desired form changes.
@@ -31,8 +36,10 @@ from . import (
     admission,
     conditions,
     kube,
+    membership,
     metrics,
     models,
+    node_credentials,
     objects,
     relay_addresses,
     render,
@@ -63,6 +70,11 @@ def key_name(mvlan: str, ordinal: int) -> str:
     return f"{relay_name(mvlan, ordinal)}-key"
 
 
+def cred_name(mvlan: str, ordinal: int) -> str:
+    """The Secret holding relay `ordinal`'s node credentials (renewed; the key is not)."""
+    return f"{relay_name(mvlan, ordinal)}-cred"
+
+
 def config_name(mvlan: str) -> str:
     """The ConfigMap with the node.json every relay of the MVLAN shares."""
     return f"{mvlan}-relay"
@@ -90,6 +102,17 @@ def extra_ordinals(objs: Sequence[Mapping[str, Any]], mvlan: str, *, suffix: str
     return {n for n in found if n is not None}
 
 
+def referencing_vlans(cvlans: Sequence[Mapping[str, Any]], mvlan: str) -> list[str]:
+    """Names of the CryptoVLANs (not being deleted) whose spec.mvlanRef names `mvlan`."""
+    out = []
+    for cvlan in cvlans:
+        meta = cvlan.get("metadata") or {}
+        ref = ((cvlan.get("spec") or {}).get("mvlanRef") or {}).get("name")
+        if ref == mvlan and not meta.get("deletionTimestamp"):
+            out.append(str(meta.get("name", "")))
+    return sorted(out)
+
+
 def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -114,13 +137,20 @@ class Desired:
         return [self.configmap, *(o for r in self.relays for o in (r.deployment, r.service))]
 
 
-def relay_objects(*, mvlan: Mapping[str, Any], spec: models.MVLANSpec, image: str) -> Desired:
-    """The desired shared ConfigMap and, per relay, a Deployment and a Service (keys are
-    separate: they are created once, never rendered)."""
+def relay_objects(
+    *,
+    mvlan: Mapping[str, Any],
+    spec: models.MVLANSpec,
+    image: str,
+    authorities: Mapping[str, str] | None = None,
+) -> Desired:
+    """The desired shared ConfigMap and, per relay, a Deployment and a Service (keys and
+    credentials are separate: keys are created once, credentials signed per relay).
+    `authorities`: the referencing CryptoVLANs' authority public keys (hex) by name."""
     meta = mvlan["metadata"]
     ns, name = meta["namespace"], meta["name"]
     instance = {NAME_LABEL: "peertap-relay", INSTANCE_LABEL: name}
-    config = render.relay_config(spec)
+    config = render.relay_config(spec, authorities or {})
 
     def meta_for(
         component: str, obj_name: str, body: JsonObj, labels: Mapping[str, str]
@@ -178,6 +208,7 @@ def relay_objects(*, mvlan: Mapping[str, Any], spec: models.MVLANSpec, image: st
                                 "sources": [
                                     {"configMap": {"name": config_name(name)}},
                                     {"secret": {"name": key_name(name, ordinal)}},
+                                    {"secret": {"name": cred_name(name, ordinal)}},
                                 ],
                             },
                         }
@@ -277,6 +308,79 @@ class RelayReconciler:
         pem = objects.decode(found.get("data")).get(render.KEY_FILE, "")
         return identity.from_pem(pem.encode(), source=f"Secret {ns}/{name}")
 
+    async def _authorities(self, ns: str, name: str) -> dict[str, identity.Identity]:
+        """The authority keys of the CryptoVLANs referencing MVLAN `name`. A VLAN whose
+        authority Secret is missing (not made yet), unreadable or not the key recorded on
+        the VLAN is left out until it is usable, as its own reconcile reports."""
+        cvlans = await self.api.list_objects(kube.CRYPTOVLANS.path(ns))
+        wanted = set(referencing_vlans(cvlans, name))
+        recorded = {
+            objects.name_of(c): objects.annotations_of(c).get(specs.AUTHORITY_ANNOTATION)
+            for c in cvlans
+        }
+        out: dict[str, identity.Identity] = {}
+        for secret in await self.api.list_objects(kube.SECRETS.path(ns)):
+            vlan = objects.labels_of(secret).get(objects.VLAN_LABEL, "")
+            if vlan not in wanted or not objects.managed(secret, objects.AUTHORITY):
+                continue
+            if objects.name_of(secret) != membership.authority_secret_name(vlan):
+                continue
+            pem = objects.decode(secret.get("data")).get("authority.key", "")
+            try:
+                key = identity.from_pem(pem.encode(), source=objects.name_of(secret))
+            except identity.IdentityError:
+                log.warning("authority of CryptoVLAN %s/%s is unreadable", ns, vlan)
+                continue
+            if recorded.get(vlan) not in (None, key.public_hex):
+                continue
+            out[vlan] = key
+        return out
+
+    async def _ensure_credentials(
+        self,
+        mvlan: Mapping[str, Any],
+        ordinal: int,
+        key: identity.Identity,
+        authorities: Mapping[str, identity.Identity],
+        now: dt.datetime,
+    ) -> None:
+        """Relay `ordinal`'s credential Secret holds exactly its good node credentials."""
+        meta = mvlan["metadata"]
+        ns, name = meta["namespace"], cred_name(meta["name"], ordinal)
+        found = await self.api.get(kube.SECRETS.path(ns, name))
+        have = objects.decode(found.get("data")) if found is not None else {}
+        want = node_credentials.holdings(
+            have,
+            authorities=authorities,
+            node_key=key.public_bytes,
+            node_identity=f"{ns}/{relay_name(meta['name'], ordinal)}",
+            now=now,
+        )
+        if found is None:
+            body = objects.secret(
+                meta=objects.metadata(
+                    name=name,
+                    namespace=ns,
+                    component=objects.RELAY_CREDENTIALS,
+                    owner=mvlan,
+                    labels={
+                        INSTANCE_LABEL: meta["name"],
+                        RELAY_LABEL: relay_name(meta["name"], ordinal),
+                    },
+                ),
+                data=want,
+            )
+            try:
+                await self.api.create(kube.SECRETS.path(ns), body)
+            except kube.Conflict:
+                log.info("credential Secret %s/%s appeared concurrently", ns, name)
+            return
+        if have != want:
+            patch: dict[str, str | None] = {k: None for k in have if k not in want}
+            patch.update(objects.encode({k: v for k, v in want.items() if have.get(k) != v}))
+            await self.api.patch(kube.SECRETS.path(ns, name), {"data": patch})
+            log.info("renewed node credentials in %s/%s", ns, name)
+
     async def _ensure(self, resource: kube.Resource, body: JsonObj) -> JsonObj:
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
@@ -344,8 +448,17 @@ class RelayReconciler:
             )
             await self._patch_status(ns, name, previous, status)
             return status
-        desired = relay_objects(mvlan=mvlan, spec=spec, image=self.image)
+        authorities = await self._authorities(ns, name)
+        desired = relay_objects(
+            mvlan=mvlan,
+            spec=spec,
+            image=self.image,
+            authorities={v: k.public_hex for v, k in authorities.items()},
+        )
         keys = [await self._relay_key(mvlan, unit.ordinal) for unit in desired.relays]
+        # Credentials first: a relay whose config names a missing credential file stops.
+        for unit, key in zip(desired.relays, keys, strict=True):
+            await self._ensure_credentials(mvlan, unit.ordinal, key, authorities, now)
         await self._ensure(kube.CONFIGMAPS, desired.configmap)
         services = []
         for unit in desired.relays:
@@ -390,6 +503,13 @@ class RelayReconciler:
         await self._patch_status(ns, name, previous, status)
         return status
 
+    async def reconcile_namespace(self, namespace: str) -> None:
+        """Reconcile every MVLAN of the namespace: a CryptoVLAN that came, went or changed
+        its mvlanRef changes which authorities the relays hold credentials from."""
+        for mvlan in await self.api.list_objects(kube.MVLANS.path(namespace)):
+            if not (mvlan.get("metadata") or {}).get("deletionTimestamp"):
+                await self.reconcile(mvlan)
+
     async def _observe(self, ns: str, name: str) -> list[sidecar_status.Report]:
         """The reports of this MVLAN's relay pods that answered."""
         targets = {}
@@ -409,6 +529,7 @@ class RelayReconciler:
             (kube.DEPLOYMENTS, ""),
             (kube.SERVICES, ""),
             (kube.SECRETS, "-key"),
+            (kube.SECRETS, "-cred"),
         ):
             found = extra_ordinals(
                 await self.api.list_objects(resource.path(ns)), name, suffix=suffix
@@ -432,5 +553,6 @@ class RelayReconciler:
             await self.api.delete(kube.SERVICES.path(namespace, relay_name(name, 0)))
             await self.api.delete(kube.CONFIGMAPS.path(namespace, config_name(name)))
             await self.api.delete(kube.SECRETS.path(namespace, key_name(name, 0)))
+            await self.api.delete(kube.SECRETS.path(namespace, cred_name(name, 0)))
         self._locks.pop((namespace, name), None)
         log.info("cleaned up MVLAN %s/%s", namespace, name)

@@ -1,21 +1,29 @@
 """Render sidecar configurations (`peertap.sidecar.config.NodeConfig`) for members and relays.
 
 Private VLANs (security "mls") name the member's credential file, which the
-operator keeps in the pod's credential Secret next to node.json; open VLANs
+operator keeps in the pod's credential Secret next to node.json; public VLANs
 have the file too (it proves membership to tools) but do not reference it.
+The CRD's old security name "open" renders as "public".
+
+Trunk admission: members and relays run in credential mode, admitting peers that
+present a node credential signed by the authority of one of their VLANs (a relay:
+of the CryptoVLANs referencing its MVLAN), and present their own node credentials
+(`node_credentials.file_name`). A relay without such VLANs admits only its
+bootstrap peers (mode peers, no peer listed): credential mode needs an authority.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from peertap.sidecar import config as sc
+from peertap.sidecar.wire import MAX_INTRO_CREDENTIALS
 
-from . import models
+from . import models, node_credentials
 
 API_LISTEN = "0.0.0.0:9464"
 P2P_PORT = 4001
@@ -67,6 +75,26 @@ def acl(spec: models.AclSpec) -> sc.AclConfig:
     return sc.AclConfig(mode=spec.mode, allow=list(spec.allow), deny=list(spec.deny))
 
 
+def admission(authorities: Mapping[str, str]) -> sc.AdmissionConfig:
+    """Trunk admission of a node whose credentials come from `authorities` (VLAN name ->
+    authority public key, hex): credential mode with those authorities, presenting one node
+    credential file per distinct authority (at most MAX_INTRO_CREDENTIALS); with none,
+    peers mode with no peer listed, which admits only the node's bootstrap peers."""
+    if not authorities:
+        return sc.AdmissionConfig(mode="peers", peers=[])
+    # One credential per authority is enough to be admitted, and an INTRO carries at most
+    # MAX_INTRO_CREDENTIALS: present the first VLAN's (by name) of each authority, up to that.
+    presented: dict[str, str] = {}
+    for vlan in sorted(authorities):
+        if len(presented) < MAX_INTRO_CREDENTIALS:
+            presented.setdefault(authorities[vlan], node_credentials.file_name(vlan))
+    return sc.AdmissionConfig(
+        mode="credential",
+        authorities=sorted(set(authorities.values())),
+        credentials=sorted(presented.values()),
+    )
+
+
 @dataclass(frozen=True)
 class VlanPart:
     """The part of a member's config shared by all members of one VLAN."""
@@ -80,7 +108,7 @@ class VlanPart:
     bootstrap: tuple[str, ...]
     relay: bool
     acl: models.AclSpec
-    security: str = "open"
+    security: str = "public"
     rekey_interval_s: float = 3600.0
     mode: Literal["tap", "tun"] = "tap"
 
@@ -101,7 +129,7 @@ class VlanPart:
         return sc.VlanConfig(
             label=self.label,
             creator=self.creator_hex,
-            security="mls" if private else "open",
+            security="mls" if private else "public",
             credential=credential_file(self.vlan_name) if private else None,
             rekey_interval_s=self.rekey_interval_s,
             interface=sc.InterfaceConfig(
@@ -134,11 +162,14 @@ def member_config(vlans: Sequence[MemberVlan]) -> str:
         api=sc.ApiConfig(listen=API_LISTEN),
         relay=relay,
         vlans=[v.part.vlan_config(address=v.address, mac=v.mac) for v in ordered],
+        admission=admission({v.part.vlan_name: v.part.creator_hex for v in ordered}),
     )
     return cfg.model_dump_json(indent=2)
 
 
-def relay_config(spec: models.MVLANSpec) -> str:
+def relay_config(spec: models.MVLANSpec, authorities: Mapping[str, str]) -> str:
+    """The node.json every relay of an MVLAN shares; `authorities` maps the CryptoVLANs
+    referencing the MVLAN to their authority public keys (hex)."""
     cfg = sc.NodeConfig(
         identity=sc.IdentityConfig(key_file=KEY_FILE),
         listen=listen_addrs(["tcp"]),
@@ -146,5 +177,6 @@ def relay_config(spec: models.MVLANSpec) -> str:
         api=sc.ApiConfig(listen=API_LISTEN),
         relay=sc.RelayConfig(enabled=True, acl=acl(spec.relays.acl)),
         vlans=[],
+        admission=admission(authorities),
     )
     return cfg.model_dump_json(indent=2)

@@ -43,7 +43,7 @@ def test_examples_create_vlan_authority_members_and_relay(
         assert (vlan_cfg.label, vlan_cfg.creator, vlan_cfg.security) == (
             "lab",
             authority.public_hex,
-            "open",
+            "public",
         )
         assert vlan_cfg.credential is None
         assert vlan_cfg.interface.name == "pt-lab"
@@ -124,7 +124,10 @@ def test_restart_reuses_keys_and_addresses_without_duplicates(
     )
     with operator_factory() as first:
         wait_for("two members", lambda: len(em.members(emulator)) == 2)
-        wait_for("relay key", lambda: "campus-relay-key" in em.secrets(emulator))
+        wait_for(
+            "relay key and credentials",
+            lambda: {"campus-relay-key", "campus-relay-cred"} <= set(em.secrets(emulator)),
+        )
         before_secrets = em.secrets(emulator)
         before_members = em.members(emulator)
         first_ca = first.ca_pem

@@ -43,7 +43,7 @@ def vlan(
         generation=3,
         raw_spec=spec
         if spec is not None
-        else {"security": "open", "interface": {"ipam": {"subnet": "10.250.0.0/29"}}},
+        else {"security": "public", "interface": {"ipam": {"subnet": "10.250.0.0/29"}}},
         annotations=annotations or {},
         status=models.CryptoVLANStatus(),
         authority=AUTHORITY,
@@ -72,7 +72,7 @@ def condition(plan_vlan: membership.VlanPlan, type_: str) -> models.Condition:
     return next(c for c in plan_vlan.status.conditions if c.type == type_)
 
 
-SELECTOR = {"security": "open", "podSelector": {"matchLabels": {"app": "x"}}}
+SELECTOR = {"security": "public", "podSelector": {"matchLabels": {"app": "x"}}}
 
 
 @pytest.mark.parametrize(
@@ -86,8 +86,8 @@ SELECTOR = {"security": "open", "podSelector": {"matchLabels": {"app": "x"}}}
         (SELECTOR, {"peertap.io/vlans": "other_labs"}, False),
         (SELECTOR, {"peertap.io/vlans": "other"}, False),
         (SELECTOR, {"app": "x", "peertap.io/role": "relay"}, False),
-        ({"security": "open"}, {"app": "x"}, False),
-        ({"security": "open", "podSelector": {}}, {"anything": "1"}, True),
+        ({"security": "public"}, {"app": "x"}, False),
+        ({"security": "public", "podSelector": {}}, {"anything": "1"}, True),
         (
             {
                 "podSelector": {
@@ -126,7 +126,7 @@ def test_members_get_distinct_addresses_macs_and_a_valid_node_config() -> None:
     assert condition(vp, "Ready").message == "3 members, 1 ready"
     for mp in plan.members:
         cfg = sc.NodeConfig.model_validate_json(mp.config)
-        assert cfg.vlans[0].security == "open"
+        assert cfg.vlans[0].security == "public"
         assert cfg.vlans[0].interface.name == "pt-lab"
         assert cfg.vlans[0].credential is None
         assert cfg.api.listen == "0.0.0.0:9464"
@@ -189,12 +189,13 @@ def test_a_deleting_vlan_drops_out_of_member_configs_and_releases_sole_members()
     (both,) = plan.members
     cfg = sc.NodeConfig.model_validate_json(both.config)
     assert [v.label for v in cfg.vlans] == ["web"]
-    assert list(both.credentials) == ["web.cred.json"]
+    assert list(both.credentials) == ["web.cred.json", "web.node.cred"]
+    assert cfg.admission.credentials == ["web.node.cred"]
     assert plan.delete_members == ["only"]
 
 
 def test_a_pod_in_two_vlans_gets_one_key_and_both_interfaces() -> None:
-    web = vlan("web", spec={"security": "open", "interface": {"ipam": {"subnet": "10.1.0.0/24"}}})
+    web = vlan("web", spec={"security": "public", "interface": {"ipam": {"subnet": "10.1.0.0/24"}}})
     plan = decide([vlan(), web], [pod("p", {"peertap.io/vlans": "lab,web"})])
     (mp,) = plan.members
     cfg = sc.NodeConfig.model_validate_json(mp.config)
@@ -202,11 +203,16 @@ def test_a_pod_in_two_vlans_gets_one_key_and_both_interfaces() -> None:
         ("pt-lab", "10.250.0.1/29"),
         ("pt-web", "10.1.0.1/24"),
     ]
-    assert sorted(mp.credentials) == ["lab.cred.json", "web.cred.json"]
+    assert sorted(mp.credentials) == [
+        "lab.cred.json",
+        "lab.node.cred",
+        "web.cred.json",
+        "web.node.cred",
+    ]
 
 
 def test_interface_name_clash_is_reported_on_the_vlans_not_raised() -> None:
-    spec = {"security": "open", "interface": {"name": "pt0"}}
+    spec = {"security": "public", "interface": {"name": "pt0"}}
     plan = decide(
         [vlan("a", spec=spec), vlan("b", spec=spec)], [pod("p", {"peertap.io/vlans": "a,b"})]
     )
@@ -245,11 +251,11 @@ def test_bad_spec_without_a_valid_past_is_not_served_and_says_why(
 
 
 def test_label_change_keeps_the_last_valid_spec_in_force() -> None:
-    good = models.CryptoVLANSpec.model_validate({"security": "open"})
+    good = models.CryptoVLANSpec.model_validate({"security": "public"})
     plan = decide(
         [
             vlan(
-                spec={"label": "renamed", "security": "open"},
+                spec={"label": "renamed", "security": "public"},
                 annotations={"peertap.io/label": "lab"},
                 stored=membership.StoredVlan(spec=good, allocations={}),
             )
@@ -273,7 +279,7 @@ def test_private_vlan_names_the_credential_and_the_rekey_interval() -> None:
 
 
 def test_tun_interface_mode_is_rendered_for_the_sidecar() -> None:
-    spec = {"security": "open", "interface": {"mode": "tun"}}
+    spec = {"security": "public", "interface": {"mode": "tun"}}
     plan = decide([vlan(spec=spec)], [pod("p", {"peertap.io/vlans": "lab"})])
     (mp,) = plan.members
     (cfg,) = sc.NodeConfig.model_validate_json(mp.config).vlans

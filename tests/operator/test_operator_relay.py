@@ -94,6 +94,7 @@ def test_relay_objects_run_peertap_as_a_relay_behind_the_service() -> None:
     assert sources == [
         {"configMap": {"name": "campus-relay"}},
         {"secret": {"name": "campus-relay-key"}},
+        {"secret": {"name": "campus-relay-cred"}},
     ]
     service = unit.service
     assert service["spec"]["type"] == "LoadBalancer"
@@ -115,7 +116,11 @@ def test_each_replica_is_one_pod_with_its_own_key_and_service_selecting_only_it(
         assert unit.deployment["spec"]["replicas"] == 1
         assert unit.deployment["metadata"]["name"] == unit.service["metadata"]["name"] == unit.name
         sources = unit.deployment["spec"]["template"]["spec"]["volumes"][0]["projected"]["sources"]
-        assert sources == [{"configMap": {"name": "campus-relay"}}, {"secret": {"name": unit.key}}]
+        assert sources == [
+            {"configMap": {"name": "campus-relay"}},
+            {"secret": {"name": unit.key}},
+            {"secret": {"name": relay.cred_name("campus", unit.ordinal)}},
+        ]
         selector = unit.service["spec"]["selector"]
         assert selector == unit.deployment["spec"]["selector"]["matchLabels"]
         for other in desired.relays:

@@ -33,7 +33,8 @@ def relay_objects(emulator: EmulatorThread) -> dict[str, set[str]]:
     return {
         "deployments": ours(emulator.objects("apps/v1/deployments", NS)),
         "services": ours(emulator.objects("v1/services", NS)),
-        "secrets": ours(em.secrets(emulator)),
+        "secrets": {n for n in ours(em.secrets(emulator)) if n.endswith("-key")},
+        "credentials": {n for n in ours(em.secrets(emulator)) if n.endswith("-cred")},
         "configmaps": ours(em.configmaps(emulator)),
     }
 
@@ -82,6 +83,7 @@ def test_replicas_get_one_key_deployment_and_service_each_and_are_listed_by_addr
         names = {"campus-relay", "campus-relay-1", "campus-relay-2"}
         assert objs["deployments"] == objs["services"] == names
         assert objs["secrets"] == {f"{n}-key" for n in names}
+        assert objs["credentials"] == {f"{n}-cred" for n in names}
         assert objs["configmaps"] == {"campus-relay"}
         ids = peer_ids(emulator)
         assert len(set(ids.values())) == 3
@@ -93,6 +95,7 @@ def test_replicas_get_one_key_deployment_and_service_each_and_are_listed_by_addr
             assert dep["spec"]["replicas"] == 1
             sources = dep["spec"]["template"]["spec"]["volumes"][0]["projected"]["sources"]
             assert {"secret": {"name": f"{name}-key"}} in sources
+            assert {"secret": {"name": f"{name}-cred"}} in sources
             # Each Service selects its own relay's pods and no other relay's.
             for other in names:
                 labels = deployments[other]["spec"]["template"]["metadata"]["labels"]
@@ -140,6 +143,7 @@ def test_keys_survive_restarts_and_scale_down_and_deletion_remove_them(
                     "deployments": {"campus-relay"},
                     "services": {"campus-relay"},
                     "secrets": {"campus-relay-key"},
+                    "credentials": {"campus-relay-cred"},
                     "configmaps": {"campus-relay"},
                 }
             ),
@@ -172,7 +176,13 @@ def test_keys_survive_restarts_and_scale_down_and_deletion_remove_them(
             "everything removed",
             lambda: (
                 relay_objects(emulator)
-                == {"deployments": set(), "services": set(), "secrets": set(), "configmaps": set()}
+                == {
+                    "deployments": set(),
+                    "services": set(),
+                    "secrets": set(),
+                    "credentials": set(),
+                    "configmaps": set(),
+                }
             ),
         )
 
