@@ -68,7 +68,8 @@ def test_a_member_bootstraps_to_the_relay_address_on_its_own_link() -> None:
     assert config.bootstrap == [f"/ip4/10.231.2.1/tcp/4001/p2p/{ids['r2']}"]
     assert config.vlans[0].interface.name == "pt-lab"
     assert config.vlans[0].interface.address == "10.250.0.2/24"
-    assert config.vlans[0].security == "open"
+    assert config.vlans[0].security == "public"
+    assert config.admission.mode == "credential" and config.admission.credentials == ["node.cred"]
     assert not config.relay.enabled
 
 

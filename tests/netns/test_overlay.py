@@ -3,6 +3,7 @@ real libp2p trunks. Assertions are on what crosses (pings, datagrams, captures).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -13,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from peertap.sidecar import admission, identity
 from peertap.sidecar.lab import Lab, topology
+from peertap.sidecar.lab.nodes import CREATOR_KEY
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -264,21 +267,25 @@ def test_killed_relay_restarted_resumes_traffic(lab_factory: Callable[..., Lab])
 # A hostile peer: speaks the trunk protocol correctly but sends bad PeerTap packets.
 HOSTILE = r"""
 import sys, json, trio
+from pathlib import Path
+from peertap.sidecar import admission, identity, wire
 from peertap.sidecar.trunk.base import TrunkSettings
 from peertap.sidecar.trunk.libp2p_trunk import Trunk
-import os
 
 target, packets = sys.argv[1], [bytes.fromhex(p) for p in json.loads(sys.argv[2])]
+key, cred = identity.load(sys.argv[3]), admission.read_file(Path(sys.argv[4]))
 
 class Events:
     def __init__(self): self.up = trio.Event()
+    def intro(self): return wire.Intro(credentials=(cred.encode(),)).encode()
+    def admit(self, peer, intro): return True
     async def peer_up(self, peer): self.up.set()
     async def peer_down(self, peer): pass
     async def records(self, peer, records): pass
 
 async def main():
     ev = Events()
-    t = Trunk(TrunkSettings(seed=os.urandom(32), listen=["/ip4/0.0.0.0/tcp/0"],
+    t = Trunk(TrunkSettings(seed=key.seed, listen=["/ip4/0.0.0.0/tcp/0"],
                             bootstrap=[target]), ev)
     async with trio.open_nursery() as n:
         await n.start(t.run)
@@ -286,13 +293,29 @@ async def main():
             await ev.up.wait()
         await trio.sleep(0.2)
         peer = target.rsplit("/", 1)[1]
-        assert await t.send(peer, packets)
+        assert t.send(peer, packets)
         await trio.sleep(1.0)
         n.cancel_scope.cancel()
     print("sent", len(packets))
 
 trio.run(main)
 """
+
+
+def lab_credential(lab: Lab, tmp_path: Path) -> tuple[str, str]:
+    """A fresh node key with a node credential from the lab's authority (an insider)."""
+    ident = identity.generate()
+    identity.save(ident, tmp_path / "insider.key")
+    now = dt.datetime.now(dt.UTC)
+    cred = admission.issue(
+        authority=identity.load(lab.state_dir / CREATOR_KEY),
+        node_key=ident.public_bytes,
+        identity="lab/insider",
+        not_before=now - dt.timedelta(minutes=1),
+        not_after=now + dt.timedelta(hours=1),
+    )
+    (tmp_path / "insider.cred").write_text(admission.to_text(cred))
+    return str(tmp_path / "insider.key"), str(tmp_path / "insider.cred")
 
 
 def test_malformed_and_replayed_packets_are_dropped_and_counted(
@@ -325,20 +348,21 @@ def test_malformed_and_replayed_packets_are_dropped_and_counted(
     replayed = captured[-10:]
     malformed = [
         "00",  # too short
-        "0201050000",  # wrong version
-        "01630500" + "00" * 80,  # unknown type
-        "01010000" + "00" * 80,  # hop limit 0
-        "01010580" + "00" * 80,  # unknown flags
-        "01010500" + "00" * 40,  # truncated DATA
-        "01020500" + "11" * 25 + "0005",  # ANNOUNCE whose count lies
+        "0101050000",  # wrong version
+        "02630500" + "00" * 80,  # unknown type
+        "02010000" + "00" * 80,  # hop limit 0
+        "02010580" + "00" * 80,  # unknown flags
+        "02010500" + "00" * 40,  # truncated DATA
+        "02020500" + "11" * 57 + "0005" + "00" * 64,  # ANNOUNCE whose count lies
         # A fresh counter with the original ciphertext: passes dedup and replay, fails auth.
         captured[0][: 60 * 2] + "7f" * 8 + captured[0][68 * 2 :],
     ]
     before = counters(lab, "b")
     target = f"/ip4/{lab.underlay_address('b', 'r')}/tcp/4001/p2p/{b_peer}"
+    key, cred = lab_credential(lab, tmp_path)
     out = lab.exec(
         "r",
-        [sys.executable, "-c", HOSTILE, target, json.dumps(replayed + malformed)],
+        [sys.executable, "-c", HOSTILE, target, json.dumps(replayed + malformed), key, cred],
         capture_output=True,
         text=True,
         timeout=60,
@@ -380,10 +404,10 @@ def test_announcements_and_traffic_cross_two_relays_in_a_row(
     lab.wait_ready(timeout=30)
     wait_ping(lab, "a", "b")
     assert pings(lab, "b", "a", count=3)
-    # Each relay knows every other node's announcement (a, b and the other relay):
+    # Each relay knows both members' announcements (pure relays announce no VLAN):
     # those of the far member crossed the other relay.
     for relay in ("r1", "r2"):
-        assert lab.status(relay)["routes"]["origins"] == 3
+        assert lab.status(relay)["routes"]["origins"] == 2
     # A TCP stream of TSO super-frames crosses both relays intact.
     assert tcp_bytes(lab, "a", "b") > 1_000_000
     assert counters(lab, "r1")["events"]["fwd_packets"] > 100
