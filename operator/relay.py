@@ -319,11 +319,15 @@ class RelayReconciler:
             for c in cvlans
         }
         out: dict[str, identity.Identity] = {}
-        for secret in await self.api.list_objects(kube.SECRETS.path(ns)):
-            vlan = objects.labels_of(secret).get(objects.VLAN_LABEL, "")
-            if vlan not in wanted or not objects.managed(secret, objects.AUTHORITY):
-                continue
-            if objects.name_of(secret) != membership.authority_secret_name(vlan):
+        if not wanted:
+            return out
+        # By name, as the CryptoVLAN reconcile finds it (a copied Secret may lack our labels).
+        secrets = {
+            objects.name_of(s): s for s in await self.api.list_objects(kube.SECRETS.path(ns))
+        }
+        for vlan in sorted(wanted):
+            secret = secrets.get(membership.authority_secret_name(vlan))
+            if secret is None:
                 continue
             pem = objects.decode(secret.get("data")).get("authority.key", "")
             try:
