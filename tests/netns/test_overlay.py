@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import relay_knowledge
 
 from peertap.sidecar import admission, identity
 from peertap.sidecar.lab import Lab, topology
@@ -139,10 +140,11 @@ def test_two_nodes_ping_each_other(lab_factory: Callable[..., Lab]) -> None:
     assert len(status["vlans"][0]["mls_id"]) == 32
 
 
+@pytest.mark.parametrize("security", ["public", "psk", "mls"])
 def test_traffic_crosses_a_pure_relay_which_sees_no_plaintext(
-    lab_factory: Callable[..., Lab], tmp_path: Path
+    lab_factory: Callable[..., Lab], tmp_path: Path, security: str
 ) -> None:
-    lab = lab_factory(topology("relay"))
+    lab = lab_factory(topology("relay").model_copy(update={"security": security}))
     lab.wait_ready(timeout=30)
     # a and b share no underlay: without the relay nothing could cross.
     assert lab.exec("a", ["ping", "-c1", "-W1", lab.underlay_address("b", "r")]).returncode != 0
@@ -185,9 +187,27 @@ def test_traffic_crosses_a_pure_relay_which_sees_no_plaintext(
     assert forwarded, "the relay's trace shows no forwarded DATA packets"
     assert all(PING_PATTERN not in t["packet"] and MARKER_HEX not in t["packet"] for t in trace)
     relay = lab.status("r")
-    assert relay["vlans"] == []
+    assert relay["vlans"] == [] and relay["frame_keys_held"] == 0
     assert relay["counters"]["events"]["fwd_packets"] >= 10
     assert relay["routes"]["tokens"] >= 3
+
+    # The relay turns everything it saw against the frames: its whole trace (every
+    # header, ANNOUNCE, CONTROL and INTRO byte) and its status.
+    lines = lab.trace_path("r").read_text().splitlines()
+    values, data = relay_knowledge.learned(lines, relay)
+    assert data
+    assert not relay_knowledge.opens_any(data, relay_knowledge.frame_key_candidates(values, data))
+    # Adding its configuration: the lab's relay admits nodes vouched for by the VLAN's
+    # creator, so it knows the creator key. That reads a public VLAN (whose label it
+    # guesses), as docs/security.md says; psk and mls VLANs stay closed.
+    config = json.loads(lab.config_path("r").read_text())
+    values, _ = relay_knowledge.learned(lines, relay, config)
+    keys = relay_knowledge.frame_key_candidates(values, data)
+    assert relay_knowledge.opens_any(data, keys) is (security == "public")
+    if security == "psk":
+        # The method works: with the members' secret the same attempt reads the frames.
+        secret = bytes.fromhex(lab.config_path("a").with_name("vlan.psk").read_text().strip())
+        assert relay_knowledge.opens_any(data, relay_knowledge.frame_key_candidates({secret}, data))
 
 
 def test_broadcast_reaches_every_member_and_multicast_only_subscribers(
