@@ -1,4 +1,4 @@
-"""Trunks against hostile, insecure, restarting and racing peers.
+"""Trunks against hostile, insecure, restarting, racing, refused, silent and slow peers.
 
 The other side is either a real Trunk or a bare libp2p host that speaks the
 trunk protocol by hand, so it can break the framing or open streams at will.
