@@ -459,8 +459,9 @@ class Node:
                 await self._announce_now.wait()
             self._announce_now = trio.Event()
             for port in self.ports.values():
-                if port.local.expire():
-                    port.refresh_wanted()
+                # Ageing MACs and groups, and old epochs leaving their grace window.
+                port.local.expire()
+                port.refresh_wanted()
             self.routes.expire()
             packets = [a.encode() for a in self._own_announcements()]
             if not packets:

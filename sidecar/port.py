@@ -63,7 +63,9 @@ class VlanPort:
         self.reassembler = fragment.Reassembler()
         self.local = LocalPort(own_mac=info.mac)
         self._tokens = vft.TokenCache(info.vlan_id, keys.current().vft_salt)
-        self.wanted: set[bytes] = self.local.tokens(self._tokens)
+        self._older: dict[bytes, vft.TokenCache] = {}
+        self.wanted: set[bytes] = set()
+        self.refresh_wanted()
 
     @property
     def tokens(self) -> vft.TokenCache:
@@ -80,12 +82,25 @@ class VlanPort:
         self.refresh_wanted()
 
     def refresh_tokens(self) -> None:
-        """Follow the key epoch's VFT salt now (a private VLAN changed epoch), not at next send."""
+        """Follow the keys now (an epoch changed, a secret rotated), not at the next send."""
         _ = self.tokens
+        self.refresh_wanted()
 
     def refresh_wanted(self) -> bool:
-        """Recompute the wanted token set; True if it changed (re-announce)."""
+        """Recompute the wanted token set; True if it changed (re-announce).
+
+        It holds our tokens under every epoch the keys still accept, so a peer that
+        still sends under an older key (it has not processed a commit or rotated its
+        secret yet) reaches us until that epoch's grace window ends."""
         wanted = self.local.tokens(self._tokens)
+        caches = {self._tokens.salt: self._tokens}
+        for keys in self.keys.accepted():
+            salt = keys.vft_salt
+            if salt not in caches:
+                cache = self._older.get(salt) or vft.TokenCache(self.vlan_id, salt)
+                caches[salt] = cache
+                wanted |= self.local.tokens(cache)
+        self._older = caches
         changed = wanted != self.wanted
         self.wanted = wanted
         return changed

@@ -72,6 +72,11 @@ class KeyProvider(Protocol):
         """Keys for a received packet's MLS-ID: current or still in its grace window."""
         ...
 
+    def accepted(self) -> list[EpochKeys]:
+        """Every epoch whose packets are opened now, current first: the port wants the
+        tokens of each, so peers still sending under an older key are not cut off."""
+        ...
+
 
 class PublicKeyProvider:
     """security "public": one epoch whose key is derived from the creator key and label.
@@ -92,3 +97,6 @@ class PublicKeyProvider:
 
     def lookup(self, mls_id: bytes) -> EpochKeys | None:
         return self._keys if mls_id == self._keys.mls_id else None
+
+    def accepted(self) -> list[EpochKeys]:
+        return [self._keys]

@@ -96,6 +96,10 @@ class MlsKeyProvider:
     def current(self) -> EpochKeys:
         return self._current
 
+    def accepted(self) -> list[EpochKeys]:
+        self.expire()
+        return [self._current, *(k for k, _ in self._old.values())]
+
     def lookup(self, mls_id: bytes) -> EpochKeys | None:
         if self._joined and mls_id == self._current.mls_id:
             return self._current

@@ -119,6 +119,9 @@ class PskKeyProvider:
             return None
         return entry[0]
 
-    def held_mls_ids(self) -> list[bytes]:
+    def accepted(self) -> list[EpochKeys]:
         now = self._clock()
-        return list(self._accepted) + [m for m, (_, t) in self._retired.items() if t > now]
+        for mls_id in [m for m, (_, t) in self._retired.items() if t <= now]:
+            del self._retired[mls_id]
+        others = [k for k in self._accepted.values() if k is not self._current]
+        return [self._current, *others, *(k for k, _ in self._retired.values())]

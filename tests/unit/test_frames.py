@@ -67,8 +67,38 @@ def test_another_vlans_key_cannot_open():
 
 def test_senders_have_distinct_keys():
     k = PublicKeyProvider(CREATOR, "lab").current()
-    a, b = FrameSealer(VID, PublicKeyProvider(CREATOR, "lab")), FrameSealer(VID, PublicKeyProvider(CREATOR, "lab"))
+    a, b = (
+        FrameSealer(VID, PublicKeyProvider(CREATOR, "lab")),
+        FrameSealer(VID, PublicKeyProvider(CREATOR, "lab")),
+    )
     assert a.sender != b.sender
     # Same counter, same plaintext, different senders: different ciphertexts.
     assert _seal(a)[68:] != _seal(b)[68:]
     assert k.mls_id != k.frame_key[:16]
+
+
+def test_flushing_the_replay_windows_never_reopens_a_replay():
+    """A key holder creating many senders evicts old windows; the floor still refuses."""
+    keys = PublicKeyProvider(CREATOR, "lab")
+    o = FrameOpener(keys, max_windows=4)
+    victim = FrameSealer(VID, keys)
+    old = _seal(victim)
+    o.open(old, wire.decode_data(old))
+    for _ in range(10):
+        p = _seal(FrameSealer(VID, keys))
+        o.open(p, wire.decode_data(p))
+    with pytest.raises(OpenError) as info:
+        o.open(old, wire.decode_data(old))
+    assert info.value.reason == "replay"
+    # The victim's next frame, and a brand-new sender, still open.
+    new = _seal(victim)
+    assert o.open(new, wire.decode_data(new)) == b"hello frame"
+    fresh = _seal(FrameSealer(VID, keys))
+    assert o.open(fresh, wire.decode_data(fresh)) == b"hello frame"
+
+
+def test_counters_keep_increasing_across_a_restart_of_the_sender():
+    a = FrameSealer(VID, PublicKeyProvider(CREATOR, "lab"))
+    first = wire.decode_data(_seal(a)).counter
+    b = FrameSealer(VID, PublicKeyProvider(CREATOR, "lab"))
+    assert wire.decode_data(_seal(b)).counter > first
