@@ -1,6 +1,6 @@
 """Trunks: encrypted libp2p links between PeerTap nodes that carry PeerTap records.
 
-`Trunk` keeps one `/peertap/trunk/1.0.0` stream per peer (TCP or WebSocket,
+`Trunk` keeps one `/peertap/trunk/2.0.0` stream per peer (TCP or WebSocket,
 Noise or TLS, Yamux) and tells the node layer about it through `TrunkEvents`.
 """
 

@@ -1,4 +1,4 @@
-"""Trunk on py-libp2p: one long-lived `/peertap/trunk/1.0.0` stream per peer.
+"""Trunk on py-libp2p: one long-lived `/peertap/trunk/2.0.0` stream per peer.
 
 Each stream first goes through the introduction (base.TrunkEvents): the node layer
 admits the peer on its INTRO record or the stream is reset and the connection
@@ -113,6 +113,7 @@ class _Counters:
     link_errors: int = 0
     admission_refused: int = 0
     intro_timeouts: int = 0
+    intro_failures: int = 0
     queue_full: int = 0
     stalls: int = 0
 
@@ -251,9 +252,13 @@ class Trunk:
         lock = self._locks.setdefault(link.peer, trio.Lock())
         accepted = False
         try:
-            if not await self._introduce(link):
-                with trio.CancelScope(shield=True), trio.move_on_after(RESET_TIMEOUT_S):
-                    await self._close_connection(link.peer)
+            verdict = await self._introduce(link)
+            if verdict is not True:
+                # A peer we refused loses its connection, unless it also holds an admitted
+                # trunk (a second stream of a simultaneous open whose introduction failed).
+                if verdict is False and link.peer not in self._links:
+                    with trio.CancelScope(shield=True), trio.move_on_after(RESET_TIMEOUT_S):
+                        await self._close_connection(link.peer)
                 return False
             async with lock:
                 accepted, predecessor = self._register(link)
@@ -284,21 +289,27 @@ class Trunk:
                 link.finished.set()
         return accepted
 
-    async def _introduce(self, link: _Link) -> bool:
+    async def _introduce(self, link: _Link) -> bool | None:
         """Exchange INTRO records: the dialer speaks first, the listener answers only a
-        peer it admitted, so a stranger learns nothing about us."""
+        peer it admitted, so a stranger learns nothing about us. True: admitted; False:
+        refused (or silent past the deadline); None: the stream broke meanwhile."""
         dialer = link.opener == self.peer_id
+        admitted = False
         with trio.move_on_after(INTRO_TIMEOUT_S) as scope:
             try:
                 if dialer:
                     await link.stream.write(record_frame([self._events.intro()]))
                 first = await self._first_record(link)
-                admitted = first is not None and self._events.admit(link.peer, first)
+                if first is None:
+                    self._counters.intro_failures += 1
+                    return None
+                admitted = self._events.admit(link.peer, first)
                 if admitted and not dialer:
                     await link.stream.write(record_frame([self._events.intro()]))
             except Exception as err:  # the stream broke during the exchange
+                self._counters.intro_failures += 1
                 log.info("introduction with %s failed: %r", link.peer, err)
-                return False
+                return None
         if scope.cancelled_caught:
             self._counters.intro_timeouts += 1
             admitted = False
@@ -317,11 +328,12 @@ class Trunk:
             if not chunk:
                 return None
             records = link.splitter.feed(chunk)
-            if link.splitter.error is not None:
-                return None
             if records:
+                # Records after it (and a framing error after them) are the read loop's.
                 link.pending = records[1:]
                 return records[0]
+            if link.splitter.error is not None:
+                return None
 
     async def _close_connection(self, peer: str) -> None:
         host = self._host

@@ -614,12 +614,6 @@ def test_a_listener_that_never_answers_the_intro_is_refused_after_the_intro_time
     trio.run(main)
 
 
-@pytest.mark.skip(
-    reason="product bug: Trunk._first_record returns None when the read that carries the "
-    "INTRO also holds a bad length, so the peer is counted admission_refused without admit "
-    "being called, and the complete records before the bad length are never delivered and "
-    "no protocol_error is counted (docs/protocol.md section 8)"
-)
 def test_records_that_come_with_the_intro_in_one_read_then_a_bad_length() -> None:
     """Section 8: the complete records before a bad length are delivered, then reset."""
 
