@@ -57,9 +57,7 @@ NODE = identity.generate()
 
 
 def _control(body: bytes = b"hello body") -> wire.Control:
-    return envelope.sign(
-        NODE, hop_limit=5, timestamp=9, vlan_id=VLAN, kind=m.HELLO, body=body
-    )
+    return envelope.sign(NODE, hop_limit=5, timestamp=9, vlan_id=VLAN, kind=m.HELLO, body=body)
 
 
 def test_control_packets_round_trip_and_verify() -> None:

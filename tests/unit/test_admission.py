@@ -65,8 +65,18 @@ def test_a_valid_credential_admits_its_node_until_it_expires() -> None:
         (lambda: intro(cred(auth=OTHER_AUTH)), "wrong_authority"),
         # Stolen: another node's valid credential, presented by this peer.
         (lambda: intro(cred(node=identity.generate())), "wrong_member_key"),
-        (lambda: intro(cred(not_after=NOW - dt.timedelta(hours=1), not_before=NOW - dt.timedelta(hours=2))), "expired"),  # noqa: E501
-        (lambda: intro(cred(not_before=NOW + dt.timedelta(hours=2), not_after=NOW + dt.timedelta(hours=3))), "not_yet_valid"),  # noqa: E501
+        (
+            lambda: intro(
+                cred(not_after=NOW - dt.timedelta(hours=1), not_before=NOW - dt.timedelta(hours=2))
+            ),
+            "expired",
+        ),  # noqa: E501
+        (
+            lambda: intro(
+                cred(not_before=NOW + dt.timedelta(hours=2), not_after=NOW + dt.timedelta(hours=3))
+            ),
+            "not_yet_valid",
+        ),  # noqa: E501
         (
             lambda: intro(dataclasses.replace(cred(), identity="cluster/ns/admin")),
             "bad_signature",
