@@ -51,6 +51,7 @@ log = logging.getLogger("peertap.node")
 TAP_BATCH = 64
 STATUS_INTERVAL_S = 0.5
 HOUSEKEEPING_S = 1.0
+ROOM_WAIT_S = 0.05
 MAX_STATUS_ORIGINS = 1000
 
 READABLE_BY = {
@@ -279,8 +280,12 @@ class Node:
             batches: Batches = {}
             if self.forwarder.route_out(port, units, batches):
                 self._announce_now.set()
+            # Our own traffic waits briefly for a busy, draining peer (never for a stalled
+            # one), so local TCP flows slow down rather than lose whole bursts.
+            for peer in batches:
+                await self.trunk.wait_for_room(peer, timeout=ROOM_WAIT_S)
             self.forwarder.send_batches(batches, "tx")
-            # Sending never waits; let the trunk writers and readers run between batches.
+            # Let the trunk writers and readers run between batches.
             await trio.sleep(0)
 
     # ---- admission -------------------------------------------------------------------

@@ -56,6 +56,8 @@ READ_SIZE = 1 << 20
 """Bytes asked for per stream read; Yamux returns what is buffered, up to this."""
 DIAL_TIMEOUT_S = 15.0
 RESET_TIMEOUT_S = 2.0
+MOVING_S = 0.25
+"""A peer whose writer completed a write this recently is draining its queue."""
 RECEIVE_WINDOW = int(os.environ.get("PEERTAP_TRUNK_WINDOW", 8 * 1024 * 1024))
 """Yamux receive window granted on each trunk stream (see host.raise_receive_window)."""
 
@@ -81,6 +83,7 @@ class _Link:
     writer_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     finished: trio.Event = field(default_factory=trio.Event)
     splitter: RecordSplitter = field(default_factory=RecordSplitter)
+    progress: float = field(default_factory=trio.current_time)  # last write completed
     pending: list[bytes] = field(default_factory=list)  # records that came with the INTRO
     stats: _PeerStats = field(default_factory=lambda: _PeerStats())
 
@@ -213,6 +216,22 @@ class Trunk:
             self._counters.drops += len(records)
             link.stats.drops += len(records)
         return queued
+
+    async def wait_for_room(self, peer: str, *, timeout: float) -> None:
+        """Wait, at most `timeout`, for room in the queue of a peer that is draining it.
+
+        For a node's own traffic (its TAP) this is flow control towards a busy but
+        healthy peer, so local TCP flows slow down instead of losing bursts. A peer whose
+        writer made no progress for MOVING_S is not waited for (its packets drop), so a
+        stalled or hostile peer costs nothing; forwarding never calls this.
+        """
+        link = self._links.get(peer)
+        if link is None or link.queue is None or not link.queue.full:
+            return
+        if trio.current_time() - link.progress > MOVING_S:
+            return
+        with trio.move_on_after(timeout):
+            await link.queue.wait_room()
 
     def disconnect(self, peer: str) -> None:
         """End the trunk to `peer` now (the node refused it); bootstrap peers are redialed."""
@@ -436,6 +455,7 @@ class Trunk:
                 except BaseException:
                     counters.drops += count
                     raise
+                link.progress = trio.current_time()
                 counters.writes += 1
                 counters.records_sent += count
                 counters.bytes_sent += len(data) - 4 * count

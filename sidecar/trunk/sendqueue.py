@@ -19,7 +19,7 @@ class SendQueueClosed(Exception):
 
 
 class SendQueue:
-    __slots__ = ("_closed", "_limit", "_not_empty", "_parts", "_queued_bytes")
+    __slots__ = ("_closed", "_limit", "_not_empty", "_not_full", "_parts", "_queued_bytes")
 
     def __init__(self, limit_bytes: int) -> None:
         self._limit = limit_bytes
@@ -27,6 +27,7 @@ class SendQueue:
         self._queued_bytes = 0
         self._closed = False
         self._not_empty = trio.lowlevel.ParkingLot()
+        self._not_full = trio.lowlevel.ParkingLot()
 
     @property
     def queued_bytes(self) -> int:
@@ -35,6 +36,15 @@ class SendQueue:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def full(self) -> bool:
+        return self._queued_bytes > self._limit
+
+    async def wait_room(self) -> None:
+        """Until the writer took what is queued (or the queue closed)."""
+        while self._queued_bytes > self._limit and not self._closed:
+            await self._not_full.park()
 
     def offer(self, records: list[bytes]) -> bool:
         """Queue `records` unless the queue already holds more than its bound.
@@ -67,6 +77,7 @@ class SendQueue:
         parts = self._parts
         self._parts = []
         self._queued_bytes = 0
+        self._not_full.unpark_all()
         return b"".join(parts), len(parts) // 2
 
     def close(self) -> int:
@@ -76,4 +87,5 @@ class SendQueue:
         self._parts = []
         self._queued_bytes = 0
         self._not_empty.unpark_all()
+        self._not_full.unpark_all()
         return dropped
