@@ -36,20 +36,36 @@ def _keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+class _UsageError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _signing_inputs(
+    key_file: str, key_hex: str, expires: str
+) -> tuple[identity.Identity, bytes, dt.timedelta]:
+    """The authority key, a 32-byte public key from hex and a lifetime, or _UsageError."""
+    try:
+        key = identity.load(key_file)
+    except identity.IdentityError as err:
+        raise _UsageError(str(err), EXIT_RUNTIME) from err
+    try:
+        public = bytes.fromhex(key_hex)
+        if len(public) != 32:
+            raise ValueError("not 32 bytes")
+        lifetime = authority.parse_duration(expires)
+    except ValueError as err:
+        raise _UsageError(f"bad key or --expires: {err}", EXIT_USAGE) from err
+    return key, public, lifetime
+
+
 def _issue(args: argparse.Namespace) -> int:
     try:
-        key = identity.load(args.key)
-    except identity.IdentityError as err:
+        key, member_key, lifetime = _signing_inputs(args.key, args.member_key, args.expires)
+    except _UsageError as err:
         print(f"peertap: {err}", file=sys.stderr)
-        return EXIT_RUNTIME
-    try:
-        member_key = bytes.fromhex(args.member_key)
-        if len(member_key) != 32:
-            raise ValueError("not 32 bytes")
-        lifetime = authority.parse_duration(args.expires)
-    except ValueError as err:
-        print(f"peertap: bad --member-key or --expires: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return err.code
     now = dt.datetime.now(dt.UTC)
     cred = authority.issue(
         authority=key,
@@ -68,15 +84,7 @@ def _issue(args: argparse.Namespace) -> int:
 
 def _issue_node(args: argparse.Namespace) -> int:
     try:
-        key = identity.load(args.key)
-    except identity.IdentityError as err:
-        print(f"peertap: {err}", file=sys.stderr)
-        return EXIT_RUNTIME
-    try:
-        node_key = bytes.fromhex(args.node_key)
-        if len(node_key) != 32:
-            raise ValueError("not 32 bytes")
-        lifetime = authority.parse_duration(args.expires)
+        key, node_key, lifetime = _signing_inputs(args.key, args.node_key, args.expires)
         now = dt.datetime.now(dt.UTC)
         cred = admission.issue(
             authority=key,
@@ -85,8 +93,11 @@ def _issue_node(args: argparse.Namespace) -> int:
             not_before=now,
             not_after=now + lifetime,
         )
+    except _UsageError as err:
+        print(f"peertap: {err}", file=sys.stderr)
+        return err.code
     except ValueError as err:
-        print(f"peertap: bad --node-key, --identity or --expires: {err}", file=sys.stderr)
+        print(f"peertap: bad --identity: {err}", file=sys.stderr)
         return EXIT_USAGE
     if not _write(Path(args.out), admission.to_text(cred).encode()):
         return EXIT_RUNTIME

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peertap.sidecar import authority, identity, ids
+from peertap.sidecar import admission, authority, identity, ids
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 AUTH = identity.Identity(Ed25519PrivateKey.from_private_bytes(b"\x01" * 32))
@@ -144,3 +144,34 @@ def test_cli_keygen_and_issue_write_a_credential_that_verifies(tmp_path: Path) -
         member_key=bytes.fromhex(node),
     )
     assert cred.expires - cred.issued == dt.timedelta(hours=24)
+
+
+def test_cli_issue_node_writes_a_node_credential_peers_admit(tmp_path: Path) -> None:
+    creator = _peertap("authority", "keygen", "--out", "a.key", cwd=tmp_path).split()[-1]
+    out = _peertap("keygen", "--out", "n.key", cwd=tmp_path).split()
+    peer_id, node = out[1], out[-1]
+    printed = _peertap(
+        "authority", "issue-node", "--key", "a.key", "--identity", "site/relay-1",
+        "--node-key", node, "--expires", "2h", "--out", "n.cred", cwd=tmp_path,
+    )  # fmt: skip
+    assert f"peer-id: {peer_id}" in printed
+    cred = admission.read_file(tmp_path / "n.cred")
+    admission.verify(
+        cred, authorities=frozenset({bytes.fromhex(creator)}), now=dt.datetime.now().timestamp()
+    )
+    assert (cred.node_key.hex(), cred.identity, cred.not_after - cred.not_before) == (
+        node,
+        "site/relay-1",
+        7200,
+    )
+
+
+def test_cli_issue_node_refuses_a_bad_node_key(tmp_path: Path) -> None:
+    _peertap("authority", "keygen", "--out", "a.key", cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "peertap.sidecar", "authority", "issue-node", "--key", "a.key",
+         "--identity", "x", "--node-key", "abcd", "--out", "n.cred"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 2 and "not 32 bytes" in r.stderr
+    assert not (tmp_path / "n.cred").exists()
