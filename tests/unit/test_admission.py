@@ -70,13 +70,13 @@ def test_a_valid_credential_admits_its_node_until_it_expires() -> None:
                 cred(not_after=NOW - dt.timedelta(hours=1), not_before=NOW - dt.timedelta(hours=2))
             ),
             "expired",
-        ),  # noqa: E501
+        ),
         (
             lambda: intro(
                 cred(not_before=NOW + dt.timedelta(hours=2), not_after=NOW + dt.timedelta(hours=3))
             ),
             "not_yet_valid",
-        ),  # noqa: E501
+        ),
         (
             lambda: intro(dataclasses.replace(cred(), identity="cluster/ns/admin")),
             "bad_signature",
