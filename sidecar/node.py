@@ -52,6 +52,7 @@ TAP_BATCH = 64
 STATUS_INTERVAL_S = 0.5
 HOUSEKEEPING_S = 1.0
 ROOM_WAIT_S = 0.05
+MAX_PENDING_ADMISSIONS = 1024
 MAX_STATUS_ORIGINS = 1000
 
 READABLE_BY = {
@@ -86,8 +87,11 @@ class Node:
         self._announce_now = trio.Event()
         self._ready = False
         self._nursery: trio.Nursery | None = None
+        # Admitted peers whose trunk is up; those admitted whose trunk is not up yet wait in
+        # `_pending` (bounded: peers that connect and vanish must not grow it).
         self._admitted: dict[str, Verdict] = {}
         self._peer_keys: dict[str, bytes] = {}
+        self._pending: dict[str, tuple[Verdict, bytes]] = {}
         self._peer_ids: dict[bytes, str] = {}
         member_ids = [ids.vlan_id(bytes.fromhex(v.creator), v.label) for v in cfg.vlans]
         self.acl = Acl(
@@ -303,9 +307,10 @@ class Node:
             verdict = Verdict(False, f"malformed_{err.reason}")
         else:
             verdict = self.admission.decide(peer, decoded)
+        key = b""
         if verdict.admitted:
             try:
-                self._peer_keys[peer] = identity.public_from_peer_id(peer)
+                key = identity.public_from_peer_id(peer)
             except ValueError:
                 verdict = Verdict(False, "not_ed25519")
         if not verdict.admitted:
@@ -313,7 +318,12 @@ class Node:
             self.counters.drop(f"admission_refused_{verdict.reason}")
             log.info("refused trunk peer %s: %s", peer, verdict.reason)
             return False
-        self._admitted[peer] = verdict
+        if peer in self._admitted:  # a fresh INTRO on a trunk that is up
+            self._admitted[peer] = verdict
+            return True
+        if len(self._pending) >= MAX_PENDING_ADMISSIONS:
+            self._pending.pop(next(iter(self._pending)))
+        self._pending[peer] = (verdict, key)
         return True
 
     def _on_intro(self, peer: str, packet: bytes) -> None:
@@ -353,6 +363,11 @@ class Node:
 
     async def peer_up(self, peer: str) -> None:
         self.counters.inc("peer_up")
+        pending = self._pending.pop(peer, None)
+        if pending is None:  # cannot happen: the trunk admits before peer_up
+            self.trunk.disconnect(peer)
+            return
+        self._admitted[peer], self._peer_keys[peer] = pending
         self._publish()
         # The trunk makes the peer sendable only after this returns: greet it from a task.
         if self._nursery is not None:
