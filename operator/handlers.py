@@ -166,8 +166,19 @@ async def cryptovlan_changed(*, namespace: str | None, name: str, **_: Any) -> N
     await _guard(
         f"CryptoVLAN {namespace}/{name}", lambda: rt.reconciler.reconcile_namespace(namespace)
     )
-    # The relays hold credentials from the CryptoVLANs referencing their MVLAN.
-    await _guard(f"MVLANs of {namespace}", lambda: rt.relays.reconcile_namespace(namespace))
+    await _relays_follow(rt, namespace)
+
+
+async def _relays_follow(rt: Runtime, namespace: str) -> None:
+    """The relays hold credentials from the CryptoVLANs naming their MVLAN: after a
+    CryptoVLAN change, reconcile the namespace's MVLANs. Their trouble is theirs (their
+    own handlers and resync report and retry it), not the CryptoVLAN's."""
+    try:
+        await rt.relays.reconcile_namespace(namespace)
+    except (kube.KubeError, identity.IdentityError) as err:
+        log.warning(
+            "MVLANs of %s did not follow a CryptoVLAN change (resync retries): %s", namespace, err
+        )
 
 
 async def _every_resync(
@@ -213,7 +224,7 @@ async def cryptovlan_deleted(*, namespace: str | None, name: str, **_: Any) -> N
     await _guard(
         f"CryptoVLAN {namespace}/{name}", lambda: rt.reconciler.cleanup_vlan(namespace, name)
     )
-    await _guard(f"MVLANs of {namespace}", lambda: rt.relays.reconcile_namespace(namespace))
+    await _relays_follow(rt, namespace)
 
 
 @kopf.on.event("", "v1", "pods")

@@ -5,6 +5,10 @@ every VLAN of a namespace is decided together. Inputs are plain data read from
 the API (`reconcile` gathers them); the output says what each object should
 hold. The clock and the key generator are passed in.
 
+Per VLAN a member holds a member credential (`credentials`) and a node credential
+for trunk admission (`node_credentials`), both signed by the VLAN's authority; its
+node.json admits peers vouched for by the authorities of its VLANs.
+
 Member objects are named after the pod's member key: the `peertap.io/member`
 annotation the admission webhook sets (known before the pod has a name), or
 the pod name for pods created without the webhook.
@@ -91,7 +95,8 @@ class VlanView:
 
 @dataclass(frozen=True)
 class MemberObjects:
-    """What a member key already has: its node key and credential files."""
+    """What a member key already has: its node key and credential files (member and node
+    credentials, by file name)."""
 
     node_key: identity.Identity | None = None
     credentials: Mapping[str, str] = field(default_factory=dict)
