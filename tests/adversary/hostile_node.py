@@ -153,6 +153,8 @@ class Hostile:
 
     async def _attract(self) -> None:
         """Announce, under our own key, every token we heard others want."""
+        while not self.announces:  # the target's greeting may still be on its way
+            await trio.sleep(0.1)
         announcer = OwnAnnouncer(self.node, hop_limit=8)
         vlans: dict[bytes, set[bytes]] = {}
         for a in self.announces.values():
