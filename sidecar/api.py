@@ -1,4 +1,6 @@
-"""The node's local HTTP API: /healthz, /readyz, /status (JSON), /metrics (Prometheus).
+"""The node's local HTTP API: /healthz, /readyz, /status (JSON), /metrics (Prometheus), /ui/.
+
+/ui/ is the read-only web page (`peertap.sidecar.ui`) drawn from the same snapshot.
 
 The data plane runs on trio; this server runs uvicorn (asyncio) in its own
 thread and only reads the latest snapshot the node publishes about once a
@@ -20,6 +22,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from .ui.routes import ui_routes
 
 log = logging.getLogger("peertap.api")
 
@@ -90,6 +94,7 @@ def make_app(board: StatusBoard) -> Starlette:
             Route("/readyz", readyz),
             Route("/status", status),
             Route("/metrics", metrics),
+            *ui_routes(lambda: board.snapshot),
         ]
     )
 

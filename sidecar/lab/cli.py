@@ -124,6 +124,11 @@ def _print_lab(lab: Lab, *, health: bool) -> None:
             f"{link.address(name)} (to {link.peer(name)})" for link in lab.plan.links_of(name)
         )
         print(f"{name:<6} {pod.netns:<14} {role:<7} {overlay:<12} {node:<18} {underlay}")
+    with_nodes = [name for name in lab.pods if lab.plan.pods[name].node is not None]
+    if with_nodes:
+        print("\nweb UI of each node (its API listens on the pod's own loopback):")
+        for name in with_nodes:
+            print(f"  {name:<6} {lab.ui_url(name)}  in netns {lab.netns(name)}")
 
 
 def _readiness(lab: Lab, pod: str) -> str:

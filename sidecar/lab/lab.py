@@ -253,6 +253,10 @@ class Lab:
         self._files(pod)
         return f"http://{API_LISTEN}"
 
+    def ui_url(self, pod: str) -> str:
+        """Address of the node's web UI; like the API, it answers only inside the pod."""
+        return f"{self.node_api(pod)}/ui/"
+
     def node_pid(self, pod: str) -> int | None:
         """Pid of the pod's running node, None if it is not running."""
         entry = self._node_pids.get(pod)

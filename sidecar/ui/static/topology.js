@@ -1,0 +1,59 @@
+// Draws the mesh this node knows as SVG: this node in the centre, nodes on rings by
+// distance (trunk hops). A plain, deterministic layout: the same view gives the same picture.
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function el(name, attrs, text) {
+  const node = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export function shortId(id) {
+  return id.length <= 12 ? id : "…" + id.slice(-8);
+}
+
+function layout(topology) {
+  const rings = new Map();
+  for (const n of topology.nodes) {
+    const ring = Math.min(n.distance, 4);
+    if (!rings.has(ring)) rings.set(ring, []);
+    rings.get(ring).push(n);
+  }
+  const pos = new Map();
+  for (const [ring, nodes] of rings) {
+    nodes.forEach((n, i) => {
+      if (ring === 0) { pos.set(n.id, [0, 0]); return; }
+      const angle = (2 * Math.PI * i) / nodes.length - Math.PI / 2 + ring * 0.4;
+      const radius = 70 + ring * 70;
+      pos.set(n.id, [radius * Math.cos(angle) * 1.3, radius * Math.sin(angle)]);
+    });
+  }
+  return pos;
+}
+
+export function drawTopology(svg, topology) {
+  const pos = layout(topology);
+  svg.replaceChildren();
+  for (const e of topology.edges) {
+    const [a, b] = [pos.get(e.a), pos.get(e.b)];
+    if (!a || !b) continue;
+    const line = el("line", { x1: a[0], y1: a[1], x2: b[0], y2: b[1], class: e.kind,
+                              "data-a": e.a, "data-b": e.b });
+    svg.append(line);
+    if (e.kind === "path") {
+      svg.append(el("text", { x: (a[0] + b[0]) / 2, y: (a[1] + b[1]) / 2 - 4,
+                              class: "edge-label" }, `${e.hops} hops`));
+    }
+  }
+  for (const n of topology.nodes) {
+    const [x, y] = pos.get(n.id);
+    const g = el("g", { class: `node ${n.distance === 0 ? "self" : n.role}`, "data-peer": n.id });
+    g.append(el("title", {}, `${n.id}\n${n.role}${n.tokens != null ? `, ${n.tokens} tokens` : ""}`));
+    g.append(el("circle", { cx: x, cy: y, r: n.distance === 0 ? 16 : 12 }));
+    const label = n.distance === 0 ? `this node ${shortId(n.id)}` : `${n.role} ${shortId(n.id)}`;
+    g.append(el("text", { x, y: y + 28 }, label));
+    svg.append(g);
+  }
+}
