@@ -1,0 +1,98 @@
+"""The node's web UI in a real headless Chromium, against a real lab node.
+
+Chromium runs inside pod a's network namespace (the node API listens on that
+namespace's loopback), started by Playwright through a two-line wrapper script.
+A screenshot of the page is kept in the test's output directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from peertap.sidecar.lab import Lab, topology
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 40_000
+
+
+def chromium_in(netns: str, tmp_path: Path) -> Path:
+    """An executable that starts Debian's Chromium inside `netns` with the given arguments."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip("Debian's chromium is not installed (hack/ensure-system-packages.sh)")
+    wrapper = tmp_path / "chromium-in-pod"
+    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {netns} {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_ui_shows_the_vlan_its_members_and_the_topology(
+    lab_factory: Callable[..., Lab], tmp_path: Path
+) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    lab = lab_factory(topology("relay"))
+    lab.wait_ready(timeout=30)
+    ids = {pod: lab.status(pod)["peer_id"] for pod in ("a", "r", "b")}
+    wait_for(
+        "a to learn b's tokens through r",
+        lambda: any(o.get("node") == ids["b"] for o in lab.status("a").get("origins", [])),
+    )
+    wrapper = chromium_in(lab.netns("a"), tmp_path)
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(lab.ui_url("a"))
+            page.wait_for_selector('body[data-loaded="true"]', timeout=WAIT_MS)
+
+            row = page.locator('#vlans tr[data-vlan="lab"]')
+            row.wait_for(timeout=WAIT_MS)
+            cells = row.locator("td").all_inner_texts()
+            assert cells[1] == "pt-lab"
+            assert lab.overlay_address("a") in cells[3]
+            members = row.locator("li[data-peer]")
+            members.nth(1).wait_for(timeout=WAIT_MS)
+            assert set(members.evaluate_all("els => els.map(e => e.dataset.peer)")) == {
+                ids["a"],
+                ids["b"],
+            }
+
+            svg = page.locator("#topology")
+            for pod in ("a", "r", "b"):
+                svg.locator(f'g[data-peer="{ids[pod]}"] circle').wait_for(timeout=WAIT_MS)
+            assert svg.locator(f'g.relay[data-peer="{ids["r"]}"]').count() == 1
+            assert svg.locator(f'line.trunk[data-a="{ids["a"]}"][data-b="{ids["r"]}"]').count() == 1
+            assert svg.locator(f'line[data-a="{ids["r"]}"][data-b="{ids["b"]}"]').count() == 1
+
+            trunk = page.locator(f'#trunks tr[data-peer="{ids["r"]}"]')
+            assert "not measured" in trunk.inner_text()
+            shot = tmp_path / "node-ui.png"
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
