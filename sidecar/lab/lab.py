@@ -243,7 +243,7 @@ class Lab:
         return self._files(pod).key
 
     def trace_path(self, pod: str) -> Path:
-        return self._files(pod).trace
+        return self._files(pod).trace_file(self.plan.spec.trace_format)
 
     def log_path(self, pod: str) -> Path:
         return self._files(pod).log
@@ -269,7 +269,12 @@ class Lab:
         files = self._files(pod)
         if self.node_pid(pod) is not None:
             raise NodeError(f"node {pod} is already running")
-        child = nodes.launch(self.netns(pod), files, trace=self.plan.spec.trace)
+        child = nodes.launch(
+            self.netns(pod),
+            files,
+            trace=self.plan.spec.trace,
+            trace_format=self.plan.spec.trace_format,
+        )
         self._children.append(child)
         self._journal.proc(pid=child.pid, pod=pod, what=NODE)
         self._node_pids[pod] = (child.pid, proc_start_time(child.pid))
