@@ -3,7 +3,8 @@
 -- Decodes the PeerTap packets in traces written by `peertap run --trace FILE.pcapng`:
 -- link type LINKTYPE_USER0 (147), one interface per trunk, each packet exactly as
 -- after trunk decryption. Every header field of DATA, ANNOUNCE, CONTROL and INTRO
--- is named (docs/protocol.md section 4); encrypted payloads stay opaque.
+-- is named (docs/protocol.md, "Packets"); encrypted payloads and the MLS messages in
+-- CONTROL bodies stay opaque.
 --
 -- Use:  tshark -X lua_script:deploy/wireshark/peertap.lua -r node.pcapng -V
 -- or copy this file into Wireshark's personal Lua plugins folder
@@ -37,19 +38,26 @@ local f = {
     origin = ProtoField.bytes("peertap.origin", "Origin (node public key)"),
     sequence = ProtoField.uint64("peertap.sequence", "Sequence"),
     distance = ProtoField.uint8("peertap.distance", "Distance"),
-    count = ProtoField.uint16("peertap.count", "Entries"),
-    entry = ProtoField.none("peertap.entry", "Entry"),
+    count = ProtoField.uint16("peertap.count", "Tokens"),
+    token = ProtoField.bytes("peertap.token", "VFT"),
     timestamp = ProtoField.uint64("peertap.timestamp", "Timestamp (microseconds since the Unix epoch)"),
     kind = ProtoField.uint8("peertap.kind", "Kind", base.DEC, KINDS),
     signer = ProtoField.bytes("peertap.signer", "Signer (node public key)"),
     body = ProtoField.bytes("peertap.body", "Body"),
     signature = ProtoField.bytes("peertap.signature", "Ed25519 signature"),
-    intro = ProtoField.bytes("peertap.intro", "Intro"),
+    lowest = ProtoField.uint8("peertap.intro.lowest", "Lowest protocol version"),
+    highest = ProtoField.uint8("peertap.intro.highest", "Highest protocol version"),
+    roles = ProtoField.uint8("peertap.intro.roles", "Roles", base.HEX),
+    relay = ProtoField.bool("peertap.intro.roles.relay", "Relay", 8, nil, 0x01),
+    credentials = ProtoField.uint8("peertap.intro.credentials", "Credentials"),
+    credential_len = ProtoField.uint16("peertap.intro.credential_length", "Credential length"),
+    credential = ProtoField.bytes("peertap.intro.credential", "Node credential"),
 }
 peertap.fields = {
     f.version, f.type, f.hop_limit, f.flags, f.fragment, f.vlan_id, f.mls_id, f.vft,
     f.sender, f.counter, f.ciphertext, f.tag, f.origin, f.sequence, f.distance, f.count,
-    f.entry, f.timestamp, f.kind, f.signer, f.body, f.signature, f.intro,
+    f.token, f.timestamp, f.kind, f.signer, f.body, f.signature, f.lowest, f.highest,
+    f.roles, f.relay, f.credentials, f.credential_len, f.credential,
 }
 
 local ef_short = ProtoExpert.new("peertap.short", "Packet shorter than its header",
@@ -80,28 +88,28 @@ local function data(buf, tree, pinfo)
 end
 
 local function announce(buf, tree, pinfo)
-    local head = PREFIX_LEN + 32 + 8 + 1 + 2
+    -- prefix | origin 32 | VLAN-ID 16 | sequence u64 | distance u8 | count u16
+    -- | count x VFT 16 | signature 64
+    local head = PREFIX_LEN + 32 + 16 + 8 + 1 + 2
     if buf:len() < head + SIGNATURE_LEN then return short(tree, buf) end
     tree:add(f.origin, buf(4, 32))
-    tree:add(f.sequence, buf(36, 8))
-    tree:add(f.distance, buf(44, 1))
-    local count = buf(45, 2):uint()
-    local count_item = tree:add(f.count, buf(45, 2))
-    if buf:len() ~= head + 32 * count + SIGNATURE_LEN then
+    tree:add(f.vlan_id, buf(36, 16))
+    tree:add(f.sequence, buf(52, 8))
+    tree:add(f.distance, buf(60, 1))
+    local count = buf(61, 2):uint()
+    local count_item = tree:add(f.count, buf(61, 2))
+    if buf:len() ~= head + 16 * count + SIGNATURE_LEN then
         count_item:add_proto_expert_info(ef_length)
     end
     local offset = head
-    for i = 1, count do
-        if offset + 32 > buf:len() - SIGNATURE_LEN then break end
-        local entry = tree:add(f.entry, buf(offset, 32))
-        entry:append_text(string.format(" %d", i))
-        entry:add(f.vlan_id, buf(offset, 16))
-        entry:add(f.vft, buf(offset + 16, 16))
-        offset = offset + 32
+    for _ = 1, count do
+        if offset + 16 > buf:len() - SIGNATURE_LEN then break end
+        tree:add(f.token, buf(offset, 16))
+        offset = offset + 16
     end
     tree:add(f.signature, buf(buf:len() - SIGNATURE_LEN, SIGNATURE_LEN))
-    pinfo.cols.info:append(string.format(" seq %s distance %d, %d entries",
-        buf(36, 8):uint64(), buf(44, 1):uint(), count))
+    pinfo.cols.info:append(string.format(" vlan %s distance %d, %d tokens",
+        buf(36, 4):bytes():tohex():lower(), buf(60, 1):uint(), count))
 end
 
 local function control(buf, tree, pinfo)
@@ -120,7 +128,25 @@ local function control(buf, tree, pinfo)
 end
 
 local function intro(buf, tree, pinfo)
-    if buf:len() > PREFIX_LEN then tree:add(f.intro, buf(PREFIX_LEN)) end
+    -- prefix | lowest u8 | highest u8 | roles u8 | count u8 | count x (u16 length, credential)
+    if buf:len() < PREFIX_LEN + 4 then return short(tree, buf) end
+    tree:add(f.lowest, buf(4, 1))
+    tree:add(f.highest, buf(5, 1))
+    local roles = tree:add(f.roles, buf(6, 1))
+    roles:add(f.relay, buf(6, 1))
+    local count = buf(7, 1):uint()
+    tree:add(f.credentials, buf(7, 1))
+    local offset = PREFIX_LEN + 4
+    for _ = 1, count do
+        if offset + 2 > buf:len() then return short(tree, buf) end
+        local n = buf(offset, 2):uint()
+        if offset + 2 + n > buf:len() then return short(tree, buf) end
+        tree:add(f.credential_len, buf(offset, 2))
+        if n > 0 then tree:add(f.credential, buf(offset + 2, n)) end
+        offset = offset + 2 + n
+    end
+    pinfo.cols.info:append(string.format(" versions %d..%d, %d credentials",
+        buf(4, 1):uint(), buf(5, 1):uint(), count))
 end
 
 local BY_TYPE = { [1] = data, [2] = announce, [3] = control, [4] = intro }

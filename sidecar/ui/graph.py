@@ -1,10 +1,12 @@
 """The mesh as one node knows it, from its /status document: nodes, trunks, paths.
 
 Direct trunk peers come from `peers`; nodes further away come from `origins`
-(each origin node announces the tokens it wants, with its distance in trunk
-hops and the neighbour the best route goes through). A direct peer that wants
-no tokens only forwards: it is shown as a relay. Hops between a neighbour and
-a far origin are not known individually, so that edge is a path of N hops.
+(one entry per origin node and VLAN: the tokens it announces, the neighbour its
+best route goes through, and the announcement's distance, which counts the
+relays between: 0 for a trunk peer's own announcement, so trunk hops = distance
++ 1). A direct peer that announces no tokens only forwards: it is shown as a
+relay. The relays between a neighbour and a far origin are not named in the
+status, so that edge is a path of N hops.
 
 Pure functions on plain data; `to_text` and `to_dot` print it.
 """
@@ -28,6 +30,7 @@ class Node:
     direct: bool
     tokens: int | None = None
     via: str | None = None
+    vlans: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class Topology:
     def as_dict(self) -> dict[str, Any]:
         return {
             "self": self.self_id,
-            "nodes": [vars(n) for n in self.nodes],
+            "nodes": [{**vars(n), "vlans": list(n.vlans)} for n in self.nodes],
             "edges": [{"a": e.a, "b": e.b, "hops": e.hops, "kind": e.kind} for e in self.edges],
         }
 
@@ -65,45 +68,73 @@ def _self_role(doc: Mapping[str, Any]) -> str:
     return RELAY if isinstance(relay, Mapping) and relay.get("enabled") else SELF
 
 
-def _origins(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    raw = doc.get("origins") or []
-    return [o for o in raw if isinstance(o, Mapping) and isinstance(o.get("node"), str)]
+@dataclass
+class _Origin:
+    hops: int
+    via: str | None
+    tokens: int = 0
+    vlans: list[str] = field(default_factory=list)
+
+
+def _origins(doc: Mapping[str, Any], me: str) -> dict[str, _Origin]:
+    """Origin nodes by peer ID, their VLAN entries merged; hops over the best entry."""
+    out: dict[str, _Origin] = {}
+    for o in doc.get("origins") or []:
+        if not isinstance(o, Mapping) or not isinstance(o.get("node"), str) or o["node"] == me:
+            continue
+        hops = int(o.get("distance") or 0) + 1
+        via = o.get("via") if isinstance(o.get("via"), str) else None
+        found = out.setdefault(o["node"], _Origin(hops=hops, via=via))
+        if hops < found.hops:
+            found.hops, found.via = hops, via
+        found.tokens += int(o.get("tokens") or 0)
+        vlan_id = o.get("vlan_id")
+        if isinstance(vlan_id, str) and vlan_id not in found.vlans:
+            found.vlans.append(vlan_id)
+    return out
 
 
 def from_status(doc: Mapping[str, Any]) -> Topology:
     """The topology in a node's status document (missing fields mean: not known)."""
     me = str(doc.get("peer_id") or "?")
     peers = sorted(str(p) for p in doc.get("peers") or [])
-    origins = {str(o["node"]): o for o in _origins(doc) if o["node"] != me}
+    origins = _origins(doc, me)
     nodes = [Node(id=me, role=_self_role(doc), distance=0, direct=False)]
     edges: list[Edge] = []
     for peer in peers:
         o = origins.get(peer)
-        tokens = int(o.get("tokens") or 0) if o is not None else None
-        role = MEMBER if tokens else RELAY
-        nodes.append(Node(id=peer, role=role, distance=1, direct=True, tokens=tokens))
+        role = MEMBER if o is not None and o.tokens else RELAY
+        nodes.append(
+            Node(
+                id=peer,
+                role=role,
+                distance=1,
+                direct=True,
+                tokens=o.tokens if o is not None else None,
+                vlans=tuple(o.vlans) if o is not None else (),
+            )
+        )
         edges.append(Edge(a=me, b=peer, hops=1))
-    for node_id in sorted(origins, key=lambda n: (int(origins[n].get("distance") or 0), n)):
+    for node_id in sorted(origins, key=lambda n: (origins[n].hops, n)):
         if node_id in peers:
             continue
         o = origins[node_id]
-        distance = max(int(o.get("distance") or 1), 1)
-        via = o.get("via")
-        via = str(via) if isinstance(via, str) and via in peers else None
+        via = o.via if o.via in peers else None
         nodes.append(
             Node(
                 id=node_id,
                 role=MEMBER,
-                distance=distance,
+                distance=o.hops,
                 direct=False,
-                tokens=int(o.get("tokens") or 0),
+                tokens=o.tokens,
                 via=via,
+                vlans=tuple(o.vlans),
             )
         )
         if via is not None:
-            edges.append(Edge(a=via, b=node_id, hops=max(distance - 1, 1)))
+            edges.append(Edge(a=via, b=node_id, hops=max(o.hops - 1, 1)))
         else:
-            edges.append(Edge(a=me, b=node_id, hops=distance))
+            edges.append(Edge(a=me, b=node_id, hops=o.hops))
     return Topology(self_id=me, nodes=nodes, edges=edges)
 
 

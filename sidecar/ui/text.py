@@ -36,7 +36,7 @@ def render(view: Mapping[str, Any]) -> str:
     ]
     if view["vlans"]:
         out += _table(
-            ("label", "interface", "mac", "address", "security", "epoch", "mls-id", "members"),
+            ("label", "interface", "mac", "address", "security", "epoch", "mls-id", "nodes"),
             [
                 (
                     v["label"],
@@ -46,7 +46,7 @@ def render(view: Mapping[str, Any]) -> str:
                     v["security"],
                     v["epoch"],
                     v["mls_id"],
-                    v["members"],
+                    1 + len(v["member_nodes"]),
                 )
                 for v in view["vlans"]
             ],

@@ -20,6 +20,7 @@ VLAN_FIELDS = (
     "mac",
     "address",
     "security",
+    "readable_by",
     "epoch",
     "mls_id",
     "tap_mode",
@@ -88,11 +89,17 @@ def build(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The UI document for one status snapshot."""
     relay = _mapping(doc.get("relay"))
     counters = _mapping(doc.get("counters"))
+    topology = graph.from_status(doc)
     vlans = [_vlan(v) for v in doc.get("vlans") or [] if isinstance(v, Mapping)]
+    for v in vlans:
+        # Other nodes announcing tokens on this VLAN: its members as this node knows them.
+        v["member_nodes"] = [n.id for n in topology.nodes if v["vlan_id"] in n.vlans]
     return {
         "node": {
             "peer_id": doc.get("peer_id"),
             "version": doc.get("version"),
+            "protocol": doc.get("protocol"),
+            "admission": _mapping(doc.get("admission")).get("mode"),
             "ready": bool(doc.get("ready")),
             "listen": [str(a) for a in doc.get("listen") or []],
             "transports": transports(doc.get("listen")),
@@ -101,7 +108,7 @@ def build(doc: Mapping[str, Any]) -> dict[str, Any]:
         "vlans": vlans,
         "trunks": _trunks(doc),
         "trunk_totals": _ints(doc.get("trunk")),
-        "topology": graph.from_status(doc).as_dict(),
+        "topology": topology.as_dict(),
         "drops": _ints(counters.get("drops")),
         "events": _ints(counters.get("events")),
         "routes": _ints(doc.get("routes")),

@@ -10,6 +10,8 @@ ME = "12D3KooWSelfSelfSelfSelf1"
 RELAY = "12D3KooWRelayRelayRelay22"
 FAR = "12D3KooWFarMemberFarMem33"
 NEAR = "12D3KooWNearMemberNear444"
+LAB = "ab" * 16
+OTHER = "ef" * 16
 
 
 def status(**extra: Any) -> dict[str, Any]:
@@ -23,7 +25,7 @@ def status(**extra: Any) -> dict[str, Any]:
         "vlans": [
             {
                 "label": "lab",
-                "vlan_id": "ab" * 16,
+                "vlan_id": LAB,
                 "interface": "pt-lab",
                 "mac": "02:00:00:00:00:01",
                 "address": "10.250.0.1/24",
@@ -35,9 +37,11 @@ def status(**extra: Any) -> dict[str, Any]:
                 "epoch_secret": "must-not-show",
             }
         ],
+        # distance counts the relays between: 0 is a trunk peer's own announcement.
         "origins": [
-            {"node": FAR, "distance": 3, "via": RELAY, "tokens": 4},
-            {"node": NEAR, "distance": 1, "via": NEAR, "tokens": 2},
+            {"node": FAR, "vlan_id": LAB, "distance": 2, "via": RELAY, "tokens": 4},
+            {"node": NEAR, "vlan_id": LAB, "distance": 0, "via": NEAR, "tokens": 2},
+            {"node": NEAR, "vlan_id": OTHER, "distance": 0, "via": NEAR, "tokens": 1},
         ],
         "trunk_peers": {RELAY: {"bytes_sent": 100, "bytes_received": 50, "drops": 0}},
         "counters": {"events": {"tx": 5}, "drops": {"auth": 2, "no_route": 7}},
@@ -62,7 +66,7 @@ def test_topology_has_trunks_to_peers_and_paths_to_far_origins() -> None:
 
 
 def test_an_origin_whose_neighbour_is_gone_hangs_off_this_node() -> None:
-    doc = status(peers=[], origins=[{"node": FAR, "distance": 2, "via": RELAY, "tokens": 1}])
+    doc = status(peers=[], origins=[{"node": FAR, "distance": 1, "via": RELAY, "tokens": 1}])
     topo = graph.from_status(doc)
     assert [(e.a, e.b, e.hops) for e in topo.edges] == [(ME, FAR, 2)]
 
@@ -73,11 +77,16 @@ def test_a_status_without_origins_or_peers_is_just_this_node() -> None:
     assert graph.to_text(topo) == f"{ME} (this node, relay)\n"
 
 
+def test_an_origin_on_several_vlans_is_one_node_with_all_its_vlans() -> None:
+    near = graph.from_status(status()).node(NEAR)
+    assert near is not None and near.vlans == (LAB, OTHER) and near.tokens == 3
+
+
 def test_text_tree_nests_far_origins_under_their_neighbour() -> None:
     tree = graph.to_text(graph.from_status(status()))
     assert tree.splitlines() == [
         f"{ME} (this node)",
-        f"├── {NEAR} (member, trunk, 2 tokens)",
+        f"├── {NEAR} (member, trunk, 3 tokens)",
         f"└── {RELAY} (relay, trunk)",
         f"    └── {FAR} (member, 3 hops, 4 tokens, via a 2-hop path)",
     ]
@@ -103,6 +112,7 @@ def test_view_keeps_only_allow_listed_fields_and_marks_rtt_unmeasured() -> None:
     assert near["bytes_sent"] is None
     assert v["drops"] == {"auth": 2, "no_route": 7}
     assert v["controls"] == {"join_leave": False}
+    assert set(v["vlans"][0]["member_nodes"]) == {NEAR, FAR}
 
 
 def test_view_of_an_old_status_without_new_fields() -> None:

@@ -28,8 +28,9 @@ function rate(bytesNow, bytesBefore, seconds) {
   return `${bits.toFixed(0)} bit/s`;
 }
 
-function memberNodes(view) {
-  return view.topology.nodes.filter((n) => n.distance > 0 && n.role === "member");
+function memberNodes(v, view) {
+  const ids = new Set(v.member_nodes || []);
+  return view.topology.nodes.filter((n) => ids.has(n.id));
 }
 
 function vlanRow(v, view) {
@@ -39,7 +40,7 @@ function vlanRow(v, view) {
   cell(tr, v.interface, "mono");
   cell(tr, v.mac, "mono");
   cell(tr, v.address, "mono");
-  cell(tr, v.security);
+  cell(tr, v.security).title = v.readable_by || "";
   cell(tr, v.epoch, "num");
   cell(tr, v.mls_id, "mono").title = v.mls_id || "";
   const members = cell(tr, "");
@@ -50,7 +51,7 @@ function vlanRow(v, view) {
   self.textContent = `this node ${shortId(view.node.peer_id || "?")}`;
   self.dataset.peer = view.node.peer_id || "";
   list.append(self);
-  for (const n of memberNodes(view)) {
+  for (const n of memberNodes(v, view)) {
     const li = document.createElement("li");
     li.textContent = `${shortId(n.id)} (${n.distance} hop${n.distance === 1 ? "" : "s"})`;
     li.title = n.id;
@@ -89,7 +90,8 @@ function render(view) {
   document.getElementById("node-id").textContent = view.node.peer_id || "?";
   const relay = view.node.relay.enabled ? `relay (ACL ${view.node.relay.acl})` : "not a relay";
   document.getElementById("node-line").textContent =
-    `${view.node.ready ? "ready" : "not ready"} · version ${view.node.version} · ${relay} · ` +
+    `${view.node.ready ? "ready" : "not ready"} · version ${view.node.version}` +
+    ` (protocol ${view.node.protocol ?? "?"}) · admission ${view.node.admission ?? "?"} · ${relay} · ` +
     `listening on ${view.node.listen.join(", ") || "—"}`;
   fill("vlans", view.vlans.map((v) => vlanRow(v, view)));
   const roles = new Map(view.topology.nodes.map((n) => [n.id, n.role]));
