@@ -8,6 +8,7 @@ A screenshot of the page is kept in the test's output directory.
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,37 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 40.0) -> Non
             return
         time.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def peertap_in(lab: Lab, pod: str, *args: str) -> str:
+    """`peertap ARGS` run inside the pod, against its node's API."""
+    argv = [sys.executable, "-P", "-m", "peertap.sidecar", *args, "--api", "127.0.0.1:9464"]
+    r = lab.exec(pod, argv, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out: str = r.stdout
+    return out
+
+
+def test_status_and_topology_commands_print_the_mesh(lab_factory: Callable[..., Lab]) -> None:
+    lab = lab_factory(topology("relay"))
+    lab.wait_ready(timeout=30)
+    ids = {pod: lab.status(pod)["peer_id"] for pod in ("a", "r", "b")}
+    wait_for(
+        "a to learn b's tokens through r",
+        lambda: any(o.get("node") == ids["b"] for o in lab.status("a").get("origins", [])),
+    )
+    assert peertap_in(lab, "a", "topology").splitlines() == [
+        f"{ids['a']} (this node)",
+        f"└── {ids['r']} (relay, trunk)",
+        f"    └── {ids['b']} (member, 2 hops, 3 tokens)",
+    ]
+    dot = peertap_in(lab, "a", "topology", "--dot")
+    assert f'"{ids["a"]}" -- "{ids["r"]}";' in dot and f'"{ids["r"]}" -- "{ids["b"]}";' in dot
+    status = peertap_in(lab, "a", "status")
+    assert f"node     {ids['a']}" in status
+    assert "pt-lab" in status and lab.overlay_address("a") in status and "not measured" in status
+    raw = peertap_in(lab, "a", "status", "--json")
+    assert '"peer_id": "' + ids["a"] + '"' in raw
 
 
 def test_the_ui_shows_the_vlan_its_members_and_the_topology(
