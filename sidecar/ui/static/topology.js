@@ -14,20 +14,36 @@ export function shortId(id) {
   return id.length <= 12 ? id : "…" + id.slice(-8);
 }
 
+function polar(angle, radius) {
+  return [radius * Math.cos(angle) * 1.25, radius * Math.sin(angle)];
+}
+
+// This node in the centre, trunk peers evenly on the first ring, and every node further
+// away on an outer ring (by distance) in the sector of the neighbour it is reached through.
 function layout(topology) {
-  const rings = new Map();
-  for (const n of topology.nodes) {
-    const ring = Math.min(n.distance, 4);
-    if (!rings.has(ring)) rings.set(ring, []);
-    rings.get(ring).push(n);
-  }
   const pos = new Map();
-  for (const [ring, nodes] of rings) {
+  const angles = new Map();
+  const direct = topology.nodes.filter((n) => n.distance === 1);
+  const far = topology.nodes.filter((n) => n.distance > 1);
+  for (const n of topology.nodes.filter((x) => x.distance === 0)) pos.set(n.id, [0, 0]);
+  direct.forEach((n, i) => {
+    const angle = (2 * Math.PI * i) / direct.length - Math.PI / 2;
+    angles.set(n.id, angle);
+    pos.set(n.id, polar(angle, 110));
+  });
+  const groups = new Map();
+  for (const n of far) {
+    const key = n.via && angles.has(n.via) ? n.via : "";
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(n);
+  }
+  const sector = (2 * Math.PI) / Math.max(direct.length, 1);
+  for (const [via, nodes] of groups) {
     nodes.forEach((n, i) => {
-      if (ring === 0) { pos.set(n.id, [0, 0]); return; }
-      const angle = (2 * Math.PI * i) / nodes.length - Math.PI / 2 + ring * 0.4;
-      const radius = 70 + ring * 70;
-      pos.set(n.id, [radius * Math.cos(angle) * 1.3, radius * Math.sin(angle)]);
+      const angle = via
+        ? angles.get(via) + sector * 0.7 * ((i + 0.5) / nodes.length - 0.5)
+        : (2 * Math.PI * i) / nodes.length + Math.PI / 4;
+      pos.set(n.id, polar(angle, 110 + 60 * (Math.min(n.distance, 4) - 1)));
     });
   }
   return pos;
@@ -48,7 +64,7 @@ export function drawTopology(svg, topology) {
     }
   }
   for (const n of topology.nodes) {
-    const [x, y] = pos.get(n.id);
+    const [x, y] = pos.get(n.id) || [0, 0];
     const g = el("g", { class: `node ${n.distance === 0 ? "self" : n.role}`, "data-peer": n.id });
     g.append(el("title", {}, `${n.id}\n${n.role}${n.tokens != null ? `, ${n.tokens} tokens` : ""}`));
     g.append(el("circle", { cx: x, cy: y, r: n.distance === 0 ? 16 : 12 }));
