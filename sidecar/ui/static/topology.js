@@ -25,11 +25,13 @@ function layout(topology) {
   const angles = new Map();
   const direct = topology.nodes.filter((n) => n.distance === 1);
   const far = topology.nodes.filter((n) => n.distance > 1);
+  const deepest = Math.max(1, ...topology.nodes.map((n) => n.distance));
+  const step = Math.min(140, 270 / deepest);
   for (const n of topology.nodes.filter((x) => x.distance === 0)) pos.set(n.id, [0, 0]);
   direct.forEach((n, i) => {
     const angle = (2 * Math.PI * i) / direct.length - Math.PI / 2;
     angles.set(n.id, angle);
-    pos.set(n.id, polar(angle, 110));
+    pos.set(n.id, polar(angle, step));
   });
   const groups = new Map();
   for (const n of far) {
@@ -43,7 +45,7 @@ function layout(topology) {
       const angle = via
         ? angles.get(via) + sector * 0.7 * ((i + 0.5) / nodes.length - 0.5)
         : (2 * Math.PI * i) / nodes.length + Math.PI / 4;
-      pos.set(n.id, polar(angle, 110 + 60 * (Math.min(n.distance, 4) - 1)));
+      pos.set(n.id, polar(angle, step * n.distance));
     });
   }
   return pos;
