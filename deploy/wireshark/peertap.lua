@@ -3,8 +3,8 @@
 -- Decodes the PeerTap packets in traces written by `peertap run --trace FILE.pcapng`:
 -- link type LINKTYPE_USER0 (147), one interface per trunk, each packet exactly as
 -- after trunk decryption. Every header field of DATA, ANNOUNCE, CONTROL and INTRO
--- is named (docs/protocol.md, "Packets"); encrypted payloads and the MLS messages in
--- CONTROL bodies stay opaque.
+-- is named (docs/protocol.md sections 4, 8a and 10.1); encrypted payloads and the MLS
+-- messages in CONTROL bodies stay opaque.
 --
 -- Use:  tshark -X lua_script:deploy/wireshark/peertap.lua -r node.pcapng -V
 -- or copy this file into Wireshark's personal Lua plugins folder
