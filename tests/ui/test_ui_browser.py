@@ -7,11 +7,13 @@ A screenshot of the page is kept in the test's output directory.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,6 +82,23 @@ def test_status_and_topology_commands_print_the_mesh(lab_factory: Callable[..., 
     assert "pt-lab" in status and lab.overlay_address("a") in status and "not measured" in status
     raw = peertap_in(lab, "a", "status", "--json")
     assert '"peer_id": "' + ids["a"] + '"' in raw
+
+
+def test_a_private_vlan_shows_its_mls_group_and_no_key(lab_factory: Callable[..., Lab]) -> None:
+    lab = lab_factory(topology("relay").model_copy(update={"security": "mls"}))
+    lab.wait_ready(timeout=30)
+
+    def view() -> dict[str, Any]:
+        doc: dict[str, Any] = lab.http_get("a", "/ui/view.json").json()
+        return doc
+
+    wait_for("a group of a and b", lambda: (view()["vlans"][0].get("members") or 0) == 2)
+    (vlan,) = view()["vlans"]
+    assert (vlan["security"], vlan["mls_state"], vlan["members"]) == ("mls", "member", 2)
+    assert vlan["epoch"] >= 1 and vlan["mls_id"] == lab.status("a")["vlans"][0]["mls_id"]
+    assert lab.status("b")["peer_id"] in vlan["member_nodes"]
+    keyish = [k for k in json.dumps(view()).lower().split('"') if "key" in k or "secret" in k]
+    assert keyish == []
 
 
 def test_the_ui_shows_the_vlan_its_members_and_the_topology(

@@ -111,3 +111,12 @@ def test_ui_view_shows_the_snapshot_but_no_unlisted_field(api: tuple[StatusBoard
     assert doc["vlans"][0]["interface"] == "pt-lab"
     assert doc["drops"] == {"auth": 1}
     assert [e["b"] for e in doc["topology"]["edges"]] == ["12D3KooWPeer"]
+
+
+def test_ui_is_read_only(api: tuple[StatusBoard, str]) -> None:
+    _, base = api
+    for path in ("/ui/", "/ui/view.json", "/ui/static/app.js"):
+        request = urllib.request.Request(base + path, data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=5)
+        assert err.value.code == 405
