@@ -15,6 +15,10 @@ need tincd tinc
 need openvpn openvpn
 need curl curl
 need ss iproute2
+# The web UI's browser test (Playwright drives this Chromium; it downloads none).
+need chromium chromium
+# Trace decoding with the shipped Wireshark dissector.
+need tshark tshark
 # Building the venv compiles fastecdsa (a libp2p dependency) against GMP.
 need gcc gcc
 dpkg -s libgmp-dev >/dev/null 2>&1 || missing="$missing libgmp-dev"
@@ -25,6 +29,8 @@ if [ -n "$missing" ]; then
     fi
     echo "installing:$missing"
     export DEBIAN_FRONTEND=noninteractive
+    # tshark's package asks whether non-root users may capture: no, and do not ask.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
     apt-get update -qq
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing >/dev/null

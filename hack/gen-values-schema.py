@@ -153,6 +153,18 @@ class Metrics(_Strict):
     serviceMonitor: ServiceMonitor
 
 
+class Dashboards(_Strict):
+    enabled: bool = Field(default=False, description="Render the Grafana dashboard ConfigMap.")
+    label: str = Field(
+        default="grafana_dashboard",
+        pattern=r"^([a-z0-9.-]+/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+        description="Label Grafana's dashboard sidecar selects on.",
+    )
+    labelValue: str = Field(default="1", max_length=63, description="Value of that label.")
+    namespace: str = Field(default="", description="ConfigMap namespace; empty: the release's.")
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
 class Values(_Strict):
     """Values of the PeerTap Helm chart."""
 
@@ -173,6 +185,7 @@ class Values(_Strict):
     webhook: Webhook
     health: Health
     metrics: Metrics
+    dashboards: Dashboards
     global_: dict[str, Any] = Field(
         default_factory=dict,
         alias="global",

@@ -26,6 +26,7 @@ from . import (
     reconcile,
     relay,
     servers,
+    ui,
     webhook_tls,
 )
 
@@ -85,6 +86,9 @@ async def _webhook_tls(rt: Runtime, opts: options.Options) -> webhook_tls.Bundle
 async def _start_servers(rt: Runtime, opts: options.Options) -> None:
     await rt.servers.start("health", servers.health_app(_health), opts.health_listen, ssl_ctx=None)
     await rt.servers.start("metrics", servers.metrics_app(), opts.metrics_listen, ssl_ctx=None)
+    if opts.ui_listen:
+        ui_app = ui.app(rt.api, namespaces=opts.namespaces)
+        await rt.servers.start("ui", ui_app, opts.ui_listen, ssl_ctx=None)
     if opts.no_webhook:
         return
     bundle = await _webhook_tls(rt, opts)

@@ -28,6 +28,7 @@ class Options:
     no_webhook: bool = False
     health_listen: str = "0.0.0.0:8080"
     metrics_listen: str = "0.0.0.0:9090"
+    ui_listen: str = "127.0.0.1:8081"
     sidecar_image: str = DEFAULT_SIDECAR_IMAGE
     resync_interval: float = 60.0
     verbose: bool = False
@@ -104,6 +105,11 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     p.add_argument("--health-listen", default=value("--health-listen", d.health_listen))
     p.add_argument("--metrics-listen", default=value("--metrics-listen", d.metrics_listen))
+    p.add_argument(
+        "--ui-listen",
+        default=value("--ui-listen", d.ui_listen),
+        help="HOST:PORT of the read-only cluster web page (empty: none)",
+    )
     p.add_argument("--sidecar-image", default=value("--sidecar-image", d.sidecar_image))
     p.add_argument(
         "--resync-interval",
@@ -137,6 +143,7 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         no_webhook=args.no_webhook,
         health_listen=args.health_listen,
         metrics_listen=args.metrics_listen,
+        ui_listen=args.ui_listen,
         sidecar_image=args.sidecar_image,
         resync_interval=args.resync_interval,
         verbose=args.verbose,
@@ -145,6 +152,7 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         ("--webhook-listen", opts.webhook_listen),
         ("--health-listen", opts.health_listen),
         ("--metrics-listen", opts.metrics_listen),
+        *((("--ui-listen", opts.ui_listen),) if opts.ui_listen else ()),
     ):
         try:
             split_host_port(listen, flag=flag)

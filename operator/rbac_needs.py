@@ -9,7 +9,8 @@
   relay config.
 - services, deployments: the MVLAN relay.
 - nodes: node addresses for NodePort relay addresses (read only).
-- events: kopf posts warnings about handler failures.
+- events: kopf posts warnings about handler failures; the cluster page lists the
+  recent ones about CryptoVLANs and MVLANs.
 - mutating/validatingwebhookconfigurations: patch caBundle at start.
 - apiextensions customresourcedefinitions: kopf's resource discovery.
 - namespaces: kopf lists them when watching all namespaces.
@@ -41,7 +42,11 @@ RBAC_RULES: list[dict[str, Any]] = [
     },
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": [*READ, *WRITE]},
     {"apiGroups": [""], "resources": ["nodes", "namespaces"], "verbs": READ},
-    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    {
+        "apiGroups": ["", "events.k8s.io"],
+        "resources": ["events"],
+        "verbs": ["list", "create", "patch"],
+    },
     {
         "apiGroups": ["admissionregistration.k8s.io"],
         "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],

@@ -1,4 +1,6 @@
-"""The node's local HTTP API: /healthz, /readyz, /status (JSON), /metrics (Prometheus).
+"""The node's local HTTP API: /healthz, /readyz, /status (JSON), /metrics (Prometheus), /ui/.
+
+/ui/ is the read-only web page (`peertap.sidecar.ui`) drawn from the same snapshot.
 
 The data plane runs on trio; this server runs uvicorn (asyncio) in its own
 thread and only reads the latest snapshot the node publishes about once a
@@ -20,6 +22,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from .ui.routes import ui_routes
 
 log = logging.getLogger("peertap.api")
 
@@ -65,6 +69,54 @@ class _SnapshotCollector(Collector):
         ready = GaugeMetricFamily("peertap_ready", "1 when the node is ready")
         ready.add_metric([], 1 if snap.get("ready") else 0)
         yield ready
+        yield from _vlan_metrics(snap)
+        yield from _trunk_peer_metrics(snap)
+
+
+_VLAN_GAUGES = (
+    ("epoch", "peertap_vlan_epoch", "Key epoch of the VLAN (MLS epoch; 0 for open VLANs)"),
+    ("members", "peertap_vlan_members", "Members of the VLAN's MLS group (private VLANs)"),
+    ("learned_macs", "peertap_vlan_learned_macs", "Source MACs learned on the VLAN's TAP"),
+    ("wanted_tokens", "peertap_vlan_wanted_tokens", "Tokens the node announces for the VLAN"),
+)
+_TRUNK_COUNTERS = (
+    ("bytes_sent", "peertap_trunk_peer_sent_bytes", "Bytes sent on the trunk to a peer"),
+    ("bytes_received", "peertap_trunk_peer_received_bytes", "Bytes received from a peer"),
+    ("records_sent", "peertap_trunk_peer_sent_records", "Records sent to a peer"),
+    ("records_received", "peertap_trunk_peer_received_records", "Records received"),
+    ("drops", "peertap_trunk_peer_drops", "Records dropped on the trunk to a peer"),
+)
+
+
+def _vlan_metrics(snap: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
+    vlans = [v for v in snap.get("vlans", []) if isinstance(v, dict)]
+    for key, name, doc in _VLAN_GAUGES:
+        family = GaugeMetricFamily(name, doc, labels=["vlan", "vlan_id"])
+        for v in vlans:
+            value = v.get(key)
+            if isinstance(value, int):
+                family.add_metric([str(v.get("label")), str(v.get("vlan_id"))], value)
+        yield family
+
+
+def _trunk_peer_metrics(
+    snap: dict[str, Any],
+) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    peers = snap.get("trunk_peers")
+    peers = peers if isinstance(peers, dict) else {}
+    for key, name, doc in _TRUNK_COUNTERS:
+        counter = CounterMetricFamily(name, doc, labels=["peer"])
+        for peer, values in sorted(peers.items()):
+            if isinstance(values, dict) and isinstance(values.get(key), int):
+                counter.add_metric([str(peer)], values[key])
+        yield counter
+    queued = GaugeMetricFamily(
+        "peertap_trunk_peer_queued_bytes", "Bytes queued for a peer", labels=["peer"]
+    )
+    for peer, values in sorted(peers.items()):
+        if isinstance(values, dict) and isinstance(values.get("queued_bytes"), int):
+            queued.add_metric([str(peer)], values["queued_bytes"])
+    yield queued
 
 
 def make_app(board: StatusBoard) -> Starlette:
@@ -90,6 +142,7 @@ def make_app(board: StatusBoard) -> Starlette:
             Route("/readyz", readyz),
             Route("/status", status),
             Route("/metrics", metrics),
+            *ui_routes(lambda: board.snapshot),
         ]
     )
 

@@ -1,4 +1,5 @@
-"""The `peertap` command line: run a node, make keys, compute IDs, ask a node's status.
+"""The `peertap` command line: run a node, make keys, compute IDs, ask a node's status
+and topology.
 
 Subcommands import their heavy dependencies (libp2p, trio, uvicorn) only when
 they run, so `peertap vlan-id` and friends answer instantly.
@@ -13,6 +14,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import __version__, config, identity, ids
 
@@ -64,15 +66,41 @@ def _cmd_vlan_id(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
+def _fetch_status(args: argparse.Namespace) -> dict[str, Any] | None:
     url = f"http://{args.api}/status"
     try:
         with urllib.request.urlopen(url, timeout=args.timeout) as resp:
             body = json.load(resp)
     except (urllib.error.URLError, OSError, ValueError) as err:
         print(f"peertap: cannot reach the node API at {url}: {err}", file=sys.stderr)
+        return None
+    if not isinstance(body, dict):
+        print(f"peertap: {url} did not answer a status document", file=sys.stderr)
+        return None
+    return body
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    body = _fetch_status(args)
+    if body is None:
         return EXIT_RUNTIME
-    print(json.dumps(body, indent=2, sort_keys=True))
+    if args.json:
+        print(json.dumps(body, indent=2, sort_keys=True))
+    else:
+        from .ui import text, view
+
+        sys.stdout.write(text.render(view.build(body)))
+    return 0
+
+
+def _cmd_topology(args: argparse.Namespace) -> int:
+    body = _fetch_status(args)
+    if body is None:
+        return EXIT_RUNTIME
+    from .ui import graph
+
+    topo = graph.from_status(body)
+    sys.stdout.write(graph.to_dot(topo) if args.dot else graph.to_text(topo))
     return 0
 
 
@@ -103,7 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a node until SIGTERM")
     run.add_argument("--config", required=True, help="node config JSON (see docs/config.md)")
-    run.add_argument("--trace", help="append every packet sent/received/forwarded as JSON lines")
+    run.add_argument(
+        "--trace",
+        help="record every packet sent/received/forwarded: pcapng if FILE ends in .pcapng,"
+        " else appended JSON lines",
+    )
     run.set_defaults(fn=_cmd_run)
 
     kg = sub.add_parser("keygen", help="create a node key; prints its peer ID and public key")
@@ -120,10 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
     vid.add_argument("--label", required=True)
     vid.set_defaults(fn=_cmd_vlan_id)
 
-    st = sub.add_parser("status", help="print a running node's /status")
+    st = sub.add_parser("status", help="print a running node's status (--json: raw /status)")
     st.add_argument("--api", default="127.0.0.1:9464", help="HOST:PORT of the node API")
     st.add_argument("--timeout", type=float, default=5.0)
+    st.add_argument("--json", action="store_true", help="the raw /status JSON document")
     st.set_defaults(fn=_cmd_status)
+
+    tp = sub.add_parser("topology", help="print the mesh as a running node sees it")
+    tp.add_argument("--api", default="127.0.0.1:9464", help="HOST:PORT of the node API")
+    tp.add_argument("--timeout", type=float, default=5.0)
+    tp.add_argument("--dot", action="store_true", help="Graphviz DOT instead of a text tree")
+    tp.set_defaults(fn=_cmd_topology)
 
     cf = sub.add_parser("config", help="config file helpers")
     cf_sub = cf.add_subparsers(dest="config_cmd", required=True)

@@ -36,6 +36,11 @@ def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="the lab VLAN's security (default public; psk: a pre-shared secret; "
         "mls: a private VLAN with credentials)",
     )
+    up.add_argument(
+        "--trace-format",
+        choices=("jsonl", "pcapng"),
+        help="nodes' trace files: JSON lines (default) or pcapng for Wireshark",
+    )
     up.add_argument("--state", default=DEFAULT_STATE, help="state directory")
     up.add_argument("--prefix", help="name prefix (default pt-<4 hex>-)")
     up.add_argument("--no-nodes", action="store_true", help="build the pods, start no peertap")
@@ -87,7 +92,11 @@ def _spec(args: argparse.Namespace) -> LabSpec:
         spec = topology("relay", routed=args.routed)
     else:
         spec = topology(args.topology)
-    return spec.model_copy(update={"security": args.security}) if args.security else spec
+    if args.security:
+        spec = spec.model_copy(update={"security": args.security})
+    if args.trace_format:
+        spec = spec.model_copy(update={"trace_format": args.trace_format})
+    return spec
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -124,6 +133,11 @@ def _print_lab(lab: Lab, *, health: bool) -> None:
             f"{link.address(name)} (to {link.peer(name)})" for link in lab.plan.links_of(name)
         )
         print(f"{name:<6} {pod.netns:<14} {role:<7} {overlay:<12} {node:<18} {underlay}")
+    with_nodes = [name for name in lab.pods if lab.plan.pods[name].node is not None]
+    if with_nodes:
+        print("\nweb UI of each node (its API listens on the pod's own loopback):")
+        for name in with_nodes:
+            print(f"  {name:<6} {lab.ui_url(name)}  in netns {lab.netns(name)}")
 
 
 def _readiness(lab: Lab, pod: str) -> str:

@@ -243,7 +243,7 @@ class Lab:
         return self._files(pod).key
 
     def trace_path(self, pod: str) -> Path:
-        return self._files(pod).trace
+        return self._files(pod).trace_file(self.plan.spec.trace_format)
 
     def log_path(self, pod: str) -> Path:
         return self._files(pod).log
@@ -252,6 +252,10 @@ class Lab:
         """Base URL of the node's API; it answers only inside the pod (see http_get)."""
         self._files(pod)
         return f"http://{API_LISTEN}"
+
+    def ui_url(self, pod: str) -> str:
+        """Address of the node's web UI; like the API, it answers only inside the pod."""
+        return f"{self.node_api(pod)}/ui/"
 
     def node_pid(self, pod: str) -> int | None:
         """Pid of the pod's running node, None if it is not running."""
@@ -265,7 +269,12 @@ class Lab:
         files = self._files(pod)
         if self.node_pid(pod) is not None:
             raise NodeError(f"node {pod} is already running")
-        child = nodes.launch(self.netns(pod), files, trace=self.plan.spec.trace)
+        child = nodes.launch(
+            self.netns(pod),
+            files,
+            trace=self.plan.spec.trace,
+            trace_format=self.plan.spec.trace_format,
+        )
         self._children.append(child)
         self._journal.proc(pid=child.pid, pod=pod, what=NODE)
         self._node_pids[pod] = (child.pid, proc_start_time(child.pid))

@@ -63,6 +63,13 @@ class NodeFiles:
         return self.dir / "node.trace"
 
     @property
+    def pcapng(self) -> Path:
+        return self.dir / "node.pcapng"
+
+    def trace_file(self, trace_format: str) -> Path:
+        return self.pcapng if trace_format == "pcapng" else self.trace
+
+    @property
     def log(self) -> Path:
         return self.dir / "node.log"
 
@@ -154,10 +161,12 @@ def node_config(plan: Plan, pod: str, *, creator_hex: str, peer_ids: dict[str, s
     )
 
 
-def launch(netns_name: str, files: NodeFiles, *, trace: bool) -> subprocess.Popen[bytes]:
+def launch(
+    netns_name: str, files: NodeFiles, *, trace: bool, trace_format: str = "jsonl"
+) -> subprocess.Popen[bytes]:
     argv = [*node_command(), "--config", str(files.config)]
     if trace:
-        argv += ["--trace", str(files.trace)]
+        argv += ["--trace", str(files.trace_file(trace_format))]
     with files.log.open("ab") as log:
         try:
             return subprocess.Popen(

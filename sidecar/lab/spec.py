@@ -69,6 +69,10 @@ class LabSpec(_Model):
         "member gets a credential from the lab's VLAN creator). `open` means public.",
     )
     trace: bool = Field(default=True, description="Start nodes with --trace (costs speed).")
+    trace_format: Literal["jsonl", "pcapng"] = Field(
+        default="jsonl",
+        description="Trace file format: JSON lines (node.trace) or pcapng (node.pcapng).",
+    )
 
     @field_validator("security", mode="before")
     @classmethod

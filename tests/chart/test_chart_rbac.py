@@ -38,7 +38,12 @@ NAMESPACED_NEEDS: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["pods"], "verbs": READ},
     {"apiGroups": [""], "resources": ["secrets", "configmaps", "services"], "verbs": list(CRUD)},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": list(CRUD)},
-    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    # list: the operator's cluster page shows recent Events about its resources.
+    {
+        "apiGroups": ["", "events.k8s.io"],
+        "resources": ["events"],
+        "verbs": ["list", "create", "patch"],
+    },
 ]
 CLUSTER_NEEDS: list[dict[str, Any]] = [
     {

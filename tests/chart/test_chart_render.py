@@ -26,6 +26,9 @@ VARIATIONS: dict[str, dict[str, Any]] = {
     "watch-release-namespace": {"watchNamespaces": [NAMESPACE, "team-a"]},
     "service-monitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"r": "p"}}}},
     "fail-closed-injection": {"webhook": {"failurePolicy": "Fail"}},
+    "dashboards": {
+        "dashboards": {"enabled": True, "namespace": "monitoring", "annotations": {"f": "PeerTap"}}
+    },
     "no-webhook": {"webhook": {"enabled": False}},
     "match-all-pods": {"webhook": {"matchAllPods": True}},
     "scheduling": {

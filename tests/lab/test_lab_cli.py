@@ -37,6 +37,8 @@ def test_lab_commands_build_enter_report_and_remove_a_lab(state: Path) -> None:
     up = peertap("up", "--topology", "relay", "--state", str(state), "--prefix", prefix)
     assert up.returncode == 0, up.stderr
     assert f"{prefix}r" in up.stdout
+    for pod in ("a", "r", "b"):
+        assert f"{pod:<6} http://127.0.0.1:9464/ui/  in netns {prefix}{pod}" in up.stdout
 
     inside = peertap("exec", "--state", str(state), "b", "--", "ip", "netns", "identify")
     assert inside.stdout.strip() == f"{prefix}b"

@@ -158,6 +158,7 @@ def operator_factory(kubectl: Kubectl) -> Iterator[OperatorFactory]:
         webhook_listen="127.0.0.1:0",
         health_listen="127.0.0.1:0",
         metrics_listen="127.0.0.1:0",
+        ui_listen="127.0.0.1:0",
         webhook_service=WEBHOOK_SERVICE,
         webhook_cert_secret=CERT_SECRET,
         webhook_config_name=WEBHOOK_CONFIG,

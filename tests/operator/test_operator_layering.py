@@ -10,6 +10,7 @@ import pytest
 OPERATOR = Path(__file__).resolve().parents[2] / "operator"
 PURE = [
     "admission",
+    "cluster_view",
     "conditions",
     "credentials",
     "crdgen",

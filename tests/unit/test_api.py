@@ -77,3 +77,46 @@ def test_status_and_metrics_show_the_snapshot(api: tuple[StatusBoard, str]) -> N
         "peertap_ready 1.0",
     ):
         assert line in metrics.splitlines()
+
+
+def test_ui_page_and_assets_are_served_from_the_package(api: tuple[StatusBoard, str]) -> None:
+    _, base = api
+    code, page = get(base + "/ui/")
+    assert code == 200 and "/ui/static/app.js" in page
+    for name in ("app.js", "topology.js", "style.css"):
+        assert get(base + f"/ui/static/{name}")[0] == 200
+    with urllib.request.urlopen(base + "/ui/", timeout=5) as r:
+        assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Frame-Options"] == "DENY"
+    assert get(base + "/ui/static/missing.js")[0] == 404
+    assert get(base + "/ui/static/..%2Fview.py")[0] == 404
+    with urllib.request.urlopen(base + "/ui", timeout=5) as r:
+        assert r.url.endswith("/ui/")
+
+
+def test_ui_view_shows_the_snapshot_but_no_unlisted_field(api: tuple[StatusBoard, str]) -> None:
+    board, base = api
+    board.publish(
+        {
+            "ready": True,
+            "peer_id": "12D3KooWTest",
+            "peers": ["12D3KooWPeer"],
+            "vlans": [{"label": "lab", "interface": "pt-lab", "private_key": "SECRET"}],
+            "counters": {"events": {}, "drops": {"auth": 1}},
+        }
+    )
+    code, body = get(base + "/ui/view.json")
+    assert code == 200 and "SECRET" not in body and "private_key" not in body
+    doc = json.loads(body)
+    assert doc["vlans"][0]["interface"] == "pt-lab"
+    assert doc["drops"] == {"auth": 1}
+    assert [e["b"] for e in doc["topology"]["edges"]] == ["12D3KooWPeer"]
+
+
+def test_ui_is_read_only(api: tuple[StatusBoard, str]) -> None:
+    _, base = api
+    for path in ("/ui/", "/ui/view.json", "/ui/static/app.js"):
+        request = urllib.request.Request(base + path, data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=5)
+        assert err.value.code == 405

@@ -30,7 +30,7 @@ release's by name.
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["list", "create", "patch"]
 {{- end }}
 
 {{- define "peertap.clusterRules" -}}
