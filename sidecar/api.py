@@ -1,6 +1,9 @@
 """The node's local HTTP API: /healthz, /readyz, /status (JSON), /metrics (Prometheus), /ui/.
 
-/ui/ is the read-only web page (`peertap.sidecar.ui`) drawn from the same snapshot.
+/ui/ is the web page (`peertap.sidecar.ui`) drawn from the same snapshot. With
+`api.vlan_control` it may also join and leave VLANs (POST /ui/vlans/{label}/join|leave):
+those requests are the only ones that reach the node, through `vlan_control.ThreadBridge`
+(run on the trio loop, never on this thread).
 
 The data plane runs on trio; this server runs uvicorn (asyncio) in its own
 thread and only reads the latest snapshot the node publishes about once a
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -119,7 +122,10 @@ def _trunk_peer_metrics(
     yield queued
 
 
-def make_app(board: StatusBoard) -> Starlette:
+VlanControl = Callable[[str, str], dict[str, Any]]
+
+
+def make_app(board: StatusBoard, control: VlanControl | None = None) -> Starlette:
     registry = CollectorRegistry()
     registry.register(_SnapshotCollector(board))
 
@@ -142,7 +148,7 @@ def make_app(board: StatusBoard) -> Starlette:
             Route("/readyz", readyz),
             Route("/status", status),
             Route("/metrics", metrics),
-            *ui_routes(lambda: board.snapshot),
+            *ui_routes(lambda: board.snapshot, control),
         ]
     )
 
@@ -150,10 +156,12 @@ def make_app(board: StatusBoard) -> Starlette:
 class ApiServer:
     """uvicorn in a daemon thread; `stop()` asks it to exit and waits briefly."""
 
-    def __init__(self, board: StatusBoard, listen: str) -> None:
+    def __init__(
+        self, board: StatusBoard, listen: str, *, control: VlanControl | None = None
+    ) -> None:
         host, _, port = listen.rpartition(":")
         config = uvicorn.Config(
-            make_app(board),
+            make_app(board, control),
             host=host.strip("[]"),
             port=int(port),
             log_level="warning",

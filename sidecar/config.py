@@ -44,6 +44,12 @@ class ApiConfig(_Model):
         description="HOST:PORT of the local HTTP API (/healthz, /readyz, /status, /metrics). "
         "Empty string disables the API.",
     )
+    vlan_control: bool = Field(
+        default=False,
+        description="Let the web UI join and leave this node's public and psk VLANs at run "
+        "time (POST /ui/vlans/{label}/join|leave), answered only to loopback clients. "
+        "Needs `listen` on a loopback address.",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -54,6 +60,27 @@ class ApiConfig(_Model):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"api.listen must be HOST:PORT, got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _control_on_loopback(self) -> ApiConfig:
+        if self.vlan_control and not is_loopback_host(self.listen.rpartition(":")[0]):
+            raise ValueError(
+                "api.vlan_control needs api.listen on a loopback address (127.0.0.1:PORT or "
+                f"[::1]:PORT), got {self.listen!r}: joining and leaving VLANs is offered only "
+                "to the node's own host"
+            )
+        return self
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether HOST (an IP literal, optionally in brackets, or `localhost`) is loopback."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class AclConfig(_Model):
@@ -194,6 +221,12 @@ class VlanConfig(_Model):
         "long after an epoch change, then its keys are erased.",
     )
     interface: InterfaceConfig = Field(default_factory=InterfaceConfig)
+    start: Literal["joined", "left"] = Field(
+        default="joined",
+        description="With api.vlan_control: `left` starts the node without this VLAN (no "
+        "interface, no keys, no announcements) until the web UI joins it. public and psk "
+        "VLANs only.",
+    )
 
     @field_validator("creator")
     @classmethod
@@ -217,6 +250,11 @@ class VlanConfig(_Model):
             raise ValueError("security 'psk' needs `psk_file` (the pre-shared secret file)")
         if self.security != "psk" and self.psk_file:
             raise ValueError("`psk_file` is used only with security 'psk'")
+        if self.start == "left" and self.security == "mls":
+            raise ValueError(
+                "start 'left' is for public and psk VLANs: an mls VLAN cannot be joined or "
+                "left at run time"
+            )
         return self
 
 
@@ -362,6 +400,12 @@ class NodeConfig(_Model):
             raise ValueError("the same VLAN (creator, label) is listed twice")
         if not self.vlans and not self.relay.enabled:
             raise ValueError("a node with no VLANs must enable relay (it would do nothing)")
+        left = [v.label for v in self.vlans if v.start == "left"]
+        if left and not self.api.vlan_control:
+            raise ValueError(
+                f"VLAN {left[0]!r} has start 'left' but api.vlan_control is false: "
+                "nothing could join it"
+            )
         return self
 
 

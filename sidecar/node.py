@@ -25,7 +25,7 @@ from typing import Any
 
 import trio
 
-from . import __version__, identity, ids, wire
+from . import __version__, identity, ids, vlan_control, wire
 from .admission import Admission, Verdict
 from .admission.files import OwnCredentials
 from .announcements import AnnounceIntake, IntakeLimits, OwnAnnouncer
@@ -83,6 +83,9 @@ class Node:
         self.ports: dict[bytes, VlanPort] = {}
         self.taps: list[TapDevice | EmulatedTap] = []
         self._emulated: list[tuple[EmulatedTap, VlanPort]] = []
+        # Per TAP task: its cancel scope and an event set once it has stopped.
+        self._tap_tasks: dict[str, tuple[trio.CancelScope, trio.Event]] = {}
+        self._vlan_lock = trio.Lock()  # one join or leave at a time
         self._psk: list[tuple[str, PskKeyProvider]] = []
         self._announce_now = trio.Event()
         self._ready = False
@@ -94,6 +97,7 @@ class Node:
         self._pending: dict[str, tuple[Verdict, bytes]] = {}
         self._peer_ids: dict[bytes, str] = {}
         member_ids = [ids.vlan_id(bytes.fromhex(v.creator), v.label) for v in cfg.vlans]
+        self._configured = list(zip(cfg.vlans, member_ids, strict=True))
         self.acl = Acl(
             mode=cfg.relay.acl.mode,
             members=member_ids,
@@ -122,7 +126,11 @@ class Node:
             ),
             self,
         )
-        self.api = ApiServer(self.board, cfg.api.listen) if cfg.api.listen else None
+        # VLAN selection from the web UI (api.vlan_control): the API thread reaches the
+        # trio loop only through this bridge (see the "VLAN selection" section below).
+        self.vlan_bridge = vlan_control.ThreadBridge(join=self.join_vlan, leave=self.leave_vlan)
+        control = self.vlan_bridge if cfg.api.vlan_control else None
+        self.api = ApiServer(self.board, cfg.api.listen, control=control) if cfg.api.listen else None
         self.announcer = OwnAnnouncer(self.identity, hop_limit=cfg.routing.hop_limit)
         self.intake = AnnounceIntake(
             routes=self.routes,
@@ -190,48 +198,54 @@ class Node:
         return PublicKeyProvider(bytes.fromhex(v.creator), v.label)
 
     def _open_ports(self) -> None:
-        for v in self.config.vlans:
-            vid = ids.vlan_id(bytes.fromhex(v.creator), v.label)
-            mac = (
-                ids.mac_bytes(v.interface.mac)
-                if v.interface.mac
-                # A zero nonce keeps the MAC stable across restarts; a collision re-rolls it.
-                else ids.member_mac(self.identity.public_bytes, vid, bytes(16))
-            )
-            keys = self._keys_for(v, vid, mac)
-            settings = TapSettings(
-                name=v.interface.name,
-                mtu=v.interface.mtu,
-                mac=mac,
-                address=v.interface.address,
-                offload=v.interface.offload,
-            )
-            tap = EmulatedTap(settings) if v.interface.mode == "tun" else TapDevice(settings)
-            self.taps.append(tap)
-            info = PortInfo(v.label, vid, v.interface.name, mac, v.security)
-            self.ports[vid] = VlanPort(
-                info=info,
-                sink=tap,
-                keys=keys,
-                hop_limit=self.config.routing.hop_limit,
-                counters=self.counters,
-            )
-            if isinstance(tap, EmulatedTap):
-                self._emulated.append((tap, self.ports[vid]))
-            log.info(
-                "vlan %s (%s, %s) on %s mac %s",
-                v.label,
-                vid.hex(),
-                v.security,
-                tap.settings.name,
-                ids.mac_str(mac),
-            )
+        for v, vid in self._configured:
+            if v.start == "joined":
+                self._open_vlan(v, vid)
+
+    def _open_vlan(self, v: VlanConfig, vid: bytes) -> TapDevice | EmulatedTap:
+        """Keys, TAP and port of one VLAN (not yet read: see `_start_tap`)."""
+        mac = (
+            ids.mac_bytes(v.interface.mac)
+            if v.interface.mac
+            # A zero nonce keeps the MAC stable across restarts; a collision re-rolls it.
+            else ids.member_mac(self.identity.public_bytes, vid, bytes(16))
+        )
+        keys = self._keys_for(v, vid, mac)
+        settings = TapSettings(
+            name=v.interface.name,
+            mtu=v.interface.mtu,
+            mac=mac,
+            address=v.interface.address,
+            offload=v.interface.offload,
+        )
+        tap = EmulatedTap(settings) if v.interface.mode == "tun" else TapDevice(settings)
+        self.taps.append(tap)
+        info = PortInfo(v.label, vid, v.interface.name, mac, v.security)
+        self.ports[vid] = VlanPort(
+            info=info,
+            sink=tap,
+            keys=keys,
+            hop_limit=self.config.routing.hop_limit,
+            counters=self.counters,
+        )
+        if isinstance(tap, EmulatedTap):
+            self._emulated.append((tap, self.ports[vid]))
+        log.info(
+            "vlan %s (%s, %s) on %s mac %s",
+            v.label,
+            vid.hex(),
+            v.security,
+            tap.settings.name,
+            ids.mac_str(mac),
+        )
+        return tap
 
     async def run(self) -> None:
         log.info("peertap %s node %s starting", __version__, self.identity.peer_id)
         try:
             self.credentials.load()
             self._open_ports()
+            self.vlan_bridge.token = trio.lowlevel.current_trio_token()
             if self.api:
                 self.api.start()
             log.info("admission: %s", self.config.admission_mode)
@@ -239,7 +253,7 @@ class Node:
                 self._nursery = nursery
                 await nursery.start(self._run_trunk)
                 for tap in self.taps:
-                    nursery.start_soon(self._task, f"tap-{tap.settings.name}", self._tap_loop, tap)
+                    self._start_tap(tap)
                 nursery.start_soon(self._task, "announce", self._announce_loop)
                 nursery.start_soon(self._task, "status", self._status_loop)
                 nursery.start_soon(self._task, "housekeeping", self._housekeeping_loop)
@@ -249,6 +263,7 @@ class Node:
                 log.info("node ready: listening on %s", ", ".join(self.trunk.listen_addrs()))
         finally:
             self._ready = False
+            self.vlan_bridge.token = None
             self.board.publish({"ready": False})
             for tap in self.taps:
                 tap.close()
@@ -273,6 +288,30 @@ class Node:
             log.debug("task peertap-%s stopped", name)
 
     # ---- TAP -> mesh -------------------------------------------------------------
+
+    def _start_tap(self, tap: TapDevice | EmulatedTap) -> None:
+        """Read `tap` in a task of the node's nursery that `_stop_tap` can cancel."""
+        assert self._nursery is not None
+        scope, stopped = trio.CancelScope(), trio.Event()
+        self._tap_tasks[tap.settings.name] = (scope, stopped)
+        self._nursery.start_soon(
+            self._task, f"tap-{tap.settings.name}", self._scoped_tap_loop, tap, scope, stopped
+        )
+
+    async def _stop_tap(self, tap: TapDevice | EmulatedTap) -> None:
+        """Cancel the TAP's task and wait until it stopped (then its fd may be closed)."""
+        scope, stopped = self._tap_tasks.pop(tap.settings.name)
+        scope.cancel()
+        await stopped.wait()
+
+    async def _scoped_tap_loop(
+        self, tap: TapDevice | EmulatedTap, scope: trio.CancelScope, stopped: trio.Event
+    ) -> None:
+        try:
+            with scope:
+                await self._tap_loop(tap)
+        finally:
+            stopped.set()
 
     async def _tap_loop(self, tap: TapDevice | EmulatedTap) -> None:
         port = next(p for p in self.ports.values() if p.info.interface == tap.settings.name)
@@ -465,6 +504,61 @@ class Node:
         # /status shows the epoch whose keys the node uses now, not one up to 0.5 s old.
         self._publish()
 
+    # ---- VLAN selection at run time (api.vlan_control; rules in vlan_control.py) -------
+    # Both run on the trio loop: the API thread reaches them through `self.vlan_bridge`.
+
+    async def join_vlan(self, label: str) -> dict[str, Any]:
+        """Open a configured public or psk VLAN that was left: keys, TAP, port, its TAP
+        task, and an announcement of its tokens to every trunk peer at once."""
+        async with self._vlan_lock:
+            return await self._join(label)
+
+    async def _join(self, label: str) -> dict[str, Any]:
+        v, vid = vlan_control.configured(self.config.vlans, label)
+        if vid in self.ports:
+            raise vlan_control.VlanControlError(409, f"vlan {v.label} is already joined")
+        psk_before = len(self._psk)
+        try:
+            tap = self._open_vlan(v, vid)
+        except OSError as err:
+            del self._psk[psk_before:]
+            log.warning("vlan %s: cannot join: %s", v.label, err)
+            raise vlan_control.VlanControlError(500, f"cannot join vlan {v.label}: {err}") from err
+        self._start_tap(tap)
+        port = self.ports[vid]
+        self._send_announcements([self.announcer.make(vid, tuple(sorted(port.wanted)))])
+        log.info("vlan %s joined (web UI)", v.label)
+        self._publish()
+        return vlan_control.result(v, vid, joined=True)
+
+    async def leave_vlan(self, label: str) -> dict[str, Any]:
+        """Close a joined public or psk VLAN: stop its TAP task, remove its interface, port
+        and keys, and withdraw its routes (an announcement with no tokens)."""
+        async with self._vlan_lock:
+            return await self._leave(label)
+
+    async def _leave(self, label: str) -> dict[str, Any]:
+        v, vid = vlan_control.configured(self.config.vlans, label)
+        port = self.ports.pop(vid, None)
+        if port is None:
+            raise vlan_control.VlanControlError(409, f"vlan {v.label} is already left")
+        tap = next(t for t in self.taps if t.settings.name == port.info.interface)
+        self.taps.remove(tap)
+        self._emulated = [(t, p) for t, p in self._emulated if t is not tap]
+        self._psk = [(name, k) for name, k in self._psk if k is not port.keys]
+        await self._stop_tap(tap)
+        tap.close()
+        self._send_announcements([self.announcer.make(vid, ())])
+        log.info("vlan %s left (web UI): interface %s removed", v.label, tap.settings.name)
+        self._publish()
+        return vlan_control.result(v, vid, joined=False)
+
+    def _send_announcements(self, anns: list[wire.Announce]) -> None:
+        packets = [a.encode() for a in anns]
+        for peer in self.trunk.peers():
+            if self.trunk.send(peer, packets):
+                self.counters.inc("announce_tx", len(packets))
+
     # ---- announcements ---------------------------------------------------------------
 
     def _own_announcements(self) -> list[wire.Announce]:
@@ -510,7 +604,21 @@ class Node:
 
     def status(self) -> dict[str, Any]:
         vlans = []
-        for vid, port in self.ports.items():
+        for v, vid in self._configured:
+            port = self.ports.get(vid)
+            if port is None:  # left (api.vlan_control): listed with its config only
+                vlans.append(
+                    {
+                        "label": v.label,
+                        "vlan_id": vid.hex(),
+                        "interface": v.interface.name,
+                        "address": v.interface.address,
+                        "security": v.security,
+                        "readable_by": READABLE_BY[v.security],
+                        "joined": False,
+                    }
+                )
+                continue
             epoch = port.keys.current()
             tap = next(t for t in self.taps if t.settings.name == port.info.interface)
             vlans.append(
@@ -528,6 +636,7 @@ class Node:
                     "wanted_tokens": len(port.wanted),
                     "learned_macs": len(port.local.macs),
                     "groups": sorted(ids.mac_str(g) for g in port.local.groups),
+                    "joined": True,
                     **self.mvlan.status(vid),
                 }
             )

@@ -46,7 +46,7 @@ def render(view: Mapping[str, Any]) -> str:
                     v["security"],
                     v["epoch"],
                     v["mls_id"],
-                    1 + len(v["member_nodes"]),
+                    1 + len(v["member_nodes"]) if v.get("joined", True) else "left",
                 )
                 for v in view["vlans"]
             ],

@@ -30,6 +30,7 @@ VLAN_FIELDS = (
     "mls_state",
     "members",
     "committer",
+    "joined",
 )
 TRUNK_COUNTERS = (
     "queued_bytes",
@@ -85,8 +86,9 @@ def _trunks(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def build(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """The UI document for one status snapshot."""
+def build(doc: Mapping[str, Any], *, join_leave: bool = False) -> dict[str, Any]:
+    """The UI document for one status snapshot; `join_leave`: the page may offer join
+    and leave buttons (api.vlan_control, asked from the node's own host)."""
     relay = _mapping(doc.get("relay"))
     counters = _mapping(doc.get("counters"))
     topology = graph.from_status(doc)
@@ -94,6 +96,9 @@ def build(doc: Mapping[str, Any]) -> dict[str, Any]:
     for v in vlans:
         # Other nodes announcing tokens on this VLAN: its members as this node knows them.
         v["member_nodes"] = [n.id for n in topology.nodes if v["vlan_id"] in n.vlans]
+        # A status from before `joined` existed lists joined VLANs only.
+        v["joined"] = v["joined"] is not False
+        v["controllable"] = join_leave and v["security"] in ("public", "psk")
     return {
         "node": {
             "peer_id": doc.get("peer_id"),
@@ -113,5 +118,5 @@ def build(doc: Mapping[str, Any]) -> dict[str, Any]:
         "events": _ints(counters.get("events")),
         "routes": _ints(doc.get("routes")),
         "time": doc.get("time"),
-        "controls": {"join_leave": False},
+        "controls": {"join_leave": join_leave},
     }

@@ -1,10 +1,12 @@
-// The node page: polls /ui/view.json every 2 seconds and renders it. Read-only.
-// Every value is written with textContent, never as HTML.
+// The node page: polls /ui/view.json every 2 seconds and renders it. Read-only, except
+// for join/leave buttons on VLANs when the view allows them (api.vlan_control, asked
+// from the node's own host). Every value is written with textContent, never as HTML.
 
 import { drawTopology, shortId } from "./topology.js";
 
 const POLL_MS = 2000;
 let previous = null;
+let timer = null;
 
 function cell(row, text, cls) {
   const td = document.createElement("td");
@@ -33,9 +35,46 @@ function memberNodes(v, view) {
   return view.topology.nodes.filter((n) => ids.has(n.id));
 }
 
+async function vlanAction(v, action, button) {
+  const error = document.getElementById("error");
+  button.disabled = true;
+  try {
+    const resp = await fetch(`/ui/vlans/${encodeURIComponent(v.vlan_id)}/${action}`, {
+      method: "POST",
+      cache: "no-store",
+    });
+    if (!resp.ok) {
+      const body = await resp.json().catch(() => ({}));
+      throw new Error(body.error || `HTTP ${resp.status}`);
+    }
+    error.hidden = true;
+    clearTimeout(timer);
+    await poll();
+  } catch (err) {
+    error.textContent = `cannot ${action} VLAN ${v.label}: ${err.message}`;
+    error.hidden = false;
+    button.disabled = false;
+  }
+}
+
+function stateCell(tr, v) {
+  const td = cell(tr, v.joined ? "joined" : "left");
+  if (!v.controllable) return;
+  const action = v.joined ? "leave" : "join";
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "vlan-action";
+  button.dataset.action = action;
+  button.textContent = action;
+  button.addEventListener("click", () => vlanAction(v, action, button));
+  td.append(button);
+}
+
 function vlanRow(v, view) {
   const tr = document.createElement("tr");
   tr.dataset.vlan = v.label;
+  tr.dataset.joined = String(v.joined);
+  if (!v.joined) tr.className = "left";
   cell(tr, v.label);
   cell(tr, v.interface, "mono");
   cell(tr, v.mac, "mono");
@@ -66,6 +105,7 @@ function vlanRow(v, view) {
     members.append(note);
   }
   cell(tr, `tokens ${v.wanted_tokens ?? "—"}, MACs ${v.learned_macs ?? "—"}, groups ${(v.groups || []).length}`);
+  stateCell(tr, v);
   return tr;
 }
 
@@ -94,6 +134,9 @@ function render(view) {
     ` (protocol ${view.node.protocol ?? "?"}) · admission ${view.node.admission ?? "?"} · ${relay} · ` +
     `listening on ${view.node.listen.join(", ") || "—"}`;
   fill("vlans", view.vlans.map((v) => vlanRow(v, view)));
+  document.getElementById("vlan-note").textContent = view.controls.join_leave
+    ? "This node's config lets this page join and leave its public and psk VLANs."
+    : "Read-only: joining or leaving a VLAN is done in the node's config.";
   const roles = new Map(view.topology.nodes.map((n) => [n.id, n.role]));
   fill("trunks", view.trunks.map((t) => trunkRow(t, view, roles)));
   drawTopology(document.getElementById("topology"), view.topology);
@@ -121,7 +164,8 @@ async function poll() {
     error.textContent = `cannot read the node's view: ${err}`;
     error.hidden = false;
   }
-  setTimeout(poll, POLL_MS);
+  clearTimeout(timer);
+  timer = setTimeout(poll, POLL_MS);
 }
 
 poll();
