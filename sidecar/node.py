@@ -130,7 +130,9 @@ class Node:
         # trio loop only through this bridge (see the "VLAN selection" section below).
         self.vlan_bridge = vlan_control.ThreadBridge(join=self.join_vlan, leave=self.leave_vlan)
         control = self.vlan_bridge if cfg.api.vlan_control else None
-        self.api = ApiServer(self.board, cfg.api.listen, control=control) if cfg.api.listen else None
+        self.api = (
+            ApiServer(self.board, cfg.api.listen, control=control) if cfg.api.listen else None
+        )
         self.announcer = OwnAnnouncer(self.identity, hop_limit=cfg.routing.hop_limit)
         self.intake = AnnounceIntake(
             routes=self.routes,
@@ -603,7 +605,7 @@ class Node:
         return pid
 
     def status(self) -> dict[str, Any]:
-        vlans = []
+        vlans: list[dict[str, Any]] = []
         for v, vid in self._configured:
             port = self.ports.get(vid)
             if port is None:  # left (api.vlan_control): listed with its config only

@@ -34,7 +34,7 @@ from .errors import (
     NodeExited,
     NodeNotReady,
 )
-from .http import HttpResponse, http_get
+from .http import HttpResponse, http_get, http_request
 from .journal import Journal, proc_start_time
 from .plan import API_LISTEN, Plan, PodPlan, make_plan, overlay_ip
 from .spec import LabSpec
@@ -295,6 +295,12 @@ class Lab:
     def http_get(self, pod: str, path: str, *, timeout: float = 5.0) -> HttpResponse:
         """GET `path` from the pod's node API, from inside the pod's namespace."""
         return http_get(self.netns(pod), self.node_api(pod) + path, timeout=timeout)
+
+    def http_post(self, pod: str, path: str, *, timeout: float = 10.0) -> HttpResponse:
+        """POST (empty body) `path` to the pod's node API, from inside the pod's namespace."""
+        return http_request(
+            self.netns(pod), self.node_api(pod) + path, method="POST", timeout=timeout
+        )
 
     def status(self, pod: str) -> Any:
         """The node's /status document."""

@@ -148,7 +148,9 @@ def node_config(plan: Plan, pod: str, *, creator_hex: str, peer_ids: dict[str, s
         identity=IdentityConfig(key_file="node.key"),
         listen=[f"/ip4/0.0.0.0/tcp/{TRUNK_PORT}"],
         bootstrap=bootstrap,
-        api=ApiConfig(listen=API_LISTEN),
+        api=ApiConfig(
+            listen=API_LISTEN, vlan_control=plan.spec.vlan_control and role.role == "member"
+        ),
         # A pure relay is a member of no VLAN, so "restricted" would let it forward nothing.
         relay=RelayConfig(enabled=True, acl=AclConfig(mode="open"))
         if role.role == "relay"

@@ -68,6 +68,11 @@ class LabSpec(_Model):
         "label), psk (a pre-shared secret the lab generates), or mls (a private VLAN: every "
         "member gets a credential from the lab's VLAN creator). `open` means public.",
     )
+    vlan_control: bool = Field(
+        default=False,
+        description="Members' configs (not relays') set api.vlan_control: their web UI (and POST "
+        "/ui/vlans/LABEL/join|leave inside the pod) may leave and join the lab VLAN.",
+    )
     trace: bool = Field(default=True, description="Start nodes with --trace (costs speed).")
     trace_format: Literal["jsonl", "pcapng"] = Field(
         default="jsonl",

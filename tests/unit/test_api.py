@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from peertap.sidecar.api import ApiServer, StatusBoard
+from peertap.sidecar.vlan_control import ThreadBridge
 
 
 def free_port() -> int:
@@ -120,3 +121,65 @@ def test_ui_is_read_only(api: tuple[StatusBoard, str]) -> None:
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(request, timeout=5)
         assert err.value.code == 405
+
+
+def post(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(url, data=b"", method="POST", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_vlan_control_is_refused_when_the_config_does_not_enable_it(
+    api: tuple[StatusBoard, str],
+) -> None:
+    _, base = api
+    for action in ("leave", "join"):
+        code, body = post(f"{base}/ui/vlans/lab/{action}")
+        assert code == 403 and "api.vlan_control" in str(body["error"])
+    view = json.loads(get(base + "/ui/view.json")[1])
+    assert view["controls"] == {"join_leave": False}
+
+
+@pytest.fixture
+def controlled_api() -> Iterator[str]:
+    """An API whose node would allow VLAN control but has not started its trio loop."""
+    bridge = ThreadBridge(join=_never, leave=_never)
+    port = free_port()
+    server = ApiServer(StatusBoard(), f"127.0.0.1:{port}", control=bridge)
+    server.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+async def _never(label: str) -> dict[str, object]:
+    raise AssertionError("the node is not running: nothing may reach it")
+
+
+def test_vlan_control_refuses_other_origins_and_hosts(controlled_api: str) -> None:
+    base = controlled_api
+    refused = [
+        {"Origin": "http://evil.example"},
+        {"Host": "evil.example:9464"},  # DNS rebinding: a name that resolved to loopback
+        {"Sec-Fetch-Site": "cross-site"},
+    ]
+    for headers in refused:
+        code, body = post(f"{base}/ui/vlans/lab/leave", headers)
+        assert code == 403, headers
+        assert "error" in body and "key" not in json.dumps(body).lower()
+    # The node's own page (same origin) gets through to the node, which is not running.
+    own = {"Origin": base, "Sec-Fetch-Site": "same-origin"}
+    assert post(f"{base}/ui/vlans/lab/leave", own) == (
+        503,
+        {"error": "the node is not running yet"},
+    )
+    assert post(f"{base}/ui/vlans/lab/dance")[0] == 404
+    view = json.loads(get(base + "/ui/view.json")[1])
+    assert view["controls"] == {"join_leave": True}

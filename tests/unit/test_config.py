@@ -77,3 +77,69 @@ def test_missing_file_is_a_config_error(tmp_path):
 def test_schema_lists_every_top_level_section():
     props = config.json_schema()["properties"]
     assert {"identity", "listen", "bootstrap", "api", "relay", "vlans"} <= set(props)
+
+
+def test_vlan_control_is_off_by_default_and_vlans_start_joined(tmp_path):
+    cfg, _ = config.load(_write(tmp_path, {"vlans": [{"label": "x", "creator": CREATOR}]}))
+    assert cfg.api.vlan_control is False
+    assert cfg.vlans[0].start == "joined"
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:9464", "127.0.0.2:80", "[::1]:9464", "localhost:1"])
+def test_vlan_control_on_a_loopback_api_is_valid(tmp_path, listen):
+    data = {
+        "api": {"listen": listen, "vlan_control": True},
+        "vlans": [
+            {"label": "x", "creator": CREATOR, "start": "left", "interface": {"name": "px"}},
+            {"label": "y", "creator": CREATOR, "security": "psk", "psk_file": "y.psk"},
+        ],
+    }
+    cfg, _ = config.load(_write(tmp_path, data))
+    assert cfg.api.vlan_control
+    assert [v.start for v in cfg.vlans] == ["left", "joined"]
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        (
+            {"api": {"listen": "0.0.0.0:9464", "vlan_control": True}, "relay": {"enabled": True}},
+            "api.vlan_control needs api.listen on a loopback address",
+        ),
+        (
+            {"api": {"listen": "10.0.0.5:9464", "vlan_control": True}, "relay": {"enabled": True}},
+            "'10.0.0.5:9464'",
+        ),
+        (
+            {"api": {"listen": "", "vlan_control": True}, "relay": {"enabled": True}},
+            "loopback",
+        ),
+        (
+            {"vlans": [{"label": "x", "creator": CREATOR, "start": "left"}]},
+            "api.vlan_control is false",
+        ),
+        (
+            {
+                "api": {"vlan_control": True},
+                "vlans": [
+                    {
+                        "label": "x",
+                        "creator": CREATOR,
+                        "security": "mls",
+                        "credential": "x.cred",
+                        "start": "left",
+                    }
+                ],
+            },
+            "mls VLAN cannot be joined or left",
+        ),
+        (
+            {"vlans": [{"label": "x", "creator": CREATOR, "start": "gone"}]},
+            "vlans.0.start",
+        ),
+    ],
+)
+def test_bad_vlan_control_configs_are_rejected(tmp_path, data, needle):
+    with pytest.raises(config.ConfigError) as info:
+        config.load(_write(tmp_path, data))
+    assert needle in str(info.value)
