@@ -140,6 +140,10 @@ def test_the_ui_shows_the_vlan_its_members_and_the_topology(
             assert svg.locator(f'line.trunk[data-a="{ids["a"]}"][data-b="{ids["r"]}"]').count() == 1
             assert svg.locator(f'line[data-a="{ids["r"]}"][data-b="{ids["b"]}"]').count() == 1
 
+            # The lab's config does not enable VLAN control: no join or leave buttons.
+            assert page.locator("#vlans button").count() == 0
+            assert "Read-only" in page.locator("#vlan-note").inner_text()
+
             trunk = page.locator(f'#trunks tr[data-peer="{ids["r"]}"]')
             assert "not measured" in trunk.inner_text()
             shot = tmp_path / "node-ui.png"
@@ -147,3 +151,47 @@ def test_the_ui_shows_the_vlan_its_members_and_the_topology(
         finally:
             browser.close()
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_ui_leaves_and_joins_a_vlan_when_the_config_allows_it(
+    lab_factory: Callable[..., Lab], tmp_path: Path
+) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    lab = lab_factory(topology("relay").model_copy(update={"vlan_control": True}))
+    lab.wait_ready(timeout=30)
+    wrapper = chromium_in(lab.netns("a"), tmp_path)
+
+    def has_link() -> bool:
+        argv = ["ip", "link", "show", "pt-lab"]
+        return lab.exec("a", argv, capture_output=True).returncode == 0
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(lab.ui_url("a"))
+            page.wait_for_selector('body[data-loaded="true"]', timeout=WAIT_MS)
+            row = page.locator('#vlans tr[data-vlan="lab"]')
+            row.locator('button[data-action="leave"]').click(timeout=WAIT_MS)
+            page.wait_for_selector(
+                '#vlans tr[data-vlan="lab"][data-joined="false"]', timeout=WAIT_MS
+            )
+            assert not has_link()
+            assert lab.status("a")["vlans"][0]["joined"] is False
+            row.locator('button[data-action="join"]').click(timeout=WAIT_MS)
+            page.wait_for_selector(
+                '#vlans tr[data-vlan="lab"][data-joined="true"]', timeout=WAIT_MS
+            )
+            assert has_link()
+            assert page.locator("#error").is_hidden()
+        finally:
+            browser.close()
+    wait_for(
+        "ping b -> a",
+        lambda: (
+            lab.exec(
+                "b", ["ping", "-c1", "-W1", lab.overlay_address("a")], capture_output=True
+            ).returncode
+            == 0
+        ),
+    )
