@@ -132,3 +132,30 @@ def test_human_status_names_vlans_trunks_and_drops() -> None:
     assert "not measured" in out
     assert "drops    no_route 7, auth 2" in out
     assert "must-not-show" not in out
+
+
+def test_view_offers_join_and_leave_only_when_allowed_and_not_for_mls() -> None:
+    left = {
+        "label": "side",
+        "vlan_id": OTHER,
+        "interface": "pt-side",
+        "address": None,
+        "security": "psk",
+        "readable_by": "holders of the pre-shared secret",
+        "joined": False,
+    }
+    doc = status(vlans=[*status()["vlans"], left])
+    closed = view.build(doc)
+    assert closed["controls"] == {"join_leave": False}
+    assert [(v["joined"], v["controllable"]) for v in closed["vlans"]] == [
+        (True, False),
+        (False, False),
+    ]
+    open_ = view.build(doc, join_leave=True)
+    assert open_["controls"] == {"join_leave": True}
+    assert [(v["joined"], v["controllable"]) for v in open_["vlans"]] == [
+        (True, False),  # mls: membership follows the MLS group
+        (False, True),
+    ]
+    assert open_["vlans"][1]["mac"] is None
+    assert "left" in text.render(open_)
