@@ -10,6 +10,8 @@ Packet paths:
                -> CONTROL: management VLAN (mvlan_node.py): private VLAN groups, flood (relay)
                -> INTRO: a renewed credential of an admitted peer
 Long-lived tasks are named `peertap-<job>` and log their start and stop.
+With api.vlan_control the API thread joins and leaves VLANs through `vlan_bridge`
+(vlan_control.py), which runs `join_vlan`/`leave_vlan` on the trio loop.
 """
 
 from __future__ import annotations
