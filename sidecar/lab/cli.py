@@ -37,6 +37,11 @@ def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
         "mls: a private VLAN with credentials)",
     )
     up.add_argument(
+        "--vlan-control",
+        action="store_true",
+        help="members' web UIs may leave and join the lab VLAN (api.vlan_control)",
+    )
+    up.add_argument(
         "--trace-format",
         choices=("jsonl", "pcapng"),
         help="nodes' trace files: JSON lines (default) or pcapng for Wireshark",
@@ -96,6 +101,8 @@ def _spec(args: argparse.Namespace) -> LabSpec:
         spec = spec.model_copy(update={"security": args.security})
     if args.trace_format:
         spec = spec.model_copy(update={"trace_format": args.trace_format})
+    if args.vlan_control:
+        spec = spec.model_copy(update={"vlan_control": True})
     return spec
 
 
