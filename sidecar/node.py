@@ -249,7 +249,6 @@ class Node:
         try:
             self.credentials.load()
             self._open_ports()
-            self.vlan_bridge.token = trio.lowlevel.current_trio_token()
             if self.api:
                 self.api.start()
             log.info("admission: %s", self.config.admission_mode)
@@ -262,12 +261,16 @@ class Node:
                 nursery.start_soon(self._task, "status", self._status_loop)
                 nursery.start_soon(self._task, "housekeeping", self._housekeeping_loop)
                 self.mvlan.start(nursery)
+                # Join and leave from the API only once every TAP task is started (until
+                # then the bridge answers 503).
+                self.vlan_bridge.token = trio.lowlevel.current_trio_token()
                 self._ready = True
                 self._publish()
                 log.info("node ready: listening on %s", ", ".join(self.trunk.listen_addrs()))
         finally:
             self._ready = False
             self.vlan_bridge.token = None
+            self._nursery = None
             self.board.publish({"ready": False})
             for tap in self.taps:
                 tap.close()
@@ -521,6 +524,8 @@ class Node:
         v, vid = vlan_control.configured(self.config.vlans, label)
         if vid in self.ports:
             raise vlan_control.VlanControlError(409, f"vlan {v.label} is already joined")
+        if self._nursery is None:
+            raise vlan_control.VlanControlError(503, "the node is stopping")
         psk_before = len(self._psk)
         try:
             tap = self._open_vlan(v, vid)
