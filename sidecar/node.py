@@ -335,8 +335,6 @@ class Node:
             for peer in batches:
                 await self.trunk.wait_for_room(peer, timeout=ROOM_WAIT_S)
             self.forwarder.send_batches(batches, "tx")
-            # Let the trunk writers and readers run between batches.
-            await trio.sleep(0)
 
     # ---- admission -------------------------------------------------------------------
 

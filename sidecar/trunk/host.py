@@ -132,8 +132,9 @@ async def raise_receive_window(stream: INetStream, size: int) -> int:
 
 WINDOW_POLL_S = 0.01
 """How often a writer facing a closed Yamux window looks again (py-libp2p polls too)."""
-MAX_PIECE = 256 * 1024
-"""Largest single stream write, so the stall deadline measures progress, not one big write."""
+MAX_PIECE = 4 * 1024 * 1024
+"""Largest single stream write, so the stall deadline measures progress, not one huge write.
+Smaller pieces let the scheduler interleave more and cost relays throughput (measured)."""
 
 
 class TrunkStalled(Exception):
