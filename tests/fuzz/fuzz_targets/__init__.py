@@ -21,6 +21,9 @@ from dataclasses import dataclass
 TARGETS = (
     "trunk_records",
     "wire_packets",
+    "intro_admission",
+    "node_credentials",
+    "announce_signed",
     "frame_open",
     "fragments",
     "control_bodies",

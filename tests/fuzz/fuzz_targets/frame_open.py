@@ -1,6 +1,6 @@
 """DATA decryption: `crypto.frames.FrameOpener.open` on arbitrary DATA packets.
 
-The opener holds the real key of an open VLAN; the seeds are packets sealed under it.
+The opener holds the real key of a public VLAN; the seeds are packets sealed under it.
 Input: a DATA packet (anything `wire.decode_data` refuses is skipped). Asserts that
 `open` returns a plaintext or raises OpenError, and that it opens only what the
 sealer made: a packet that opens equals a seed in every byte but the hop limit, and
@@ -13,12 +13,12 @@ import functools
 
 from peertap.sidecar import wire
 from peertap.sidecar.crypto.frames import FrameOpener, FrameSealer, OpenError
-from peertap.sidecar.crypto.keys import OpenKeyProvider
+from peertap.sidecar.crypto.keys import PublicKeyProvider
 
 from . import world
 
 NAME = "frame_open"
-_KEYS = OpenKeyProvider(world.VLAN_ID)
+_KEYS = PublicKeyProvider(world.AUTHORITY.public_bytes, "fuzz")
 
 
 def _without_hop(packet: bytes) -> bytes:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peertap.sidecar import authority, ids
+from peertap.sidecar import admission, authority, ids, wire
 from peertap.sidecar.identity import Identity
 from peertap.sidecar.mls import Group, KeyPackageBundle, make_key_package
 from peertap.sidecar.mls.structs import Credential, MLSMessage
@@ -111,3 +111,23 @@ def mls_messages() -> list[MLSMessage]:
         w.application,
         w.group_info,
     ]
+
+
+# ---- protocol version 2: node credentials, signed announcements and CONTROL ------------
+
+NOW_US = int(NOW.timestamp()) * 1_000_000
+
+
+def node_credential(member: Identity, name: str, *, signer: Identity = AUTHORITY) -> bytes:
+    return admission.issue(
+        authority=signer,
+        node_key=member.public_bytes,
+        identity=name,
+        not_before=ISSUED,
+        not_after=EXPIRES,
+    ).encode()
+
+
+def announce(origin: Identity, sequence: int, tokens: tuple[bytes, ...]) -> bytes:
+    unsigned = wire.Announce(4, origin.public_bytes, VLAN_ID, sequence, 0, tokens)
+    return replace(unsigned, signature=origin.private_key.sign(unsigned.signed_part())).encode()
