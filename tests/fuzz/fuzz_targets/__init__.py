@@ -30,6 +30,7 @@ TARGETS = (
     "mls_message",
     "mls_structs",
     "mls_group",
+    "mls_insider",
     "credentials",
 )
 

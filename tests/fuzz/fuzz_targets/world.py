@@ -54,7 +54,8 @@ def key_package(member: Identity, name: str) -> KeyPackageBundle:
 class Mls:
     """Members a and b in one group (epoch 1), and messages a peer could send b."""
 
-    b_state: bytes  # b's saved group state, right after joining
+    a_state: bytes  # a's saved group state (leaf 0), right after adding b
+    b_state: bytes  # b's saved group state (leaf 1), right after joining
     joiner: KeyPackageBundle  # c's KeyPackage, which `welcome` welcomes
     key_package: MLSMessage
     commit_add: MLSMessage  # the Commit that added b (epoch 0)
@@ -77,6 +78,7 @@ def mls() -> Mls:
     assert added.welcome is not None
     group_b = Group.join_from_welcome(added.welcome, kp_b)
     b_state = group_b.save()
+    a_state = group_a.save()
     application = group_a.protect(b"\x01" + bytes(6))
     proposal = group_a.propose_update()
     commit_path = group_a.commit(include_pending=False, merge=False).commit_message
@@ -86,6 +88,7 @@ def mls() -> Mls:
     group_a.discard_pending_commit()
     assert for_c.welcome is not None
     return Mls(
+        a_state=a_state,
         b_state=b_state,
         joiner=kp_c,
         key_package=MLSMessage(kp_b.key_package),
