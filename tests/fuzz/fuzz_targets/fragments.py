@@ -4,8 +4,9 @@ Input: 14-byte fragment descriptors, each: unit selector (u16, the fragment id),
 clock step (u8, tenths of a second), offset (u32), total (u32), chunk length (u24).
 The chunk is that slice of one fixed pseudo-random unit, so a unit that completes
 must be exactly its first `total` bytes. Asserts that `add` returns None or a
-correct unit, or raises FragmentError; that the pending units stay within
-MAX_PENDING; and that the fragments `fragment.split` makes reassemble to the unit.
+correct unit, or raises FragmentError, and that the pending units stay within
+MAX_PENDING. An input shorter than a descriptor picks a unit size instead: the
+fragments `fragment.split` makes of it must reassemble to the unit.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def seeds() -> list[bytes]:
         descriptor(7, 0, 0, two, 40_000) + descriptor(7, 0, 30_000, two, two - 40_000),
         descriptor(8, 0, 0, two, c) + descriptor(8, 0, 0, two, c),
         descriptor(9, 0, 0, two, 0),
+        b"",
+        b"\xff" * (_DESC_LEN - 1),
     ]
 
 
@@ -83,8 +86,13 @@ def check(data: bytes) -> None:
             assert len(reassembler) <= fragment.MAX_PENDING
         if whole is not None:
             assert whole == _UNIT[:total], "a reassembled unit differs from what was fragmented"
+    if len(data) >= _DESC_LEN:
+        return
+    # No descriptor: a unit of a size the input picks, split and reassembled backwards.
     size = (
-        fragment.MAX_PLAINTEXT + 1 + len(data) * 997 % (fragment.MAX_UNIT - fragment.MAX_PLAINTEXT)
+        fragment.MAX_PLAINTEXT
+        + 1
+        + int.from_bytes(data, "big") % (fragment.MAX_UNIT - fragment.MAX_PLAINTEXT)
     )
     parts = fragment.split(_UNIT[:size])
     fresh = fragment.Reassembler(clock=clock)
