@@ -31,6 +31,7 @@ TARGETS = (
     "mls_structs",
     "mls_group",
     "mls_insider",
+    "private_vlan",
     "credentials",
 )
 
