@@ -161,9 +161,15 @@ def issue(
         member_identity, member_key, vlan_id, issued, expires, authority.public_bytes, b""
     )
     signature = authority.private_key.sign(CONTEXT + canonical(unsigned.payload()))
-    return MemberCredential(
+    cred = MemberCredential(
         member_identity, member_key, vlan_id, issued, expires, authority.public_bytes, signature
     )
+    # JSON escapes every non-ASCII character (6 bytes each), so a long identity can make
+    # a credential that `parse` would refuse: say so now, not at every member.
+    size = len(cred.encode())
+    if size > MAX_CREDENTIAL_BYTES:
+        raise ValueError(f"credential of {size} bytes is over {MAX_CREDENTIAL_BYTES}")
+    return cred
 
 
 def parse(data: bytes | str) -> MemberCredential:

@@ -197,3 +197,17 @@ def test_credential_with_a_year_before_1000_survives_encode_and_parse() -> None:
 def test_deeply_nested_json_is_malformed_not_a_recursion_error(text: str) -> None:
     with pytest.raises(authority.MalformedCredential):
         authority.parse(text)
+
+
+def test_issuing_a_credential_too_long_to_parse_is_refused() -> None:
+    # Found by fuzzing: an identity of 1500 "é" parses from 3467 bytes of UTF-8, but
+    # the credential's own encoding escapes each as \u00e9 and is over the limit.
+    with pytest.raises(ValueError, match="bytes is over"):
+        authority.issue(
+            authority=AUTH,
+            member_identity="\u00e9" * 1500,
+            member_key=MEMBER.public_bytes,
+            vlan_id=VLAN,
+            issued=NOW,
+            expires=NOW + dt.timedelta(days=1),
+        )
