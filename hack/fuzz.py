@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import importlib.util
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -83,8 +84,14 @@ def _worker_mutate(name: str, runs: int, seed: int) -> int:
     seeds = target.seeds()
     _write_seeds(seeds_dir, seeds)
     count = 0
+
+    def hang(signum: int, frame: object) -> None:
+        raise TimeoutError(f"one input took more than {TIMEOUT_S} s")
+
+    signal.signal(signal.SIGALRM, hang)
     for data in inputs(seeds, runs, seed):
         count += 1
+        signal.alarm(TIMEOUT_S)
         try:
             target.check(data)
         except Exception:
@@ -93,6 +100,8 @@ def _worker_mutate(name: str, runs: int, seed: int) -> int:
             traceback.print_exc()
             print(f"{name}: input {count} failed, written to {crash}", flush=True)
             return 1
+        finally:
+            signal.alarm(0)
     print(f"{name}: {count} inputs, no failure", flush=True)
     return 0
 
