@@ -2,11 +2,12 @@
 packets, with a real route table.
 
 Input: packets, each a u16 length then that many bytes, handed in turn to one intake
-(so copies, replays and older sequences meet what came before). Seeds are
-announcements signed by two origins. Asserts that `take` returns None or what it
-learned, or raises MalformedPacket; that everything it learns carries a valid
-signature of its origin; and that the route table only ever holds the signers'
-origins and VLAN.
+(so copies, replays and older sequences meet what came before), from three
+neighbours in turn: the two origins themselves and a relay. Seeds are announcements
+signed by the two origins. Asserts that `take` returns None or what it learned, or
+raises MalformedPacket; that everything it learns carries a valid signature of its
+origin, and at distance 0 came from the origin itself; and that the route table
+only ever holds the signers' origins and VLAN.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from . import world
 
 NAME = "announce_signed"
 _LEN = struct.Struct(">H")
+_DISTANCE = 60  # offset of the distance byte in an ANNOUNCE
 _LIMITS = announcements.IntakeLimits(
     max_age_s=35.0, skew_s=60.0, per_trunk_per_s=1e9, per_origin_per_s=1e9
 )
 _ORIGINS = {world.node(1).public_bytes, world.node(2).public_bytes}
+# The neighbours packets arrive from, in turn: origin a itself, origin b, a relay.
+_PEERS = (world.node(1).public_bytes, world.node(2).public_bytes, world.node(5).public_bytes)
 
 
 def packets(*items: bytes) -> bytes:
@@ -46,13 +50,19 @@ def seeds() -> list[bytes]:
     first = world.announce(a, t - 10, (b"\x01" * 16, b"\x02" * 16))
     second = world.announce(a, t - 5, (b"\x01" * 16,))
     other = world.announce(b, t, (b"\x03" * 16,))
-    relayed = wire.with_hop_limit(first, 2)
     return [
         packets(first),
-        packets(first, relayed, second, first),
-        packets(second, first, other, world.announce(b, t + 1, ())),
-        packets(other, world.announce(a, t - 40 * 1_000_000, (b"\x04" * 16,))),
+        packets(first, _via(first, 1), _via(second, 2), first),
+        packets(_via(other, 1), other, _via(world.announce(b, t + 1, ()), 3)),
+        packets(world.announce(a, t - 40 * 1_000_000, (b"\x04" * 16,)), other),
     ]
+
+
+def _via(packet: bytes, distance: int) -> bytes:
+    """The announcement as a relay passes it on: the distance is not signed."""
+    out = bytearray(wire.with_hop_limit(packet, 3))
+    out[_DISTANCE] = distance
+    return bytes(out)
 
 
 def check(data: bytes) -> None:
@@ -65,12 +75,16 @@ def check(data: bytes) -> None:
         wall_us=lambda: world.NOW_US,
     )
     for i, packet in enumerate(_split(data)):
+        peer_key = _PEERS[i % len(_PEERS)]
         try:
-            taken = intake.take(f"peer{i % 3}", packet, accept_vlan=lambda vid: True)
+            taken = intake.take(
+                peer_key.hex()[:8], packet, peer_key=peer_key, accept_vlan=lambda vid: True
+            )
         except wire.MalformedPacket:
             continue
         if taken is not None:
             ann, _ = taken
             assert announcements.verify(ann), "learned an announcement its origin did not sign"
+            assert ann.distance > 0 or ann.origin == peer_key, "a neighbour posed as the origin"
     for origin, vlan_id, *_ in routes.origins():
         assert origin in _ORIGINS and vlan_id == world.VLAN_ID
