@@ -8,8 +8,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+FUZZ_STAMP := $(VENV)/.installed-fuzz
+# make fuzz RUNS=20000 TARGET=mls_message: inputs per target, one target (default: all)
+RUNS ?= 1000000
+TARGET ?=
 
-.PHONY: help venv sysdeps test demo bench bench-mls bench-private lint format crds crds-check clean
+.PHONY: help venv sysdeps test demo bench bench-mls bench-private fuzz lint format crds crds-check clean
 
 help:
 	@echo "make demo       - three pods (a - relay - b) on an encrypted VLAN: ping, ARP, iperf3"
@@ -17,6 +21,7 @@ help:
 	@echo "make bench      - throughput/latency vs plain veth, tinc and OpenVPN"
 	@echo "make bench-mls  - MLS commit/join timings for 10..10000 members"
 	@echo "make bench-private - private VLAN: time to first ping (10-member lab), rekey of 50"
+	@echo "make fuzz       - coverage-guided fuzzing of every peer-input parser (RUNS=, TARGET=)"
 	@echo "make lint       - ruff and mypy --strict on sidecar/ and operator/"
 	@echo "make crds       - regenerate CRDs, the chart's copies and the values schema"
 
@@ -28,6 +33,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+$(FUZZ_STAMP): $(STAMP) pyproject.toml
+	$(VENV)/bin/pip install --quiet -e '.[test,dev,fuzz]'
+	touch $(FUZZ_STAMP)
 
 sysdeps:
 	sh hack/ensure-system-packages.sh
@@ -46,6 +55,9 @@ bench-mls: venv
 
 bench-private: venv sysdeps
 	$(PY) hack/bench-private.py
+
+fuzz: $(FUZZ_STAMP)
+	$(PY) hack/fuzz.py --runs $(RUNS) $(if $(TARGET),--target $(TARGET))
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -111,7 +111,10 @@ class MemberCredential:
 
 
 def format_time(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).strftime(TIME_FORMAT)
+    # Not strftime: it writes years before 1000 without their leading zeros, which
+    # `_parse_time` (and so the signature check) would not read back.
+    u = t.astimezone(dt.UTC)
+    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
 
 
 def _parse_time(text: object, name: str) -> dt.datetime:
@@ -158,9 +161,15 @@ def issue(
         member_identity, member_key, vlan_id, issued, expires, authority.public_bytes, b""
     )
     signature = authority.private_key.sign(CONTEXT + canonical(unsigned.payload()))
-    return MemberCredential(
+    cred = MemberCredential(
         member_identity, member_key, vlan_id, issued, expires, authority.public_bytes, signature
     )
+    # JSON escapes every non-ASCII character (6 bytes each), so a long identity can make
+    # a credential that `parse` would refuse: say so now, not at every member.
+    size = len(cred.encode())
+    if size > MAX_CREDENTIAL_BYTES:
+        raise ValueError(f"credential of {size} bytes is over {MAX_CREDENTIAL_BYTES}")
+    return cred
 
 
 def parse(data: bytes | str) -> MemberCredential:
@@ -172,7 +181,8 @@ def parse(data: bytes | str) -> MemberCredential:
         payload = doc["payload"]
         authority = doc["authority"]
         signature = bytes.fromhex(doc["signature"])
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
+        # RecursionError: JSON nested deeper than the decoder's stack allows ("[[[[...").
         raise MalformedCredential(f"credential is not a signed document: {err}") from err
     if not isinstance(payload, dict) or payload.get("version") != VERSION:
         raise MalformedCredential("credential payload is not a version-1 object")

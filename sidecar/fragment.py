@@ -92,10 +92,16 @@ class Reassembler:
         if part.received < total:
             return None
         del self._pending[fid]
-        unit = b"".join(part.chunks[o] for o in sorted(part.chunks))
-        if len(unit) != total:
+        # As many bytes as the unit, but they must also tile it: chunks that overlap
+        # leave a gap of the same size somewhere else.
+        end = 0
+        for offset in sorted(part.chunks):
+            if offset != end:
+                raise FragmentError("fragment_overlap")
+            end += len(part.chunks[offset])
+        if end != total:
             raise FragmentError("fragment_overlap")
-        return unit
+        return b"".join(part.chunks[o] for o in sorted(part.chunks))
 
     def _expire(self, now: float) -> None:
         while self._pending:

@@ -175,3 +175,39 @@ def test_cli_issue_node_refuses_a_bad_node_key(tmp_path: Path) -> None:
     )  # fmt: skip
     assert r.returncode == 2 and "not 32 bytes" in r.stderr
     assert not (tmp_path / "n.cred").exists()
+
+
+def test_credential_with_a_year_before_1000_survives_encode_and_parse() -> None:
+    # Found by fuzzing: the year was written without its leading zeros ("99-12-02..."),
+    # so the credential's own encoding did not parse and its signature did not verify.
+    early = dt.datetime(99, 12, 2, tzinfo=dt.UTC)
+    cred = authority.issue(
+        authority=AUTH,
+        member_identity="ns/p",
+        member_key=MEMBER.public_bytes,
+        vlan_id=VLAN,
+        issued=early,
+        expires=NOW,
+    )
+    assert authority.parse(cred.encode()) == cred
+    assert _verify(cred.encode(), now=early).issued == early
+
+
+@pytest.mark.parametrize("text", ["[" * 4000, '{"a":[' * 680])
+def test_deeply_nested_json_is_malformed_not_a_recursion_error(text: str) -> None:
+    with pytest.raises(authority.MalformedCredential):
+        authority.parse(text)
+
+
+def test_issuing_a_credential_too_long_to_parse_is_refused() -> None:
+    # Found by fuzzing: an identity of 1500 "é" parses from 3467 bytes of UTF-8, but
+    # the credential's own encoding escapes each as \u00e9 and is over the limit.
+    with pytest.raises(ValueError, match="bytes is over"):
+        authority.issue(
+            authority=AUTH,
+            member_identity="\u00e9" * 1500,
+            member_key=MEMBER.public_bytes,
+            vlan_id=VLAN,
+            issued=NOW,
+            expires=NOW + dt.timedelta(days=1),
+        )

@@ -47,3 +47,17 @@ def test_pending_units_are_bounded_and_expire():
     t[0] = fragment.PENDING_TTL_S + 1
     r.add(fragment.split(bytes(fragment.MAX_PLAINTEXT + 1))[0])
     assert len(r) == 1
+
+
+def test_overlapping_fragments_that_add_up_to_the_total_are_refused():
+    # Found by fuzzing: 40000 bytes at 0 and 25452 bytes at 30000 add up to the
+    # total of 65452, but overlap by 10000 and leave the last 10000 bytes unsent;
+    # the unit used to come out with the second chunk in the wrong place.
+    total = fragment.MAX_PLAINTEXT + 1
+    fid = b"o" * 16
+    r = fragment.Reassembler()
+    assert r.add(fragment.FRAG_HEADER.pack(fid, 0, total) + b"a" * 40_000) is None
+    with pytest.raises(fragment.FragmentError) as info:
+        r.add(fragment.FRAG_HEADER.pack(fid, 30_000, total) + b"b" * (total - 40_000))
+    assert info.value.reason == "fragment_overlap"
+    assert len(r) == 0
