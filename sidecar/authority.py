@@ -184,16 +184,17 @@ def parse(data: bytes | str) -> MemberCredential:
     except (ValueError, KeyError, TypeError, RecursionError) as err:
         # RecursionError: JSON nested deeper than the decoder's stack allows ("[[[[...").
         raise MalformedCredential(f"credential is not a signed document: {err}") from err
-    if not isinstance(payload, dict) or payload.get("version") != VERSION:
+    version = payload.get("version") if isinstance(payload, dict) else None
+    if type(version) is not int or version != VERSION:
         raise MalformedCredential("credential payload is not a version-1 object")
     fields = (payload.get("member_key"), payload.get("vlan_id"), authority)
     if not (
         isinstance(fields[0], str)
-        and _HEX64.match(fields[0])
+        and _HEX64.fullmatch(fields[0])
         and isinstance(fields[1], str)
-        and _HEX32.match(fields[1])
+        and _HEX32.fullmatch(fields[1])
         and isinstance(fields[2], str)
-        and _HEX64.match(fields[2])
+        and _HEX64.fullmatch(fields[2])
     ):
         raise MalformedCredential("credential member_key, vlan_id or authority is not hex")
     name = payload.get("identity")

@@ -67,14 +67,18 @@ def _issue(args: argparse.Namespace) -> int:
         print(f"peertap: {err}", file=sys.stderr)
         return err.code
     now = dt.datetime.now(dt.UTC)
-    cred = authority.issue(
-        authority=key,
-        member_identity=args.identity,
-        member_key=member_key,
-        vlan_id=ids.vlan_id(key.public_bytes, args.label),
-        issued=now,
-        expires=now + lifetime,
-    )
+    try:
+        cred = authority.issue(
+            authority=key,
+            member_identity=args.identity,
+            member_key=member_key,
+            vlan_id=ids.vlan_id(key.public_bytes, args.label),
+            issued=now,
+            expires=now + lifetime,
+        )
+    except ValueError as err:
+        print(f"peertap: bad --identity: {err}", file=sys.stderr)
+        return EXIT_USAGE
     if not _write(Path(args.out), cred.encode() + b"\n"):
         return EXIT_RUNTIME
     print(f"vlan-id: {cred.vlan_id.hex()}")

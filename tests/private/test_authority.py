@@ -211,3 +211,29 @@ def test_issuing_a_credential_too_long_to_parse_is_refused() -> None:
             issued=NOW,
             expires=NOW + dt.timedelta(days=1),
         )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: p.update(version=True),
+        lambda p: p.update(version=1.0),
+        lambda p: p.update(member_key=p["member_key"] + "\n"),
+    ],
+)
+def test_payloads_that_only_look_canonical_are_malformed(change) -> None:  # type: ignore[no-untyped-def]
+    doc = json.loads(_issue())
+    change(doc["payload"])
+    with pytest.raises(authority.MalformedCredential):
+        authority.parse(json.dumps(doc))
+
+
+def test_cli_issue_refuses_an_identity_too_long_for_a_credential(tmp_path: Path) -> None:
+    _peertap("authority", "keygen", "--out", "a.key", cwd=tmp_path)
+    node = _peertap("keygen", "--out", "n.key", cwd=tmp_path).split()[-1]
+    r = subprocess.run(
+        [sys.executable, "-m", "peertap.sidecar", "authority", "issue", "--key", "a.key",
+         "--identity", "é" * 1500, "--member-key", node, "--label", "lab", "--out", "m.cred"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 2 and "bad --identity" in r.stderr and "Traceback" not in r.stderr
