@@ -28,8 +28,9 @@ from typing import Any
 import trio
 
 from . import __version__, identity, ids, vlan_control, wire
-from .admission import Admission, Verdict
+from .admission import Admission
 from .admission.files import OwnCredentials
+from .admission.gate import AdmissionGate
 from .announcements import AnnounceIntake, IntakeLimits, OwnAnnouncer
 from .api import ApiServer, StatusBoard
 from .config import NodeConfig, VlanConfig
@@ -54,7 +55,6 @@ TAP_BATCH = 64
 STATUS_INTERVAL_S = 0.5
 HOUSEKEEPING_S = 1.0
 ROOM_WAIT_S = 0.05
-MAX_PENDING_ADMISSIONS = 1024
 MAX_STATUS_ORIGINS = 1000
 
 READABLE_BY = {
@@ -92,11 +92,6 @@ class Node:
         self._announce_now = trio.Event()
         self._ready = False
         self._nursery: trio.Nursery | None = None
-        # Admitted peers whose trunk is up; those admitted whose trunk is not up yet wait in
-        # `_pending` (bounded: peers that connect and vanish must not grow it).
-        self._admitted: dict[str, Verdict] = {}
-        self._peer_keys: dict[str, bytes] = {}
-        self._pending: dict[str, tuple[Verdict, bytes]] = {}
         self._peer_ids: dict[bytes, str] = {}
         member_ids = [ids.vlan_id(bytes.fromhex(v.creator), v.label) for v in cfg.vlans]
         self._configured = list(zip(cfg.vlans, member_ids, strict=True))
@@ -107,14 +102,19 @@ class Node:
             deny=cfg.relay.acl.deny,
         )
         bootstrap_ids = [a.rsplit("/p2p/", 1)[1] for a in cfg.bootstrap]
-        self.admission = Admission(
-            mode=cfg.admission_mode,
-            peers=cfg.admission.peers,
-            authorities=[bytes.fromhex(k) for k in cfg.admission.authorities],
-            pinned=bootstrap_ids,
-            skew_s=cfg.limits.clock_skew_s,
-        )
         self.credentials = OwnCredentials([self._path(p) for p in cfg.admission.credentials])
+        self.gate = AdmissionGate(
+            policy=Admission(
+                mode=cfg.admission_mode,
+                peers=cfg.admission.peers,
+                authorities=[bytes.fromhex(k) for k in cfg.admission.authorities],
+                pinned=bootstrap_ids,
+                skew_s=cfg.limits.clock_skew_s,
+            ),
+            credentials=self.credentials,
+            relay=self.relay,
+            counters=self.counters,
+        )
         self.trunk = Trunk(
             TrunkSettings(
                 seed=self.identity.seed,
@@ -336,62 +336,26 @@ class Node:
                 await self.trunk.wait_for_room(peer, timeout=ROOM_WAIT_S)
             self.forwarder.send_batches(batches, "tx")
 
-    # ---- admission -------------------------------------------------------------------
+    # ---- admission (admission/gate.py decides) -----------------------------------------
 
     def intro(self) -> bytes:
-        return wire.Intro(
-            roles=wire.ROLE_RELAY if self.relay else 0,
-            credentials=self.credentials.encoded,
-        ).encode()
+        return self.gate.intro()
 
     def admit(self, peer: str, intro: bytes) -> bool:
-        try:
-            decoded = wire.decode_intro(intro)
-        except wire.MalformedPacket as err:
-            verdict = Verdict(False, f"malformed_{err.reason}")
-        else:
-            verdict = self.admission.decide(peer, decoded)
-        key = b""
-        if verdict.admitted:
-            try:
-                key = identity.public_from_peer_id(peer)
-            except ValueError:
-                verdict = Verdict(False, "not_ed25519")
-        if not verdict.admitted:
-            self.counters.drop("admission_refused")
-            self.counters.drop(f"admission_refused_{verdict.reason}")
-            log.info("refused trunk peer %s: %s", peer, verdict.reason)
-            return False
-        if peer in self._admitted:  # a fresh INTRO on a trunk that is up
-            self._admitted[peer] = verdict
-            return True
-        if len(self._pending) >= MAX_PENDING_ADMISSIONS:
-            self._pending.pop(next(iter(self._pending)))
-        self._pending[peer] = (verdict, key)
-        return True
+        return self.gate.admit(peer, intro)
 
     def _on_intro(self, peer: str, packet: bytes) -> None:
         """An admitted peer re-introduced itself (a renewed credential)."""
-        if not self.admit(peer, packet):
-            self._admitted.pop(peer, None)
+        if not self.gate.admit(peer, packet):
             self.trunk.disconnect(peer)
-
-    def _check_admissions(self) -> None:
-        now = time.time()
-        for peer in self.trunk.peers():
-            verdict = self._admitted.get(peer)
-            if verdict is not None and verdict.until <= now:
-                log.info("admission of %s (%s) expired; disconnecting", peer, verdict.identity)
-                self.counters.drop("admission_expired")
-                del self._admitted[peer]
-                self.trunk.disconnect(peer)
 
     async def _housekeeping_loop(self) -> None:
         while True:
             await trio.sleep(HOUSEKEEPING_S)
-            self._check_admissions()
+            for peer in self.gate.expired(time.time()):
+                self.trunk.disconnect(peer)
             if self.credentials.reload():
-                intro = self.intro()
+                intro = self.gate.intro()
                 for peer in self.trunk.peers():
                     self.trunk.send(peer, [intro])
             for label, psk in self._psk:
@@ -407,11 +371,9 @@ class Node:
 
     async def peer_up(self, peer: str) -> None:
         self.counters.inc("peer_up")
-        pending = self._pending.pop(peer, None)
-        if pending is None:  # cannot happen: the trunk admits before peer_up
+        if not self.gate.up(peer):  # cannot happen: the trunk admits before peer_up
             self.trunk.disconnect(peer)
             return
-        self._admitted[peer], self._peer_keys[peer] = pending
         self._publish()
         # The trunk makes the peer sendable only after this returns: greet it from a task.
         if self._nursery is not None:
@@ -429,8 +391,7 @@ class Node:
 
     async def peer_down(self, peer: str) -> None:
         self.counters.inc("peer_down")
-        self._admitted.pop(peer, None)
-        self._peer_keys.pop(peer, None)
+        self.gate.down(peer)
         self.intake.forget_peer(peer)
         self.routes.drop_peer(peer)
         self._publish()
@@ -475,7 +436,7 @@ class Node:
     def _on_announce(self, peer: str, packet: bytes, floods: Batches) -> None:
         # Non-relays keep routes only for their own VLANs; relays per their ACL.
         accept = self.acl.allows if self.relay else self.ports.__contains__
-        key = self._peer_keys.get(peer)
+        key = self.gate.key(peer)
         if key is None:  # not admitted (cannot happen: the trunk admits first)
             return
         taken = self.intake.take(peer, packet, peer_key=key, accept_vlan=accept)
@@ -665,10 +626,7 @@ class Node:
             "listen": self.trunk.listen_addrs(),
             "peers": sorted(self.trunk.peers()),
             "relay": {"enabled": self.relay, "acl": self.acl.mode},
-            "admission": {
-                "mode": self.admission.mode,
-                "admitted": {p: v.identity or None for p, v in sorted(self._admitted.items())},
-            },
+            "admission": self.gate.status(),
             # Frame keys this node holds: a pure relay holds none and can open no frame.
             "frame_keys_held": len(self.ports),
             "vlans": vlans,
