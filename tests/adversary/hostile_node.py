@@ -171,7 +171,7 @@ class Hostile:
 
     async def attack_slowread(self) -> None:
         await self._attract()
-        await trio.sleep(1.0)
+        await trio.sleep(1.0)  # the target learns our routes
         self.stop_reading = True
         emit("stopped_reading")
 

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -143,9 +144,17 @@ def launch(
 
 
 def wait_admitted(proc: subprocess.Popen[str]) -> None:
+    wait_event(proc, "up")
+
+
+def wait_event(proc: subprocess.Popen[str], event: str) -> None:
+    """Read the attacker's JSON lines until `event` (it prints them in order)."""
     assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert json.loads(line)["event"] == "up", line
+    while True:
+        line = proc.stdout.readline()
+        assert line, f"the attacker ended before {event!r}"
+        if json.loads(line)["event"] == event:
+            return
 
 
 def report(proc: subprocess.Popen[str]) -> dict[str, Any]:
@@ -259,14 +268,17 @@ def test_a_peer_that_stops_reading_is_cut_off_and_freezes_nothing(
     # The attacker grants the relay only Yamux's initial 256 KiB of window.
     proc = launch(lab, tmp_path, "slowread", duration=60, env={"PEERTAP_TRUNK_WINDOW": "262144"})
     wait_admitted(proc)
-    time.sleep(2.5)
-    # Bulk traffic towards b is copied to the attacker too, until its window is spent and
-    # then its queue full.
+    # It announced the tokens it heard (so the relay copies traffic for b to it too) and
+    # stopped reading; bulk traffic towards b now spends its window and fills its queue.
+    wait_event(proc, "stopped_reading")
+    # Its libp2p stack would still drain the socket into memory: freeze the whole process,
+    # so nothing reads its end of the connection any more.
+    os.kill(proc.pid, signal.SIGSTOP)
     server = lab.spawn("b", ["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
     time.sleep(0.5)
     lab.exec(
         "a",
-        ["iperf3", "-c", lab.overlay_address("b"), "-n", "8M"],
+        ["iperf3", "-c", lab.overlay_address("b"), "-n", "32M"],
         capture_output=True,
         timeout=120,
     )
@@ -278,6 +290,7 @@ def test_a_peer_that_stops_reading_is_cut_off_and_freezes_nothing(
         time.sleep(0.5)
     relay = lab.status("r")
     assert len(relay["peers"]) == 2 and len(relay["trunk_peers"]) == 2
+    os.kill(proc.pid, signal.SIGCONT)
     proc.kill()
     proc.communicate()
     print_figures("slowread", loss, lab)
