@@ -121,7 +121,11 @@ def test_webhooks_answer_admission_reviews_over_https(
             wait_for(f"{kind} {ref['name']}", lambda s=store, n=ref["name"]: n in s(emulator))
         node_json = em.configmaps(emulator)[f"peertap-m-{key}"]["data"]["node.json"]
         assert sidecar_config.NodeConfig.model_validate_json(node_json).vlans[0].label == "lab"
-        assert [m["pod"] for m in em.members(emulator)] == ["web-x1"]
+        # The member list in the CryptoVLAN's status is patched after the pod's objects.
+        wait_for(
+            "web-x1 in the CryptoVLAN's members",
+            lambda: [m["pod"] for m in em.members(emulator)] == ["web-x1"],
+        )
 
         # A pod no VLAN selects is left alone.
         plain = {**pod, "metadata": {"name": "other", "labels": {"app": "web"}}}
