@@ -63,7 +63,6 @@ PREFIX_LEN = 4
 DATA_HEADER_LEN = 68
 TAG_LEN = 16
 HOP_OFFSET = 2
-SENDER_OFFSET = 52  # sender id (8) then counter (8) end the DATA header
 # One packet fits one Noise transport message; larger units are fragmented.
 MAX_PACKET = 65535
 KEY_LEN = 32
