@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,3 +42,26 @@ def lab_factory(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
     yield make
     for lab in labs:
         lab.down()
+
+
+DISSECTOR = Path(__file__).resolve().parents[1] / "deploy" / "wireshark" / "peertap.lua"
+
+
+@pytest.fixture
+def tshark() -> Callable[..., str]:
+    """Runs tshark with the shipped PeerTap dissector; returns its output."""
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed (hack/ensure-system-packages.sh)")
+
+    def run(*args: str) -> str:
+        r = subprocess.run(
+            ["tshark", "-X", f"lua_script:{DISSECTOR}", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    return run

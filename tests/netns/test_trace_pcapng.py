@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -15,25 +12,10 @@ from peertap.sidecar.lab import Lab, topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
-DISSECTOR = Path(__file__).resolve().parents[2] / "deploy" / "wireshark" / "peertap.lua"
 FIELDS = ("frame.interface_name", "frame.comment", "peertap.version", "peertap.type")
 FIELDS += ("peertap.vlan_id", "peertap.counter", "peertap.origin", "peertap.count")
 DATA_FIELDS = ("VLAN-ID", "MLS-ID", "VFT", "Sender id", "Counter", "Ciphertext", "AES-GCM tag")
 ANNOUNCE_FIELDS = ("Origin (node public key)", "Sequence", "Distance", "Tokens", "VFT")
-
-
-def tshark(*args: str) -> str:
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark is not installed (hack/ensure-system-packages.sh)")
-    r = subprocess.run(
-        ["tshark", "-X", f"lua_script:{DISSECTOR}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 def wait_ping(lab: Lab, src: str, dst: str, timeout: float = 40.0) -> None:
@@ -47,7 +29,7 @@ def wait_ping(lab: Lab, src: str, dst: str, timeout: float = 40.0) -> None:
 
 
 def test_tshark_decodes_the_relays_pcapng_trace_with_the_shipped_dissector(
-    lab_factory: Callable[..., Lab],
+    lab_factory: Callable[..., Lab], tshark: Callable[..., str]
 ) -> None:
     lab = lab_factory(topology("relay").model_copy(update={"trace_format": "pcapng"}))
     lab.wait_ready(timeout=30)

@@ -4,16 +4,12 @@ ends in .pcapng, JSON lines otherwise."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from peertap.sidecar import wire
 from peertap.sidecar.trace import Trace
 
-DISSECTOR = Path(__file__).resolve().parents[2] / "deploy" / "wireshark" / "peertap.lua"
 PEER_A = "12D3KooWTraceTestPeerAAAA"
 PEER_B = "12D3KooWTraceTestPeerBBBB"
 
@@ -40,22 +36,8 @@ def write(path: Path) -> None:
     trace.close()
 
 
-def tshark(*args: str) -> str:
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark is not installed (hack/ensure-system-packages.sh)")
-    r = subprocess.run(
-        ["tshark", "-X", f"lua_script:{DISSECTOR}", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert r.returncode == 0, r.stderr
-    return r.stdout
-
-
 def test_pcapng_has_one_interface_per_trunk_and_the_direction_of_each_packet(
-    tmp_path: Path,
+    tmp_path: Path, tshark: Callable[..., str]
 ) -> None:
     path = tmp_path / "node.pcapng"
     write(path)
@@ -70,7 +52,7 @@ def test_pcapng_has_one_interface_per_trunk_and_the_direction_of_each_packet(
     ]
 
 
-def test_the_dissector_names_every_header_field(tmp_path: Path) -> None:
+def test_the_dissector_names_every_header_field(tmp_path: Path, tshark: Callable[..., str]) -> None:
     path = tmp_path / "node.pcapng"
     write(path)
     detail = tshark("-r", str(path), "-O", "peertap")
@@ -107,7 +89,9 @@ def test_the_dissector_names_every_header_field(tmp_path: Path) -> None:
     assert "Malformed" not in detail
 
 
-def test_appending_to_a_pcapng_trace_starts_a_new_section(tmp_path: Path) -> None:
+def test_appending_to_a_pcapng_trace_starts_a_new_section(
+    tmp_path: Path, tshark: Callable[..., str]
+) -> None:
     path = tmp_path / "node.pcapng"
     write(path)
     write(path)
