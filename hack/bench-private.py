@@ -45,12 +45,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from peertap.sidecar import authority, identity, ids
+from peertap.sidecar import identity, ids
 from peertap.sidecar.crypto.mls_keys import MlsKeyProvider, frame_key_from_exporter
 from peertap.sidecar.lab import Lab, topology
 from peertap.sidecar.lab.nodes import CREATOR_KEY
 from peertap.sidecar.mls import Group, GroupOptions, KeyPackageBundle, make_key_package
 from peertap.sidecar.mls.structs import Commit, Credential, PublicMessage
+from peertap.sidecar.private import authority
 
 SUITE = 1
 LABEL = "lab"

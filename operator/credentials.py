@@ -1,6 +1,6 @@
 """Member credentials: when the operator issues or renews them (the format is the sidecar's).
 
-The document and its signature are defined by `peertap.sidecar.authority`
+The document and its signature are defined by `peertap.sidecar.private.authority`
 (version 1: payload {version, identity, member_key, vlan_id, issued, expires},
 the authority public key, and an Ed25519 signature over
 b"peertap-credential-v1\\x00" || canonical payload). This module adds the
@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from peertap.sidecar import authority, identity
+from peertap.sidecar import identity
+from peertap.sidecar.private import authority
 
 VALIDITY = dt.timedelta(days=30)
 RENEW_BEFORE = dt.timedelta(days=10)

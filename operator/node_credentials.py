@@ -15,8 +15,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from peertap.sidecar import admission, authority, identity
+from peertap.sidecar import admission, identity
 from peertap.sidecar.admission.credential import from_text
+from peertap.sidecar.private import authority
 
 from .credentials import RENEW_BEFORE, VALIDITY
 

@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .lab.cli import add_lab_parser
 
     add_lab_parser(sub)
-    from .authority_cli import add_authority_parser
+    from .private.authority_cli import add_authority_parser
 
     add_authority_parser(sub)
     from .psk_cli import add_psk_parser

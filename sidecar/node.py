@@ -38,9 +38,9 @@ from .counters import Counters
 from .crypto.keys import KeyProvider, PublicKeyProvider
 from .crypto.psk_keys import PskFileError, PskKeyProvider
 from .forwarding import Batches, Forwarder
-from .mvlan_macprobe import set_link_mac
-from .mvlan_node import Mvlan
 from .port import PortInfo, VlanPort
+from .private.macprobe import set_link_mac
+from .private.mvlan import Mvlan
 from .switch.acl import Acl
 from .switch.routes import RouteTable
 from .tap.device import TapDevice, TapSettings

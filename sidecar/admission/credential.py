@@ -29,8 +29,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from .. import authority as creds
 from ..identity import Identity, peer_id_from_public
+from ..private import authority as creds
 
 NODE_CREDENTIAL_CONTEXT = b"peertap/v2 node credential\x00"
 VERSION = 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .. import authority as creds
+from ..private import authority as creds
 from .credential import NodeCredential, read_file
 
 log = logging.getLogger("peertap.admission")

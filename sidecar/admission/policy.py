@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from .. import authority as creds
 from .. import wire
 from ..identity import peer_id_from_public
+from ..private import authority as creds
 from .credential import decode, verify
 
 Mode = Literal["open", "peers", "credential"]

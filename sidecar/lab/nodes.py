@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import admission, authority, identity, ids
+from .. import admission, identity, ids
 from ..config import (
     AclConfig,
     AdmissionConfig,
@@ -27,6 +27,7 @@ from ..config import (
     RelayConfig,
     VlanConfig,
 )
+from ..private import authority
 from .errors import NodeError
 from .netns import ns_argv
 from .plan import API_LISTEN, TAP_NAME, TRUNK_PORT, Plan

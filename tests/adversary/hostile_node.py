@@ -35,8 +35,8 @@ from pathlib import Path
 import trio
 
 from peertap.sidecar import admission, identity, stamps, wire
-from peertap.sidecar import mvlan_envelope as envelope
 from peertap.sidecar.announcements import OwnAnnouncer
+from peertap.sidecar.private import envelope
 from peertap.sidecar.trunk import Trunk, TrunkSettings
 
 

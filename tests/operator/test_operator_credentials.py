@@ -1,4 +1,4 @@
-"""When the operator issues and renews member credentials (format: peertap.sidecar.authority)."""
+"""When the operator issues and renews member credentials (peertap.sidecar.private.authority)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peertap.operator import credentials
-from peertap.sidecar import authority, identity
+from peertap.sidecar import identity
+from peertap.sidecar.private import authority
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 AUTH = identity.Identity(Ed25519PrivateKey.from_private_bytes(b"\x01" * 32))

@@ -10,9 +10,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peertap.operator import credentials, membership, models, node_credentials, relay, render
-from peertap.sidecar import admission, authority, identity, wire
+from peertap.sidecar import admission, identity, wire
 from peertap.sidecar import config as sc
 from peertap.sidecar.admission.credential import from_text
+from peertap.sidecar.private import authority
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 

@@ -18,9 +18,10 @@ from kube_emulator import EmulatorThread
 from operator_harness import Kubectl, OperatorFactory, wait_for
 
 from peertap.operator import credentials
-from peertap.sidecar import admission, authority, identity
+from peertap.sidecar import admission, identity
 from peertap.sidecar import config as sc
 from peertap.sidecar.admission.credential import from_text
+from peertap.sidecar.private import authority
 
 RESYNC = 0.3
 

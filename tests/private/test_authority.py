@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peertap.sidecar import admission, authority, identity, ids
+from peertap.sidecar import admission, identity, ids
+from peertap.sidecar.private import authority
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 AUTH = identity.Identity(Ed25519PrivateKey.from_private_bytes(b"\x01" * 32))

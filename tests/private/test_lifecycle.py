@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from peertap.sidecar import mvlan_lifecycle as lc
+from peertap.sidecar.private import lifecycle as lc
 
 A, B, C, D = (bytes([i]) * 32 for i in range(1, 5))
 MEMBERS = {0: A, 1: B, 2: C}

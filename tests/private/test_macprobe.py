@@ -6,8 +6,8 @@ import pytest
 
 from peertap.sidecar import identity, ids
 from peertap.sidecar.counters import Counters
-from peertap.sidecar.mvlan_macprobe import PROBE, RESPONSE, MacClaim, MacMessage, MacProber
-from peertap.sidecar.mvlan_messages import MalformedControl
+from peertap.sidecar.private.macprobe import PROBE, RESPONSE, MacClaim, MacMessage, MacProber
+from peertap.sidecar.private.messages import MalformedControl
 
 VLAN = bytes(range(16))
 NODE = identity.generate()

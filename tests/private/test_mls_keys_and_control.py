@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 
 from peertap.sidecar import identity, wire
-from peertap.sidecar import mvlan_envelope as envelope
-from peertap.sidecar import mvlan_messages as m
 from peertap.sidecar.crypto.mls_keys import NO_EPOCH, MlsKeyProvider
+from peertap.sidecar.private import envelope
+from peertap.sidecar.private import messages as m
 
 VLAN = b"\x07" * 16
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import trio
 
-from peertap.sidecar import authority, identity, ids, stamps, wire
-from peertap.sidecar import mvlan_envelope as envelope
-from peertap.sidecar import mvlan_messages as m
+from peertap.sidecar import identity, ids, stamps, wire
 from peertap.sidecar.config import LimitsConfig, VlanConfig
 from peertap.sidecar.counters import Counters
 from peertap.sidecar.freshness import StampGuard
-from peertap.sidecar.mvlan_node import CredentialFile, CredentialFileError, Mvlan
+from peertap.sidecar.private import authority, envelope
+from peertap.sidecar.private import messages as m
+from peertap.sidecar.private.mvlan import CredentialFile, CredentialFileError, Mvlan
 from peertap.sidecar.switch.acl import Acl
 
 AUTH = identity.generate()

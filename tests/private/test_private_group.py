@@ -12,15 +12,15 @@ import pytest
 import trio
 import trio.testing
 
-from peertap.sidecar import authority, identity, ids, wire
-from peertap.sidecar import mvlan_envelope as envelope
+from peertap.sidecar import identity, ids, wire
 from peertap.sidecar.counters import Counters
 from peertap.sidecar.crypto.frames import FrameOpener, FrameSealer, OpenError
 from peertap.sidecar.crypto.mls_keys import MlsKeyProvider
-from peertap.sidecar.mvlan_lifecycle import PrivateSettings
-from peertap.sidecar.mvlan_macprobe import MacClaim
-from peertap.sidecar.mvlan_messages import MACPROBE
-from peertap.sidecar.private_vlan import PrivateVlan
+from peertap.sidecar.private import authority, envelope
+from peertap.sidecar.private.lifecycle import PrivateSettings
+from peertap.sidecar.private.macprobe import MacClaim
+from peertap.sidecar.private.messages import MACPROBE
+from peertap.sidecar.private.vlan import PrivateVlan
 
 AUTH = identity.generate()
 VLAN = ids.vlan_id(AUTH.public_bytes, "lab")

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from peertap.sidecar import authority, identity, ids
+from peertap.sidecar import identity, ids
 from peertap.sidecar.lab import BootstrapSpec, Lab, LabSpec, LinkSpec, NodeRole, PodSpec, topology
 from peertap.sidecar.lab.nodes import CREATOR_KEY
+from peertap.sidecar.private import authority
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from peertap.sidecar import admission, authority, identity, wire
+from peertap.sidecar import admission, identity, wire
 from peertap.sidecar.admission.credential import from_text
 from peertap.sidecar.admission.files import CredentialFileError, OwnCredentials
+from peertap.sidecar.private import authority
 
 AUTH = identity.generate()
 OTHER_AUTH = identity.generate()

@@ -1,6 +1,6 @@
-"""CONTROL bodies: `mvlan_messages` Hello, KeyPackageOffer and EpochMessage decoders,
-the `mvlan_handshake` helpers that read the MLS message inside, and the MACPROBE
-application data (`mvlan_macprobe.MacMessage`).
+"""CONTROL bodies: `private.messages` Hello, KeyPackageOffer and EpochMessage decoders,
+the `private.handshake` helpers that read the MLS message inside, and the MACPROBE
+application data (`private.macprobe.MacMessage`).
 
 Input: one byte (the CONTROL kind; 0 means a MACPROBE's decrypted application data),
 then the body. Asserts that each decoder returns a value or raises MalformedControl
@@ -10,10 +10,10 @@ bytes, and that the leaves a Commit brings in are the KeyPackages it adds plus i
 
 from __future__ import annotations
 
-from peertap.sidecar import mvlan_handshake as hs
-from peertap.sidecar import mvlan_messages as m
 from peertap.sidecar.mls import MLSError
-from peertap.sidecar.mvlan_macprobe import PROBE, RESPONSE, MacMessage
+from peertap.sidecar.private import handshake as hs
+from peertap.sidecar.private import messages as m
+from peertap.sidecar.private.macprobe import PROBE, RESPONSE, MacMessage
 
 from . import world
 

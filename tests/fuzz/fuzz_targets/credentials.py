@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from peertap.sidecar import authority
+from peertap.sidecar.private import authority
 
 from . import world
 

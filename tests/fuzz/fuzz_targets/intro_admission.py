@@ -10,7 +10,8 @@ valid now.
 
 from __future__ import annotations
 
-from peertap.sidecar import admission, authority, wire
+from peertap.sidecar import admission, wire
+from peertap.sidecar.private import authority
 
 from . import world
 

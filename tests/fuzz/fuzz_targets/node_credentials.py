@@ -10,8 +10,9 @@ and valid at the time given.
 
 from __future__ import annotations
 
-from peertap.sidecar import admission, authority
+from peertap.sidecar import admission
 from peertap.sidecar.admission import credential
+from peertap.sidecar.private import authority
 
 from . import world
 

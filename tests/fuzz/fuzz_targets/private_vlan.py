@@ -1,4 +1,4 @@
-"""A private VLAN member's CONTROL intake: `private_vlan.PrivateVlan.on_control` with
+"""A private VLAN member's CONTROL intake: `private.vlan.PrivateVlan.on_control` with
 validly signed CONTROL packets of every kind and arbitrary bodies.
 
 Member b of a two-member group (a fresh PrivateVlan for every input) takes the
@@ -16,15 +16,15 @@ from __future__ import annotations
 import functools
 import logging
 
-from peertap.sidecar import mvlan_envelope as envelope
-from peertap.sidecar import mvlan_messages as m
 from peertap.sidecar.counters import Counters
 from peertap.sidecar.crypto.mls_keys import MlsKeyProvider
 from peertap.sidecar.mls import Group
 from peertap.sidecar.mls.structs import MLSMessage
-from peertap.sidecar.mvlan_lifecycle import PrivateSettings
-from peertap.sidecar.mvlan_macprobe import MacClaim
-from peertap.sidecar.private_vlan import PrivateVlan
+from peertap.sidecar.private import envelope
+from peertap.sidecar.private import messages as m
+from peertap.sidecar.private.lifecycle import PrivateSettings
+from peertap.sidecar.private.macprobe import MacClaim
+from peertap.sidecar.private.vlan import PrivateVlan
 
 from . import world
 

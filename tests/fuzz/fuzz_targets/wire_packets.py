@@ -4,14 +4,14 @@
 Asserts that each returns a value or raises MalformedPacket; that what decodes encodes
 back to the same bytes (DATA: the header, then the ciphertext untouched; INTRO: with
 the hop limit of 1 it is always sent with); and that the signature checks a receiver
-runs on a decoded ANNOUNCE (`announcements.verify`) or CONTROL (`mvlan_envelope.verify`)
+runs on a decoded ANNOUNCE (`announcements.verify`) or CONTROL (`private.envelope.verify`)
 answer True or False, never raise.
 """
 
 from __future__ import annotations
 
 from peertap.sidecar import announcements, wire
-from peertap.sidecar import mvlan_envelope as envelope
+from peertap.sidecar.private import envelope
 
 from . import world
 

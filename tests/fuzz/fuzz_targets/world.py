@@ -12,10 +12,11 @@ from dataclasses import dataclass, replace
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peertap.sidecar import admission, authority, ids, wire
+from peertap.sidecar import admission, ids, wire
 from peertap.sidecar.identity import Identity
 from peertap.sidecar.mls import Group, KeyPackageBundle, make_key_package
 from peertap.sidecar.mls.structs import Credential, MLSMessage
+from peertap.sidecar.private import authority
 
 SUITE = 1
 ISSUED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -19,7 +19,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import admission, authority, identity, ids
+from .. import admission, identity, ids
+from . import authority
 
 EXIT_USAGE = 2
 EXIT_RUNTIME = 1

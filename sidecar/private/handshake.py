@@ -8,7 +8,7 @@ MalformedControl.
 
 from __future__ import annotations
 
-from .mls.structs import (
+from ..mls.structs import (
     Add,
     Commit,
     KeyPackage,
@@ -17,7 +17,7 @@ from .mls.structs import (
     Proposal,
     PublicMessage,
 )
-from .mvlan_messages import MalformedControl
+from .messages import MalformedControl
 
 
 def key_package(message: bytes) -> KeyPackage:

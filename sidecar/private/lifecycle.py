@@ -20,7 +20,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from .crypto.mls_keys import MAX_OLD_EPOCHS
+from ..crypto.mls_keys import MAX_OLD_EPOCHS
 
 
 @dataclass(frozen=True)

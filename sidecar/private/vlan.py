@@ -26,18 +26,19 @@ from typing import Any
 
 import trio
 
-from . import authority, wire
-from . import mvlan_handshake as hs
-from . import mvlan_lifecycle as lc
-from . import mvlan_messages as m
-from .counters import Counters
-from .crypto.mls_keys import MlsKeyProvider, frame_key_from_exporter
-from .identity import Identity
-from .mls import Group, KeyPackageBundle, MLSError, make_key_package
-from .mls.structs import Credential, KeyPackage, MLSMessage, Update
-from .mvlan_credentials import CredentialCheck
-from .mvlan_lifecycle import PrivateSettings
-from .mvlan_macprobe import MacClaim, MacProber
+from .. import wire
+from ..counters import Counters
+from ..crypto.mls_keys import MlsKeyProvider, frame_key_from_exporter
+from ..identity import Identity
+from ..mls import Group, KeyPackageBundle, MLSError, make_key_package
+from ..mls.structs import Credential, KeyPackage, MLSMessage, Update
+from . import authority
+from . import handshake as hs
+from . import lifecycle as lc
+from . import messages as m
+from .credentials import CredentialCheck
+from .lifecycle import PrivateSettings
+from .macprobe import MacClaim, MacProber
 
 log = logging.getLogger("peertap.private")
 

@@ -12,9 +12,9 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from ..counters import Counters
+from ..mls.structs import Credential
 from . import authority
-from .counters import Counters
-from .mls.structs import Credential
 
 MAX_CACHED_CREDENTIALS = 1024
 

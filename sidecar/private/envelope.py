@@ -11,8 +11,8 @@ import dataclasses
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from . import wire
-from .identity import Identity
+from .. import wire
+from ..identity import Identity
 
 
 def sign(

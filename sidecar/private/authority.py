@@ -31,8 +31,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from . import ids
-from .identity import Identity
+from .. import ids
+from ..identity import Identity
 
 CONTEXT = b"peertap-credential-v1\x00"
 VERSION = 1

@@ -26,18 +26,18 @@ from typing import Any
 
 import trio
 
-from . import authority, stamps, wire
-from . import mvlan_envelope as envelope
-from .config import LimitsConfig, VlanConfig
-from .counters import Counters
-from .crypto.mls_keys import MlsKeyProvider
-from .freshness import StampGuard, in_window
-from .identity import Identity
-from .mvlan_lifecycle import PrivateSettings
-from .mvlan_macprobe import MacClaim
-from .private_vlan import PrivateVlan
-from .ratelimit import KeyedBuckets
-from .switch.acl import Acl
+from .. import stamps, wire
+from ..config import LimitsConfig, VlanConfig
+from ..counters import Counters
+from ..crypto.mls_keys import MlsKeyProvider
+from ..freshness import StampGuard, in_window
+from ..identity import Identity
+from ..ratelimit import KeyedBuckets
+from ..switch.acl import Acl
+from . import authority, envelope
+from .lifecycle import PrivateSettings
+from .macprobe import MacClaim
+from .vlan import PrivateVlan
 
 log = logging.getLogger("peertap.mvlan")
 

@@ -20,9 +20,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import ids
-from .counters import Counters
-from .mvlan_messages import MalformedControl
+from .. import ids
+from ..counters import Counters
+from .messages import MalformedControl
 
 log = logging.getLogger("peertap.private")
 
