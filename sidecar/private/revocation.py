@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def decode_unverified(data: bytes) -> tuple[bytes, bytes, int, list[bytes], byte
     if version == 0:
         raise RevocationError("revocation list version 0 is not allowed")
     keys = [data[i : i + KEY_LEN] for i in range(_HEAD.size, _HEAD.size + n * KEY_LEN, KEY_LEN)]
-    if any(a >= b for a, b in zip(keys, keys[1:], strict=False)):
+    if any(a >= b for a, b in itertools.pairwise(keys)):
         raise RevocationError("revoked keys are not strictly ascending")
     return auth, vid, version, keys, data[-SIGNATURE_LEN:]
 
