@@ -37,6 +37,7 @@ from ..switch.acl import Acl
 from . import authority, envelope
 from .lifecycle import PrivateSettings
 from .macprobe import MacClaim
+from .revocation import RevocationBook, RevocationFile
 from .vlan import PrivateVlan
 
 log = logging.getLogger("peertap.mvlan")
@@ -144,6 +145,16 @@ class Mvlan:
         cred_file = CredentialFile(path, label=vlan.label)
         credential = cred_file.load()
         keys = MlsKeyProvider(vlan_id=vlan_id, grace_s=vlan.epoch_grace_s)
+        creator = bytes.fromhex(vlan.creator)
+        revocations = RevocationBook(
+            authority=creator,
+            label=vlan.label,
+            counters=self.counters,
+            resend_s=vlan.member_timeout_s,
+            source=None
+            if vlan.revocations is None
+            else RevocationFile(base_dir / vlan.revocations, authority=creator, label=vlan.label),
+        )
         self.vlans[vlan_id] = PrivateVlan(
             vlan_id=vlan_id,
             creator=bytes.fromhex(vlan.creator),
@@ -160,6 +171,7 @@ class Mvlan:
             on_epoch=on_epoch,
             counters=self.counters,
             reload=cred_file.changed,
+            revocations=revocations,
             wall=lambda: dt.datetime.now(dt.UTC),
             mac=None
             if mac is None

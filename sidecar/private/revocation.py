@@ -24,15 +24,21 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+import logging
+import random
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .. import ids
+from ..counters import Counters
 from ..identity import Identity
+
+log = logging.getLogger("peertap.private")
 
 REVOCATION_CONTEXT = b"peertap revocation list v1\x00"
 FORMAT_VERSION = 1
@@ -141,3 +147,128 @@ def from_text(text: bytes | str) -> bytes:
         return base64.b64decode("".join(lines[1:-1]), validate=True)
     except (binascii.Error, ValueError) as err:
         raise RevocationError("revocation list is not base64") from err
+
+
+class RevocationFile:
+    """A list file the authority (or the operator) may rewrite: re-read when it changes.
+
+    A missing file means no list. A file that does not verify is reported and
+    ignored: the node keeps the last good list it had."""
+
+    def __init__(self, path: Path, *, authority: bytes, label: str) -> None:
+        self.path = path
+        self.authority = authority
+        self.label = label
+        self._stamp: tuple[int, int] | None = None
+
+    def load(self) -> RevocationList | None:
+        """The list in the file now (None if there is no file); RevocationError if bad."""
+        try:
+            st = self.path.stat()
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            self._stamp = None
+            return None
+        except OSError as err:
+            raise RevocationError(
+                f"cannot read revocation list {self.path}: {err.strerror}"
+            ) from err
+        self._stamp = (st.st_mtime_ns, st.st_size)
+        try:
+            return load_revocation_list(data, self.authority, self.label)
+        except RevocationError as err:
+            raise RevocationError(f"revocation list {self.path}: {err}") from err
+
+    def changed(self) -> RevocationList | None:
+        """The file's list if the file changed since the last look and verifies, else None."""
+        try:
+            st = self.path.stat()
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        if stamp == self._stamp:
+            return None
+        try:
+            return self.load()
+        except RevocationError as err:
+            log.error("vlan %s: %s; keeping the last good list", self.label, err)
+            self._stamp = stamp
+            return None
+
+
+class RevocationBook:
+    """The newest revocation list of one private VLAN that this member knows.
+
+    Lists come from the VLAN's `revocations` file and from REVOCATION CONTROL packets
+    of any node; the highest version wins and is never replaced by a lower one. A
+    member sends the list it holds when it adopts it and again every `resend_s` (with
+    jitter), so a node that missed the flood gets it within that time."""
+
+    def __init__(
+        self,
+        *,
+        authority: bytes,
+        label: str,
+        counters: Counters,
+        resend_s: float,
+        source: RevocationFile | None = None,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.authority = authority
+        self.label = label
+        self.counters = counters
+        self.resend_s = resend_s
+        self.source = source
+        self.poll_s = poll_s
+        self.current: RevocationList | None = None
+        self._next_send = float("inf")
+        self._next_poll = float("-inf")
+
+    @property
+    def revoked(self) -> frozenset[bytes]:
+        return frozenset() if self.current is None else self.current.revoked
+
+    def is_revoked(self, member_key: bytes) -> bool:
+        return self.current is not None and member_key in self.current.revoked
+
+    def adopt(self, lst: RevocationList) -> bool:
+        """Take `lst` if it is newer than ours; True if it was (send it on at once)."""
+        if self.current is not None and lst.version <= self.current.version:
+            return False
+        added = lst.revoked - self.revoked
+        self.current = lst
+        self._next_send = float("-inf")
+        self.counters.inc("revocation_lists_adopted")
+        log.warning(
+            "vlan %s: revocation list version %d: %d keys revoked (%d new)",
+            self.label,
+            lst.version,
+            len(lst.revoked),
+            len(added),
+        )
+        return True
+
+    def offer(self, data: bytes) -> bool:
+        """A list heard on the MVLAN; True if it is newer than ours and verifies."""
+        try:
+            lst = load_revocation_list(data, self.authority, self.label)
+        except RevocationError as err:
+            log.info("vlan %s: refused a revocation list: %s", self.label, err)
+            self.counters.drop("revocation_invalid")
+            return False
+        return self.adopt(lst)
+
+    def poll(self, now: float) -> bool:
+        """Look at the file (at most every `poll_s`); True if it brought a newer list."""
+        if self.source is None or now < self._next_poll:
+            return False
+        self._next_poll = now + self.poll_s
+        lst = self.source.changed()
+        return lst is not None and self.adopt(lst)
+
+    def outgoing(self, now: float) -> bytes | None:
+        """The list to send now (just adopted, or the resend interval passed), if any."""
+        if self.current is None or now < self._next_send:
+            return None
+        self._next_send = now + self.resend_s * random.uniform(0.75, 1.25)
+        return self.current.data

@@ -16,7 +16,7 @@ import pytest
 from peertap.sidecar import identity, ids
 from peertap.sidecar.lab import BootstrapSpec, Lab, LabSpec, LinkSpec, NodeRole, PodSpec, topology
 from peertap.sidecar.lab.nodes import CREATOR_KEY
-from peertap.sidecar.private import authority
+from peertap.sidecar.private import authority, revocation
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -316,3 +316,51 @@ def test_two_members_configured_with_one_mac_both_see_the_collision(
     # A configured MAC is the operator's choice: it is reported, not re-rolled.
     assert [vlan_status(lab, p)["mac"] for p in ("m1", "m2")] == [same, same]
     assert vlan_status(lab, "m3")["mac"] != same
+
+
+def test_a_revoked_member_loses_access_once_one_member_has_the_list(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    """Only m1 is given the list (its `revocations` file); it spreads over the MVLAN, the
+    committer removes m4, and traffic after that commit uses keys m4 never held."""
+    members = ["m1", "m2", "m3", "m4"]
+
+    def tweak(pod: str, vlan: dict[str, Any]) -> None:
+        if pod == "m1":
+            vlan["revocations"] = "lab.revoked"
+
+    lab = private_lab(lab_factory, 4, tweak=tweak)
+    held: set[str] = set()
+
+    def in_group(pods: list[str]) -> bool:
+        view = vlan_status(lab, "m4")
+        if view["mls_state"] == "member":
+            held.add(view["mls_id"])
+        return converged(lab, pods)
+
+    wait_until("one group of four", lambda: in_group(members))
+    wait_until("ping m4 -> m2", lambda: pings(lab, "m4", "m2"), 20)
+    creator = identity.load(Path(lab.state_dir) / CREATOR_KEY)
+    revoked = identity.load(lab.key_path("m4")).public_bytes
+    listed = revocation.sign_revocation_list(creator, "lab", [revoked], 1)
+    (lab.config_path("m1").parent / "lab.revoked").write_text(revocation.to_text(listed))
+    rest = ["m1", "m2", "m3"]
+    wait_until("m4 removed", lambda: in_group(rest), 30)
+    removed_at = time.time()
+    # m2 and m3 had no file: the list reached them over the management VLAN.
+    for pod in ("m2", "m3"):
+        assert lab.status(pod)["counters"]["events"].get("revocation_lists_adopted") == 1
+    # m4 cannot get back in: its HELLOs and KeyPackages are refused.
+    wait_until("m4's offers refused", lambda: drops(lab, "m2").get("mvlan_rejected_revoked", 0) > 0)
+    assert not pings(lab, "m4", "m2", count=2)
+    for a, b in (("m1", "m2"), ("m2", "m3"), ("m3", "m1")):
+        assert pings(lab, a, b, count=2), f"{a} -> {b}"
+    assert converged(lab, rest)
+    crossed = [
+        rec["mls_id"]
+        for rec in map(json.loads, lab.trace_path("r").read_text().splitlines())
+        if rec.get("type") == "data" and rec["ts"] > removed_at
+    ]
+    assert crossed
+    assert held
+    assert not set(crossed) & held
