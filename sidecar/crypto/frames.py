@@ -9,6 +9,12 @@ whose packets authenticated; the table is bounded, and a sender without a window
 accepted only above the highest counter of every window ever evicted (the floor), so
 flushing the table cannot re-open a replay.
 
+In a private VLAN whose epoch carries a roster (senders.py), packets are also bound to
+their sender's leaf: the sender id names the leaf, a trailer carries a tag per intended
+receiver, and a receiver opens only packets with a valid tag for itself (`sender_leaf`
+then names the sender, for the port's source-MAC check). One sender id per leaf and
+epoch means one replay window each: no member can flush another's.
+
 The plaintext of a DATA packet is a 10-byte offload header (virtio_net_hdr
 layout, see docs/protocol.md) followed by the Ethernet frame, or a fragment
 of that (flag FRAGMENT, see fragment.py).
@@ -23,6 +29,7 @@ from cryptography.exceptions import InvalidTag
 
 from .. import stamps, wire
 from ..replay import ReplayWindow
+from . import senders
 from .keys import EpochKeys, KeyProvider
 
 MAX_REPLAY_WINDOWS = 4096
@@ -52,18 +59,35 @@ class FrameSealer:
         self._stamps = stamps.Stamper()
         self.counter = 0
 
-    def seal(self, *, vft: bytes, plaintext: bytes, hop_limit: int, flags: int = 0) -> bytes:
+    def seal(
+        self,
+        *,
+        vft: bytes,
+        plaintext: bytes,
+        hop_limit: int,
+        flags: int = 0,
+        dst: bytes | None = None,
+    ) -> bytes:
+        """One DATA packet; `dst` (the frame's destination MAC) picks whom a sender-bound
+        packet is tagged for."""
         epoch = self.keys.current()
         self.counter = self._stamps.next()
         if self.counter >= _COUNTER_LIMIT:  # pragma: no cover - year 586,000
             self.sender, self.counter = os.urandom(8), 1
+        binding = epoch.binding
+        sender = self.sender if binding is None else binding.sender
+        if binding is not None:
+            flags |= wire.FLAG_SENDER_TAGS
         header = wire.DataHeader(
-            hop_limit, flags, self.vlan_id, epoch.mls_id, vft, self.sender, self.counter
+            hop_limit, flags, self.vlan_id, epoch.mls_id, vft, sender, self.counter
         ).encode()
         nonce = _NONCE_PREFIX + _U64.pack(self.counter)
-        return header + epoch.sender_aead(self.sender).encrypt(
-            nonce, plaintext, wire.aad_of(header)
-        )
+        aad = wire.aad_of(header)
+        sealed = epoch.sender_aead(sender).encrypt(nonce, plaintext, aad)
+        if binding is None:
+            return header + sealed
+        trailer = binding.trailer(senders.digest(aad, sealed), binding.receivers(dst))
+        return header + sealed + trailer
 
 
 class FrameOpener:
@@ -74,6 +98,8 @@ class FrameOpener:
         self.max_windows = max_windows
         self._windows: dict[tuple[bytes, bytes], ReplayWindow] = {}
         self.floor = 0
+        # The leaf that sent the packet `open` last returned (sender-bound epochs only).
+        self.sender_leaf: int | None = None
 
     def open(self, packet: bytes | memoryview, header: wire.DataHeader) -> bytes:
         epoch: EpochKeys | None = self.keys.lookup(header.mls_id)
@@ -88,9 +114,17 @@ class FrameOpener:
             raise OpenError("replay")
         nonce = _NONCE_PREFIX + _U64.pack(header.counter)
         mv = memoryview(packet)
+        aad = wire.aad_of(bytes(mv[: wire.DATA_HEADER_LEN]))
+        end = len(mv)
+        self.sender_leaf = None
+        binding = epoch.binding
+        if binding is not None:
+            end = self._check_sender(binding, mv, header, aad)
+        elif header.flags & wire.FLAG_SENDER_TAGS:
+            raise OpenError("sender_tags_unexpected")
         try:
             plaintext = epoch.sender_aead(header.sender).decrypt(
-                nonce, mv[wire.DATA_HEADER_LEN :], wire.aad_of(bytes(mv[: wire.DATA_HEADER_LEN]))
+                nonce, mv[wire.DATA_HEADER_LEN : end], aad
             )
         except InvalidTag as err:
             raise OpenError("auth") from err
@@ -105,3 +139,26 @@ class FrameOpener:
         if not window.accept(header.counter):
             raise OpenError("replay")
         return plaintext
+
+    def _check_sender(
+        self, binding: senders.Binding, mv: memoryview, header: wire.DataHeader, aad: bytes
+    ) -> int:
+        """Where the ciphertext ends, once the packet is proven to come from the leaf its
+        sender id names and to be meant for us; OpenError otherwise."""
+        if not header.flags & wire.FLAG_SENDER_TAGS:
+            raise OpenError("sender_untagged")
+        leaf = senders.leaf_of(header.sender)
+        if leaf is None or leaf not in binding.members or leaf == binding.own_leaf:
+            raise OpenError("sender_unknown")
+        try:
+            end, tag = senders.split_trailer(
+                mv, wire.DATA_HEADER_LEN + wire.TAG_LEN, binding.own_leaf
+            )
+        except ValueError as err:
+            raise OpenError("sender_trailer") from err
+        if tag is None:
+            raise OpenError("sender_not_for_us")
+        if not binding.check(leaf, senders.digest(aad, mv[wire.DATA_HEADER_LEN : end]), tag):
+            raise OpenError("sender_tag")
+        self.sender_leaf = leaf
+        return end

@@ -30,6 +30,7 @@ from .. import stamps, wire
 from ..config import LimitsConfig, VlanConfig
 from ..counters import Counters
 from ..crypto.mls_keys import MlsKeyProvider
+from ..crypto.senders import Pairing
 from ..freshness import StampGuard, in_window
 from ..identity import Identity
 from ..ratelimit import KeyedBuckets
@@ -144,7 +145,11 @@ class Mvlan:
             path = base_dir / path
         cred_file = CredentialFile(path, label=vlan.label)
         credential = cred_file.load()
-        keys = MlsKeyProvider(vlan_id=vlan_id, grace_s=vlan.epoch_grace_s)
+        keys = MlsKeyProvider(
+            vlan_id=vlan_id,
+            grace_s=vlan.epoch_grace_s,
+            pairing=Pairing(self.identity.seed, self.identity.public_bytes),
+        )
         creator = bytes.fromhex(vlan.creator)
         revocations = RevocationBook(
             authority=creator,

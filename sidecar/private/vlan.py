@@ -38,7 +38,7 @@ from . import lifecycle as lc
 from . import messages as m
 from .credentials import CredentialCheck
 from .lifecycle import PrivateSettings
-from .macprobe import MacClaim, MacProber
+from .macprobe import MacClaim, MacProber, bind_claim
 from .revocation import RevocationBook
 
 log = logging.getLogger("peertap.private")
@@ -219,9 +219,11 @@ class PrivateVlan:
         group, probe = self.group, self.mac_probe
         if probe is None or group is None or msg.group != self.tag or msg.epoch != group.epoch:
             return
-        data = group.process(MLSMessage.decode(msg.message)).application_data
+        processed = group.process(MLSMessage.decode(msg.message))
+        data = processed.application_data
         if data is None:
             raise m.MalformedControl("MACPROBE without application data")
+        bind_claim(self.keys, group, processed, self.counters)
         if probe.receive(data):
             self._wake.set()
 
@@ -331,6 +333,8 @@ class PrivateVlan:
         self.keys.install(
             epoch=group.epoch,
             frame_key=frame_key_from_exporter(group.export_secret, self.vlan_id),
+            own_leaf=group.own_leaf_index,
+            members={x.index: x.signature_key for x in group.members()},
         )
         keys = {x.signature_key for x in group.members()}
         for key in keys - self._since.keys():
