@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -364,3 +365,66 @@ def test_a_revoked_member_loses_access_once_one_member_has_the_list(
     assert crossed
     assert held
     assert not set(crossed) & held
+
+
+INSIDER = Path(__file__).resolve().parents[1] / "adversary" / "insider_member.py"
+
+
+def insider_spec() -> LabSpec:
+    """m1 (the insider), m2 and m3 around relay r, and a direct trunk m1 - m3, so what
+    m1 sends reaches m3 without the relay's duplicate filter in between."""
+    member, relay = NodeRole(role="member"), NodeRole(role="relay")
+    return LabSpec(
+        pods=[PodSpec(name="r", node=relay)]
+        + [PodSpec(name=m, node=member) for m in ("m1", "m2", "m3")],
+        links=[LinkSpec(a=m, b="r") for m in ("m1", "m2", "m3")] + [LinkSpec(a="m1", b="m3")],
+        bootstrap=[BootstrapSpec(dialer=m, target="r") for m in ("m1", "m2", "m3")]
+        + [BootstrapSpec(dialer="m1", target="m3")],
+    )
+
+
+def test_a_member_cannot_send_as_another_members_mac_nor_replay_its_frames(
+    lab_factory: Callable[..., Lab], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = private_lab(lab_factory, 3, spec=insider_spec(), start=lambda pod: pod != "m1")
+    trigger = tmp_path / "replay-now"
+    monkeypatch.setenv("PEERTAP_INSIDER_TRIGGER", str(trigger))
+    monkeypatch.setenv("PEERTAP_LAB_NODE_CMD", f"{sys.executable} -P {INSIDER} run")
+    lab.start_node("m1")
+    monkeypatch.delenv("PEERTAP_LAB_NODE_CMD")
+    lab.wait_ready(timeout=30, pods=["m1"])
+    members = ["m1", "m2", "m3"]
+    wait_until("one group of three", lambda: converged(lab, members))
+    wait_until("ping m1 -> m3", lambda: pings(lab, "m1", "m3"), 20)
+    wait_until("ping m2 -> m3", lambda: pings(lab, "m2", "m3"), 20)
+
+    # 1. m1 takes m2's MAC on its own interface: m3 refuses every frame of it.
+    own_mac = vlan_status(lab, "m1")["mac"]
+    ifname = vlan_status(lab, "m1")["interface"]
+    lab.exec("m1", ["ip", "link", "set", ifname, "address", vlan_status(lab, "m2")["mac"]])
+    before = drops(lab, "m3").get("sender_mac", 0)
+    lab.exec("m1", ["ip", "neigh", "flush", "dev", ifname])
+    assert not pings(lab, "m1", "m3", count=3)
+    assert drops(lab, "m3").get("sender_mac", 0) > before
+    assert pings(lab, "m2", "m3", count=2), "m2 keeps its MAC and its traffic"
+    lab.exec("m1", ["ip", "link", "set", ifname, "address", own_mac])
+    wait_until("m1 reaches m3 with its own MAC", lambda: pings(lab, "m1", "m3"), 20)
+
+    # 2. m1 replays m2's broadcasts to m3, after trying to flush m3's replay windows.
+    lab.exec("m2", ["ping", "-b", "-c", "20", "-i", "0.1", "-W", "1", "10.250.0.255"])
+    windows_before = drops(lab, "m3").get("replay", 0)
+    trigger.touch()
+    done = Path(str(trigger) + ".done")
+    wait_until("m1 to attack", lambda: pings(lab, "m1", "m3") and done.exists(), 20)
+    sent = json.loads(done.read_text())
+    assert sent["replayed"] >= 20
+
+    def refused() -> bool:
+        d = drops(lab, "m3")
+        return d.get("sender_unknown", 0) >= sent["flush"] and (
+            d.get("replay", 0) - windows_before >= 20
+        )
+
+    wait_until("m3 to refuse the flush attempt and the replays", refused, 20)
+    assert pings(lab, "m2", "m3", count=2)
+    assert converged(lab, members)
