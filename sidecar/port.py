@@ -171,16 +171,13 @@ class VlanPort:
             for p in pieces
         ]
 
-    def _source_bound(self, header: wire.DataHeader, unit: bytes) -> bool:
+    def _source_bound(self, unit: bytes) -> bool:
         """In a sender-bound epoch, the frame's source MAC must belong to the sender's leaf
         (crypto/senders.py): no member can send as another's MAC."""
-        leaf = self.opener.sender_leaf
-        if leaf is None:
+        leaf, binding = self.opener.sender_leaf, self.opener.sender_binding
+        if leaf is None or binding is None:
             return True
-        epoch = self.keys.lookup(header.mls_id)
-        binding = None if epoch is None else epoch.binding
-        src = unit[VNET_HDR_LEN + 6 : VNET_HDR_LEN + 12]
-        return binding is not None and binding.mac_ok(leaf, src)
+        return binding.mac_ok(leaf, unit[VNET_HDR_LEN + 6 : VNET_HDR_LEN + 12])
 
     def deliver(self, packet: bytes | memoryview, header: wire.DataHeader) -> bool:
         """Decrypt a packet for this VLAN and write it to the TAP; False if dropped."""
@@ -201,7 +198,7 @@ class VlanPort:
         if len(unit) < MIN_UNIT:
             self.counters.drop("inner_short")
             return False
-        if not self._source_bound(header, unit):
+        if not self._source_bound(unit):
             self.counters.drop("sender_mac")
             return False
         if not self.sink.write(unit):

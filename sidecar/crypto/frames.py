@@ -98,8 +98,10 @@ class FrameOpener:
         self.max_windows = max_windows
         self._windows: dict[tuple[bytes, bytes], ReplayWindow] = {}
         self.floor = 0
-        # The leaf that sent the packet `open` last returned (sender-bound epochs only).
+        # The leaf that sent the packet `open` last returned, and its epoch's binding
+        # (sender-bound epochs only; None otherwise).
         self.sender_leaf: int | None = None
+        self.sender_binding: senders.Binding | None = None
 
     def open(self, packet: bytes | memoryview, header: wire.DataHeader) -> bytes:
         epoch: EpochKeys | None = self.keys.lookup(header.mls_id)
@@ -117,7 +119,7 @@ class FrameOpener:
         aad = wire.aad_of(bytes(mv[: wire.DATA_HEADER_LEN]))
         end = len(mv)
         self.sender_leaf = None
-        binding = epoch.binding
+        binding = self.sender_binding = epoch.binding
         if binding is not None:
             end = self._check_sender(binding, mv, header, aad)
         elif header.flags & wire.FLAG_SENDER_TAGS:
