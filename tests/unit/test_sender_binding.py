@@ -8,6 +8,8 @@ import os
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from peertap.sidecar import identity, ids, wire
 from peertap.sidecar.counters import Counters
@@ -168,3 +170,27 @@ def test_large_units_fragment_below_the_trailer_and_reassemble() -> None:
     assert len(packets) == 2 and all(len(p) <= wire.MAX_PACKET for p in packets)
     deliver(c, packets)
     assert c_sink.units == [unit]
+
+
+@settings(max_examples=300, deadline=None)
+@given(tail=st.binary(max_size=200), flags=st.sampled_from([0, 1, 2, 3]), leaf=st.integers(0, 5))
+def test_any_packet_after_a_valid_header_is_a_counted_drop(
+    tail: bytes, flags: int, leaf: int
+) -> None:
+    c, c_sink, keys = CACHED_C
+    epoch = keys.current()
+    header = wire.DataHeader(
+        8, flags, VID, epoch.mls_id, c.tokens.broadcast, senders.sender_id(leaf), 10**15 + len(tail)
+    ).encode()
+    packet = header + tail
+    try:
+        h = wire.decode_data(packet)
+    except wire.MalformedPacket:
+        return
+    before = sum(c.counters.drops.values())
+    assert not c.deliver(packet, h)
+    assert sum(c.counters.drops.values()) == before + 1
+    assert c_sink.units == []
+
+
+CACHED_C = member(2)
