@@ -138,9 +138,9 @@ def bench_revocation(members: int) -> None:
             (cfg_path.parent / "lab.cred").write_bytes(cred.encode())
             vlan.update(security="mls", credential="lab.cred", revocations="lab.revoked")
             cfg_path.write_text(json.dumps(cfg))
-        for pod in pods:
+        for pod in lab.plan.node_pods():
             lab.start_node(pod)
-        lab.wait_ready(timeout=60, pods=pods)
+        lab.wait_ready(timeout=60)
         revoked, rest = pods[-1], pods[:-1]
 
         def view(pod: str) -> dict[str, Any]:
@@ -151,7 +151,13 @@ def bench_revocation(members: int) -> None:
             views = [view(p) for p in pool]
             return all(v["mls_state"] == "member" and v["members"] == len(pool) for v in views)
 
-        wait("one group", lambda: group_of(pods), 120)
+        try:
+            wait("one group", lambda: group_of(pods), 120)
+        except SystemExit:
+            for pod in pods:
+                v = view(pod)
+                print(pod, v.get("mls_state"), v.get("members"), v.get("epoch"), file=sys.stderr)
+            raise
         pinger = lab.spawn(
             revoked,
             ["ping", "-D", "-i", "0.1", "-W", "1", lab.overlay_address(rest[0])],
