@@ -18,6 +18,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import blake3
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peertap.sidecar import ids, vft, wire
@@ -101,6 +102,11 @@ def frame_vector() -> dict[str, object]:
         macs=senders.MacBook(vlan_id),
     )
     trailer = binding.trailer(h, [1])
+    # The same frame as a pairwise packet (how a unicast frame to b is really sent).
+    pair_frame_key = blake3.blake3(senders.PAIR_FRAME_LABEL + sender, key=pair).digest()
+    pairwise = binding.pair_aead(1, 0)
+    assert pairwise is not None
+    pair_sealed = pairwise.encrypt(nonce, plaintext, aad)
     return {
         "cipher_suite": 1,
         "creator_seed": creator.seed.hex(),
@@ -131,12 +137,12 @@ def frame_vector() -> dict[str, object]:
         "digest": h.hex(),
         "trailer_for_b": trailer.hex(),
         "packet": (header + sealed + trailer).hex(),
+        "pair_frame_key": pair_frame_key.hex(),
+        "pairwise_packet": (header + pair_sealed + senders.PAIRWISE).hex(),
     }
 
 
 def _sender_key(frame_key: bytes, sender: bytes) -> bytes:
-    import blake3
-
     return blake3.blake3(b"peertap/v1 sender key" + sender, key=frame_key).digest(32)
 
 

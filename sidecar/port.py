@@ -18,7 +18,6 @@ from typing import Protocol
 
 from . import fragment, vft, wire
 from .counters import Counters
-from .crypto import senders
 from .crypto.frames import FrameOpener, FrameSealer, OpenError
 from .crypto.keys import KeyProvider
 from .switch.classify import Dest, classify, snoop
@@ -155,7 +154,7 @@ class VlanPort:
     def _seal(self, unit: bytes, token: bytes, dst: bytes) -> list[bytes]:
         # Sender-bound packets end in a tag trailer: fragment early enough to fit it.
         binding = self.keys.current().binding
-        room = fragment.MAX_PLAINTEXT - (0 if binding is None else senders.trailer_len(binding))
+        room = fragment.MAX_PLAINTEXT - (0 if binding is None else binding.max_trailer)
         if len(unit) <= room:
             return [self.sealer.seal(vft=token, plaintext=unit, hop_limit=self.hop_limit, dst=dst)]
         try:

@@ -26,6 +26,7 @@ import os
 import struct
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .. import stamps, wire
 from ..replay import ReplayWindow
@@ -83,11 +84,14 @@ class FrameSealer:
         ).encode()
         nonce = _NONCE_PREFIX + _U64.pack(self.counter)
         aad = wire.aad_of(header)
-        sealed = epoch.sender_aead(sender).encrypt(nonce, plaintext, aad)
         if binding is None:
-            return header + sealed
-        trailer = binding.trailer(senders.digest(aad, sealed), binding.receivers(dst))
-        return header + sealed + trailer
+            return header + epoch.sender_aead(sender).encrypt(nonce, plaintext, aad)
+        peer = binding.unicast_leaf(dst)
+        pair = None if peer is None else binding.pair_aead(peer, binding.own_leaf)
+        if pair is not None:
+            return header + pair.encrypt(nonce, plaintext, aad) + senders.PAIRWISE
+        sealed = epoch.sender_aead(sender).encrypt(nonce, plaintext, aad)
+        return header + sealed + binding.trailer(senders.digest(aad, sealed), binding.others)
 
 
 class FrameOpener:
@@ -120,16 +124,18 @@ class FrameOpener:
         end = len(mv)
         self.sender_leaf = None
         binding = self.sender_binding = epoch.binding
+        aead = None
         if binding is not None:
-            end = self._check_sender(binding, mv, header, aad)
+            end, aead = self._check_sender(binding, mv, header, aad)
         elif header.flags & wire.FLAG_SENDER_TAGS:
             raise OpenError("sender_tags_unexpected")
         try:
-            plaintext = epoch.sender_aead(header.sender).decrypt(
-                nonce, mv[wire.DATA_HEADER_LEN : end], aad
-            )
+            if aead is None:
+                aead = epoch.sender_aead(header.sender)
+            plaintext = aead.decrypt(nonce, mv[wire.DATA_HEADER_LEN : end], aad)
         except InvalidTag as err:
-            raise OpenError("auth") from err
+            # A pairwise packet that does not open was not sent by that leaf to us.
+            raise OpenError("auth" if binding is None else "sender_tag") from err
         if window is None:
             if len(self._windows) >= self.max_windows:
                 # Only key holders' sender ids fill this table. The oldest goes, and the
@@ -144,23 +150,30 @@ class FrameOpener:
 
     def _check_sender(
         self, binding: senders.Binding, mv: memoryview, header: wire.DataHeader, aad: bytes
-    ) -> int:
-        """Where the ciphertext ends, once the packet is proven to come from the leaf its
-        sender id names and to be meant for us; OpenError otherwise."""
+    ) -> tuple[int, AESGCM | None]:
+        """Where the ciphertext ends and, for a pairwise packet, the AEAD that proves its
+        sender; for a tagged packet (None) the tag already proved the leaf its sender id
+        names and that it is meant for us. OpenError otherwise."""
         if not header.flags & wire.FLAG_SENDER_TAGS:
             raise OpenError("sender_untagged")
         leaf = senders.leaf_of(header.sender)
         if leaf is None or leaf not in binding.members or leaf == binding.own_leaf:
             raise OpenError("sender_unknown")
         try:
-            end, tag = senders.split_trailer(
+            end, count, tag = senders.split_trailer(
                 mv, wire.DATA_HEADER_LEN + wire.TAG_LEN, binding.own_leaf
             )
         except ValueError as err:
             raise OpenError("sender_trailer") from err
+        if count == 0:
+            pair = binding.pair_aead(leaf, leaf)
+            if pair is None:
+                raise OpenError("sender_unknown")
+            self.sender_leaf = leaf
+            return end, pair
         if tag is None:
             raise OpenError("sender_not_for_us")
         if not binding.check(leaf, senders.digest(aad, mv[wire.DATA_HEADER_LEN : end]), tag):
             raise OpenError("sender_tag")
         self.sender_leaf = leaf
-        return end
+        return end, None

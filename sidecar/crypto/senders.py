@@ -8,8 +8,15 @@ MLS leaf with pairwise tags, and each source MAC to a leaf:
   (Ed25519 keys mapped to Curve25519, RFC 7748 section 4.1, as libsodium does).
   Per epoch, pair key = BLAKE3-keyed(frame key, PAIR_LABEL || DH || lower key ||
   higher key), 32 bytes: it dies with the epoch, and an outsider lacks the frame key.
-- A packet's sender id is its leaf index (u32) followed by four zero bytes. It
-  carries, after the AEAD ciphertext, a tag for every intended receiver:
+- A packet's sender id is its leaf index (u32) followed by four zero bytes.
+- A unicast frame to a member (its destination MAC belongs to that member) is
+  encrypted under a pairwise key instead of the group's: AES-256-GCM with key
+  BLAKE3-keyed(pair key, PAIR_FRAME_LABEL || sender id); its trailer is just a zero
+  count. Only sender and receiver hold that key, so the AEAD itself proves the sender
+  (and no other member can read the frame). This is the bulk of the traffic, and costs
+  no more than the group key.
+- Every other frame (broadcast, multicast, unknown unicast) is encrypted under the
+  group key and carries, after the ciphertext, a tag for every other member:
   tag = BLAKE3-keyed(pair key, H), first 8 bytes, where H = BLAKE3-256(AAD ||
   ciphertext). A receiver accepts the packet only with a valid tag for its own leaf
   from the key of the leaf the sender id names.
@@ -31,10 +38,14 @@ from collections.abc import Iterable, Mapping
 import blake3
 import nacl.bindings
 import nacl.exceptions
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .. import ids
 
 PAIR_LABEL = b"peertap/v2 pair key"
+PAIR_FRAME_LABEL = b"peertap/v2 pair frame key"
+# The trailer of a pairwise-encrypted packet: no tag entries.
+PAIRWISE = b"\x00\x00"
 TAG_LEN = 8
 ENTRY = struct.Struct(">I8s")
 COUNT = struct.Struct(">H")
@@ -140,7 +151,11 @@ class Binding:
         self.pairing = pairing
         self.macs = macs
         self.sender = sender_id(own_leaf)
+        self.others = [i for i in self.members if i != own_leaf]
+        # The largest trailer this epoch's packets carry (one entry per other member).
+        self.max_trailer = COUNT.size + ENTRY.size * len(self.others)
         self._pair: dict[int, bytes | None] = {}
+        self._aeads: dict[tuple[int, int], AESGCM | None] = {}
 
     def pair_key(self, leaf: int) -> bytes | None:
         if leaf in self._pair:
@@ -154,15 +169,31 @@ class Binding:
         self._pair[leaf] = key
         return key
 
+    def pair_aead(self, peer: int, sender: int) -> AESGCM | None:
+        """AES-256-GCM under the pairwise key of (us, `peer`) for packets `sender` sends
+        (the sender's id is in the key, so the two directions never share a nonce)."""
+        if (peer, sender) in self._aeads:
+            return self._aeads[(peer, sender)]
+        key = self.pair_key(peer)
+        aead = None
+        if key is not None:
+            aead = AESGCM(blake3.blake3(PAIR_FRAME_LABEL + sender_id(sender), key=key).digest())
+        self._aeads[(peer, sender)] = aead
+        return aead
+
+    def unicast_leaf(self, dst: bytes | None) -> int | None:
+        """The other member that owns unicast MAC `dst`, if any."""
+        if dst is None or dst[0] & 1:
+            return None
+        owner = self.macs.owner(dst)
+        leaf = None if owner is None else self.leaf_by_key.get(owner)
+        return None if leaf == self.own_leaf else leaf
+
     def receivers(self, dst: bytes | None) -> list[int]:
         """Leaves a frame to `dst` is tagged for: its owner if that is a known member, else
         every other member (broadcast, multicast, unknown unicast)."""
-        if dst is not None and not dst[0] & 1:
-            owner = self.macs.owner(dst)
-            leaf = None if owner is None else self.leaf_by_key.get(owner)
-            if leaf is not None and leaf != self.own_leaf:
-                return [leaf]
-        return [i for i in self.members if i != self.own_leaf]
+        leaf = self.unicast_leaf(dst)
+        return self.others if leaf is None else [leaf]
 
     def trailer(self, h: bytes, receivers: Iterable[int]) -> bytes:
         entries = []
@@ -181,15 +212,11 @@ class Binding:
         return owner is not None and owner == self.members.get(sender_leaf)
 
 
-def trailer_len(binding: Binding) -> int:
-    """The largest trailer an epoch's packets carry (one entry per other member)."""
-    return COUNT.size + ENTRY.size * max(len(binding.members) - 1, 0)
-
-
 def split_trailer(
     packet: bytes | memoryview, start: int, own_leaf: int
-) -> tuple[int, bytes | None]:
-    """(where the trailer starts, our tag or None); ValueError if the trailer is malformed."""
+) -> tuple[int, int, bytes | None]:
+    """(where the trailer starts, its entry count, our tag or None); ValueError if the
+    trailer is malformed."""
     end = len(packet)
     if end - start < COUNT.size:
         raise ValueError("no trailer")
@@ -203,4 +230,4 @@ def split_trailer(
         if leaf == own_leaf:
             mine = bytes(tag)
             break
-    return begin, mine
+    return begin, n, mine

@@ -74,11 +74,27 @@ def test_members_exchange_bound_frames_broadcast_and_unicast() -> None:
     deliver(b, packets)
     deliver(c, packets)
     assert len(b_sink.units) == len(c_sink.units) == 1
-    # Unicast to b's MAC is tagged for b alone: c, which holds the group key, cannot take it.
+    # Unicast to b's MAC is encrypted under a's pair key with b: c, which holds the group
+    # key, can neither read nor take it.
     packets = send(a, frame(MACS[1], MACS[0]))
+    assert packets[0].endswith(senders.PAIRWISE)
     deliver(b, packets)
     deliver(c, packets)
     assert len(b_sink.units) == 2 and len(c_sink.units) == 1
+    assert c.counters.drops["sender_tag"] == 1
+    # A tagged packet that names b alone is not for c either.
+    (a_keys_epoch,) = [member(0)[2].current()]
+    assert a_keys_epoch.binding is not None
+    header = wire.DataHeader(
+        8, wire.FLAG_SENDER_TAGS, VID, a_keys_epoch.mls_id, a.tokens.broadcast,
+        senders.sender_id(0), 2 * 10**15,
+    ).encode()  # fmt: skip
+    aad = wire.aad_of(header)
+    sealed = a_keys_epoch.sender_aead(senders.sender_id(0)).encrypt(
+        bytes(4) + (2 * 10**15).to_bytes(8, "big"), frame(BROADCAST, MACS[0]), aad
+    )
+    only_b = a_keys_epoch.binding.trailer(senders.digest(aad, sealed), [1])
+    deliver(c, [header + sealed + only_b])
     assert c.counters.drops["sender_not_for_us"] == 1
 
 
@@ -111,8 +127,15 @@ def test_a_member_cannot_send_as_another_leaf() -> None:
     # Its best guess at a tag for c: its own pair key with c.
     tag = epoch.binding.trailer(senders.digest(aad, sealed), [2])
     deliver(c, [header + sealed + tag])
+    # Or a pairwise packet under its own pair key with c, claiming b's sender id.
+    pair = epoch.binding.pair_aead(2, 0)
+    assert pair is not None
+    nonce = bytes(4) + (10**15 + 1).to_bytes(8, "big")
+    header2 = header[:60] + (10**15 + 1).to_bytes(8, "big")
+    forged = pair.encrypt(nonce, unit, wire.aad_of(header2))
+    deliver(c, [header2 + forged + senders.PAIRWISE])
     assert c_sink.units == []
-    assert c.counters.drops["sender_tag"] == 1
+    assert c.counters.drops["sender_tag"] == 2
 
 
 def test_fresh_sender_ids_open_no_replay_windows_and_replays_are_dropped() -> None:

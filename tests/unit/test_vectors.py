@@ -11,6 +11,7 @@ from typing import Any
 import blake3
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from peertap.sidecar import ids, vft, wire
 from peertap.sidecar.crypto import senders
@@ -128,6 +129,18 @@ def test_sealed_packet_and_its_sender_tag(frame: dict[str, Any]) -> None:
     opener = FrameOpener(keys)
     assert opener.open(packet, wire.decode_data(packet)).hex() == frame["plaintext"]
     assert opener.sender_leaf == 0
+    # The pairwise form: AES-256-GCM under the pair frame key, a zero-count trailer.
+    pair_frame_key = blake3.blake3(
+        b"peertap/v2 pair frame key" + h.sender, key=bytes.fromhex(frame["pair_key"])
+    ).digest()
+    assert pair_frame_key.hex() == frame["pair_frame_key"]
+    pairwise = bytes.fromhex(frame["pairwise_packet"])
+    assert pairwise.endswith(b"\x00\x00")
+    assert AESGCM(pair_frame_key).decrypt(
+        bytes.fromhex(frame["nonce"]), pairwise[68:-2], wire.aad_of(header)
+    ) == bytes.fromhex(frame["plaintext"])
+    # b's replay window took the first packet's counter: a fresh opener takes this one.
+    assert FrameOpener(keys).open(pairwise, wire.decode_data(pairwise)).hex() == frame["plaintext"]
 
 
 def test_revocation_list() -> None:
