@@ -154,7 +154,7 @@ class VlanPort:
     def _seal(self, unit: bytes, token: bytes, dst: bytes) -> list[bytes]:
         # Sender-bound packets end in a tag trailer: fragment early enough to fit it.
         binding = self.keys.current().binding
-        room = fragment.MAX_PLAINTEXT - (0 if binding is None else binding.max_trailer)
+        room = fragment.MAX_PLAINTEXT - (0 if binding is None else binding.trailer_for(dst))
         if len(unit) <= room:
             return [self.sealer.seal(vft=token, plaintext=unit, hop_limit=self.hop_limit, dst=dst)]
         try:

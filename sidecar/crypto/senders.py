@@ -189,6 +189,13 @@ class Binding:
         leaf = None if owner is None else self.leaf_by_key.get(owner)
         return None if leaf == self.own_leaf else leaf
 
+    def trailer_for(self, dst: bytes | None) -> int:
+        """Bytes of trailer a packet of a frame to `dst` carries (pairwise or tagged)."""
+        leaf = self.unicast_leaf(dst)
+        if leaf is not None and self.pair_aead(leaf, self.own_leaf) is not None:
+            return len(PAIRWISE)
+        return self.max_trailer
+
     def receivers(self, dst: bytes | None) -> list[int]:
         """Leaves a frame to `dst` is tagged for: its owner if that is a known member, else
         every other member (broadcast, multicast, unknown unicast)."""
