@@ -170,3 +170,15 @@ def test_cli_revoke_writes_a_list_and_running_it_again_adds_to_it(tmp_path: Path
     (tmp_path / "r.list").write_text("not a list")
     r = _peertap(*revoke, "--member-key", K1.hex(), cwd=tmp_path, code=1)
     assert "revocation list r.list" in r.stderr
+
+
+def test_revocations_field_only_for_private_vlans() -> None:
+    from pydantic import ValidationError
+
+    from peertap.sidecar.config import VlanConfig
+
+    creator = AUTH.public_hex
+    ok = VlanConfig(label="lab", creator=creator, security="mls", credential="c", revocations="r")
+    assert ok.revocations == "r"
+    with pytest.raises(ValidationError, match="revocations"):
+        VlanConfig(label="lab", creator=creator, revocations="r")
