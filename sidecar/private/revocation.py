@@ -27,7 +27,8 @@ import itertools
 import logging
 import random
 import struct
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,7 +203,9 @@ class RevocationBook:
     Lists come from the VLAN's `revocations` file and from REVOCATION CONTROL packets
     of any node; the highest version wins and is never replaced by a lower one. A
     member sends the list it holds when it adopts it and again every `resend_s` (with
-    jitter), so a node that missed the flood gets it within that time."""
+    jitter), so a node that missed the flood gets it within that time; hearing the
+    same list from another node postpones its own resend (as in Trickle, RFC 6206),
+    so a settled group sends about one copy per interval, not one per member."""
 
     def __init__(
         self,
@@ -213,6 +216,7 @@ class RevocationBook:
         resend_s: float,
         source: RevocationFile | None = None,
         poll_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.authority = authority
         self.label = label
@@ -220,6 +224,7 @@ class RevocationBook:
         self.resend_s = resend_s
         self.source = source
         self.poll_s = poll_s
+        self._clock = clock
         self.current: RevocationList | None = None
         self._next_send = float("inf")
         self._next_poll = float("-inf")
@@ -250,6 +255,10 @@ class RevocationBook:
 
     def offer(self, data: bytes) -> bool:
         """A list heard on the MVLAN; True if it is newer than ours and verifies."""
+        if self.current is not None and data == self.current.data:
+            # Someone else just sent what we hold: our own resend can wait.
+            self._next_send = max(self._next_send, self._next_resend())
+            return False
         try:
             lst = load_revocation_list(data, self.authority, self.label)
         except RevocationError as err:
@@ -270,5 +279,9 @@ class RevocationBook:
         """The list to send now (just adopted, or the resend interval passed), if any."""
         if self.current is None or now < self._next_send:
             return None
-        self._next_send = now + self.resend_s * random.uniform(0.75, 1.25)
+        self._next_send = self._next_resend(now)
         return self.current.data
+
+    def _next_resend(self, now: float | None = None) -> float:
+        start = self._clock() if now is None else now
+        return start + self.resend_s * random.uniform(0.75, 1.25)
