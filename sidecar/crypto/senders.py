@@ -111,11 +111,16 @@ class MacBook:
         self.vlan_id = vlan_id
         self._derived: dict[bytes, bytes] = {}
         self._claimed: dict[bytes, bytes] = {}
+        self._mac_of: dict[bytes, bytes] = {}  # key -> derived MAC, kept across epochs
 
     def members(self, keys: Iterable[bytes]) -> None:
         """The group's member keys now: their derived MACs, and claims of members only."""
         keys = set(keys)
-        self._derived = {ids.member_mac(k, self.vlan_id, ZERO_NONCE): k for k in keys}
+        if len(self._mac_of) > 2 * len(keys) + 1024:
+            self._mac_of = {k: m for k, m in self._mac_of.items() if k in keys}
+        for k in keys - self._mac_of.keys():
+            self._mac_of[k] = ids.member_mac(k, self.vlan_id, ZERO_NONCE)
+        self._derived = {self._mac_of[k]: k for k in keys}
         self._claimed = {m: k for m, k in self._claimed.items() if k in keys}
 
     def claim(self, key: bytes, mac: bytes) -> bool:
