@@ -27,8 +27,7 @@ import itertools
 import logging
 import random
 import struct
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,7 +215,6 @@ class RevocationBook:
         resend_s: float,
         source: RevocationFile | None = None,
         poll_s: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.authority = authority
         self.label = label
@@ -224,7 +222,7 @@ class RevocationBook:
         self.resend_s = resend_s
         self.source = source
         self.poll_s = poll_s
-        self._clock = clock
+        self._copy_heard = False
         self.current: RevocationList | None = None
         self._next_send = float("inf")
         self._next_poll = float("-inf")
@@ -257,7 +255,7 @@ class RevocationBook:
         """A list heard on the MVLAN; True if it is newer than ours and verifies."""
         if self.current is not None and data == self.current.data:
             # Someone else just sent what we hold: our own resend can wait.
-            self._next_send = max(self._next_send, self._next_resend())
+            self._copy_heard = True
             return False
         try:
             lst = load_revocation_list(data, self.authority, self.label)
@@ -277,11 +275,13 @@ class RevocationBook:
 
     def outgoing(self, now: float) -> bytes | None:
         """The list to send now (just adopted, or the resend interval passed), if any."""
+        if self._copy_heard:
+            self._copy_heard = False
+            self._next_send = max(self._next_send, self._next_resend(now))
         if self.current is None or now < self._next_send:
             return None
         self._next_send = self._next_resend(now)
         return self.current.data
 
-    def _next_resend(self, now: float | None = None) -> float:
-        start = self._clock() if now is None else now
-        return start + self.resend_s * random.uniform(0.75, 1.25)
+    def _next_resend(self, now: float) -> float:
+        return now + self.resend_s * random.uniform(0.75, 1.25)
