@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
+import os
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from peertap.sidecar import identity
+from peertap.sidecar import cli, identity
 from peertap.sidecar.counters import Counters
 from peertap.sidecar.private import revocation as rv
 
@@ -148,28 +147,42 @@ def test_file_missing_means_none_bad_keeps_last_good_and_changes_are_read(
     assert book.revoked == frozenset({K1, K2})
 
 
-def _peertap(*args: str, cwd: Path, code: int = 0) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(
-        [sys.executable, "-m", "peertap.sidecar", *args], cwd=cwd, capture_output=True, text=True
-    )
-    assert r.returncode == code, r.stderr
-    return r
+def _peertap(
+    capsys: pytest.CaptureFixture[str], *args: str, cwd: Path, code: int = 0
+) -> tuple[str, str]:
+    """`peertap ARGS` run in this process (the CLI's own entry point), from `cwd`."""
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        assert cli.main(list(args)) == code
+    finally:
+        os.chdir(here)
+    out = capsys.readouterr()
+    return out.out, out.err
 
 
-def test_cli_revoke_writes_a_list_and_running_it_again_adds_to_it(tmp_path: Path) -> None:
-    creator = _peertap("authority", "keygen", "--out", "a.key", cwd=tmp_path).stdout.split()[-1]
+def test_cli_revoke_writes_a_list_and_running_it_again_adds_to_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    creator = _peertap(capsys, "authority", "keygen", "--out", "a.key", cwd=tmp_path)[0].split()[-1]
     revoke = ("authority", "revoke", "--key", "a.key", "--label", "lab", "--out", "r.list")
-    out = _peertap(*revoke, "--member-key", K1.hex(), cwd=tmp_path).stdout
+    out, _ = _peertap(capsys, *revoke, "--member-key", K1.hex(), cwd=tmp_path)
     assert "version: 1" in out
-    out = _peertap(*revoke, "--member-key", K2.hex(), "--member-key", K3.hex(), cwd=tmp_path)
-    assert "version: 2" in out.stdout and "revoked: 3" in out.stdout
+    out, _ = _peertap(
+        capsys, *revoke, "--member-key", K2.hex(), "--member-key", K3.hex(), cwd=tmp_path
+    )
+    assert "version: 2" in out and "revoked: 3" in out
     lst = rv.load_revocation_list((tmp_path / "r.list").read_bytes(), bytes.fromhex(creator), "lab")
     assert (lst.version, lst.revoked) == (2, frozenset({K1, K2, K3}))
-    r = _peertap(*revoke, "--member-key", "abcd", cwd=tmp_path, code=2)
-    assert "32-byte" in r.stderr
+    _, err = _peertap(capsys, *revoke, "--member-key", "abcd", cwd=tmp_path, code=2)
+    assert "32-byte" in err
+    _, err = _peertap(
+        capsys, *revoke, "--member-key", K1.hex(), "--version", "1", cwd=tmp_path, code=2
+    )
+    assert "at least 3" in err
     (tmp_path / "r.list").write_text("not a list")
-    r = _peertap(*revoke, "--member-key", K1.hex(), cwd=tmp_path, code=1)
-    assert "revocation list r.list" in r.stderr
+    _, err = _peertap(capsys, *revoke, "--member-key", K1.hex(), cwd=tmp_path, code=1)
+    assert "revocation list r.list" in err
 
 
 def test_revocations_field_only_for_private_vlans() -> None:
