@@ -115,11 +115,34 @@ class AclConfig(_Model):
         return self
 
 
+class RelayRevocations(_Model):
+    creator: str = Field(description="64 hex chars: the private VLAN's creator (authority).")
+    label: str = Field(min_length=1, max_length=253, description="The private VLAN's label.")
+    file: str = Field(
+        description="The authority's revocation list for it (`peertap authority revoke`); "
+        "re-read when it changes, a missing file means none. Relative paths are resolved "
+        "against the config file's directory."
+    )
+
+    @field_validator("creator")
+    @classmethod
+    def _creator(cls, v: str) -> str:
+        if not HEX64.match(v):
+            raise ValueError("creator must be 64 lower-case hex chars (an Ed25519 public key)")
+        return v
+
+
 class RelayConfig(_Model):
     enabled: bool = Field(
         default=False, description="Forward other nodes' packets by VFT across this node's trunks."
     )
     acl: AclConfig = Field(default_factory=AclConfig)
+    revocations: list[RelayRevocations] = Field(
+        default_factory=list,
+        description="Revocation lists of private VLANs this node is not a member of: it sends "
+        "each over the management VLAN (and the newest version it hears) so members refuse "
+        "the revoked keys. Members take lists from their VLAN's `revocations` field.",
+    )
 
 
 class InterfaceConfig(_Model):

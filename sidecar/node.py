@@ -167,6 +167,13 @@ class Node:
             peers=self.trunk.peers,
             send=self.trunk.send,
         )
+        for r in cfg.relay.revocations:
+            self.mvlan.revocations.add(
+                creator=bytes.fromhex(r.creator),
+                label=r.label,
+                path=self._path(r.file),
+                resend_s=VlanConfig.model_fields["member_timeout_s"].default,
+            )
 
     def _path(self, name: str) -> Path:
         p = Path(name)

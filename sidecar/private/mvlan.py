@@ -35,10 +35,10 @@ from ..freshness import StampGuard, in_window
 from ..identity import Identity
 from ..ratelimit import KeyedBuckets
 from ..switch.acl import Acl
-from . import authority, envelope
+from . import authority, envelope, messages
 from .lifecycle import PrivateSettings
 from .macprobe import MacClaim
-from .revocation import RevocationBook, RevocationFile
+from .revocation import RevocationBook, RevocationFile, RevocationSpreader
 from .vlan import PrivateVlan
 
 log = logging.getLogger("peertap.mvlan")
@@ -124,6 +124,8 @@ class Mvlan:
             rate=limits.control_per_origin_per_s, burst=3 * limits.control_per_origin_per_s
         )
         self.vlans: dict[bytes, PrivateVlan] = {}
+        # Lists given to this node for VLANs it only relays (relay.revocations).
+        self.revocations = RevocationSpreader(counters=counters)
 
     def add_vlan(
         self,
@@ -193,6 +195,8 @@ class Mvlan:
     def start(self, nursery: trio.Nursery) -> None:
         for vid, pv in self.vlans.items():
             nursery.start_soon(self._run, vid, pv)
+        if self.revocations.books:
+            nursery.start_soon(self.revocations.run, self.emit, messages.REVOCATION)
 
     async def _run(self, vid: bytes, pv: PrivateVlan) -> None:
         log.debug("task peertap-mvlan-%s started", vid.hex())
@@ -244,6 +248,8 @@ class Mvlan:
         pv = self.vlans.get(msg.vlan_id)
         if pv is not None:
             pv.on_control(msg)
+        elif msg.kind == messages.REVOCATION:
+            self.revocations.offer(msg.vlan_id, msg.body)
         if not self.relay or msg.hop_limit <= 1 or not self.acl.allows(msg.vlan_id):
             return
         onward = wire.with_hop_limit(packet, msg.hop_limit - 1)

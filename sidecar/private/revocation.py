@@ -27,10 +27,12 @@ import itertools
 import logging
 import random
 import struct
-from collections.abc import Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import trio
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -285,3 +287,41 @@ class RevocationBook:
 
     def _next_resend(self, now: float) -> float:
         return now + self.resend_s * random.uniform(0.75, 1.25)
+
+
+Emit = Callable[[bytes, int, bytes], Awaitable[None]]
+
+
+class RevocationSpreader:
+    """Revocation lists a node keeps and spreads for VLANs it is not a member of: a relay
+    given the list (`relay.revocations`) sends it over the MVLAN like a member would, and
+    takes newer versions it hears, so it can hand the newest on later."""
+
+    def __init__(self, *, counters: Counters, tick_s: float = 0.25) -> None:
+        self.counters = counters
+        self.tick_s = tick_s
+        self.books: dict[bytes, RevocationBook] = {}
+
+    def add(self, *, creator: bytes, label: str, path: Path, resend_s: float) -> None:
+        self.books[ids.vlan_id(creator, label)] = RevocationBook(
+            authority=creator,
+            label=label,
+            counters=self.counters,
+            resend_s=resend_s,
+            source=RevocationFile(path, authority=creator, label=label),
+        )
+
+    def offer(self, vlan_id: bytes, data: bytes) -> None:
+        book = self.books.get(vlan_id)
+        if book is not None:
+            book.offer(data)
+
+    async def run(self, emit: Emit, kind: int, clock: Callable[[], float] = time.monotonic) -> None:
+        while True:
+            now = clock()
+            for vid, book in self.books.items():
+                book.poll(now)
+                data = book.outgoing(now)
+                if data is not None:
+                    await emit(vid, kind, data)
+            await trio.sleep(self.tick_s)

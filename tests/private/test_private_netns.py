@@ -429,3 +429,30 @@ def test_a_member_cannot_send_as_another_members_mac_nor_replay_its_frames(
     wait_until("m3 to refuse the flush attempt and the replays", refused, 20)
     assert pings(lab, "m2", "m3", count=2)
     assert converged(lab, members)
+
+
+def test_a_relay_given_the_list_spreads_it_and_the_revoked_member_is_removed(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    """The list goes to the relay alone (relay.revocations): it is no member, but it
+    sends the list over the MVLAN, and the members remove m3."""
+    lab = private_lab(lab_factory, 3, start=lambda pod: pod != "r")
+    creator = identity.load(Path(lab.state_dir) / CREATOR_KEY)
+    cfg_path = lab.config_path("r")
+    cfg = json.loads(cfg_path.read_text())
+    cfg.setdefault("relay", {})["revocations"] = [
+        {"creator": creator.public_hex, "label": "lab", "file": "lab.revoked"}
+    ]
+    cfg_path.write_text(json.dumps(cfg))
+    lab.start_node("r")
+    lab.wait_ready(timeout=30, pods=["r"])
+    members = ["m1", "m2", "m3"]
+    wait_until("one group of three", lambda: converged(lab, members))
+    revoked = identity.load(lab.key_path("m3")).public_bytes
+    listed = revocation.sign_revocation_list(creator, "lab", [revoked], 1)
+    (cfg_path.parent / "lab.revoked").write_text(revocation.to_text(listed))
+    wait_until("m3 removed", lambda: converged(lab, ["m1", "m2"]), 30)
+    for pod in ("r", "m1", "m2"):
+        assert lab.status(pod)["counters"]["events"].get("revocation_lists_adopted") == 1
+    assert pings(lab, "m1", "m2", count=2)
+    assert not pings(lab, "m3", "m1", count=2)
