@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -184,22 +184,32 @@ class Mvlan:
         finally:
             log.debug("task peertap-mvlan-%s stopped", vid.hex())
 
-    async def emit(self, vlan_id: bytes, kind: int, body: bytes) -> None:
-        if wire.CONTROL_HEADER_LEN + len(body) + wire.SIGNATURE_LEN > wire.MAX_PACKET:
-            # A Welcome carries the whole ratchet tree: about 80 members fit one packet.
+    async def emit(self, vlan_id: bytes, messages: Sequence[tuple[int, bytes]]) -> bool:
+        """Sign `messages` (kind, body) and queue them, in order and as one batch, to every
+        trunk peer; True if at least one peer took them (all or none per peer)."""
+        try:
+            packets = [
+                envelope.sign(
+                    self.identity,
+                    hop_limit=self.hop_limit,
+                    timestamp=self._stamps.next(),
+                    vlan_id=vlan_id,
+                    kind=kind,
+                    body=body,
+                ).encode()
+                for kind, body in messages
+            ]
+        except ValueError:
+            # PrivateVlan splits what is too large into PARTs; this is a bug if it happens.
             self.counters.drop("control_too_large")
-            raise ValueError(f"CONTROL body of {len(body)} bytes does not fit one packet")
-        packet = envelope.sign(
-            self.identity,
-            hop_limit=self.hop_limit,
-            timestamp=self._stamps.next(),
-            vlan_id=vlan_id,
-            kind=kind,
-            body=body,
-        ).encode()
+            log.exception("vlan %s: CONTROL message too large", vlan_id.hex())
+            return False
+        sent = False
         for peer in list(self._peers()):
-            if self._send(peer, [packet]):
-                self.counters.inc("control_tx")
+            if self._send(peer, packets):
+                self.counters.inc("control_tx", len(packets))
+                sent = True
+        return sent
 
     def on_control(self, peer: str, packet: bytes, floods: dict[str, list[bytes]]) -> None:
         """One CONTROL packet from neighbour `peer`; what to flood on goes into `floods`."""
