@@ -35,6 +35,8 @@ from ..identity import Identity
 from ..ratelimit import KeyedBuckets
 from ..switch.acl import Acl
 from . import authority, envelope
+from . import messages as m
+from .hello_cache import HelloCache
 from .lifecycle import PrivateSettings
 from .macprobe import MacClaim
 from .vlan import PrivateVlan
@@ -42,6 +44,7 @@ from .vlan import PrivateVlan
 log = logging.getLogger("peertap.mvlan")
 
 Send = Callable[[str, list[bytes]], bool]
+PEER_WATCH_S = 0.25
 
 
 class CredentialFileError(OSError):
@@ -122,6 +125,10 @@ class Mvlan:
             rate=limits.control_per_origin_per_s, burst=3 * limits.control_per_origin_per_s
         )
         self.vlans: dict[bytes, PrivateVlan] = {}
+        # A relay answers a joiner's HELLO with the group HELLOs it flooded recently; the
+        # joiner takes them only within its clock skew window.
+        self._hello_cache = HelloCache(max_age_s=limits.clock_skew_s / 2)
+        self._known_peers: set[str] = set()
 
     def add_vlan(
         self,
@@ -176,6 +183,19 @@ class Mvlan:
     def start(self, nursery: trio.Nursery) -> None:
         for vid, pv in self.vlans.items():
             nursery.start_soon(self._run, vid, pv)
+        if self.vlans:
+            nursery.start_soon(self._watch_peers)
+
+    async def _watch_peers(self) -> None:
+        """When a trunk comes up, every private VLAN says HELLO at once: whoever is behind
+        it (a joiner, or the other side of a healed partition) learns our group now."""
+        while True:
+            peers = set(self._peers())
+            if peers - self._known_peers:
+                for pv in self.vlans.values():
+                    pv.hello_now()
+            self._known_peers = peers
+            await trio.sleep(PEER_WATCH_S)
 
     async def _run(self, vid: bytes, pv: PrivateVlan) -> None:
         log.debug("task peertap-mvlan-%s started", vid.hex())
@@ -237,7 +257,14 @@ class Mvlan:
         pv = self.vlans.get(msg.vlan_id)
         if pv is not None:
             pv.on_control(msg)
-        if not self.relay or msg.hop_limit <= 1 or not self.acl.allows(msg.vlan_id):
+        if not self.relay or not self.acl.allows(msg.vlan_id):
+            return
+        if msg.kind == m.HELLO:
+            answers = self._hello_cache.heard(peer, msg, bytes(packet))
+            if answers:
+                self.counters.inc("mvlan_hello_answers", len(answers))
+                floods.setdefault(peer, []).extend(answers)
+        if msg.hop_limit <= 1:
             return
         onward = wire.with_hop_limit(packet, msg.hop_limit - 1)
         for p in self._peers():

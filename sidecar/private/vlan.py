@@ -50,6 +50,8 @@ log = logging.getLogger("peertap.private")
 # MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519: its signature key is the node key.
 SUITE = 1
 TICK_S = 0.25
+# Distinct (epoch, MLS-ID) views of our group remembered between ticks.
+MAX_VIEWS = 64
 # Init keys of KeyPackages already added (a joiner republishes the same one until welcomed).
 MAX_CONSUMED = 4096
 
@@ -106,6 +108,10 @@ class PrivateVlan:
         self._last_hello = float("-inf")
         self._last_offer = float("-inf")
         self._heard: dict[bytes, Heard] = {}
+        # Indexes of _heard that ticks read: each group tag's latest HELLO (when, members),
+        # and the (epoch, MLS-ID) views of our own group with when each was last heard.
+        self._groups: dict[bytes, tuple[float, int]] = {}
+        self._views: dict[tuple[int, bytes], float] = {}
         self._offers: dict[bytes, tuple[KeyPackage, float]] = {}
         self._consumed: set[bytes] = set()
         self._since: dict[bytes, float] = {}
@@ -122,6 +128,7 @@ class PrivateVlan:
         )
         self._roster_key: tuple[int, int] | None = None
         self._roster_list: list[Member] = []
+        self._own: Member | None = None
         self._parts = chunks.Reassembler(counters=counters, clock=clock)
         # A joiner's HELLO (or another group's) waits for an answer: our HELLO, at once.
         self._answer_due = False
@@ -174,7 +181,14 @@ class PrivateVlan:
             self.counters.drop(f"mvlan_rejected_{err.reason}")
             return
         known = self._heard.get(signer)
-        self._heard[signer] = Heard(self._clock(), hello)
+        now = self._clock()
+        self._heard[signer] = Heard(now, hello)
+        if hello.group != m.NO_GROUP:
+            self._groups[hello.group] = (now, hello.members)
+        if hello.group == self.tag and self.group is not None:
+            if len(self._views) >= MAX_VIEWS:
+                self._views.clear()
+            self._views[(hello.epoch, hello.mls_id)] = now
         if hello.group != self.tag:
             # A joiner asking for the group, or a member of another group: answer (if we
             # are the committer) or act on it (a joiner offers its KeyPackage) now.
@@ -336,6 +350,7 @@ class PrivateVlan:
     def _enter(self, group: Group) -> None:
         self.group = group
         self.tag = m.group_tag(group.group_id)
+        self._views.clear()
         self._bundle = None
         self._offers.clear()
         self._since.clear()
@@ -352,6 +367,7 @@ class PrivateVlan:
         Welcome installs the next, so the switch costs no traffic; removal forgets it."""
         self.group = None
         self.tag = m.NO_GROUP
+        self._views.clear()
         self._bundle = None
         self._offers.clear()
         if not keep_keys:
@@ -400,11 +416,20 @@ class PrivateVlan:
             self._wake = trio.Event()
 
     def _roster(self, group: Group) -> list[Member]:
-        """The group's members, computed once per epoch (ticks look at them often)."""
+        """The group's members in leaf order, computed once per epoch (ticks use them)."""
         key = (id(group), group.epoch)
         if self._roster_key != key:
-            self._roster_key, self._roster_list = key, group.members()
+            roster = sorted(group.members(), key=lambda x: x.index)
+            own = next(x for x in roster if x.index == group.own_leaf_index)
+            self._roster_key, self._roster_list, self._own = key, roster, own
         return self._roster_list
+
+    @property
+    def _own_member(self) -> Member:
+        assert self.group is not None
+        self._roster(self.group)
+        assert self._own is not None
+        return self._own
 
     def hello_now(self) -> None:
         """Send our HELLO at the next tick (a trunk just came up: tell whoever is behind it)."""
@@ -417,11 +442,6 @@ class PrivateVlan:
     def _timeout(self) -> float:
         """How long a member of our group stays live without a HELLO (grows with the group)."""
         return self.settings.member_timeout_for(self._members())
-
-    def _live_heard(self, now: float) -> list[Heard]:
-        # A HELLO stays live as long as its own group's HELLO interval allows.
-        timeout = self.settings.member_timeout_for
-        return [h for h in self._heard.values() if now - h.at < timeout(h.hello.members)]
 
     async def _tick(self) -> None:
         now = self._clock()
@@ -460,10 +480,16 @@ class PrivateVlan:
             await self._send(m.HELLO, self._hello().encode())
 
     def _is_committer(self, now: float, group: Group) -> bool:
-        members = {x.index: x.signature_key for x in self._roster(group)}
-        heard = {k: h.at for k, h in self._heard.items() if h.hello.group == self.tag}
-        live = lc.live_keys(heard, now=now, member_timeout=self._timeout(), own=self.own_key)
-        return lc.committer(members, live) == group.own_leaf_index
+        """lc.committer for us, without building the live set: walk the leaves in order
+        until the first live one (usually the first or second)."""
+        timeout = self._timeout()
+        for x in self._roster(group):
+            if x.index == group.own_leaf_index:
+                return True
+            h = self._heard.get(x.signature_key)
+            if h is not None and h.hello.group == self.tag and now - h.at < timeout:
+                return False
+        return False
 
     def _renew_credential(self) -> None:
         """Take a renewed credential (the operator rewrites the file) once it verifies."""
@@ -487,11 +513,10 @@ class PrivateVlan:
         )
 
     def _heard_groups(self, now: float) -> list[lc.GroupView]:
-        return [
-            lc.GroupView(h.hello.group, h.hello.members)
-            for h in self._live_heard(now)
-            if h.hello.group != m.NO_GROUP
-        ]
+        timeout = self.settings.member_timeout_for
+        for tag in [t for t, (at, n) in self._groups.items() if now - at >= timeout(n)]:
+            del self._groups[tag]
+        return [lc.GroupView(tag, n) for tag, (_, n) in self._groups.items()]
 
     async def _joining(self, now: float) -> None:
         groups = self._heard_groups(now)
@@ -540,18 +565,16 @@ class PrivateVlan:
             self._leave(keep_keys=True)
             return
         await self._send_mac_probes(now, group)
-        own = next(x for x in self._roster(group) if x.index == group.own_leaf_index)
-        if own.credential.identity != self.credential:
+        if self._own_member.credential.identity != self.credential:
             log.info("vlan %s: credential renewed, rejoining with it", self.vlan_id.hex())
             self._leave(keep_keys=True)
             return
-        members = {x.index: x.signature_key for x in self._roster(group)}
-        heard = {k: h.at for k, h in self._heard.items() if h.hello.group == self.tag}
-        live = lc.live_keys(heard, now=now, member_timeout=self._timeout(), own=self.own_key)
-        if lc.committer(members, live) != group.own_leaf_index:
+        if not self._is_committer(now, group):
             if self._self_update.should_propose(now=now, epoch=group.epoch):
                 await self._propose_update(group)
             return
+        members = {x.index: x.signature_key for x in self._roster(group)}
+        heard = {k: h.at for k, h in self._heard.items() if h.hello.group == self.tag}
         expired = [
             x.index
             for x in self._roster(group)
@@ -581,9 +604,9 @@ class PrivateVlan:
         mine = lc.EpochView(group.epoch, self.keys.current().mls_id)
         interval = self.settings.hello_interval_for(len(self._roster(group)))
         ahead = any(
-            lc.out_of_sync(mine, lc.EpochView(h.hello.epoch, h.hello.mls_id))
-            for h in self._live_heard(now)
-            if h.hello.group == self.tag and now - h.at < interval
+            lc.out_of_sync(mine, lc.EpochView(epoch, mls_id))
+            for (epoch, mls_id), at in self._views.items()
+            if now - at < interval
         )
         if not ahead:
             self._behind_since = None
