@@ -197,17 +197,15 @@ class PrivateVlan:
                 self._wake.set()
 
     def _on_offer(self, signer: bytes, offer: m.KeyPackageOffer) -> None:
+        if self.group is None or offer.target != self.tag:
+            return  # for a group we are not in: not ours to decode
         kp = hs.key_package(offer.message)
         if kp.leaf_node.signature_key != signer:
             self.counters.drop("mvlan_rejected_signer")
             return
         if not self._creds.leaf_ok(kp.leaf_node.credential, signer):
             return
-        if (
-            self.group is not None
-            and offer.target == self.tag
-            and kp.init_key not in self._consumed
-        ):
+        if kp.init_key not in self._consumed:
             if signer not in self._offers:
                 self._wake.set()
             self._offers[signer] = (kp, self._clock())
@@ -667,6 +665,18 @@ class PrivateVlan:
         return await self._emit(self.vlan_id, packets)
 
     # ---- status ---------------------------------------------------------------------------
+
+    def view(self) -> tuple[bytes, int, bytes, int] | None:
+        """(group tag, epoch, MLS-ID, members) of our group, or None while joining."""
+        g = self.group
+        if g is None:
+            return None
+        return self.tag, g.epoch, self.keys.current().mls_id, len(self._roster(g))
+
+    def has_member(self, key: bytes) -> bool:
+        """Whether a leaf of our group belongs to the node key `key`."""
+        g = self.group
+        return g is not None and any(x.signature_key == key for x in self._roster(g))
 
     def status(self) -> dict[str, Any]:
         g = self.group
