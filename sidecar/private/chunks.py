@@ -40,10 +40,12 @@ class MessageTooLarge(ValueError):
     """A CONTROL message larger than MAX_MESSAGE."""
 
 
-def split(kind: int, body: bytes, *, part_data: int = PART_DATA_MAX) -> list[tuple[int, bytes]]:
+def split(
+    kind: int, body: bytes, *, part_data: int = PART_DATA_MAX, max_body: int = BODY_MAX
+) -> list[tuple[int, bytes]]:
     """(kind, body) of the CONTROL packets that carry one message: itself if it fits one
-    packet, else PARTs of at most `part_data` bytes each."""
-    if len(body) <= BODY_MAX:
+    packet (`max_body`), else PARTs of at most `part_data` bytes each."""
+    if len(body) <= max_body:
         return [(kind, body)]
     if len(body) > MAX_MESSAGE:
         raise MessageTooLarge(f"CONTROL message of {len(body)} bytes")

@@ -89,7 +89,7 @@ def seeds() -> list[bytes]:
         *(
             bytes([C, kind]) + body
             for kind, body in chunks.split(
-                m.KEYPACKAGE, offer.encode() + bytes(chunks.BODY_MAX), part_data=4096
+                m.KEYPACKAGE, offer.encode(), part_data=512, max_body=512
             )[:2]
         ),
     ]
