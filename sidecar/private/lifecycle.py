@@ -41,6 +41,7 @@ class PrivateSettings:
     rekey_interval_s: float
     member_timeout_s: float
     epoch_grace_s: float
+    hello_budget_per_s: float = HELLO_BUDGET_PER_S
 
     @property
     def hello_interval_s(self) -> float:
@@ -48,8 +49,8 @@ class PrivateSettings:
 
     def hello_interval_for(self, members: int) -> float:
         """HELLO (and MAC probe) interval in a group of `members`: `H`, stretched so that the
-        whole group sends at most HELLO_BUDGET_PER_S of them per second."""
-        return max(self.hello_interval_s, members / HELLO_BUDGET_PER_S)
+        whole group sends at most `hello_budget_per_s` of them per second."""
+        return max(self.hello_interval_s, members / self.hello_budget_per_s)
 
     def member_timeout_for(self, members: int) -> float:
         """A member of a group of `members` not heard for this long is not live."""

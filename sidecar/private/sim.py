@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import heapq
 import json
 import logging
 import random
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,8 +138,10 @@ class Mesh:
         hop_latency_s: float,
         mac_probes: bool,
         seed: int,
+        relay_answers: bool = True,
     ) -> None:
         self.relays = max(1, relays)
+        self.relay_answers = relay_answers
         self.settings = settings
         self.hop_latency_s = hop_latency_s
         self.mac_probes = mac_probes
@@ -158,6 +161,15 @@ class Mesh:
         self._nursery: trio.Nursery | None = None
         self._count = 0
         self._parts: dict[bytes, int] = {}
+        # Refuse a member's batch of messages (its emit fails), e.g. to test atomic commits.
+        self.refuse: Callable[[SimMember, Sequence[tuple[int, bytes]]], bool] = lambda x, msgs: (
+            False
+        )
+
+    def start(self, nursery: trio.Nursery) -> None:
+        """Run the network in `nursery`; members added later run there too."""
+        self._nursery = nursery
+        nursery.start_soon(self.deliver)
 
     # ---- members ------------------------------------------------------------------------
 
@@ -193,7 +205,7 @@ class Mesh:
             credential=self._credential(node, name),
             settings=self.settings,
             keys=keys,
-            emit=lambda vid, msgs, name=name: self._emit(name, vid, msgs),
+            emit=functools.partial(self._emit, name),
             connected=lambda: True,
             on_epoch=lambda: None,
             counters=counters,
@@ -219,7 +231,7 @@ class Mesh:
 
     async def _emit(self, name: str, vlan_id: bytes, messages: Sequence[tuple[int, bytes]]) -> bool:
         sender = self.members[name]
-        if not sender.running:
+        if not sender.running or self.refuse(sender, messages):
             return False
         for kind, body in messages:
             self._stamp += 1
@@ -263,7 +275,7 @@ class Mesh:
         """Every relay floods the HELLO and caches it; the sender's relay answers a joiner."""
         for index, cache in enumerate(self.caches):
             answers = cache.heard(sender.name, msg, packet)
-            if index == sender.relay and answers:
+            if index == sender.relay and answers and self.relay_answers:
                 for raw in answers:
                     self._schedule(1, wire.decode_control(raw), len(raw), [sender])
 
@@ -303,6 +315,22 @@ class Mesh:
             v = x.pv.view()
             out[v] = out.get(v, 0) + 1
         return out
+
+    def heal(self) -> None:
+        """Connectivity returns: one partition again, and every member says HELLO at once,
+        as a node does when a trunk comes up (Mvlan)."""
+        for x in self.running():
+            x.part = 0
+            x.pv.hello_now()
+
+    async def until_converged(self, timeout: float) -> float | None:
+        """Virtual seconds until every running member is in one group of all of them."""
+        start = trio.current_time()
+        while trio.current_time() - start < timeout:
+            if self.converged():
+                return trio.current_time() - start
+            await trio.sleep(POLL_S)
+        return None
 
     def converged(self) -> bool:
         views = self.views()
@@ -347,27 +375,18 @@ class Sim:
 
         async def main() -> None:
             async with trio.open_nursery() as nursery:
-                self.mesh._nursery = nursery
-                nursery.start_soon(self.mesh.deliver)
+                self.mesh.start(nursery)
                 report.append(await self._scenario(wall))
                 nursery.cancel_scope.cancel()
 
         trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
         return report[0]
 
-    async def _until_converged(self, timeout: float) -> float | None:
-        start = trio.current_time()
-        while trio.current_time() - start < timeout:
-            if self.mesh.converged():
-                return trio.current_time() - start
-            await trio.sleep(POLL_S)
-        return None
-
     async def _scenario(self, wall: float) -> Report:
         mesh = self.mesh
         for _ in range(self.n):
             mesh.add()
-        took = await self._until_converged(self.converge_timeout_s)
+        took = await mesh.until_converged(self.converge_timeout_s)
         joins: list[float] = []
         removals: list[float] = []
         rx0, tx0 = self._bytes()

@@ -133,6 +133,8 @@ class PrivateVlan:
         # A joiner's HELLO (or another group's) waits for an answer: our HELLO, at once.
         self._answer_due = False
         self._last_answer = float("-inf")
+        self._found_at: float | None = None
+        self._reoffer = False
         self._wake = trio.Event()
         try:
             self._creds.check(credential, self.own_key)
@@ -282,6 +284,13 @@ class PrivateVlan:
         return next(x.encryption_key for x in self._roster(group) if x.index == own)
 
     def _on_commit(self, msg: m.EpochMessage) -> None:
+        if self.group is None:
+            if msg.group == self._target and self._bundle is not None:
+                # The group we wait for moved on without us (its WELCOME, if we were in
+                # it, came right after): offer again now, the committer may have changed.
+                self._reoffer = True
+                self._wake.set()
+            return
         group = self._current(msg)
         if group is None:
             return
@@ -346,6 +355,7 @@ class PrivateVlan:
     # ---- membership transitions ---------------------------------------------------------
 
     def _enter(self, group: Group) -> None:
+        self._found_at = None
         self.group = group
         self.tag = m.group_tag(group.group_id)
         self._views.clear()
@@ -409,7 +419,12 @@ class PrivateVlan:
                 # logged and retried next tick; the VLAN keeps its current keys meanwhile.
                 log.exception("vlan %s: group round failed", self.vlan_id.hex())
                 self.counters.drop("mvlan_error")
-            with trio.move_on_after(TICK_S):
+            wait = TICK_S
+            if self._found_at is not None:
+                # Found exactly when due, not at the next tick: ticks of members started
+                # together fall together, and so would their groups.
+                wait = min(wait, max(0.0, self._found_at - self._clock()))
+            with trio.move_on_after(wait):
                 await self._wake.wait()
             self._wake = trio.Event()
 
@@ -520,17 +535,23 @@ class PrivateVlan:
         groups = self._heard_groups(now)
         best = lc.best_group(groups)
         connected_for = 0.0 if self._connected_since is None else now - self._connected_since
+        join_wait = self.settings.join_wait_s + self._join_jitter
+        self._found_at = (
+            None if groups or self._connected_since is None else self._connected_since + join_wait
+        )
         if lc.should_create(
             heard_groups=len(groups),
             connected_for=connected_for,
-            join_wait=self.settings.join_wait_s + self._join_jitter,
+            join_wait=join_wait,
         ):
+            self._found_at = None
             group = Group.create(
                 SUITE,
                 signature_private=self.node.seed,
                 credential=Credential.basic(self.credential),
             )
             log.info("vlan %s: founded the group", self.vlan_id.hex())
+            self.counters.inc("mvlan_groups_founded")
             self._enter(group)
             await self._send(m.HELLO, self._hello().encode())
             return
@@ -542,10 +563,10 @@ class PrivateVlan:
                 signature_private=self.node.seed,
                 credential=Credential.basic(self.credential),
             )
-        if best.tag != self._target or now - self._last_offer >= self.settings.hello_interval_for(
-            best.members
-        ):
-            self._target, self._last_offer = best.tag, now
+        again = self._reoffer and now - self._last_offer >= lc.ANSWER_GAP_S
+        interval = self.settings.hello_interval_for(best.members)
+        if best.tag != self._target or again or now - self._last_offer >= interval:
+            self._target, self._last_offer, self._reoffer = best.tag, now, False
             kp = MLSMessage(self._bundle.key_package).encode()
             await self._send(m.KEYPACKAGE, m.KeyPackageOffer(best.tag, kp).encode())
 
@@ -556,10 +577,12 @@ class PrivateVlan:
             log.info(
                 "vlan %s: moving to the winning group %s", self.vlan_id.hex(), move_to.tag.hex()
             )
+            self.counters.inc("mvlan_group_moves")
             self._leave(keep_keys=True)
             return
         if self._behind(now, group):
             log.info("vlan %s: out of sync at epoch %d, rejoining", self.vlan_id.hex(), group.epoch)
+            self.counters.inc("mvlan_resyncs")
             self._leave(keep_keys=True)
             return
         await self._send_mac_probes(now, group)
@@ -567,6 +590,8 @@ class PrivateVlan:
             log.info("vlan %s: credential renewed, rejoining with it", self.vlan_id.hex())
             self._leave(keep_keys=True)
             return
+        if self._behind_since is not None:
+            return  # another branch of our group is ahead: we are about to rejoin it
         if not self._is_committer(now, group):
             if self._self_update.should_propose(now=now, epoch=group.epoch):
                 await self._propose_update(group)
