@@ -161,6 +161,7 @@ class Mesh:
         self._nursery: trio.Nursery | None = None
         self._count = 0
         self._parts: dict[bytes, int] = {}
+        self._credentials: dict[bytes, authority.MemberCredential] = {}
         # Refuse a member's batch of messages (its emit fails), e.g. to test atomic commits.
         self.refuse: Callable[[SimMember, Sequence[tuple[int, bytes]]], bool] = lambda x, msgs: (
             False
@@ -211,6 +212,9 @@ class Mesh:
             counters=counters,
             clock=trio.current_time,
             mac=claim,
+            # Members of one VLAN share verified credentials: the process pays for each
+            # credential's signature once, not once per member.
+            credential_cache=self._credentials,
         )
         member = SimMember(name, node, pv, counters, relay, trio.current_time())
         self.members[name] = member

@@ -84,6 +84,7 @@ class PrivateVlan:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         mac: MacClaim | None = None,
+        credential_cache: dict[bytes, authority.MemberCredential] | None = None,
     ) -> None:
         self.vlan_id = vlan_id
         self.creator = creator
@@ -124,7 +125,7 @@ class PrivateVlan:
         self._early_commit: m.EpochMessage | None = None
         self.mac_probe = None if mac is None else MacProber(mac, counters=counters)
         self._creds = CredentialCheck(
-            creator=creator, vlan_id=vlan_id, counters=counters, wall=wall
+            creator=creator, vlan_id=vlan_id, counters=counters, wall=wall, cache=credential_cache
         )
         self._roster_key: tuple[int, int] | None = None
         self._roster_list: list[Member] = []

@@ -183,12 +183,16 @@ def test_a_commit_that_cannot_be_sent_leaves_the_group_at_its_epoch_and_the_offe
     run(scenario)
 
 
-def test_welcomes_and_commits_beyond_one_packet_travel_at_the_old_limit() -> None:
-    sim = Sim(members=80, relays=2, steady_s=1.0)
-    report = sim.run()
-    assert report.converged == 80 and report.distinct_mls_ids == 1
-    assert report.largest_message > chunks.BODY_MAX
+@pytest.mark.parametrize("members", [75, 200])
+def test_groups_at_the_old_limit_and_well_past_it_form_with_messages_in_parts(members: int) -> None:
+    """One CONTROL packet held a Welcome of about 75 members; now Welcomes and Commits of
+    any size travel as PARTs."""
+    report = Sim(members=members, relays=2, steady_s=1.0).run()
+    assert report.converged == members and report.distinct_mls_ids == 1
     assert report.drops.get("control_too_large", 0) == 0
+    assert report.drops.get("mvlan_malformed", 0) == 0
+    if members > 100:
+        assert report.largest_message > 2 * chunks.BODY_MAX
 
 
 def test_periodic_control_traffic_per_member_stays_bounded_as_the_group_grows() -> None:
