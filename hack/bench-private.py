@@ -1,16 +1,22 @@
 """Private VLAN benchmark (`make bench-private`): time to the first ping, and rekey cost.
 
-1. Start-up (netns lab, needs root): a star of N members (default 10) around one
-   relay; every member holds a credential for the private VLAN. All `peertap run`
-   processes start at once (t = 0); reported per `member_timeout_s`:
+1. Cold start (netns lab, needs root): a star of N members (default 10) around one
+   relay; every member holds a credential for the private VLAN; settings are the
+   defaults unless --timeouts names member_timeout_s values. All `peertap run`
+   processes start at once (t = 0); reported:
      ready      every node answers /readyz
+     trunks     every member's /status lists a trunk (the last one up)
      ping       the first ICMP echo reply from m1 to mN over the VLAN (a continuous
                 `ping -D -i 0.1` started once m1 is ready; its reply time stamp)
      one group  every member's /status shows one group of N at one epoch
-   The group forms after the join wait (2 x member_timeout_s / 3 plus jitter), so
-   member_timeout_s dominates; the default (30 s) and a short one are measured.
+   and "group after trunks": one group minus trunks (target: 3 s or less).
 
-2. Rekey (one process, real MLS group code and frame-key install as PrivateVlan does
+2. Join an existing group (same lab with N + 1 members): N members form their group,
+   then the last one starts; reported from its trunk coming up (its /status lists a
+   peer, polled every 20 ms): its first echo reply from m1 (target: 2 s or less) and
+   when all N + 1 share one group.
+
+3. Rekey (one process, real MLS group code and frame-key install as PrivateVlan does
    it): a group of M members (default 50), built with one add-only Commit and a
    Welcome per member, then a warm-up round in which every member's Update is
    committed (every leaf refreshed, as after one rekey interval). Then, median of
@@ -46,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from peertap.sidecar import identity, ids
+from peertap.sidecar.config import VlanConfig
 from peertap.sidecar.crypto.mls_keys import MlsKeyProvider, frame_key_from_exporter
 from peertap.sidecar.lab import Lab, topology
 from peertap.sidecar.lab.nodes import CREATOR_KEY
@@ -57,6 +64,7 @@ SUITE = 1
 LABEL = "lab"
 VLAN = ids.vlan_id(bytes(32), LABEL)
 HANG_GUARD_S = 180.0
+DEFAULT_TIMEOUT_S = VlanConfig.model_fields["member_timeout_s"].default
 
 
 class BenchError(Exception):
@@ -71,20 +79,66 @@ class StartupResult:
     members: int
     member_timeout_s: float
     ready_s: float
+    trunks_s: float
     first_ping_s: float
     one_group_s: float
 
+    @property
+    def group_after_trunks_s(self) -> float:
+        return self.one_group_s - self.trunks_s
 
-def wait_for(what: str, check: Callable[[], bool], *, started: float) -> float:
-    """Seconds since `started` when `check` first held (polled every 0.1 s)."""
+
+@dataclass
+class JoinResult:
+    members: int
+    member_timeout_s: float
+    first_ping_s: float  # after the joiner's trunk came up
+    one_group_s: float  # likewise
+
+
+def wait_for(what: str, check: Callable[[], bool], *, started: float, every: float = 0.1) -> float:
+    """Seconds since `started` when `check` first held (polled every `every` s)."""
     while not check():
         if time.monotonic() - started > HANG_GUARD_S:
             raise BenchError(f"no {what} after {HANG_GUARD_S:.0f} s")
-        time.sleep(0.1)
+        time.sleep(every)
     return time.monotonic() - started
 
 
-def private_star(members: int, member_timeout_s: float, state_dir: Path) -> Lab:
+def has_trunk(lab: Lab, pod: str) -> bool:
+    try:
+        return bool(lab.status(pod)["peers"])
+    except Exception:
+        return False  # not serving /status yet
+
+
+def one_group_of(lab: Lab, pods: Sequence[str]) -> bool:
+    try:
+        views = [lab.status(p)["vlans"][0] for p in pods]
+    except Exception:
+        return False
+    return (
+        all(v["mls_state"] == "member" and v["members"] == len(pods) for v in views)
+        and len({(v["epoch"], v["mls_id"]) for v in views}) == 1
+    )
+
+
+def ping_reader(
+    lab: Lab, pod: str, target: str
+) -> tuple[subprocess.Popen[str], list[float | None], threading.Thread]:
+    ping = lab.spawn(
+        pod,
+        ["ping", "-D", "-n", "-i", "0.1", "-W", "1", lab.overlay_address(target)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    reply: list[float | None] = []
+    reader = threading.Thread(target=lambda: reply.append(first_reply(ping)), daemon=True)
+    reader.start()
+    return ping, reply, reader
+
+
+def private_star(members: int, member_timeout_s: float | None, state_dir: Path) -> Lab:
     lab = Lab.up(topology("star", members=members), state_dir=state_dir, start_nodes=False)
     creator = identity.load(Path(lab.state_dir) / CREATOR_KEY)
     now = dt.datetime.now(dt.UTC)
@@ -103,7 +157,9 @@ def private_star(members: int, member_timeout_s: float, state_dir: Path) -> Lab:
             expires=now + dt.timedelta(days=1),
         )
         (cfg_path.parent / "lab.cred").write_bytes(cred.encode())
-        vlan.update(security="mls", credential="lab.cred", member_timeout_s=member_timeout_s)
+        vlan.update(security="mls", credential="lab.cred")
+        if member_timeout_s is not None:
+            vlan["member_timeout_s"] = member_timeout_s
         cfg_path.write_text(json.dumps(cfg))
     return lab
 
@@ -118,7 +174,7 @@ def first_reply(ping: subprocess.Popen[str]) -> float | None:
     return None
 
 
-def measure_startup(members: int, member_timeout_s: float) -> StartupResult:
+def measure_startup(members: int, member_timeout_s: float | None) -> StartupResult:
     state = Path(tempfile.mkdtemp(prefix="bench-private-"))
     lab = private_star(members, member_timeout_s, state / "lab")
     try:
@@ -128,32 +184,57 @@ def measure_startup(members: int, member_timeout_s: float) -> StartupResult:
         for pod in lab.pods:
             lab.start_node(pod)
         lab.wait_ready(timeout=HANG_GUARD_S, pods=["m1"])
-        ping = lab.spawn(
-            "m1",
-            ["ping", "-D", "-n", "-i", "0.1", "-W", "1", lab.overlay_address(target)],
-            stdout=subprocess.PIPE,
-            text=True,
+        ping, reply, reader = ping_reader(lab, "m1", target)
+        trunks_s = wait_for(
+            "trunks", lambda: all(has_trunk(lab, p) for p in pods), started=started, every=0.05
         )
-        reply: list[float | None] = []
-        reader = threading.Thread(target=lambda: reply.append(first_reply(ping)), daemon=True)
-        reader.start()
         lab.wait_ready(timeout=HANG_GUARD_S)
         ready_s = time.monotonic() - started
-
-        def one_group() -> bool:
-            views = [lab.status(p)["vlans"][0] for p in pods]
-            return (
-                all(v["mls_state"] == "member" and v["members"] == members for v in views)
-                and len({(v["epoch"], v["mls_id"]) for v in views}) == 1
-            )
-
-        group_s = wait_for("group of all members", one_group, started=started)
+        group_s = wait_for("group of all members", lambda: one_group_of(lab, pods), started=started)
         reader.join(timeout=HANG_GUARD_S)
         ping.terminate()
         ping.wait()
         if not reply or reply[0] is None:
             raise BenchError("ping never got a reply")
-        return StartupResult(members, member_timeout_s, ready_s, reply[0] - wall0, group_s)
+        return StartupResult(
+            members, member_timeout_s or DEFAULT_TIMEOUT_S, ready_s, trunks_s,
+            reply[0] - wall0, group_s,
+        )  # fmt: skip
+    finally:
+        lab.down()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def measure_join(members: int, member_timeout_s: float | None) -> JoinResult:
+    """N members form a group; then member N + 1 starts and joins it."""
+    state = Path(tempfile.mkdtemp(prefix="bench-private-"))
+    lab = private_star(members + 1, member_timeout_s, state / "lab")
+    try:
+        pods = [f"m{i}" for i in range(1, members + 2)]
+        joiner = pods[-1]
+        started = time.monotonic()
+        for pod in lab.pods:
+            if pod != joiner:
+                lab.start_node(pod)
+        wait_for(
+            "group of the first members", lambda: one_group_of(lab, pods[:-1]), started=started
+        )
+        lab.start_node(joiner)
+        started = time.monotonic()
+        wait_for("the joiner's trunk", lambda: has_trunk(lab, joiner), started=started, every=0.02)
+        trunk_wall, trunk_mono = time.time(), time.monotonic()
+        ping, reply, reader = ping_reader(lab, joiner, "m1")
+        group_s = wait_for(
+            "group with the joiner", lambda: one_group_of(lab, pods), started=trunk_mono
+        )
+        reader.join(timeout=HANG_GUARD_S)
+        ping.terminate()
+        ping.wait()
+        if not reply or reply[0] is None:
+            raise BenchError("ping never got a reply")
+        return JoinResult(
+            members, member_timeout_s or DEFAULT_TIMEOUT_S, reply[0] - trunk_wall, group_s
+        )
     finally:
         lab.down()
         shutil.rmtree(state, ignore_errors=True)
@@ -280,13 +361,25 @@ def measure_rekey(size: int, repeat: int) -> RekeyResult:
 
 def startup_table(results: Sequence[StartupResult]) -> str:
     header = (
-        f"{'members':>8} {'timeout s':>10} {'ready s':>8} {'1st ping s':>11} {'one group s':>12}"
+        f"{'members':>8} {'timeout s':>10} {'ready s':>8} {'trunks s':>9} {'1st ping s':>11}"
+        f" {'one group s':>12} {'group after trunks s':>21}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
-            f"{r.members:>8} {r.member_timeout_s:>10g} {r.ready_s:>8.1f}"
-            f" {r.first_ping_s:>11.1f} {r.one_group_s:>12.1f}"
+            f"{r.members:>8} {r.member_timeout_s:>10g} {r.ready_s:>8.1f} {r.trunks_s:>9.1f}"
+            f" {r.first_ping_s:>11.1f} {r.one_group_s:>12.1f} {r.group_after_trunks_s:>21.1f}"
+        )
+    return "\n".join(lines)
+
+
+def join_table(results: Sequence[JoinResult]) -> str:
+    header = f"{'group of':>8} {'timeout s':>10} {'1st ping s':>11} {'one group s':>12}"
+    lines = [header, "-" * len(header)]
+    for r in results:
+        lines.append(
+            f"{r.members:>8} {r.member_timeout_s:>10g} {r.first_ping_s:>11.2f}"
+            f" {r.one_group_s:>12.2f}"
         )
     return "\n".join(lines)
 
@@ -311,8 +404,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=10, help="lab members (default 10)")
     parser.add_argument(
         "--timeouts",
-        default="30,4",
-        help="comma-separated member_timeout_s values for the lab (default 30,4)",
+        default="",
+        help="comma-separated member_timeout_s values for the lab (default: the default)",
     )
     parser.add_argument("--rekey-members", type=int, default=50, help="group size (default 50)")
     parser.add_argument("--repeat", type=int, default=5, help="rekey rounds; medians reported")
@@ -325,17 +418,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     report: dict[str, Any] = {}
     if not args.skip_lab:
-        startup = []
-        for timeout in (float(x) for x in args.timeouts.split(",") if x.strip()):
-            print(f"start-up: {args.members} members, member_timeout_s {timeout:g} ...", flush=True)
+        timeouts = [float(x) for x in args.timeouts.split(",") if x.strip()] or [None]
+        startup, joins = [], []
+        for timeout in timeouts:
+            what = "defaults" if timeout is None else f"member_timeout_s {timeout:g}"
+            print(f"cold start: {args.members} members, {what} ...", flush=True)
             startup.append(measure_startup(args.members, timeout))
+            print(f"join: one member joins {args.members}, {what} ...", flush=True)
+            joins.append(measure_join(args.members, timeout))
         print()
+        print("cold start (t = 0 when the nodes are started; 1st ping: first echo reply m1 ->")
+        print(f"m{args.members} over the private VLAN; target: one group <= 3 s after the trunks)")
         print(startup_table(startup))
-        print(
-            "t = 0 when the nodes are started; 1st ping: first echo reply m1 -> "
-            f"m{args.members} over the private VLAN\n"
-        )
+        print()
+        print("join an existing group (t = 0 when the joiner's trunk is up; 1st ping: its")
+        print("first echo reply from m1; target <= 2 s)")
+        print(join_table(joins))
+        print()
         report["startup"] = [vars(r) for r in startup]
+        report["join"] = [vars(r) for r in joins]
     print(f"rekey: {args.rekey_members} members in one process ...", flush=True)
     rekey = measure_rekey(args.rekey_members, args.repeat)
     print()
