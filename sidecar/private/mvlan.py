@@ -184,6 +184,7 @@ class Mvlan:
         for vid, pv in self.vlans.items():
             nursery.start_soon(self._run, vid, pv)
         if self.vlans:
+            self._known_peers = set(self._peers())  # the first HELLO reaches these anyway
             nursery.start_soon(self._watch_peers)
 
     async def _watch_peers(self) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from peertap.sidecar import identity, ids, stamps, wire
 from peertap.sidecar.config import LimitsConfig, VlanConfig
@@ -276,3 +277,40 @@ def test_a_non_relay_does_not_answer_from_a_cache() -> None:
     floods: dict[str, list[bytes]] = {}
     mv.on_control("p2", _packet(), floods)
     assert floods == {}
+
+
+def test_a_trunk_coming_up_makes_private_vlans_say_hello_at_once(tmp_path: Path) -> None:
+    _credential(tmp_path)
+    peers = ["p1"]
+    sent: list[tuple[str, list[bytes]]] = []
+    mv = Mvlan(
+        identity=NODE,
+        counters=Counters(),
+        hop_limit=8,
+        relay=False,
+        acl=Acl(mode="open"),
+        limits=LimitsConfig(),
+        peers=lambda: list(peers),
+        send=lambda peer, packets: sent.append((peer, packets)) is None,
+    )
+    mv.add_vlan(_vlan("lab.cred"), vlan_id=VLAN, base_dir=tmp_path, on_epoch=lambda: None)
+
+    def hellos_to(peer: str) -> int:
+        return sum(
+            1
+            for p, packets in sent
+            for packet in packets
+            if p == peer and wire.decode_control(packet).kind == m.HELLO
+        )
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            mv.start(nursery)
+            await trio.sleep(0.5)
+            assert hellos_to("p1") == 1  # the first HELLO, then one per interval
+            peers.append("p2")
+            await trio.sleep(0.5)  # far less than a HELLO interval (10 s)
+            assert hellos_to("p2") == 1 and hellos_to("p1") == 2
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
