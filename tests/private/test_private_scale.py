@@ -8,6 +8,9 @@ before that shows that answers, not timers, did the work."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
@@ -21,6 +24,7 @@ from peertap.sidecar.private.sim import Mesh, Sim, SimMember
 
 SLOW_HELLOS = PrivateSettings(rekey_interval_s=3600.0, member_timeout_s=300.0, epoch_grace_s=10.0)
 HELLO_S = SLOW_HELLOS.hello_interval_s  # 100 s
+PEERTAP = [sys.executable, "-P", "-m", "peertap.sidecar.cli"]
 
 
 def run(
@@ -206,3 +210,20 @@ def test_periodic_control_traffic_per_member_stays_bounded_as_the_group_grows() 
     # Twice the members, the same traffic reaching each member; each sends half as much.
     assert large.rx_bytes_per_member_per_min <= 1.15 * small.rx_bytes_per_member_per_min
     assert large.tx_bytes_per_member_per_min <= 0.6 * small.tx_bytes_per_member_per_min
+
+
+def test_the_simulator_command_prints_the_figures_of_a_churning_group() -> None:
+    out = subprocess.run(
+        [
+            *PEERTAP, "sim", "private", "--members", "12", "--relays", "2", "--churn", "6",
+            "--churn-for", "60", "--steady", "20", "--json",
+        ],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["converged"] == report["members"] == 12
+    assert report["distinct_mls_ids"] == 1
+    assert report["largest_packet"] > 0 and report["rx_bytes_per_member_per_min"] > 0
+    # Three members stopped and three started, each join and removal timed.
+    assert len(report["joins_s"]) == 3 and len(report["removals_s"]) == 3
