@@ -5,16 +5,18 @@
    defaults unless --timeouts names member_timeout_s values. All `peertap run`
    processes start at once (t = 0); reported:
      ready      every node answers /readyz
-     trunks     every member's /status lists a trunk (the last one up)
+     trunks     every member's trunk is up (the last one, by the nodes' logs)
      ping       the first ICMP echo reply from m1 to mN over the VLAN (a continuous
                 `ping -D -i 0.1` started once m1 is ready; its reply time stamp)
-     one group  every member's /status shows one group of N at one epoch
+     one group  every member logged the epoch all N share (by the nodes' logs)
    and "group after trunks": one group minus trunks (target: 3 s or less).
 
 2. Join an existing group (same lab with N + 1 members): N members form their group,
-   then the last one starts; reported from its trunk coming up (its /status lists a
-   peer, polled every 20 ms): its first echo reply from m1 (target: 2 s or less) and
-   when all N + 1 share one group.
+   then the last one starts; reported from its trunk coming up (by its log): when its
+   Welcome arrived, its first echo reply from m1 (a `ping -D` started as soon as its
+   interface exists; target: 2 s or less) and when all N + 1 logged the epoch they
+   share. Times of trunks, Welcomes and epochs come from the nodes' own log stamps:
+   polling /status spawns a process per call and lags by seconds on a loaded machine.
 
 3. Rekey (one process, real MLS group code and frame-key install as PrivateVlan does
    it): a group of M members (default 50), built with one add-only Commit and a
@@ -80,9 +82,9 @@ class StartupResult:
     members: int
     member_timeout_s: float
     ready_s: float
-    trunks_s: float
+    trunks_s: float  # every member has a trunk (nodes' logs)
     first_ping_s: float
-    one_group_s: float
+    one_group_s: float  # every member logged the epoch they share (nodes' logs)
 
     @property
     def group_after_trunks_s(self) -> float:
@@ -93,8 +95,9 @@ class StartupResult:
 class JoinResult:
     members: int
     member_timeout_s: float
-    first_ping_s: float  # after the joiner's trunk came up
-    one_group_s: float  # likewise
+    welcomed_s: float  # after the joiner's trunk came up (its log)
+    first_ping_s: float  # likewise
+    one_group_s: float  # every member logged the epoch with the joiner
 
 
 def wait_for(what: str, check: Callable[[], bool], *, started: float, every: float = 0.1) -> float:
@@ -104,13 +107,6 @@ def wait_for(what: str, check: Callable[[], bool], *, started: float, every: flo
             raise BenchError(f"no {what} after {HANG_GUARD_S:.0f} s")
         time.sleep(every)
     return time.monotonic() - started
-
-
-def has_trunk(lab: Lab, pod: str) -> bool:
-    try:
-        return bool(lab.status(pod)["peers"])
-    except Exception:
-        return False  # not serving /status yet
 
 
 def statuses(lab: Lab, pods: Sequence[str]) -> list[Any] | None:
@@ -138,15 +134,35 @@ def one_group_of(lab: Lab, pods: Sequence[str]) -> bool:
     )
 
 
+LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (.*)$")
+
+
+def logged_at(lab: Lab, pod: str, needle: str) -> float | None:
+    """Wall time (s since the epoch) of the node's first log line containing `needle`:
+    the nodes' own time stamps, free of the lag of polling them."""
+    for line in lab.log_path(pod).read_text(errors="replace").splitlines():
+        found = LOG_LINE.match(line)
+        if found and needle in found.group(2):
+            return dt.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    return None
+
+
+def group_logged_at(lab: Lab, pods: Sequence[str]) -> float:
+    """When the last of `pods` logged the epoch they now share (polled /status for it)."""
+    mls_id = lab.status(pods[0])["vlans"][0]["mls_id"]
+    times = [logged_at(lab, p, f"mls-id {mls_id}") for p in pods]
+    if any(t is None for t in times):
+        raise BenchError("a member did not log the shared epoch")
+    return max(t for t in times if t is not None)
+
+
 def ping_reader(
-    lab: Lab, pod: str, target: str
+    lab: Lab, pod: str, target: str, *, retry: bool = False
 ) -> tuple[subprocess.Popen[str], list[float | None], threading.Thread]:
-    ping = lab.spawn(
-        pod,
-        ["ping", "-D", "-n", "-i", "0.1", "-W", "1", lab.overlay_address(target)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    argv = ["ping", "-D", "-n", "-i", "0.1", "-W", "1", lab.overlay_address(target)]
+    if retry:
+        argv = ["sh", "-c", f"until {' '.join(argv)}; do sleep 0.02; done"]
+    ping = lab.spawn(pod, argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     reply: list[float | None] = []
     reader = threading.Thread(target=lambda: reply.append(first_reply(ping)), daemon=True)
     reader.start()
@@ -200,12 +216,15 @@ def measure_startup(members: int, member_timeout_s: float | None) -> StartupResu
             lab.start_node(pod)
         lab.wait_ready(timeout=HANG_GUARD_S, pods=["m1"])
         ping, reply, reader = ping_reader(lab, "m1", target)
-        trunks_s = wait_for(
-            "trunks", lambda: all_have_trunks(lab, pods), started=started, every=0.05
-        )
+        wait_for("trunks", lambda: all_have_trunks(lab, pods), started=started, every=0.2)
         lab.wait_ready(timeout=HANG_GUARD_S)
         ready_s = time.monotonic() - started
-        group_s = wait_for("group of all members", lambda: one_group_of(lab, pods), started=started)
+        wait_for("group of all members", lambda: one_group_of(lab, pods), started=started)
+        trunk_times = [logged_at(lab, p, "trunk up") for p in pods]
+        if any(t is None for t in trunk_times):
+            raise BenchError("a member did not log its trunk")
+        trunks_s = max(t for t in trunk_times if t is not None) - wall0
+        group_s = group_logged_at(lab, pods) - wall0
         reader.join(timeout=HANG_GUARD_S)
         ping.terminate()
         ping.wait()
@@ -236,19 +255,24 @@ def measure_join(members: int, member_timeout_s: float | None) -> JoinResult:
         )
         lab.start_node(joiner)
         started = time.monotonic()
-        wait_for("the joiner's trunk", lambda: has_trunk(lab, joiner), started=started, every=0.02)
-        trunk_wall, trunk_mono = time.time(), time.monotonic()
-        ping, reply, reader = ping_reader(lab, joiner, "m1")
-        group_s = wait_for(
-            "group with the joiner", lambda: one_group_of(lab, pods), started=trunk_mono
-        )
+        # Pinging from the moment the joiner's interface exists (ping fails before that).
+        ping, reply, reader = ping_reader(lab, joiner, "m1", retry=True)
+        wait_for("group with the joiner", lambda: one_group_of(lab, pods), started=started)
         reader.join(timeout=HANG_GUARD_S)
         ping.terminate()
         ping.wait()
         if not reply or reply[0] is None:
             raise BenchError("ping never got a reply")
+        trunk_at = logged_at(lab, joiner, "trunk up")
+        welcomed_at = logged_at(lab, joiner, "joined at epoch")
+        if trunk_at is None or welcomed_at is None:
+            raise BenchError("the joiner did not log its trunk or its Welcome")
         return JoinResult(
-            members, member_timeout_s or DEFAULT_TIMEOUT_S, reply[0] - trunk_wall, group_s
+            members,
+            member_timeout_s or DEFAULT_TIMEOUT_S,
+            welcomed_at - trunk_at,
+            reply[0] - trunk_at,
+            group_logged_at(lab, pods) - trunk_at,
         )
     finally:
         lab.down()
@@ -389,12 +413,15 @@ def startup_table(results: Sequence[StartupResult]) -> str:
 
 
 def join_table(results: Sequence[JoinResult]) -> str:
-    header = f"{'group of':>8} {'timeout s':>10} {'1st ping s':>11} {'one group s':>12}"
+    header = (
+        f"{'group of':>8} {'timeout s':>10} {'welcomed s':>11} {'1st ping s':>11}"
+        f" {'one group s':>12}"
+    )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
-            f"{r.members:>8} {r.member_timeout_s:>10g} {r.first_ping_s:>11.2f}"
-            f" {r.one_group_s:>12.2f}"
+            f"{r.members:>8} {r.member_timeout_s:>10g} {r.welcomed_s:>11.2f}"
+            f" {r.first_ping_s:>11.2f} {r.one_group_s:>12.2f}"
         )
     return "\n".join(lines)
 
@@ -447,8 +474,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"m{args.members} over the private VLAN; target: one group <= 3 s after the trunks)")
         print(startup_table(startup))
         print()
-        print("join an existing group (t = 0 when the joiner's trunk is up; 1st ping: its")
-        print("first echo reply from m1; target <= 2 s)")
+        print("join an existing group (t = 0 when the joiner's trunk is up, by its log; 1st ping:")
+        print("its first echo reply from m1, target <= 2 s; one group: every member logged the")
+        print("epoch that took the joiner in)")
         print(join_table(joins))
         print()
         report["startup"] = [vars(r) for r in startup]
