@@ -7,7 +7,9 @@ most recently heard kept), sent back to the neighbour the question came from, at
 once per ANSWER_GAP_S per neighbour and VLAN. The answers are the members' own signed
 packets, unchanged, so a relay can make a joiner learn of a group sooner but cannot
 forge, alter or invent one; the joiner checks them like any CONTROL (stamp within the
-clock skew window, once per signer and stamp, signature, credential).
+clock skew window, once per signer and stamp, signature, credential). A relay also
+sends them over a trunk that just came up: after a partition, the groups on either
+side learn of each other at once instead of at their next HELLO.
 """
 
 from __future__ import annotations
@@ -58,3 +60,15 @@ class HelloCache:
         self._answered[key] = now
         groups = self._hellos.get(msg.vlan_id, OrderedDict())
         return [p for at, p in groups.values() if now - at < self.max_age_s]
+
+    def fresh(self, limit: int = 256) -> list[bytes]:
+        """Recent group HELLOs of every VLAN, the most recently heard first: for a trunk that
+        just came up, so that the groups on both sides learn of each other at once."""
+        now = self._clock()
+        out = [
+            p
+            for groups in reversed(self._hellos.values())
+            for at, p in reversed(groups.values())
+            if now - at < self.max_age_s
+        ]
+        return out[:limit]

@@ -183,18 +183,24 @@ class Mvlan:
     def start(self, nursery: trio.Nursery) -> None:
         for vid, pv in self.vlans.items():
             nursery.start_soon(self._run, vid, pv)
-        if self.vlans:
+        if self.vlans or self.relay:
             self._known_peers = set(self._peers())  # the first HELLO reaches these anyway
             nursery.start_soon(self._watch_peers)
 
     async def _watch_peers(self) -> None:
-        """When a trunk comes up, every private VLAN says HELLO at once: whoever is behind
-        it (a joiner, or the other side of a healed partition) learns our group now."""
+        """When a trunk comes up, every private VLAN says HELLO at once, and a relay passes
+        on the group HELLOs it heard recently: whoever is behind the trunk (a joiner, or
+        the other side of a healed partition) learns of the groups on this side now."""
         while True:
             peers = set(self._peers())
-            if peers - self._known_peers:
+            new = peers - self._known_peers
+            if new:
                 for pv in self.vlans.values():
                     pv.hello_now()
+                cached = self._hello_cache.fresh() if self.relay else []
+                for peer in new:
+                    if cached and self._send(peer, cached):
+                        self.counters.inc("mvlan_hellos_passed_on", len(cached))
             self._known_peers = peers
             await trio.sleep(PEER_WATCH_S)
 

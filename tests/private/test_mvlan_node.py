@@ -314,3 +314,30 @@ def test_a_trunk_coming_up_makes_private_vlans_say_hello_at_once(tmp_path: Path)
             nursery.cancel_scope.cancel()
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_a_relay_passes_recent_group_hellos_over_a_trunk_that_comes_up() -> None:
+    peers = ["p1"]
+    sent: list[tuple[str, list[bytes]]] = []
+    mv = Mvlan(
+        identity=NODE,
+        counters=Counters(),
+        hop_limit=8,
+        relay=True,
+        acl=Acl(mode="open"),
+        limits=LimitsConfig(),
+        peers=lambda: list(peers),
+        send=lambda peer, packets: sent.append((peer, packets)) is None,
+    )
+    group_hello = _group_hello(identity.generate(), b"\x01" * 16)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            mv.start(nursery)
+            mv.on_control("p1", group_hello, {})
+            peers.append("p2")  # e.g. the trunk to the other side of a partition
+            await trio.sleep(0.5)
+            assert ("p2", [group_hello]) in sent
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
