@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .psk_cli import add_psk_parser
 
     add_psk_parser(sub)
-    from .private.sim import add_sim_parser
+    from .private.sim_cli import add_sim_parser
 
     add_sim_parser(sub)
     return p
