@@ -20,7 +20,7 @@ help:
 	@echo "make test       - lint, then every test (unit, MLS vectors, netns, operator, chart)"
 	@echo "make bench      - throughput/latency vs plain veth, tinc and OpenVPN"
 	@echo "make bench-mls  - MLS commit/join timings for 10..10000 members"
-	@echo "make bench-private - private VLAN: time to first ping (10-member lab), rekey of 50"
+	@echo "make bench-private - private VLAN: first ping at cold start and joining 10 members, rekey of 50"
 	@echo "make bench-sender - private VLAN: per-frame cost of sender-bound frames, time to revoke"
 	@echo "make fuzz       - coverage-guided fuzzing of every peer-input parser (RUNS=, TARGET=)"
 	@echo "make lint       - ruff and mypy --strict on sidecar/ and operator/"

@@ -1,16 +1,24 @@
 """Private VLAN benchmark (`make bench-private`): time to the first ping, and rekey cost.
 
-1. Start-up (netns lab, needs root): a star of N members (default 10) around one
-   relay; every member holds a credential for the private VLAN. All `peertap run`
-   processes start at once (t = 0); reported per `member_timeout_s`:
+1. Cold start (netns lab, needs root): a star of N members (default 10) around one
+   relay; every member holds a credential for the private VLAN; settings are the
+   defaults unless --timeouts names member_timeout_s values. All `peertap run`
+   processes start at once (t = 0); reported:
      ready      every node answers /readyz
+     trunks     every member's trunk is up (the last one, by the nodes' logs)
      ping       the first ICMP echo reply from m1 to mN over the VLAN (a continuous
                 `ping -D -i 0.1` started once m1 is ready; its reply time stamp)
-     one group  every member's /status shows one group of N at one epoch
-   The group forms after the join wait (2 x member_timeout_s / 3 plus jitter), so
-   member_timeout_s dominates; the default (30 s) and a short one are measured.
+     one group  every member logged the epoch all N share (by the nodes' logs)
+   and "group after trunks": one group minus trunks (target: 3 s or less).
 
-2. Rekey (one process, real MLS group code and frame-key install as PrivateVlan does
+2. Join an existing group (same lab with N + 1 members): N members form their group,
+   then the last one starts; reported from its trunk coming up (by its log): when its
+   Welcome arrived, its first echo reply from m1 (a `ping -D` started as soon as its
+   interface exists; target: 2 s or less) and when all N + 1 logged the epoch they
+   share. Times of trunks, Welcomes and epochs come from the nodes' own log stamps:
+   polling /status spawns a process per call and lags by seconds on a loaded machine.
+
+3. Rekey (one process, real MLS group code and frame-key install as PrivateVlan does
    it): a group of M members (default 50), built with one add-only Commit and a
    Welcome per member, then a warm-up round in which every member's Update is
    committed (every leaf refreshed, as after one rekey interval). Then, median of
@@ -41,11 +49,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from peertap.sidecar import identity, ids
+from peertap.sidecar.config import VlanConfig
 from peertap.sidecar.crypto.mls_keys import MlsKeyProvider, frame_key_from_exporter
 from peertap.sidecar.lab import Lab, topology
 from peertap.sidecar.lab.nodes import CREATOR_KEY
@@ -57,6 +67,7 @@ SUITE = 1
 LABEL = "lab"
 VLAN = ids.vlan_id(bytes(32), LABEL)
 HANG_GUARD_S = 180.0
+DEFAULT_TIMEOUT_S = VlanConfig.model_fields["member_timeout_s"].default
 
 
 class BenchError(Exception):
@@ -71,20 +82,94 @@ class StartupResult:
     members: int
     member_timeout_s: float
     ready_s: float
+    trunks_s: float  # every member has a trunk (nodes' logs)
     first_ping_s: float
-    one_group_s: float
+    one_group_s: float  # every member logged the epoch they share (nodes' logs)
+
+    @property
+    def group_after_trunks_s(self) -> float:
+        return self.one_group_s - self.trunks_s
 
 
-def wait_for(what: str, check: Callable[[], bool], *, started: float) -> float:
-    """Seconds since `started` when `check` first held (polled every 0.1 s)."""
+@dataclass
+class JoinResult:
+    members: int
+    member_timeout_s: float
+    welcomed_s: float  # after the joiner's trunk came up (its log)
+    first_ping_s: float  # likewise
+    one_group_s: float  # every member logged the epoch with the joiner
+
+
+def wait_for(what: str, check: Callable[[], bool], *, started: float, every: float = 0.1) -> float:
+    """Seconds since `started` when `check` first held (polled every `every` s)."""
     while not check():
         if time.monotonic() - started > HANG_GUARD_S:
             raise BenchError(f"no {what} after {HANG_GUARD_S:.0f} s")
-        time.sleep(0.1)
+        time.sleep(every)
     return time.monotonic() - started
 
 
-def private_star(members: int, member_timeout_s: float, state_dir: Path) -> Lab:
+def statuses(lab: Lab, pods: Sequence[str]) -> list[Any] | None:
+    """Every pod's /status, fetched in parallel (one at a time lags by seconds under load)."""
+    try:
+        with ThreadPoolExecutor(max_workers=len(pods)) as pool:
+            return list(pool.map(lab.status, pods))
+    except Exception:
+        return None  # a node not serving /status yet
+
+
+def all_have_trunks(lab: Lab, pods: Sequence[str]) -> bool:
+    docs = statuses(lab, pods)
+    return docs is not None and all(d["peers"] for d in docs)
+
+
+def one_group_of(lab: Lab, pods: Sequence[str]) -> bool:
+    docs = statuses(lab, pods)
+    if docs is None:
+        return False
+    views = [d["vlans"][0] for d in docs]
+    return (
+        all(v["mls_state"] == "member" and v["members"] == len(pods) for v in views)
+        and len({(v["epoch"], v["mls_id"]) for v in views}) == 1
+    )
+
+
+LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (.*)$")
+
+
+def logged_at(lab: Lab, pod: str, needle: str) -> float | None:
+    """Wall time (s since the epoch) of the node's first log line containing `needle`:
+    the nodes' own time stamps, free of the lag of polling them."""
+    for line in lab.log_path(pod).read_text(errors="replace").splitlines():
+        found = LOG_LINE.match(line)
+        if found and needle in found.group(2):
+            return dt.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    return None
+
+
+def group_logged_at(lab: Lab, pods: Sequence[str]) -> float:
+    """When the last of `pods` logged the epoch they now share (polled /status for it)."""
+    mls_id = lab.status(pods[0])["vlans"][0]["mls_id"]
+    times = [logged_at(lab, p, f"mls-id {mls_id}") for p in pods]
+    if any(t is None for t in times):
+        raise BenchError("a member did not log the shared epoch")
+    return max(t for t in times if t is not None)
+
+
+def ping_reader(
+    lab: Lab, pod: str, target: str, *, retry: bool = False
+) -> tuple[subprocess.Popen[str], list[float | None], threading.Thread]:
+    argv = ["ping", "-D", "-n", "-i", "0.1", "-W", "1", lab.overlay_address(target)]
+    if retry:
+        argv = ["sh", "-c", f"until {' '.join(argv)}; do sleep 0.02; done"]
+    ping = lab.spawn(pod, argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    reply: list[float | None] = []
+    reader = threading.Thread(target=lambda: reply.append(first_reply(ping)), daemon=True)
+    reader.start()
+    return ping, reply, reader
+
+
+def private_star(members: int, member_timeout_s: float | None, state_dir: Path) -> Lab:
     lab = Lab.up(topology("star", members=members), state_dir=state_dir, start_nodes=False)
     creator = identity.load(Path(lab.state_dir) / CREATOR_KEY)
     now = dt.datetime.now(dt.UTC)
@@ -103,7 +188,9 @@ def private_star(members: int, member_timeout_s: float, state_dir: Path) -> Lab:
             expires=now + dt.timedelta(days=1),
         )
         (cfg_path.parent / "lab.cred").write_bytes(cred.encode())
-        vlan.update(security="mls", credential="lab.cred", member_timeout_s=member_timeout_s)
+        vlan.update(security="mls", credential="lab.cred")
+        if member_timeout_s is not None:
+            vlan["member_timeout_s"] = member_timeout_s
         cfg_path.write_text(json.dumps(cfg))
     return lab
 
@@ -118,7 +205,7 @@ def first_reply(ping: subprocess.Popen[str]) -> float | None:
     return None
 
 
-def measure_startup(members: int, member_timeout_s: float) -> StartupResult:
+def measure_startup(members: int, member_timeout_s: float | None) -> StartupResult:
     state = Path(tempfile.mkdtemp(prefix="bench-private-"))
     lab = private_star(members, member_timeout_s, state / "lab")
     try:
@@ -128,32 +215,65 @@ def measure_startup(members: int, member_timeout_s: float) -> StartupResult:
         for pod in lab.pods:
             lab.start_node(pod)
         lab.wait_ready(timeout=HANG_GUARD_S, pods=["m1"])
-        ping = lab.spawn(
-            "m1",
-            ["ping", "-D", "-n", "-i", "0.1", "-W", "1", lab.overlay_address(target)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        reply: list[float | None] = []
-        reader = threading.Thread(target=lambda: reply.append(first_reply(ping)), daemon=True)
-        reader.start()
+        ping, reply, reader = ping_reader(lab, "m1", target)
+        wait_for("trunks", lambda: all_have_trunks(lab, pods), started=started, every=0.2)
         lab.wait_ready(timeout=HANG_GUARD_S)
         ready_s = time.monotonic() - started
-
-        def one_group() -> bool:
-            views = [lab.status(p)["vlans"][0] for p in pods]
-            return (
-                all(v["mls_state"] == "member" and v["members"] == members for v in views)
-                and len({(v["epoch"], v["mls_id"]) for v in views}) == 1
-            )
-
-        group_s = wait_for("group of all members", one_group, started=started)
+        wait_for("group of all members", lambda: one_group_of(lab, pods), started=started)
+        trunk_times = [logged_at(lab, p, "trunk up") for p in pods]
+        if any(t is None for t in trunk_times):
+            raise BenchError("a member did not log its trunk")
+        trunks_s = max(t for t in trunk_times if t is not None) - wall0
+        group_s = group_logged_at(lab, pods) - wall0
         reader.join(timeout=HANG_GUARD_S)
         ping.terminate()
         ping.wait()
         if not reply or reply[0] is None:
             raise BenchError("ping never got a reply")
-        return StartupResult(members, member_timeout_s, ready_s, reply[0] - wall0, group_s)
+        return StartupResult(
+            members, member_timeout_s or DEFAULT_TIMEOUT_S, ready_s, trunks_s,
+            reply[0] - wall0, group_s,
+        )  # fmt: skip
+    finally:
+        lab.down()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def measure_join(members: int, member_timeout_s: float | None) -> JoinResult:
+    """N members form a group; then member N + 1 starts and joins it."""
+    state = Path(tempfile.mkdtemp(prefix="bench-private-"))
+    lab = private_star(members + 1, member_timeout_s, state / "lab")
+    try:
+        pods = [f"m{i}" for i in range(1, members + 2)]
+        joiner = pods[-1]
+        started = time.monotonic()
+        for pod in lab.pods:
+            if pod != joiner:
+                lab.start_node(pod)
+        wait_for(
+            "group of the first members", lambda: one_group_of(lab, pods[:-1]), started=started
+        )
+        lab.start_node(joiner)
+        started = time.monotonic()
+        # Pinging from the moment the joiner's interface exists (ping fails before that).
+        ping, reply, reader = ping_reader(lab, joiner, "m1", retry=True)
+        wait_for("group with the joiner", lambda: one_group_of(lab, pods), started=started)
+        reader.join(timeout=HANG_GUARD_S)
+        ping.terminate()
+        ping.wait()
+        if not reply or reply[0] is None:
+            raise BenchError("ping never got a reply")
+        trunk_at = logged_at(lab, joiner, "trunk up")
+        welcomed_at = logged_at(lab, joiner, "joined at epoch")
+        if trunk_at is None or welcomed_at is None:
+            raise BenchError("the joiner did not log its trunk or its Welcome")
+        return JoinResult(
+            members,
+            member_timeout_s or DEFAULT_TIMEOUT_S,
+            welcomed_at - trunk_at,
+            reply[0] - trunk_at,
+            group_logged_at(lab, pods) - trunk_at,
+        )
     finally:
         lab.down()
         shutil.rmtree(state, ignore_errors=True)
@@ -280,13 +400,28 @@ def measure_rekey(size: int, repeat: int) -> RekeyResult:
 
 def startup_table(results: Sequence[StartupResult]) -> str:
     header = (
-        f"{'members':>8} {'timeout s':>10} {'ready s':>8} {'1st ping s':>11} {'one group s':>12}"
+        f"{'members':>8} {'timeout s':>10} {'ready s':>8} {'trunks s':>9} {'1st ping s':>11}"
+        f" {'one group s':>12} {'group after trunks s':>21}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
-            f"{r.members:>8} {r.member_timeout_s:>10g} {r.ready_s:>8.1f}"
-            f" {r.first_ping_s:>11.1f} {r.one_group_s:>12.1f}"
+            f"{r.members:>8} {r.member_timeout_s:>10g} {r.ready_s:>8.1f} {r.trunks_s:>9.1f}"
+            f" {r.first_ping_s:>11.1f} {r.one_group_s:>12.1f} {r.group_after_trunks_s:>21.1f}"
+        )
+    return "\n".join(lines)
+
+
+def join_table(results: Sequence[JoinResult]) -> str:
+    header = (
+        f"{'group of':>8} {'timeout s':>10} {'welcomed s':>11} {'1st ping s':>11}"
+        f" {'one group s':>12}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        lines.append(
+            f"{r.members:>8} {r.member_timeout_s:>10g} {r.welcomed_s:>11.2f}"
+            f" {r.first_ping_s:>11.2f} {r.one_group_s:>12.2f}"
         )
     return "\n".join(lines)
 
@@ -311,12 +446,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=10, help="lab members (default 10)")
     parser.add_argument(
         "--timeouts",
-        default="30,4",
-        help="comma-separated member_timeout_s values for the lab (default 30,4)",
+        default="",
+        help="comma-separated member_timeout_s values for the lab (default: the default)",
     )
     parser.add_argument("--rekey-members", type=int, default=50, help="group size (default 50)")
     parser.add_argument("--repeat", type=int, default=5, help="rekey rounds; medians reported")
     parser.add_argument("--skip-lab", action="store_true", help="only the in-process rekey part")
+    parser.add_argument("--skip-rekey", action="store_true", help="only the lab parts")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results here")
     return parser.parse_args(argv)
 
@@ -325,22 +461,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     report: dict[str, Any] = {}
     if not args.skip_lab:
-        startup = []
-        for timeout in (float(x) for x in args.timeouts.split(",") if x.strip()):
-            print(f"start-up: {args.members} members, member_timeout_s {timeout:g} ...", flush=True)
+        timeouts = [float(x) for x in args.timeouts.split(",") if x.strip()] or [None]
+        startup, joins = [], []
+        for timeout in timeouts:
+            what = "defaults" if timeout is None else f"member_timeout_s {timeout:g}"
+            print(f"cold start: {args.members} members, {what} ...", flush=True)
             startup.append(measure_startup(args.members, timeout))
+            print(f"join: one member joins {args.members}, {what} ...", flush=True)
+            joins.append(measure_join(args.members, timeout))
         print()
+        print("cold start (t = 0 when the nodes are started; 1st ping: first echo reply m1 ->")
+        print(f"m{args.members} over the private VLAN; target: one group <= 3 s after the trunks)")
         print(startup_table(startup))
-        print(
-            "t = 0 when the nodes are started; 1st ping: first echo reply m1 -> "
-            f"m{args.members} over the private VLAN\n"
-        )
+        print()
+        print("join an existing group (t = 0 when the joiner's trunk is up, by its log; 1st ping:")
+        print("its first echo reply from m1, target <= 2 s; one group: every member logged the")
+        print("epoch that took the joiner in)")
+        print(join_table(joins))
+        print()
         report["startup"] = [vars(r) for r in startup]
-    print(f"rekey: {args.rekey_members} members in one process ...", flush=True)
-    rekey = measure_rekey(args.rekey_members, args.repeat)
-    print()
-    print(rekey_table(rekey))
-    report["rekey"] = vars(rekey)
+        report["join"] = [vars(r) for r in joins]
+    if not args.skip_rekey:
+        print(f"rekey: {args.rekey_members} members in one process ...", flush=True)
+        rekey = measure_rekey(args.rekey_members, args.repeat)
+        print()
+        print(rekey_table(rekey))
+        report["rekey"] = vars(rekey)
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2))
     return 0

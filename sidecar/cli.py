@@ -184,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .psk_cli import add_psk_parser
 
     add_psk_parser(sub)
+    from .private.sim_cli import add_sim_parser
+
+    add_sim_parser(sub)
     return p
 
 

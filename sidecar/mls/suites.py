@@ -16,6 +16,7 @@ message turn False into ``SignatureError``. Decryption failures raise
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
@@ -30,6 +31,9 @@ from .errors import UnsupportedError, ValidationError
 __all__ = ["SUITE_IDS", "CipherSuite", "SignatureScheme", "get_suite"]
 
 _LABEL_PREFIX = b"MLS 1.0 "
+# Signatures that verified (SHA-256 of scheme, key, signature and message), process-wide.
+_VERIFIED: set[bytes] = set()
+MAX_VERIFIED = 65536
 
 _SigPrivate = ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey | ec.EllipticCurvePrivateKey
 _SigPublic = ed25519.Ed25519PublicKey | ed448.Ed448PublicKey | ec.EllipticCurvePublicKey
@@ -95,6 +99,16 @@ class SignatureScheme:
         return key.sign(message)
 
     def verify(self, pub: bytes, message: bytes, signature: bytes) -> bool:
+        # A node checks the same leaf signatures in every tree it is given (each Welcome
+        # carries all of them): remember those that verified, by a hash of everything.
+        digest = hashlib.sha256(
+            b"%s %d %d " % (self.name.encode(), len(pub), len(signature))
+            + pub
+            + signature
+            + message
+        ).digest()
+        if digest in _VERIFIED:
+            return True
         try:
             key = self.load_public(pub)
             if isinstance(key, ec.EllipticCurvePublicKey):
@@ -104,6 +118,9 @@ class SignatureScheme:
                 key.verify(signature, message)
         except (InvalidSignature, ValidationError, ValueError):
             return False
+        if len(_VERIFIED) >= MAX_VERIFIED:
+            _VERIFIED.clear()
+        _VERIFIED.add(digest)
         return True
 
     def generate(self) -> tuple[bytes, bytes]:

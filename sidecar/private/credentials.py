@@ -40,13 +40,15 @@ class CredentialCheck:
         counters: Counters,
         wall: Callable[[], dt.datetime],
         revoked: Callable[[bytes], bool] = lambda key: False,
+        cache: dict[bytes, authority.MemberCredential] | None = None,
     ) -> None:
         self.creator = creator
         self.vlan_id = vlan_id
         self.counters = counters
         self._wall = wall
         self._revoked = revoked
-        self._cache: dict[bytes, authority.MemberCredential] = {}
+        # `cache` may be shared by the checks of one VLAN (same creator and VLAN-ID) only.
+        self._cache: dict[bytes, authority.MemberCredential] = {} if cache is None else cache
 
     def check(self, data: bytes, member_key: bytes) -> authority.MemberCredential:
         """A credential valid now for `member_key` on this VLAN; CredentialError otherwise."""

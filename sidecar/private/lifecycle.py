@@ -22,6 +22,17 @@ from dataclasses import dataclass
 
 from ..crypto.mls_keys import MAX_OLD_EPOCHS
 
+# A group's members send at most this many HELLOs per second together (their interval
+# grows with the group), so periodic traffic per member stays bounded as groups grow.
+HELLO_BUDGET_PER_S = 20.0
+FOUND_WAIT_S = 1.0
+FOUND_JITTER_S = 1.0
+# A HELLO of our group showing a later epoch (or a fork) must persist this long before we
+# rejoin: a COMMIT on its way arrives well within it.
+SYNC_GRACE_S = 1.0
+# The committer answers a joiner's HELLO (or another group's) at most this often.
+ANSWER_GAP_S = 0.5
+
 
 @dataclass(frozen=True)
 class PrivateSettings:
@@ -30,14 +41,31 @@ class PrivateSettings:
     rekey_interval_s: float
     member_timeout_s: float
     epoch_grace_s: float
+    hello_budget_per_s: float = HELLO_BUDGET_PER_S
 
     @property
     def hello_interval_s(self) -> float:
         return self.member_timeout_s / 3
 
+    def hello_interval_for(self, members: int) -> float:
+        """HELLO (and MAC probe) interval in a group of `members`: `H`, stretched so that the
+        whole group sends at most `hello_budget_per_s` of them per second."""
+        return max(self.hello_interval_s, members / self.hello_budget_per_s)
+
+    def member_timeout_for(self, members: int) -> float:
+        """A member of a group of `members` not heard for this long is not live."""
+        return 3 * self.hello_interval_for(members)
+
     @property
     def join_wait_s(self) -> float:
-        return 2 * self.hello_interval_s
+        """How long a connected joiner that heard no group waits before founding one:
+        members answer a joiner's HELLO at once, so this only covers a round trip."""
+        return min(FOUND_WAIT_S, 2 * self.hello_interval_s)
+
+    @property
+    def join_jitter_s(self) -> float:
+        """Founding waits a further random delay below this, so one founder goes first."""
+        return min(FOUND_JITTER_S, self.hello_interval_s)
 
     @property
     def update_batch_s(self) -> float:

@@ -5,7 +5,8 @@
     COMMIT      group tag (16) | epoch the commit applies to (u64) | MLSMessage(PublicMessage)
     WELCOME     group tag (16) | epoch it welcomes into (u64) | MLSMessage(Welcome)
     PROPOSAL    group tag (16) | epoch it applies to (u64) | MLSMessage(PublicMessage)
-    MACPROBE    group tag (16) | epoch (u64) | MLSMessage(PrivateMessage: mvlan_macprobe.py)
+    MACPROBE    group tag (16) | epoch (u64) | MLSMessage(PrivateMessage: macprobe.py)
+    PART        message id (16) | kind (u8) | index (u16) | count (u16) | data (chunks.py)
     REVOCATION  the authority's signed revocation list (revocation.py), forwarded as is
 
 A group tag is BLAKE3-128 of the MLS group id; all zeros means "no group".
@@ -25,6 +26,7 @@ COMMIT = 3
 WELCOME = 4
 PROPOSAL = 5
 MACPROBE = 6
+PART = 7
 REVOCATION = 16
 KINDS = {
     HELLO: "hello",
@@ -33,6 +35,7 @@ KINDS = {
     WELCOME: "welcome",
     PROPOSAL: "proposal",
     MACPROBE: "macprobe",
+    PART: "part",
     REVOCATION: "revocation",
 }
 
@@ -40,6 +43,8 @@ TAG_LEN = 16
 NO_GROUP = bytes(TAG_LEN)
 _HELLO = struct.Struct(">16sQ16sI")
 _EPOCH_MSG = struct.Struct(">16sQ")
+_PART = struct.Struct(">16sBHH")
+PART_HEADER_LEN = _PART.size
 
 
 class MalformedControl(ValueError):
@@ -101,3 +106,33 @@ class EpochMessage:
             raise MalformedControl(f"epoch message of {len(body)} bytes")
         group, epoch = _EPOCH_MSG.unpack_from(body)
         return cls(group, epoch, body[_EPOCH_MSG.size :])
+
+
+def message_id(kind: int, body: bytes) -> bytes:
+    """Names a whole CONTROL message split into PARTs: BLAKE3-128(kind || body)."""
+    return blake3.blake3(bytes([kind]) + body).digest(TAG_LEN)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece of a CONTROL message too large for one packet (chunks.py)."""
+
+    message_id: bytes
+    kind: int  # the whole message's kind (never PART)
+    index: int
+    count: int
+    data: bytes
+
+    def encode(self) -> bytes:
+        return _PART.pack(self.message_id, self.kind, self.index, self.count) + self.data
+
+    @classmethod
+    def decode(cls, body: bytes) -> Part:
+        if len(body) <= _PART.size:
+            raise MalformedControl(f"PART of {len(body)} bytes")
+        mid, kind, index, count = _PART.unpack_from(body)
+        if kind not in KINDS or kind == PART:
+            raise MalformedControl(f"PART of a message of kind {kind}")
+        if not index < count:
+            raise MalformedControl(f"PART {index} of {count}")
+        return cls(mid, kind, index, count, body[_PART.size :])

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,9 @@ from ..freshness import StampGuard, in_window
 from ..identity import Identity
 from ..ratelimit import KeyedBuckets
 from ..switch.acl import Acl
-from . import authority, envelope, messages
+from . import authority, envelope
+from . import messages as m
+from .hello_cache import HelloCache
 from .lifecycle import PrivateSettings
 from .macprobe import MacClaim
 from .revocation import RevocationBook, RevocationFile, RevocationSpreader
@@ -44,6 +46,7 @@ from .vlan import PrivateVlan
 log = logging.getLogger("peertap.mvlan")
 
 Send = Callable[[str, list[bytes]], bool]
+PEER_WATCH_S = 0.25
 
 
 class CredentialFileError(OSError):
@@ -126,6 +129,10 @@ class Mvlan:
         self.vlans: dict[bytes, PrivateVlan] = {}
         # Lists given to this node for VLANs it only relays (relay.revocations).
         self.revocations = RevocationSpreader(counters=counters)
+        # A relay answers a joiner's HELLO with the group HELLOs it flooded recently; the
+        # joiner takes them only within its clock skew window.
+        self._hello_cache = HelloCache(max_age_s=limits.clock_skew_s / 2)
+        self._known_peers: set[str] = set()
 
     def add_vlan(
         self,
@@ -196,7 +203,27 @@ class Mvlan:
         for vid, pv in self.vlans.items():
             nursery.start_soon(self._run, vid, pv)
         if self.revocations.books:
-            nursery.start_soon(self.revocations.run, self.emit, messages.REVOCATION)
+            nursery.start_soon(self.revocations.run, self.emit, m.REVOCATION)
+        if self.vlans or self.relay:
+            self._known_peers = set(self._peers())  # the first HELLO reaches these anyway
+            nursery.start_soon(self._watch_peers)
+
+    async def _watch_peers(self) -> None:
+        """When a trunk comes up, every private VLAN says HELLO at once, and a relay passes
+        on the group HELLOs it heard recently: whoever is behind the trunk (a joiner, or
+        the other side of a healed partition) learns of the groups on this side now."""
+        while True:
+            peers = set(self._peers())
+            new = peers - self._known_peers
+            if new:
+                for pv in self.vlans.values():
+                    pv.hello_now()
+                cached = self._hello_cache.fresh() if self.relay else []
+                for peer in new:
+                    if cached and self._send(peer, cached):
+                        self.counters.inc("mvlan_hellos_passed_on", len(cached))
+            self._known_peers = peers
+            await trio.sleep(PEER_WATCH_S)
 
     async def _run(self, vid: bytes, pv: PrivateVlan) -> None:
         log.debug("task peertap-mvlan-%s started", vid.hex())
@@ -205,22 +232,32 @@ class Mvlan:
         finally:
             log.debug("task peertap-mvlan-%s stopped", vid.hex())
 
-    async def emit(self, vlan_id: bytes, kind: int, body: bytes) -> None:
-        if wire.CONTROL_HEADER_LEN + len(body) + wire.SIGNATURE_LEN > wire.MAX_PACKET:
-            # A Welcome carries the whole ratchet tree: about 80 members fit one packet.
+    async def emit(self, vlan_id: bytes, messages: Sequence[tuple[int, bytes]]) -> bool:
+        """Sign `messages` (kind, body) and queue them, in order and as one batch, to every
+        trunk peer; True if at least one peer took them (all or none per peer)."""
+        try:
+            packets = [
+                envelope.sign(
+                    self.identity,
+                    hop_limit=self.hop_limit,
+                    timestamp=self._stamps.next(),
+                    vlan_id=vlan_id,
+                    kind=kind,
+                    body=body,
+                ).encode()
+                for kind, body in messages
+            ]
+        except ValueError:
+            # PrivateVlan splits what is too large into PARTs; this is a bug if it happens.
             self.counters.drop("control_too_large")
-            raise ValueError(f"CONTROL body of {len(body)} bytes does not fit one packet")
-        packet = envelope.sign(
-            self.identity,
-            hop_limit=self.hop_limit,
-            timestamp=self._stamps.next(),
-            vlan_id=vlan_id,
-            kind=kind,
-            body=body,
-        ).encode()
+            log.exception("vlan %s: CONTROL message too large", vlan_id.hex())
+            return False
+        sent = False
         for peer in list(self._peers()):
-            if self._send(peer, [packet]):
-                self.counters.inc("control_tx")
+            if self._send(peer, packets):
+                self.counters.inc("control_tx", len(packets))
+                sent = True
+        return sent
 
     def on_control(self, peer: str, packet: bytes, floods: dict[str, list[bytes]]) -> None:
         """One CONTROL packet from neighbour `peer`; what to flood on goes into `floods`."""
@@ -248,9 +285,16 @@ class Mvlan:
         pv = self.vlans.get(msg.vlan_id)
         if pv is not None:
             pv.on_control(msg)
-        elif msg.kind == messages.REVOCATION:
+        elif msg.kind == m.REVOCATION:
             self.revocations.offer(msg.vlan_id, msg.body)
-        if not self.relay or msg.hop_limit <= 1 or not self.acl.allows(msg.vlan_id):
+        if not self.relay or not self.acl.allows(msg.vlan_id):
+            return
+        if msg.kind == m.HELLO:
+            answers = self._hello_cache.heard(peer, msg, bytes(packet))
+            if answers:
+                self.counters.inc("mvlan_hello_answers", len(answers))
+                floods.setdefault(peer, []).extend(answers)
+        if msg.hop_limit <= 1:
             return
         onward = wire.with_hop_limit(packet, msg.hop_limit - 1)
         for p in self._peers():

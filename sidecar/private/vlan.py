@@ -3,24 +3,27 @@
 The node starts one PrivateVlan per mls VLAN and hands it every verified
 CONTROL packet for that VLAN (`on_control`); `run` is its task. It joins or
 founds the group, commits as the committer, and installs each epoch's frame
-key into the VLAN port's MlsKeyProvider. Rules: mvlan_lifecycle.py; formats:
-mvlan_messages.py; the protocol: docs/protocol.md, "Private VLAN group lifecycle".
+key into the VLAN port's MlsKeyProvider. Rules: lifecycle.py; formats: messages.py;
+messages of any size travel as PARTs (chunks.py); the protocol: docs/protocol.md,
+"Private VLAN group lifecycle".
 
-Credentials (mvlan_credentials.py) are checked on every HELLO, every KeyPackage,
+Credentials (credentials.py) are checked on every HELLO, every KeyPackage,
 every Update proposal, every leaf a commit brings in, every leaf of a tree we are
 welcomed into, and again by the committer each round (members whose credential
 expired are removed). Members other than the committer propose an Update of their
 leaf about every rekey interval; every member probes its MAC inside the group
-(mvlan_macprobe.py).
+(macprobe.py). A commit is atomic: the new epoch is installed only once its COMMIT and
+WELCOME were accepted for sending, else the node stays at the old epoch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +34,10 @@ from ..counters import Counters
 from ..crypto.mls_keys import MlsKeyProvider, frame_key_from_exporter
 from ..identity import Identity
 from ..mls import Group, KeyPackageBundle, MLSError, make_key_package
+from ..mls.errors import DecryptError, SignatureError
+from ..mls.group import Member
 from ..mls.structs import Credential, KeyPackage, MLSMessage, Update
-from . import authority
+from . import authority, chunks
 from . import handshake as hs
 from . import lifecycle as lc
 from . import messages as m
@@ -46,10 +51,14 @@ log = logging.getLogger("peertap.private")
 # MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519: its signature key is the node key.
 SUITE = 1
 TICK_S = 0.25
+# Distinct (epoch, MLS-ID) views of our group remembered between ticks.
+MAX_VIEWS = 64
 # Init keys of KeyPackages already added (a joiner republishes the same one until welcomed).
 MAX_CONSUMED = 4096
 
-Emit = Callable[[bytes, int, bytes], Awaitable[None]]
+# Sends (kind, body) CONTROL messages of a VLAN in order, all or none; True once accepted
+# for sending (towards at least one peer).
+Emit = Callable[[bytes, Sequence[tuple[int, bytes]]], Awaitable[bool]]
 
 
 @dataclass
@@ -77,6 +86,7 @@ class PrivateVlan:
         wall: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         mac: MacClaim | None = None,
         revocations: RevocationBook | None = None,
+        credential_cache: dict[bytes, authority.MemberCredential] | None = None,
     ) -> None:
         self.vlan_id = vlan_id
         self.creator = creator
@@ -97,10 +107,14 @@ class PrivateVlan:
         self._bundle: KeyPackageBundle | None = None
         self._target = m.NO_GROUP
         self._connected_since: float | None = None
-        self._join_jitter = random.uniform(0, settings.hello_interval_s)
+        self._join_jitter = random.uniform(0, settings.join_jitter_s)
         self._last_hello = float("-inf")
         self._last_offer = float("-inf")
         self._heard: dict[bytes, Heard] = {}
+        # Indexes of _heard that ticks read: each group tag's latest HELLO (when, members),
+        # and the (epoch, MLS-ID) views of our own group with when each was last heard.
+        self._groups: dict[bytes, tuple[float, int]] = {}
+        self._views: dict[tuple[int, bytes], float] = {}
         self._offers: dict[bytes, tuple[KeyPackage, float]] = {}
         self._consumed: set[bytes] = set()
         self._since: dict[bytes, float] = {}
@@ -118,8 +132,18 @@ class PrivateVlan:
             vlan_id=vlan_id,
             counters=counters,
             wall=wall,
+            cache=credential_cache,
             revoked=lambda key: revocations is not None and revocations.is_revoked(key),
         )
+        self._roster_key: tuple[int, int] | None = None
+        self._roster_list: list[Member] = []
+        self._own: Member | None = None
+        self._parts = chunks.Reassembler(counters=counters, clock=clock)
+        # A joiner's HELLO (or another group's) waits for an answer: our HELLO, at once.
+        self._answer_due = False
+        self._last_answer = float("-inf")
+        self._found_at: float | None = None
+        self._reoffer = False
         self._wake = trio.Event()
         try:
             self._creds.check(credential, self.own_key)
@@ -133,6 +157,12 @@ class PrivateVlan:
         if msg.signer == self.own_key:
             return
         try:
+            if msg.kind == m.PART:
+                whole = self._parts.add(msg.signer, m.Part.decode(msg.body))
+                if whole is not None:
+                    kind, body = whole
+                    self.on_control(dataclasses.replace(msg, kind=kind, body=body))
+                return
             if msg.kind == m.HELLO:
                 self._on_hello(msg.signer, m.Hello.decode(msg.body))
             elif msg.kind == m.KEYPACKAGE:
@@ -164,7 +194,21 @@ class PrivateVlan:
         except authority.CredentialError as err:
             self.counters.drop(f"mvlan_rejected_{err.reason}")
             return
-        self._heard[signer] = Heard(self._clock(), hello)
+        known = self._heard.get(signer)
+        now = self._clock()
+        self._heard[signer] = Heard(now, hello)
+        if hello.group != m.NO_GROUP:
+            self._groups[hello.group] = (now, hello.members)
+        if hello.group == self.tag and self.group is not None:
+            if len(self._views) >= MAX_VIEWS:
+                self._views.clear()
+            self._views[(hello.epoch, hello.mls_id)] = now
+        if hello.group != self.tag:
+            # A joiner asking for the group, or a member of another group: answer (if we
+            # are the committer) or act on it (a joiner offers its KeyPackage) now.
+            self._answer_due = True
+            if known is None or known.hello.group != hello.group:
+                self._wake.set()
 
     def _revoked_now(self) -> None:
         """A newer revocation list: revoked members are no longer heard (nor committers)."""
@@ -174,25 +218,37 @@ class PrivateVlan:
         self._wake.set()
 
     def _on_offer(self, signer: bytes, offer: m.KeyPackageOffer) -> None:
+        if self.group is None or offer.target != self.tag:
+            return  # for a group we are not in: not ours to decode
         kp = hs.key_package(offer.message)
         if kp.leaf_node.signature_key != signer:
             self.counters.drop("mvlan_rejected_signer")
             return
         if not self._creds.leaf_ok(kp.leaf_node.credential, signer):
             return
-        if (
-            self.group is not None
-            and offer.target == self.tag
-            and kp.init_key not in self._consumed
-        ):
+        if kp.init_key not in self._consumed:
             if signer not in self._offers:
                 self._wake.set()
             self._offers[signer] = (kp, self._clock())
 
+    def _current(self, msg: m.EpochMessage) -> Group | None:
+        """Our group if `msg` belongs to its current epoch; else None, counting what the
+        message is: of another group (e.g. one losing a merge) or another epoch of ours."""
+        group = self.group
+        if group is None:
+            return None
+        if msg.group != self.tag:
+            self.counters.drop("mvlan_other_group")
+            return None
+        if msg.epoch != group.epoch:
+            self.counters.drop("mvlan_other_epoch")
+            return None
+        return group
+
     def _on_proposal(self, msg: m.EpochMessage) -> None:
         """An Update proposal of a member: every member keeps it for the committer's commit."""
-        group = self.group
-        if group is None or msg.group != self.tag or msg.epoch != group.epoch:
+        group = self._current(msg)
+        if group is None:
             return
         mls, proposal = hs.proposal(msg.message)
         update = proposal.body
@@ -203,6 +259,10 @@ class PrivateVlan:
             return
         try:
             group.process(mls)
+        except SignatureError:
+            # Same group and epoch number, other keys: a branch of a fork (lifecycle rule 2).
+            self.counters.drop("mvlan_other_branch")
+            return
         except MLSError as err:
             log.info("vlan %s: proposal rejected: %s", self.vlan_id.hex(), err)
             self.counters.drop("mvlan_proposal_rejected")
@@ -216,10 +276,15 @@ class PrivateVlan:
 
     def _on_mac_probe(self, msg: m.EpochMessage) -> None:
         """A member's MAC claim or answer, MLS-encrypted for the current epoch."""
-        group, probe = self.group, self.mac_probe
-        if probe is None or group is None or msg.group != self.tag or msg.epoch != group.epoch:
+        probe = self.mac_probe
+        group = self._current(msg)
+        if probe is None or group is None:
             return
-        processed = group.process(MLSMessage.decode(msg.message))
+        try:
+            processed = group.process(MLSMessage.decode(msg.message))
+        except (SignatureError, DecryptError):
+            self.counters.drop("mvlan_other_branch")
+            return
         data = processed.application_data
         if data is None:
             raise m.MalformedControl("MACPROBE without application data")
@@ -230,16 +295,25 @@ class PrivateVlan:
     async def _send_mac_probes(self, now: float, group: Group) -> None:
         if self.mac_probe is None:
             return
-        for data in self.mac_probe.outgoing(now=now, interval=self.settings.hello_interval_s):
+        interval = self.settings.hello_interval_for(len(self._roster(group)))
+        for data in self.mac_probe.outgoing(now=now, interval=interval):
             sealed = group.protect(data).encode()
             await self._send(m.MACPROBE, m.EpochMessage(self.tag, group.epoch, sealed).encode())
 
     def _own_encryption_key(self, group: Group) -> bytes:
-        return next(x.encryption_key for x in group.members() if x.index == group.own_leaf_index)
+        own = group.own_leaf_index
+        return next(x.encryption_key for x in self._roster(group) if x.index == own)
 
     def _on_commit(self, msg: m.EpochMessage) -> None:
-        group = self.group
-        if group is None or msg.group != self.tag or msg.epoch != group.epoch:
+        if self.group is None:
+            if msg.group == self._target and self._bundle is not None:
+                # The group we wait for moved on without us (its WELCOME, if we were in
+                # it, came right after): offer again now, the committer may have changed.
+                self._reoffer = True
+                self._wake.set()
+            return
+        group = self._current(msg)
+        if group is None:
             return
         mls, commit = hs.commit(msg.message)
         # One leaf with an invalid credential refuses the whole Commit.
@@ -250,6 +324,9 @@ class PrivateVlan:
         own_key = self._own_encryption_key(group)
         try:
             result = group.process(mls)
+        except SignatureError:
+            self.counters.drop("mvlan_other_branch")
+            return
         except MLSError as err:
             # Most likely it references an Update proposal still on its way.
             log.info("vlan %s: commit rejected: %s", self.vlan_id.hex(), err)
@@ -290,7 +367,7 @@ class PrivateVlan:
         if m.group_tag(group.group_id) != msg.group:
             self.counters.drop("mvlan_welcome_tag")
             return
-        if not self._creds.leaves_ok(group.members()):
+        if not self._creds.leaves_ok(self._roster(group)):
             log.warning(
                 "vlan %s: refused a Welcome into a group with invalid members", self.vlan_id.hex()
             )
@@ -301,8 +378,10 @@ class PrivateVlan:
     # ---- membership transitions ---------------------------------------------------------
 
     def _enter(self, group: Group) -> None:
+        self._found_at = None
         self.group = group
         self.tag = m.group_tag(group.group_id)
+        self._views.clear()
         self._bundle = None
         self._offers.clear()
         self._since.clear()
@@ -319,6 +398,7 @@ class PrivateVlan:
         Welcome installs the next, so the switch costs no traffic; removal forgets it."""
         self.group = None
         self.tag = m.NO_GROUP
+        self._views.clear()
         self._bundle = None
         self._offers.clear()
         if not keep_keys:
@@ -336,7 +416,7 @@ class PrivateVlan:
             own_leaf=group.own_leaf_index,
             members={x.index: x.signature_key for x in group.members()},
         )
-        keys = {x.signature_key for x in group.members()}
+        keys = {x.signature_key for x in self._roster(group)}
         for key in keys - self._since.keys():
             self._since[key] = now
         for key in self._since.keys() - keys:
@@ -364,13 +444,42 @@ class PrivateVlan:
                 # logged and retried next tick; the VLAN keeps its current keys meanwhile.
                 log.exception("vlan %s: group round failed", self.vlan_id.hex())
                 self.counters.drop("mvlan_error")
-            with trio.move_on_after(TICK_S):
+            wait = TICK_S
+            if self._found_at is not None:
+                # Found exactly when due, not at the next tick: ticks of members started
+                # together fall together, and so would their groups.
+                wait = min(wait, max(0.0, self._found_at - self._clock()))
+            with trio.move_on_after(wait):
                 await self._wake.wait()
             self._wake = trio.Event()
 
-    def _live_heard(self, now: float) -> list[Heard]:
-        timeout = self.settings.member_timeout_s
-        return [h for h in self._heard.values() if now - h.at < timeout]
+    def _roster(self, group: Group) -> list[Member]:
+        """The group's members in leaf order, computed once per epoch (ticks use them)."""
+        key = (id(group), group.epoch)
+        if self._roster_key != key:
+            roster = sorted(group.members(), key=lambda x: x.index)
+            own = next(x for x in roster if x.index == group.own_leaf_index)
+            self._roster_key, self._roster_list, self._own = key, roster, own
+        return self._roster_list
+
+    @property
+    def _own_member(self) -> Member:
+        assert self.group is not None
+        self._roster(self.group)
+        assert self._own is not None
+        return self._own
+
+    def hello_now(self) -> None:
+        """Send our HELLO at the next tick (a trunk just came up: tell whoever is behind it)."""
+        self._last_hello = float("-inf")
+        self._wake.set()
+
+    def _members(self) -> int:
+        return 0 if self.group is None else len(self._roster(self.group))
+
+    def _timeout(self) -> float:
+        """How long a member of our group stays live without a HELLO (grows with the group)."""
+        return self.settings.member_timeout_for(self._members())
 
     async def _tick(self) -> None:
         now = self._clock()
@@ -385,14 +494,45 @@ class PrivateVlan:
                 self._revoked_now()
             if (revocation := self.revocations.outgoing(now)) is not None:
                 await self._send(m.REVOCATION, revocation)
-        if now - self._last_hello >= self.settings.hello_interval_s:
+        if now - self._last_hello >= self.settings.hello_interval_for(self._members()):
             self._last_hello = now
             self._renew_credential()
             await self._send(m.HELLO, self._hello().encode())
+            self._answer_due = False
+        elif self._answer_due:
+            await self._answer(now)
         if self.group is None:
             await self._joining(now)
         else:
             await self._member(now, self.group)
+
+    async def _answer(self, now: float) -> None:
+        """Answer a joiner's HELLO (or another group's) with ours at once, instead of making
+        it wait up to a HELLO interval: only the committer answers, at most every
+        ANSWER_GAP_S, so a large group sends one answer, not one per member."""
+        group = self.group
+        if group is None:
+            self._answer_due = False
+            return
+        if now - self._last_answer < lc.ANSWER_GAP_S:
+            return
+        self._answer_due = False
+        if self._is_committer(now, group):
+            self._last_answer = now
+            self.counters.inc("mvlan_hello_answers")
+            await self._send(m.HELLO, self._hello().encode())
+
+    def _is_committer(self, now: float, group: Group) -> bool:
+        """lc.committer for us, without building the live set: walk the leaves in order
+        until the first live one (usually the first or second)."""
+        timeout = self._timeout()
+        for x in self._roster(group):
+            if x.index == group.own_leaf_index:
+                return True
+            h = self._heard.get(x.signature_key)
+            if h is not None and h.hello.group == self.tag and now - h.at < timeout:
+                return False
+        return False
 
     def _renew_credential(self) -> None:
         """Take a renewed credential (the operator rewrites the file) once it verifies."""
@@ -412,31 +552,36 @@ class PrivateVlan:
         if g is None:
             return m.Hello(m.NO_GROUP, 0, bytes(16), 0, self.credential)
         return m.Hello(
-            self.tag, g.epoch, self.keys.current().mls_id, len(g.members()), self.credential
+            self.tag, g.epoch, self.keys.current().mls_id, len(self._roster(g)), self.credential
         )
 
     def _heard_groups(self, now: float) -> list[lc.GroupView]:
-        return [
-            lc.GroupView(h.hello.group, h.hello.members)
-            for h in self._live_heard(now)
-            if h.hello.group != m.NO_GROUP
-        ]
+        timeout = self.settings.member_timeout_for
+        for tag in [t for t, (at, n) in self._groups.items() if now - at >= timeout(n)]:
+            del self._groups[tag]
+        return [lc.GroupView(tag, n) for tag, (_, n) in self._groups.items()]
 
     async def _joining(self, now: float) -> None:
         groups = self._heard_groups(now)
         best = lc.best_group(groups)
         connected_for = 0.0 if self._connected_since is None else now - self._connected_since
+        join_wait = self.settings.join_wait_s + self._join_jitter
+        self._found_at = (
+            None if groups or self._connected_since is None else self._connected_since + join_wait
+        )
         if lc.should_create(
             heard_groups=len(groups),
             connected_for=connected_for,
-            join_wait=self.settings.join_wait_s + self._join_jitter,
+            join_wait=join_wait,
         ):
+            self._found_at = None
             group = Group.create(
                 SUITE,
                 signature_private=self.node.seed,
                 credential=Credential.basic(self.credential),
             )
             log.info("vlan %s: founded the group", self.vlan_id.hex())
+            self.counters.inc("mvlan_groups_founded")
             self._enter(group)
             await self._send(m.HELLO, self._hello().encode())
             return
@@ -448,42 +593,44 @@ class PrivateVlan:
                 signature_private=self.node.seed,
                 credential=Credential.basic(self.credential),
             )
-        if best.tag != self._target or now - self._last_offer >= self.settings.hello_interval_s:
-            self._target, self._last_offer = best.tag, now
+        again = self._reoffer and now - self._last_offer >= lc.ANSWER_GAP_S
+        interval = self.settings.hello_interval_for(best.members)
+        if best.tag != self._target or again or now - self._last_offer >= interval:
+            self._target, self._last_offer, self._reoffer = best.tag, now, False
             kp = MLSMessage(self._bundle.key_package).encode()
             await self._send(m.KEYPACKAGE, m.KeyPackageOffer(best.tag, kp).encode())
 
     async def _member(self, now: float, group: Group) -> None:
-        mine = lc.GroupView(self.tag, len(group.members()))
+        mine = lc.GroupView(self.tag, len(self._roster(group)))
         move_to = lc.should_move(mine, self._heard_groups(now))
         if move_to is not None:
             log.info(
                 "vlan %s: moving to the winning group %s", self.vlan_id.hex(), move_to.tag.hex()
             )
+            self.counters.inc("mvlan_group_moves")
             self._leave(keep_keys=True)
             return
         if self._behind(now, group):
             log.info("vlan %s: out of sync at epoch %d, rejoining", self.vlan_id.hex(), group.epoch)
+            self.counters.inc("mvlan_resyncs")
             self._leave(keep_keys=True)
             return
         await self._send_mac_probes(now, group)
-        own = next(x for x in group.members() if x.index == group.own_leaf_index)
-        if own.credential.identity != self.credential:
+        if self._own_member.credential.identity != self.credential:
             log.info("vlan %s: credential renewed, rejoining with it", self.vlan_id.hex())
             self._leave(keep_keys=True)
             return
-        members = {x.index: x.signature_key for x in group.members()}
-        heard = {k: h.at for k, h in self._heard.items() if h.hello.group == self.tag}
-        live = lc.live_keys(
-            heard, now=now, member_timeout=self.settings.member_timeout_s, own=self.own_key
-        )
-        if lc.committer(members, live) != group.own_leaf_index:
+        if self._behind_since is not None:
+            return  # another branch of our group is ahead: we are about to rejoin it
+        if not self._is_committer(now, group):
             if self._self_update.should_propose(now=now, epoch=group.epoch):
                 await self._propose_update(group)
             return
+        members = {x.index: x.signature_key for x in self._roster(group)}
+        heard = {k: h.at for k, h in self._heard.items() if h.hello.group == self.tag}
         expired = [
             x.index
-            for x in group.members()
+            for x in self._roster(group)
             if x.index != group.own_leaf_index
             and not self._creds.leaf_ok(x.credential, x.signature_key)
         ]
@@ -495,7 +642,7 @@ class PrivateVlan:
             offers={k: at for k, (_, at) in self._offers.items()},
             expired=expired,
             now=now,
-            member_timeout=self.settings.member_timeout_s,
+            member_timeout=self._timeout(),
             epoch_since=self._epoch_since,
             rekey_interval=self.settings.rekey_interval_s,
             updates=self._updates_epoch == group.epoch,
@@ -505,19 +652,21 @@ class PrivateVlan:
             await self._commit(group, plan)
 
     def _behind(self, now: float, group: Group) -> bool:
-        """True once another member has been ahead of us for a whole HELLO interval."""
+        """True once another member has been ahead of us (or won a fork) for SYNC_GRACE_S:
+        long enough for a COMMIT on its way to arrive, short enough to heal in one round."""
         mine = lc.EpochView(group.epoch, self.keys.current().mls_id)
+        interval = self.settings.hello_interval_for(len(self._roster(group)))
         ahead = any(
-            lc.out_of_sync(mine, lc.EpochView(h.hello.epoch, h.hello.mls_id))
-            for h in self._live_heard(now)
-            if h.hello.group == self.tag and now - h.at < self.settings.hello_interval_s
+            lc.out_of_sync(mine, lc.EpochView(epoch, mls_id))
+            for (epoch, mls_id), at in self._views.items()
+            if now - at < interval
         )
         if not ahead:
             self._behind_since = None
             return False
         if self._behind_since is None:
             self._behind_since = now
-        return now - self._behind_since >= 1.5 * self.settings.hello_interval_s
+        return now - self._behind_since >= lc.SYNC_GRACE_S
 
     async def _propose_update(self, group: Group) -> None:
         """Propose a fresh key for our leaf; the committer commits it (by reference)."""
@@ -528,45 +677,69 @@ class PrivateVlan:
         await self._send(m.PROPOSAL, m.EpochMessage(self.tag, epoch, proposal.encode()).encode())
 
     async def _commit(self, group: Group, plan: lc.CommitPlan) -> None:
+        """Commit `plan`, atomically: the new epoch is installed only once the COMMIT and
+        the WELCOME were accepted for sending; otherwise the group stays at its epoch and
+        the joiners' offers stay for the next round."""
         adds = [self._offers[k][0] for k in plan.add]
         epoch = group.epoch
         try:
-            result = group.commit(add=adds, remove=plan.remove, path=True)
+            result = group.commit(add=adds, remove=plan.remove, path=True, merge=False)
         except MLSError as err:
             log.warning("vlan %s: cannot commit %s: %s", self.vlan_id.hex(), plan, err)
             self.counters.drop("mvlan_commit_failed")
             self._offers.clear()
             return
+        out = [(m.COMMIT, m.EpochMessage(self.tag, epoch, result.commit_message.encode()))]
+        if result.welcome is not None:
+            out.append((m.WELCOME, m.EpochMessage(self.tag, epoch + 1, result.welcome.encode())))
+        # Nothing may await between commit and merge: an incoming COMMIT would apply to the
+        # group underneath the pending one (_send_all awaits nothing when it fails early).
+        if not await self._send_all([(kind, msg.encode()) for kind, msg in out]):
+            group.discard_pending_commit()
+            log.warning("vlan %s: commit not sent, staying at epoch %d", self.vlan_id.hex(), epoch)
+            self.counters.drop("mvlan_commit_unsent")
+            return
+        group.merge_pending_commit()
         self._added(adds)
         self._self_update.refreshed(self._clock())
         self.counters.inc("mvlan_commits")
-        await self._send(
-            m.COMMIT, m.EpochMessage(self.tag, epoch, result.commit_message.encode()).encode()
-        )
-        if result.welcome is not None:
-            await self._send(
-                m.WELCOME, m.EpochMessage(self.tag, group.epoch, result.welcome.encode()).encode()
-            )
         self._new_epoch()
 
-    async def _send(self, kind: int, body: bytes) -> None:
-        await self._emit(self.vlan_id, kind, body)
+    async def _send(self, kind: int, body: bytes) -> bool:
+        return await self._send_all([(kind, body)])
+
+    async def _send_all(self, messages: Sequence[tuple[int, bytes]]) -> bool:
+        """Send messages in order, all or none, split into PARTs where one packet is too
+        small; True once accepted for sending."""
+        try:
+            packets = [p for kind, body in messages for p in chunks.split(kind, body)]
+        except chunks.MessageTooLarge as err:
+            log.warning("vlan %s: %s", self.vlan_id.hex(), err)
+            self.counters.drop("control_too_large")
+            return False
+        return await self._emit(self.vlan_id, packets)
 
     # ---- status ---------------------------------------------------------------------------
+
+    def view(self) -> tuple[bytes, int, bytes, int] | None:
+        """(group tag, epoch, MLS-ID, members) of our group, or None while joining."""
+        g = self.group
+        if g is None:
+            return None
+        return self.tag, g.epoch, self.keys.current().mls_id, len(self._roster(g))
+
+    def has_member(self, key: bytes) -> bool:
+        """Whether a leaf of our group belongs to the node key `key`."""
+        g = self.group
+        return g is not None and any(x.signature_key == key for x in self._roster(g))
 
     def status(self) -> dict[str, Any]:
         g = self.group
         if g is None:
             return {"mls_state": "joining", "members": 0, "committer": False}
-        now = self._clock()
-        heard = {k: h.at for k, h in self._heard.items() if h.hello.group == self.tag}
-        live = lc.live_keys(
-            heard, now=now, member_timeout=self.settings.member_timeout_s, own=self.own_key
-        )
-        members = {x.index: x.signature_key for x in g.members()}
         return {
             "mls_state": "member",
-            "members": len(members),
-            "committer": lc.committer(members, live) == g.own_leaf_index,
+            "members": len(self._roster(g)),
+            "committer": self._is_committer(self._clock(), g),
             "group": self.tag.hex(),
         }

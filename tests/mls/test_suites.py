@@ -81,6 +81,22 @@ def test_verify_rejects_tampering_without_raising(suite: CipherSuite) -> None:
     assert not suite.verify_with_label(pub, "LeafNodeTBS", b"content", b"")
 
 
+def test_a_remembered_good_signature_never_vouches_for_a_tampered_one(suite: CipherSuite) -> None:
+    priv, pub = suite.generate_signature_key_pair()
+    sig = suite.sign_with_label(priv, "LeafNodeTBS", b"content")
+    # Verified twice: the second answer comes from what the first remembered ...
+    assert suite.verify_with_label(pub, "LeafNodeTBS", b"content", sig)
+    assert suite.verify_with_label(pub, "LeafNodeTBS", b"content", sig)
+    # ... and nothing that differs in any input is taken for it.
+    flipped = bytes([sig[0] ^ 1]) + sig[1:]
+    other_pub = suite.generate_signature_key_pair()[1]
+    assert not suite.verify_with_label(pub, "LeafNodeTBS", b"content", flipped)
+    assert not suite.verify_with_label(pub, "LeafNodeTBS", b"contenT", sig)
+    assert not suite.verify_with_label(other_pub, "LeafNodeTBS", b"content", sig)
+    # Moving bytes between key and signature does not alias either.
+    assert not suite.signature.verify(pub + sig[:1], b"x", sig[1:])
+
+
 def test_aead_round_trip_and_tampered_ciphertext_raises_decrypt_error(suite: CipherSuite) -> None:
     key, nonce = bytes(range(suite.nk)), bytes(suite.nn)
     ct = suite.aead_seal(key, nonce, b"aad", b"frame")

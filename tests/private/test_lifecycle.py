@@ -158,3 +158,24 @@ def test_a_joiner_founds_the_group_only_when_it_hears_none(
         lc.should_create(heard_groups=groups, connected_for=connected_for, join_wait=5.0)
         is expected
     )
+
+
+@pytest.mark.parametrize(
+    ("members", "interval"), [(0, 10.0), (10, 10.0), (200, 10.0), (400, 20.0), (1000, 50.0)]
+)
+def test_hello_interval_grows_with_the_group_to_bound_its_hellos(
+    members: int, interval: float
+) -> None:
+    s = lc.PrivateSettings(rekey_interval_s=3600, member_timeout_s=30, epoch_grace_s=10)
+    assert s.hello_interval_for(members) == interval
+    assert s.member_timeout_for(members) == 3 * interval
+    assert members / s.hello_interval_for(members) <= lc.HELLO_BUDGET_PER_S
+
+
+@pytest.mark.parametrize(("timeout", "wait", "jitter"), [(30, 1.0, 1.0), (1.2, 0.8, 0.4)])
+def test_founding_waits_about_a_round_trip_not_a_hello_interval(
+    timeout: float, wait: float, jitter: float
+) -> None:
+    s = lc.PrivateSettings(rekey_interval_s=3600, member_timeout_s=timeout, epoch_grace_s=10)
+    assert s.join_wait_s == pytest.approx(wait)
+    assert s.join_jitter_s == pytest.approx(jitter)

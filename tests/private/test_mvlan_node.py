@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from peertap.sidecar import identity, ids, stamps, wire
 from peertap.sidecar.config import LimitsConfig, VlanConfig
@@ -215,14 +216,128 @@ def test_badly_signed_control_packet_is_dropped_and_not_flooded() -> None:
 def test_emit_signs_with_the_node_key_and_sends_to_every_peer() -> None:
     sent: list[tuple[str, list[bytes]]] = []
     mv = _mvlan(relay=False, sent=sent)
-    trio.run(mv.emit, VLAN, m.HELLO, b"body")
+    assert trio.run(mv.emit, VLAN, [(m.HELLO, b"body"), (m.COMMIT, b"second")])
     assert [p for p, _ in sent] == ["p1", "p2", "p3"]
-    msg = wire.decode_control(sent[0][1][0])
-    assert msg.signer == NODE.public_bytes and envelope.verify(msg)
+    # Every peer gets the messages as one batch, in order.
+    msgs = [wire.decode_control(packet) for packet in sent[0][1]]
+    assert [x.kind for x in msgs] == [m.HELLO, m.COMMIT]
+    assert all(x.signer == NODE.public_bytes and envelope.verify(x) for x in msgs)
 
 
-def test_emit_refuses_a_body_that_cannot_fit_one_packet() -> None:
-    mv = _mvlan(relay=False)
-    with pytest.raises(ValueError, match="does not fit"):
-        trio.run(mv.emit, VLAN, m.WELCOME, bytes(wire.MAX_PACKET))
+def test_emit_refuses_a_body_that_cannot_fit_one_packet_and_sends_nothing() -> None:
+    sent: list[tuple[str, list[bytes]]] = []
+    mv = _mvlan(relay=False, sent=sent)
+    big = [(m.HELLO, b"fits"), (m.WELCOME, bytes(wire.MAX_PACKET))]
+    assert not trio.run(mv.emit, VLAN, big)
+    assert sent == []
     assert mv.counters.drops["control_too_large"] == 1
+
+
+def test_emit_says_when_no_peer_took_the_messages() -> None:
+    mv = Mvlan(
+        identity=NODE,
+        counters=Counters(),
+        hop_limit=8,
+        relay=False,
+        acl=Acl(mode="open"),
+        limits=LimitsConfig(),
+        peers=lambda: ["p1"],
+        send=lambda peer, packets: False,
+    )
+    assert not trio.run(mv.emit, VLAN, [(m.HELLO, b"body")])
+
+
+def _group_hello(signer: identity.Identity, tag: bytes) -> bytes:
+    hello = m.Hello(tag, 3, b"\x05" * 16, 7, b"{}")
+    return envelope.sign(
+        signer, hop_limit=5, timestamp=stamps.now_us(), vlan_id=VLAN, kind=m.HELLO,
+        body=hello.encode(),
+    ).encode()  # fmt: skip
+
+
+def test_a_relay_answers_a_joiners_hello_with_the_group_hellos_it_flooded() -> None:
+    mv = _mvlan(relay=True)
+    member = identity.generate()
+    group_hello = _group_hello(member, b"\x01" * 16)
+    mv.on_control("p1", group_hello, {})
+    floods: dict[str, list[bytes]] = {}
+    mv.on_control("p2", _packet(), floods)  # a joiner's HELLO (no group)
+    # The joiner's neighbour gets the member's own signed HELLO back, unchanged.
+    assert floods["p2"] == [group_hello]
+    assert mv.counters.events["mvlan_hello_answers"] == 1
+    # A second question right away (another joiner behind p2) is not answered again.
+    again: dict[str, list[bytes]] = {}
+    mv.on_control("p2", _packet(signer=identity.generate()), again)
+    assert group_hello not in again.get("p2", [])
+
+
+def test_a_non_relay_does_not_answer_from_a_cache() -> None:
+    mv = _mvlan(relay=False)
+    mv.on_control("p1", _group_hello(identity.generate(), b"\x01" * 16), {})
+    floods: dict[str, list[bytes]] = {}
+    mv.on_control("p2", _packet(), floods)
+    assert floods == {}
+
+
+def test_a_trunk_coming_up_makes_private_vlans_say_hello_at_once(tmp_path: Path) -> None:
+    _credential(tmp_path)
+    peers = ["p1"]
+    sent: list[tuple[str, list[bytes]]] = []
+    mv = Mvlan(
+        identity=NODE,
+        counters=Counters(),
+        hop_limit=8,
+        relay=False,
+        acl=Acl(mode="open"),
+        limits=LimitsConfig(),
+        peers=lambda: list(peers),
+        send=lambda peer, packets: sent.append((peer, packets)) is None,
+    )
+    mv.add_vlan(_vlan("lab.cred"), vlan_id=VLAN, base_dir=tmp_path, on_epoch=lambda: None)
+
+    def hellos_to(peer: str) -> int:
+        return sum(
+            1
+            for p, packets in sent
+            for packet in packets
+            if p == peer and wire.decode_control(packet).kind == m.HELLO
+        )
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            mv.start(nursery)
+            await trio.sleep(0.5)
+            assert hellos_to("p1") == 1  # the first HELLO, then one per interval
+            peers.append("p2")
+            await trio.sleep(0.5)  # far less than a HELLO interval (10 s)
+            assert hellos_to("p2") == 1 and hellos_to("p1") == 2
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_a_relay_passes_recent_group_hellos_over_a_trunk_that_comes_up() -> None:
+    peers = ["p1"]
+    sent: list[tuple[str, list[bytes]]] = []
+    mv = Mvlan(
+        identity=NODE,
+        counters=Counters(),
+        hop_limit=8,
+        relay=True,
+        acl=Acl(mode="open"),
+        limits=LimitsConfig(),
+        peers=lambda: list(peers),
+        send=lambda peer, packets: sent.append((peer, packets)) is None,
+    )
+    group_hello = _group_hello(identity.generate(), b"\x01" * 16)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            mv.start(nursery)
+            mv.on_control("p1", group_hello, {})
+            peers.append("p2")  # e.g. the trunk to the other side of a partition
+            await trio.sleep(0.5)
+            assert ("p2", [group_hello]) in sent
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

@@ -5,7 +5,7 @@ virtual clock so member timeouts pass instantly."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -102,21 +102,23 @@ class Mvlan:
 
     def _emitter(
         self, name: str, node: identity.Identity
-    ) -> Callable[[bytes, int, bytes], Awaitable[None]]:
-        async def emit(vlan_id: bytes, kind: int, body: bytes) -> None:
-            self.sequence += 1
-            self.sent.append((kind, body))
-            packet = envelope.sign(
-                node, hop_limit=8, timestamp=self.sequence,
-                vlan_id=vlan_id, kind=kind, body=body,
-            ).encode()  # fmt: skip
-            sender = self.members[name]
-            for other in self.members.values():
-                if other is sender or not other.running or other.partition != sender.partition:
-                    continue
-                msg = wire.decode_control(packet)
-                assert envelope.verify(msg)
-                other.pv.on_control(msg)
+    ) -> Callable[[bytes, Sequence[tuple[int, bytes]]], Awaitable[bool]]:
+        async def emit(vlan_id: bytes, messages: Sequence[tuple[int, bytes]]) -> bool:
+            for kind, body in messages:
+                self.sequence += 1
+                self.sent.append((kind, body))
+                packet = envelope.sign(
+                    node, hop_limit=8, timestamp=self.sequence,
+                    vlan_id=vlan_id, kind=kind, body=body,
+                ).encode()  # fmt: skip
+                sender = self.members[name]
+                for other in self.members.values():
+                    if other is sender or not other.running or other.partition != sender.partition:
+                        continue
+                    msg = wire.decode_control(packet)
+                    assert envelope.verify(msg)
+                    other.pv.on_control(msg)
+            return True
 
         return emit
 

@@ -27,6 +27,7 @@ TARGETS = (
     "frame_open",
     "fragments",
     "control_bodies",
+    "control_parts",
     "mls_message",
     "mls_structs",
     "mls_group",

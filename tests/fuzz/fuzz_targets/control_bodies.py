@@ -42,6 +42,7 @@ def seeds() -> list[bytes]:
         epoch_msg(m.MACPROBE, w.application.encode()),
         bytes([MAC_DATA]) + MacMessage(PROBE, b"\x02" * 6).encode(),
         bytes([MAC_DATA]) + MacMessage(RESPONSE, b"\x02\x00\x00\x00\x00\x01").encode(),
+        bytes([m.PART]) + m.Part(tag, m.WELCOME, 0, 2, w.welcome.encode()[:100]).encode(),
     ]
 
 
@@ -73,6 +74,9 @@ def check(data: bytes) -> None:
         elif kind == m.HELLO:
             hello = m.Hello.decode(body)
             assert hello.encode() == body
+        elif kind == m.PART:
+            part = m.Part.decode(body)
+            assert part.encode() == body
         elif kind == m.KEYPACKAGE:
             offer = m.KeyPackageOffer.decode(body)
             assert offer.encode() == body

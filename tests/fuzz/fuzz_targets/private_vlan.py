@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 
 from peertap.sidecar.counters import Counters
 from peertap.sidecar.crypto.mls_keys import MlsKeyProvider
 from peertap.sidecar.mls import Group
 from peertap.sidecar.mls.structs import MLSMessage
-from peertap.sidecar.private import envelope
+from peertap.sidecar.private import chunks, envelope
 from peertap.sidecar.private import messages as m
 from peertap.sidecar.private.lifecycle import PrivateSettings
 from peertap.sidecar.private.macprobe import MacClaim
@@ -35,8 +36,8 @@ _MAC = b"\x02\x00\x00\x00\x00\x01"
 logging.getLogger("peertap.private").setLevel(logging.CRITICAL)
 
 
-async def _emit(vlan_id: bytes, kind: int, body: bytes) -> None:
-    pass
+async def _emit(vlan_id: bytes, messages: Sequence[tuple[int, bytes]]) -> bool:
+    return True
 
 
 @functools.cache
@@ -85,6 +86,12 @@ def seeds() -> list[bytes]:
         epoch_msg(m.PROPOSAL, w.proposal.encode()),
         epoch_msg(m.MACPROBE, w.application.encode()),
         epoch_msg(m.WELCOME, w.welcome.encode()),
+        *(
+            bytes([C, kind]) + body
+            for kind, body in chunks.split(
+                m.KEYPACKAGE, offer.encode(), part_data=512, max_body=512
+            )[:2]
+        ),
     ]
 
 
