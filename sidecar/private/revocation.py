@@ -28,7 +28,7 @@ import logging
 import random
 import struct
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -289,7 +289,7 @@ class RevocationBook:
         return now + self.resend_s * random.uniform(0.75, 1.25)
 
 
-Emit = Callable[[bytes, int, bytes], Awaitable[None]]
+Emit = Callable[[bytes, Sequence[tuple[int, bytes]]], Awaitable[bool]]
 
 
 class RevocationSpreader:
@@ -323,5 +323,5 @@ class RevocationSpreader:
                 book.poll(now)
                 data = book.outgoing(now)
                 if data is not None:
-                    await emit(vid, kind, data)
+                    await emit(vid, [(kind, data)])
             await trio.sleep(self.tick_s)
