@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import membership, models, render, selectors, sidecar_status, specs
+from . import membership, models, podspec, render, selectors, sidecar_status, specs
 
 JsonObj = dict[str, Any]
 
@@ -57,11 +57,21 @@ def wants_sidecar(*, labels: Mapping[str, str], vlans: Sequence[VlanSelector]) -
     ) or sorted(selectors.labelled_vlans(labels))
 
 
-def sidecar_container(*, image: str) -> JsonObj:
+def sidecar_container(
+    *, image: str, settings: podspec.PodSettings | None = None, groups: Sequence[int] = ()
+) -> JsonObj:
+    """The sidecar as a native sidecar (an init container that keeps running): the kubelet
+    starts the app's containers only once its startup probe passed, so the VLAN interfaces
+    exist before the app starts, and a Job's pod completes when its app containers do."""
+    cfg = settings or podspec.PodSettings()
+    probe = {"httpGet": {"path": "/readyz", "port": READY_PORT}}
     return {
         "name": SIDECAR_NAME,
         "image": image,
-        "command": ["peertap", "run", "--config", f"{CONFIG_DIR}/{render.CONFIG_FILE}"],
+        "restartPolicy": "Always",
+        "command": podspec.command(
+            f"{CONFIG_DIR}/{render.CONFIG_FILE}", user=cfg.user, groups=groups
+        ),
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {
@@ -71,21 +81,34 @@ def sidecar_container(*, image: str) -> JsonObj:
             {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         ],
         "ports": [{"name": "peertap-p2p", "containerPort": render.P2P_PORT, "protocol": "TCP"}],
-        "securityContext": {
-            "capabilities": {"add": ["NET_ADMIN"]},
-            "allowPrivilegeEscalation": False,
-        },
+        "securityContext": podspec.security_context(user=cfg.user),
         "volumeMounts": [
             {"name": CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": TUN_VOLUME, "mountPath": "/dev/net/tun"},
         ],
-        "readinessProbe": {
-            "httpGet": {"path": "/readyz", "port": READY_PORT},
-            "periodSeconds": 5,
-            "failureThreshold": 3,
-        },
-        "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}},
+        # Up to 2 minutes to come up (the per-pod config is written when the operator sees
+        # the pod); the app's containers wait for it.
+        "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 60},
+        "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 3},
+        "resources": dict(cfg.sidecar_resources),
     }
+
+
+def has_sidecar(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod runs a PeerTap sidecar (native, or a plain container of old releases)."""
+    spec = pod.get("spec") or {}
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    return any(c.get("name") == SIDECAR_NAME for c in containers)
+
+
+def sidecar_ready(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod's sidecar container reports ready (kubelet's view of /readyz)."""
+    status = pod.get("status") or {}
+    statuses = [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]
+    return any(s.get("name") == SIDECAR_NAME and s.get("ready") for s in statuses)
 
 
 def sidecar_volumes(member_key: str) -> list[JsonObj]:
@@ -110,6 +133,7 @@ def mutate_pod(
     *,
     vlans: Sequence[VlanSelector],
     image: str,
+    settings: podspec.PodSettings | None = None,
     new_key: Callable[[], str] = new_member_key,
 ) -> list[JsonObj]:
     """JSONPatch operations adding the sidecar; [] when the pod is no member or already has one."""
@@ -118,8 +142,7 @@ def mutate_pod(
     if not wants_sidecar(labels=labels, vlans=vlans):
         return []
     spec = pod.get("spec") or {}
-    containers = spec.get("containers") or []
-    if any(c.get("name") == SIDECAR_NAME for c in containers):
+    if has_sidecar(pod):
         return []
     annotations = dict(meta.get("annotations") or {})
     key = annotations.get(membership.MEMBER_ANNOTATION) or new_key()
@@ -133,7 +156,12 @@ def mutate_pod(
             "value": key,
         }
     )
-    ops.append({"op": "add", "path": "/spec/containers/-", "value": sidecar_container(image=image)})
+    sidecar = sidecar_container(image=image, settings=settings, groups=podspec.pod_groups(pod))
+    # First of the init containers, so the interface exists for the others too.
+    if spec.get("initContainers"):
+        ops.append({"op": "add", "path": "/spec/initContainers/0", "value": sidecar})
+    else:
+        ops.append({"op": "add", "path": "/spec/initContainers", "value": [sidecar]})
     volumes = sidecar_volumes(key)
     if spec.get("volumes"):
         ops += [{"op": "add", "path": "/spec/volumes/-", "value": v} for v in volumes]

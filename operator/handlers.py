@@ -120,7 +120,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     rt = Runtime(
         api=api,
         reconciler=reconcile.Reconciler(api, observe_gap=opts.resync_interval / 2),
-        relays=relay.RelayReconciler(api, image=opts.sidecar_image, clock=reconcile.utcnow),
+        relays=relay.RelayReconciler(
+            api, image=opts.sidecar_image, clock=reconcile.utcnow, pod=opts.pod_settings()
+        ),
     )
     try:
         await _start_servers(rt, opts)

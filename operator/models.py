@@ -162,6 +162,9 @@ class Condition(CrdModel):
     last_transition_time: str = Field(
         default="", description="RFC 3339 time the status last changed."
     )
+    observed_generation: int = Field(
+        default=0, description="metadata.generation the condition was set from."
+    )
 
 
 class Member(CrdModel):
@@ -207,7 +210,12 @@ class RelaysSpec(CrdModel):
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
         default="ClusterIP", description="Service type exposing port 4001."
     )
-    acl: AclSpec = Field(default_factory=AclSpec, description="What the relay forwards.")
+    acl: AclSpec = Field(
+        default_factory=AclSpec,
+        description="What the relays forward. restricted (default): the CryptoVLANs they serve "
+        "(those naming the MVLAN in mvlanRef or listed in cryptoVLANs); open: any VLAN; list: "
+        "allow and deny patterns.",
+    )
 
 
 class MVLANSpec(CrdModel):
@@ -216,13 +224,18 @@ class MVLANSpec(CrdModel):
         description="Multiaddrs (…/p2p/<peer-id>) of other domains' relays.",
     )
     relays: RelaysSpec = Field(default_factory=RelaysSpec, description="The relays.")
-    presence_interval: str = Field(
-        default="30s", pattern=DURATION_PATTERN, description="Presence HELLO period."
+    presence_interval: str | None = Field(
+        default=None,
+        pattern=DURATION_PATTERN,
+        description="Presence HELLO period of the private CryptoVLANs served by this MVLAN: "
+        "their members send a HELLO this often and drop a member not heard for three periods. "
+        "Omitted: the sidecar's default (10s).",
     )
     crypto_vlans: list[ObjectName] = Field(
         alias="cryptoVLANs",
         default_factory=list,
-        description="Names of CryptoVLANs (same namespace) this domain announces.",
+        description="CryptoVLANs (same namespace) the relays serve besides those naming this "
+        "MVLAN in mvlanRef: the relays admit their members and forward their traffic.",
     )
 
 

@@ -89,7 +89,9 @@ def webhook_app(api: kube.KubeApi, opts: options.Options) -> web.Application:
             log.warning("cannot list CryptoVLANs in %s: %s", namespace, err)
             vlans = []
             warnings.append("peertap: CryptoVLAN selectors unavailable; only labels were checked")
-        patch = admission.mutate_pod(pod, vlans=vlans, image=opts.sidecar_image)
+        patch = admission.mutate_pod(
+            pod, vlans=vlans, image=opts.sidecar_image, settings=opts.pod_settings()
+        )
         return admission.response(req, patch=patch, warnings=warnings)
 
     async def validate_cvlan(req: dict[str, Any]) -> dict[str, Any]:
