@@ -170,15 +170,63 @@ def mutate_pod(
     return ops
 
 
+def missing_vlans(labels: Mapping[str, str], existing: Sequence[str]) -> list[str]:
+    """CryptoVLANs the pod's peertap.io/vlans label names that do not exist (relay pods and
+    unlabelled pods: none). Such a pod would get a sidecar whose config is never written."""
+    if selectors.is_relay(labels):
+        return []
+    return sorted(selectors.labelled_vlans(labels) - set(existing))
+
+
+def missing_vlans_message(missing: Sequence[str], namespace: str) -> str:
+    return (
+        f"label {selectors.VLANS_LABEL} names CryptoVLAN(s) {', '.join(missing)} that do not "
+        f"exist in namespace {namespace}: create them first (a controller retries the pod), "
+        "or fix the label"
+    )
+
+
+def interface_collisions(
+    *, name: str, spec: models.CryptoVLANSpec, others: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """Other CryptoVLANs of the namespace whose members get the same interface name: a pod
+    in both could not have both interfaces."""
+    mine = render.interface_name(render.effective_label(name, spec), spec)
+    clashes = []
+    for other in others:
+        other_name = str((other.get("metadata") or {}).get("name") or "")
+        if other_name == name or (other.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        other_spec, _ = specs.parse_cryptovlan(other.get("spec"))
+        if other_spec is None:
+            continue
+        label = objects_label(other) or render.effective_label(other_name, other_spec)
+        if render.interface_name(label, other_spec) == mine:
+            clashes.append(
+                f"spec.interface.name: CryptoVLAN {other_name} already uses interface {mine} "
+                "in this namespace; set spec.interface.name to another name"
+            )
+    return clashes
+
+
+def objects_label(obj: Mapping[str, Any]) -> str | None:
+    """The label recorded on a CryptoVLAN by the operator (None before its first reconcile)."""
+    return ((obj.get("metadata") or {}).get("annotations") or {}).get(specs.LABEL_ANNOTATION)
+
+
 def _names(obj: Mapping[str, Any] | None) -> tuple[str, Mapping[str, str]]:
     meta = (obj or {}).get("metadata") or {}
     return str(meta.get("name") or ""), dict(meta.get("annotations") or {})
 
 
 def validate_cryptovlan(
-    *, operation: str, obj: Mapping[str, Any] | None, old: Mapping[str, Any] | None
+    *,
+    operation: str,
+    obj: Mapping[str, Any] | None,
+    old: Mapping[str, Any] | None,
+    others: Sequence[Mapping[str, Any]] = (),
 ) -> list[str]:
-    """Reasons to deny (empty: allow)."""
+    """Reasons to deny (empty: allow). `others`: the namespace's CryptoVLANs."""
     if operation == "DELETE" or obj is None:
         return []
     name, annotations = _names(obj)
@@ -193,10 +241,12 @@ def validate_cryptovlan(
                 recorded = render.effective_label(old_name or name, old_spec)
     messages: list[str] = []
     if not _unchanged_update(operation, obj, old):
-        _, problems = specs.check_cryptovlan(
+        spec, problems = specs.check_cryptovlan(
             name=name, raw=obj.get("spec"), recorded_label=recorded
         )
         messages = [m for _, m in problems]
+        if spec is not None:
+            messages += interface_collisions(name=name, spec=spec, others=others)
     before = old_annotations.get(specs.AUTHORITY_ANNOTATION)
     if before is not None and annotations.get(specs.AUTHORITY_ANNOTATION) != before:
         messages.append(

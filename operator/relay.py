@@ -35,6 +35,7 @@ from peertap.sidecar import identity, ids
 from . import (
     admission,
     conditions,
+    events,
     kube,
     membership,
     metrics,
@@ -495,13 +496,16 @@ class RelayReconciler:
         ns, name = meta["namespace"], meta["name"]
         now = self.clock()
         previous = parse_status(mvlan.get("status"))
+        gen = int(meta.get("generation") or 0)
         spec, problems = specs.check_mvlan(mvlan.get("spec"))
         if spec is None or problems:
             message = "; ".join(m for _, m in problems)
             reason = problems[0][0] if problems else "InvalidSpec"
             wanted = [
-                conditions.make("SpecValid", False, reason, message),
-                conditions.make("Ready", False, reason, "the relay is not changed until fixed"),
+                conditions.make("SpecValid", False, reason, message, generation=gen),
+                conditions.make(
+                    "Ready", False, reason, "the relays are not changed until fixed", generation=gen
+                ),
             ]
             status = previous.model_copy(
                 update={
@@ -509,7 +513,7 @@ class RelayReconciler:
                     "observed_generation": int(meta.get("generation") or 0),
                 }
             )
-            await self._patch_status(ns, name, previous, status)
+            await self._patch_status(mvlan, previous, status)
             return status
         served = await self._served(ns, name, spec.crypto_vlans)
         desired = relay_objects(
@@ -538,16 +542,32 @@ class RelayReconciler:
             ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") for svc in services
         )
         peer_ids = ", ".join(k.peer_id for k in keys)
-        wanted = [
-            conditions.make("SpecValid", True, "Valid", "spec is valid"),
-            conditions.make(
+        about = (
+            f"relay peer{'s' if len(keys) > 1 else ''} {peer_ids}, {len(addresses)} addresses, "
+            f"serving CryptoVLANs: {', '.join(sorted(served)) or 'none'}"
+        )
+        cvlan_names = {
+            objects.name_of(c) for c in await self.api.list_objects(kube.CRYPTOVLANS.path(ns))
+        }
+        missing = sorted(set(spec.crypto_vlans) - cvlan_names)
+        if waiting:
+            ready = conditions.make("Ready", False, "WaitingForLoadBalancer", about, generation=gen)
+        elif spec.relays.replicas == 0:
+            ready = conditions.make("Ready", False, "Paused", about, generation=gen)
+        elif missing:
+            ready = conditions.make(
                 "Ready",
-                not waiting and spec.relays.replicas > 0,
-                "WaitingForLoadBalancer"
-                if waiting
-                else ("Paused" if spec.relays.replicas == 0 else "Reconciled"),
-                f"relay peer{'s' if len(keys) > 1 else ''} {peer_ids}, {len(addresses)} addresses",
-            ),
+                False,
+                "CryptoVLANNotFound",
+                f"spec.cryptoVLANs names CryptoVLANs that do not exist in this namespace: "
+                f"{', '.join(missing)}; {about}",
+                generation=gen,
+            )
+        else:
+            ready = conditions.make("Ready", True, "Reconciled", about, generation=gen)
+        wanted = [
+            conditions.make("SpecValid", True, "Valid", "spec is valid", generation=gen),
+            ready,
         ]
         update: dict[str, Any] = {
             "relay_addresses": addresses,
@@ -560,7 +580,7 @@ class RelayReconciler:
                 reports, exclude=[k.peer_id for k in keys]
             )
         status = previous.model_copy(update=update)
-        await self._patch_status(ns, name, previous, status)
+        await self._patch_status(mvlan, previous, status)
         return status
 
     async def reconcile_namespace(self, namespace: str) -> None:
@@ -600,11 +620,20 @@ class RelayReconciler:
                 log.info("removed relay %s/%s (%s)", ns, obj_name, resource.plural)
 
     async def _patch_status(
-        self, ns: str, name: str, previous: models.MVLANStatus, status: models.MVLANStatus
+        self, mvlan: Mapping[str, Any], previous: models.MVLANStatus, status: models.MVLANStatus
     ) -> None:
+        meta = mvlan["metadata"]
         new = status.model_dump(by_alias=True, mode="json")
         if new != previous.model_dump(by_alias=True, mode="json"):
-            await self.api.patch(kube.MVLANS.path(ns, name, "status"), {"status": new})
+            await self.api.patch(
+                kube.MVLANS.path(meta["namespace"], meta["name"], "status"), {"status": new}
+            )
+            await events.post(
+                self.api,
+                {"kind": "MVLAN", **mvlan},
+                events.condition_changes(previous.conditions, status.conditions),
+                now=self.clock(),
+            )
 
     async def cleanup(self, namespace: str, name: str) -> None:
         async with self._lock(namespace, name):

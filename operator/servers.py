@@ -89,16 +89,35 @@ def webhook_app(api: kube.KubeApi, opts: options.Options) -> web.Application:
             log.warning("cannot list CryptoVLANs in %s: %s", namespace, err)
             vlans = []
             warnings.append("peertap: CryptoVLAN selectors unavailable; only labels were checked")
+        else:
+            labels = dict((pod.get("metadata") or {}).get("labels") or {})
+            missing = admission.missing_vlans(labels, [v.name for v in vlans])
+            if missing:
+                return admission.response(
+                    req, denials=[admission.missing_vlans_message(missing, namespace)]
+                )
         patch = admission.mutate_pod(
             pod, vlans=vlans, image=opts.sidecar_image, settings=opts.pod_settings()
         )
         return admission.response(req, patch=patch, warnings=warnings)
 
     async def validate_cvlan(req: dict[str, Any]) -> dict[str, Any]:
+        namespace = str(req.get("namespace") or "")
+        warnings: list[str] = []
+        others: list[dict[str, Any]] = []
+        if req.get("operation") in ("CREATE", "UPDATE") and namespace:
+            try:
+                others = await api.list_objects(kube.CRYPTOVLANS.path(namespace))
+            except kube.KubeError as err:
+                log.warning("cannot list CryptoVLANs in %s: %s", namespace, err)
+                warnings.append("peertap: interface names were not checked against other VLANs")
         denials = admission.validate_cryptovlan(
-            operation=str(req.get("operation", "")), obj=req.get("object"), old=req.get("oldObject")
+            operation=str(req.get("operation", "")),
+            obj=req.get("object"),
+            old=req.get("oldObject"),
+            others=others,
         )
-        return admission.response(req, denials=denials)
+        return admission.response(req, denials=denials, warnings=warnings)
 
     async def validate_mvlan(req: dict[str, Any]) -> dict[str, Any]:
         denials = admission.validate_mvlan(

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peertap.operator import credentials, membership, models, node_credentials, relay, render
-from peertap.sidecar import admission, identity, wire
+from peertap.sidecar import admission, identity, ids, wire
 from peertap.sidecar import config as sc
 from peertap.sidecar.admission.credential import from_text
 from peertap.sidecar.private import authority
@@ -201,15 +201,27 @@ def test_member_node_credentials_are_kept_then_renewed_before_expiry() -> None:
 def test_relay_config_admits_the_referencing_vlans_or_only_bootstrap_peers() -> None:
     mvlan = {"metadata": {"name": "campus", "namespace": "ns", "uid": "u"}, "kind": "MVLAN"}
     spec = models.MVLANSpec()
-    desired = relay.relay_objects(
-        mvlan=mvlan, spec=spec, image="i", authorities={"lab": LAB.public_hex}
-    )
+    lab_id = ids.vlan_id_hex(LAB.public_hex, "lab")
+    served = {"lab": relay.ServedVlan(LAB.public_hex, lab_id, LAB)}
+    desired = relay.relay_objects(mvlan=mvlan, spec=spec, image="i", served=served)
     cfg = sc.NodeConfig.model_validate_json(desired.configmap["data"]["node.json"])
     assert (cfg.admission_mode, cfg.admission.authorities) == ("credential", [LAB.public_hex])
     assert cfg.admission.credentials == ["lab.node.cred"]
+    # The default ACL (restricted) forwards exactly the VLANs the relays serve: a relay is a
+    # member of none, so the sidecar's own `restricted` would forward nothing.
+    assert (cfg.relay.acl.mode, cfg.relay.acl.allow) == ("list", [lab_id])
     bare = relay.relay_objects(mvlan=mvlan, spec=spec, image="i")
     cfg = sc.NodeConfig.model_validate_json(bare.configmap["data"]["node.json"])
     assert (cfg.admission_mode, cfg.admission.peers) == ("peers", [])
+    assert cfg.relay.acl.mode == "restricted"
+    # open and list ACLs are rendered as written.
+    opened = models.MVLANSpec.model_validate({"relays": {"acl": {"mode": "open"}}})
+    cfg = sc.NodeConfig.model_validate_json(
+        relay.relay_objects(mvlan=mvlan, spec=opened, image="i", served=served).configmap["data"][
+            "node.json"
+        ]
+    )
+    assert cfg.relay.acl.mode == "open"
     cvlans = [
         {"metadata": {"name": "lab"}, "spec": {"mvlanRef": {"name": "campus"}}},
         {"metadata": {"name": "web"}, "spec": {"mvlanRef": {"name": "other"}}},
@@ -220,6 +232,8 @@ def test_relay_config_admits_the_referencing_vlans_or_only_bootstrap_peers() -> 
         },
     ]
     assert relay.referencing_vlans(cvlans, "campus") == ["lab"]
+    # spec.cryptoVLANs adds VLANs that do not name the MVLAN.
+    assert relay.referencing_vlans(cvlans, "campus", ["solo", "gone"]) == ["lab", "solo"]
 
 
 def _intro(*texts: str) -> wire.Intro:
