@@ -24,9 +24,13 @@ MULTIADDR_PATTERN = r"^/.+/p2p/[1-9A-HJ-NP-Za-km-z]+$"
 VLAN_ID_PATTERN = r"^[0-9a-f*?]{1,32}$"
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 MAX_RELAYS = 16
+# CRD validation rules (CEL) are costed by the API server from maxLength/maxItems: keep
+# every string and list a rule reads bounded.
+MAX_PATTERNS = 64
+CEL = "x-kubernetes-validations"
 
 Multiaddr = Annotated[str, Field(pattern=MULTIADDR_PATTERN)]
-VlanIdPattern = Annotated[str, Field(pattern=VLAN_ID_PATTERN)]
+VlanIdPattern = Annotated[str, Field(pattern=VLAN_ID_PATTERN, max_length=32)]
 ObjectName = Annotated[str, Field(pattern=K8S_NAME_PATTERN)]
 Transport = Literal["tcp", "ws"]
 
@@ -70,6 +74,7 @@ class IpamSpec(CrdModel):
     subnet: str | None = Field(
         default=None,
         pattern=CIDR_PATTERN,
+        max_length=43,
         description="CIDR (network address, e.g. 10.250.0.0/24) members get addresses from. "
         "Omit for interfaces without an address.",
     )
@@ -90,6 +95,17 @@ class InterfaceSpec(CrdModel):
 
 
 class AclSpec(CrdModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            CEL: [
+                {
+                    "rule": "self.mode != 'list' || size(self.allow) > 0",
+                    "message": "acl.mode 'list' needs at least one allow pattern",
+                }
+            ]
+        }
+    )
+
     mode: Literal["open", "restricted", "list"] = Field(
         default="restricted",
         description="open: forward any VLAN; restricted: only VLANs the node is a member of; "
@@ -97,10 +113,12 @@ class AclSpec(CrdModel):
     )
     allow: list[VlanIdPattern] = Field(
         default_factory=list,
+        max_length=MAX_PATTERNS,
         description="VLAN-ID patterns (lower-case hex, * and ?) allowed in list mode.",
     )
     deny: list[VlanIdPattern] = Field(
         default_factory=list,
+        max_length=MAX_PATTERNS,
         description="VLAN-ID patterns denied in list mode (deny wins).",
     )
 
@@ -117,9 +135,25 @@ class ObjectRef(CrdModel):
 
 
 class CryptoVLANSpec(CrdModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            CEL: [
+                {
+                    # Holds with the admission webhook down; the webhook and the operator
+                    # also compare against the label in force when spec.label was omitted.
+                    "rule": "has(self.label) == has(oldSelf.label) && "
+                    "(!has(self.label) || self.label == oldSelf.label)",
+                    "message": "spec.label is immutable (it is part of the VLAN-ID); "
+                    "create a new CryptoVLAN for another label",
+                }
+            ]
+        }
+    )
+
     label: str | None = Field(
         default=None,
         pattern=LABEL_PATTERN,
+        max_length=253,
         description="VLAN label, part of the VLAN-ID; immutable. Default: metadata.name.",
     )
     security: Literal["mls", "public", "open"] = Field(
