@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 FINALIZER = "peertap.io/cleanup"
 STORAGE_PREFIX = "kopf.peertap.io"
 RETRY_DELAY = 10
+PEERING_LIFETIME = 30
 
 T = TypeVar("T")
 
@@ -116,6 +117,12 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix=STORAGE_PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    if opts.peering:
+        # Peering is required, never auto-detected: without the peering object every
+        # replica would run the controllers. A dead leader's record expires after this
+        # long, and a standby takes over.
+        settings.peering.mandatory = True
+        settings.peering.lifetime = PEERING_LIFETIME
     api = kube.KubeApi(kube.load_client())
     rt = Runtime(
         api=api,

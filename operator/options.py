@@ -35,6 +35,8 @@ class Options:
     ui_listen: str = "127.0.0.1:8081"
     sidecar_image: str = DEFAULT_SIDECAR_IMAGE
     resync_interval: float = 60.0
+    # kopf peering: replicas sharing this name elect one leader; empty: standalone.
+    peering: str = ""
     sidecar_user: int = podspec.DEFAULT_USER
     # JSON of a container's `resources` (requests/limits); empty: the measured defaults.
     sidecar_resources: str = ""
@@ -150,6 +152,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="re-read every resource and ask sidecars for their status this often",
     )
     p.add_argument(
+        "--peering",
+        default=value("--peering", ""),
+        metavar="NAME",
+        help="elect one active replica through kopf's peering object NAME (a "
+        "ClusterKopfPeering, or a KopfPeering per watched namespace); empty: standalone",
+    )
+    p.add_argument(
         "--sidecar-user",
         type=int,
         default=value("--sidecar-user", str(d.sidecar_user)),
@@ -195,6 +204,7 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         ui_listen=args.ui_listen,
         sidecar_image=args.sidecar_image,
         resync_interval=args.resync_interval,
+        peering=args.peering,
         sidecar_user=args.sidecar_user,
         sidecar_resources=args.sidecar_resources,
         relay_resources=args.relay_resources,
