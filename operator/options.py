@@ -35,6 +35,7 @@ class Options:
     ui_listen: str = "127.0.0.1:8081"
     sidecar_image: str = DEFAULT_SIDECAR_IMAGE
     resync_interval: float = 60.0
+    webhook_cert_check: float = 3600.0
     # kopf peering: replicas sharing this name elect one leader; empty: standalone.
     peering: str = ""
     sidecar_user: int = podspec.DEFAULT_USER
@@ -178,6 +179,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="resources (requests/limits) of MVLAN relay pods",
     )
     p.add_argument(
+        "--webhook-cert-check",
+        type=_seconds,
+        default=value("--webhook-cert-check", str(d.webhook_cert_check)),
+        metavar="SECONDS",
+        help="re-check the webhook certificate this often and renew it before it expires",
+    )
+    p.add_argument(
         "--verbose", action="store_true", default=_truthy(env.get(env_name("--verbose"), ""))
     )
     p.set_defaults(_ns_env=ns_env)
@@ -204,6 +212,7 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         ui_listen=args.ui_listen,
         sidecar_image=args.sidecar_image,
         resync_interval=args.resync_interval,
+        webhook_cert_check=args.webhook_cert_check,
         peering=args.peering,
         sidecar_user=args.sidecar_user,
         sidecar_resources=args.sidecar_resources,

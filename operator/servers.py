@@ -33,6 +33,12 @@ Health = Callable[[], dict[str, Any]]
 def ssl_context(*, cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    load_certificate(ctx, cert_pem=cert_pem, key_pem=key_pem)
+    return ctx
+
+
+def load_certificate(ctx: ssl.SSLContext, *, cert_pem: bytes, key_pem: bytes) -> None:
+    """(Re)load the serving certificate: connections accepted afterwards present it."""
     with tempfile.TemporaryDirectory(prefix="peertap-tls-") as tmp:
         cert = Path(tmp) / "tls.crt"
         key = Path(tmp) / "tls.key"
@@ -41,7 +47,6 @@ def ssl_context(*, cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
         with os.fdopen(fd, "wb") as f:
             f.write(key_pem)
         ctx.load_cert_chain(cert, key)
-    return ctx
 
 
 async def _vlan_selectors(api: kube.KubeApi, namespace: str) -> list[admission.VlanSelector]:
