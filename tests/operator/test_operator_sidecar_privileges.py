@@ -25,7 +25,7 @@ from sidecar_pods import (
     write_projected,
 )
 
-from peertap.operator import membership, models, render
+from peertap.operator import admission, membership, models, render
 from peertap.sidecar import identity
 
 SUBNET = "10.251.7.0/24"
@@ -103,3 +103,23 @@ def vlan_address_or_none(ns: str) -> str | None:
         return vlan_address(ns, "pt-lab")
     except (subprocess.CalledProcessError, IndexError):
         return None
+
+
+def test_without_net_admin_the_sidecar_exits_with_a_one_line_error() -> None:
+    """A sidecar denied CAP_NET_ADMIN (a restrictive policy stripped it) says why and exits;
+    the kubelet then reports the container's failure instead of a hung pod."""
+    files = _pod_files()
+    container = admission.sidecar_container(image="unused")
+    container["securityContext"]["capabilities"]["add"] = ["SETGID", "SETUID"]
+    container["command"] = [
+        a for a in container["command"] if not a.startswith(("--inh-caps", "--ambient-caps"))
+    ]
+    with netns_pair() as pods, workdir() as work:
+        pod_dir = write_projected(work / "a", files["a"])
+        with start_sidecar(pods["a"], pod_dir, work, container) as log:
+            text = wait(
+                "the sidecar to give up",
+                lambda: (t := log.read_text()) and "cannot create TAP pt-lab" in t and t,
+            )
+            wait("the process to exit", lambda: peertap_pid(pods["a"]) is None)
+        assert "Traceback" not in log.read_text(), text
