@@ -184,11 +184,9 @@ async def cleanup(**_: Any) -> None:
 
 
 async def _guard(what: str, call: Callable[[], Awaitable[T]]) -> T:
-    """Map failures to kopf's retry semantics: API trouble retries, a broken key does not."""
+    """Map failures to kopf's retry semantics: API trouble retries."""
     try:
         return await call()
-    except reconcile.AuthorityError as err:
-        raise kopf.PermanentError(f"{what}: {err}") from err
     except kube.KubeError as err:
         raise kopf.TemporaryError(f"{what}: {err}", delay=RETRY_DELAY) from err
 
@@ -245,7 +243,6 @@ async def _every_resync(
             await run()
         except (
             kube.KubeError,
-            reconcile.AuthorityError,
             identity.IdentityError,
             kopf.TemporaryError,
         ) as err:
@@ -281,7 +278,7 @@ async def pod_event(*, namespace: str | None, **kwargs: Any) -> None:
         return
     try:
         await _runtime.reconciler.reconcile_namespace(namespace)
-    except (kube.KubeError, reconcile.AuthorityError) as err:
+    except kube.KubeError as err:
         # The periodic resync retries; pod events themselves are not retried by kopf.
         log.warning("reconcile of %s after a pod event failed: %s", namespace, err)
 

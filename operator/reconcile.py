@@ -39,10 +39,6 @@ JsonObj = dict[str, Any]
 Clock = Callable[[], dt.datetime]
 
 
-class AuthorityError(Exception):
-    """The VLAN authority Secret exists but holds no usable Ed25519 key."""
-
-
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
