@@ -13,7 +13,7 @@ FUZZ_STAMP := $(VENV)/.installed-fuzz
 RUNS ?= 1000000
 TARGET ?=
 
-.PHONY: help venv sysdeps test demo bench bench-mls bench-private fuzz lint format crds crds-check clean
+.PHONY: help venv sysdeps test demo bench bench-mls bench-private bench-sender fuzz lint format crds crds-check clean
 
 help:
 	@echo "make demo       - three pods (a - relay - b) on an encrypted VLAN: ping, ARP, iperf3"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench      - throughput/latency vs plain veth, tinc and OpenVPN"
 	@echo "make bench-mls  - MLS commit/join timings for 10..10000 members"
 	@echo "make bench-private - private VLAN: time to first ping (10-member lab), rekey of 50"
+	@echo "make bench-sender - private VLAN: per-frame cost of sender-bound frames, time to revoke"
 	@echo "make fuzz       - coverage-guided fuzzing of every peer-input parser (RUNS=, TARGET=)"
 	@echo "make lint       - ruff and mypy --strict on sidecar/ and operator/"
 	@echo "make crds       - regenerate CRDs, the chart's copies and the values schema"
@@ -55,6 +56,9 @@ bench-mls: venv
 
 bench-private: venv sysdeps
 	$(PY) hack/bench-private.py
+
+bench-sender: venv sysdeps
+	$(PY) hack/bench-sender.py
 
 fuzz: $(FUZZ_STAMP)
 	$(PY) hack/fuzz.py --runs $(RUNS) $(if $(TARGET),--target $(TARGET))

@@ -202,6 +202,14 @@ class VlanConfig(_Model):
         "authority (`peertap authority issue`). Relative paths are resolved against the config "
         "file's directory.",
     )
+    revocations: str | None = Field(
+        default=None,
+        description="security mls: path of the VLAN authority's revocation list (`peertap "
+        "authority revoke`). Re-read when it changes; a missing file means no list; a file "
+        "that does not verify is logged and the last good list is kept. Members refuse the "
+        "keys it names and send it on over the management VLAN. Relative paths are "
+        "resolved against the config file's directory.",
+    )
     rekey_interval_s: float = Field(
         default=3600.0,
         gt=0,
@@ -246,6 +254,8 @@ class VlanConfig(_Model):
             raise ValueError("security 'mls' needs `credential` (the member credential file)")
         if self.security != "mls" and self.credential:
             raise ValueError("`credential` is used only with security 'mls'")
+        if self.security != "mls" and self.revocations:
+            raise ValueError("`revocations` is used only with security 'mls'")
         if self.security == "psk" and not self.psk_file:
             raise ValueError("security 'psk' needs `psk_file` (the pre-shared secret file)")
         if self.security != "psk" and self.psk_file:

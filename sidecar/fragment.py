@@ -40,15 +40,19 @@ class FragmentError(Exception):
         self.reason = reason
 
 
-def split(plaintext: bytes) -> list[bytes]:
-    """Fragment plaintexts (each with its inner header) for a unit over MAX_PLAINTEXT."""
+def split(plaintext: bytes, *, max_plaintext: int = MAX_PLAINTEXT) -> list[bytes]:
+    """Fragment plaintexts (each with its inner header) for a unit over `max_plaintext`
+    (less than MAX_PLAINTEXT when packets carry a sender-tag trailer)."""
     total = len(plaintext)
     if total > MAX_UNIT:
         raise FragmentError("unit_too_large")
+    if max_plaintext <= FRAG_HEADER_LEN + 1024:
+        raise FragmentError("unit_too_large")  # no room left for chunks worth sending
+    chunk = max_plaintext - FRAG_HEADER_LEN
     fid = os.urandom(16)
     return [
-        FRAG_HEADER.pack(fid, off, total) + plaintext[off : off + MAX_CHUNK]
-        for off in range(0, total, MAX_CHUNK)
+        FRAG_HEADER.pack(fid, off, total) + plaintext[off : off + chunk]
+        for off in range(0, total, chunk)
     ]
 
 
@@ -72,7 +76,9 @@ class Reassembler:
             raise FragmentError("fragment_short")
         fid, offset, total = FRAG_HEADER.unpack_from(fragment)
         chunk = fragment[FRAG_HEADER_LEN:]
-        if total > MAX_UNIT or total <= MAX_PLAINTEXT or offset + len(chunk) > total:
+        # A whole unit is larger than one chunk; senders with a tag trailer cut below
+        # MAX_PLAINTEXT, so that is the only lower bound a receiver can hold them to.
+        if total > MAX_UNIT or total <= len(chunk) or offset + len(chunk) > total:
             raise FragmentError("fragment_bounds")
         now = self._clock()
         self._expire(now)

@@ -137,7 +137,7 @@ class VlanPort:
                 if not reachable(self.vlan_id, token):
                     self.counters.inc("multicast_no_subscriber")
                     continue
-            out.extend((token, p) for p in self._seal(unit, token))
+            out.extend((token, p) for p in self._seal(unit, token, dst))
         self.counters.inc("tap_rx", len(units))
         changed = self.refresh_wanted() if learned else False
         return out, changed
@@ -151,21 +151,32 @@ class VlanPort:
             changed |= self.local.leave(g)
         return changed
 
-    def _seal(self, unit: bytes, token: bytes) -> list[bytes]:
-        if len(unit) <= fragment.MAX_PLAINTEXT:
-            return [self.sealer.seal(vft=token, plaintext=unit, hop_limit=self.hop_limit)]
+    def _seal(self, unit: bytes, token: bytes, dst: bytes) -> list[bytes]:
+        # Sender-bound packets end in a tag trailer: fragment early enough to fit it.
+        binding = self.keys.current().binding
+        room = fragment.MAX_PLAINTEXT - (0 if binding is None else binding.trailer_for(dst))
+        if len(unit) <= room:
+            return [self.sealer.seal(vft=token, plaintext=unit, hop_limit=self.hop_limit, dst=dst)]
         try:
-            pieces = fragment.split(unit)
+            pieces = fragment.split(unit, max_plaintext=room)
         except fragment.FragmentError as err:
             self.counters.drop(err.reason)
             return []
         self.counters.inc("fragmented")
         return [
             self.sealer.seal(
-                vft=token, plaintext=p, hop_limit=self.hop_limit, flags=wire.FLAG_FRAGMENT
+                vft=token, plaintext=p, hop_limit=self.hop_limit, flags=wire.FLAG_FRAGMENT, dst=dst
             )
             for p in pieces
         ]
+
+    def _source_bound(self, unit: bytes) -> bool:
+        """In a sender-bound epoch, the frame's source MAC must belong to the sender's leaf
+        (crypto/senders.py): no member can send as another's MAC."""
+        leaf, binding = self.opener.sender_leaf, self.opener.sender_binding
+        if leaf is None or binding is None:
+            return True
+        return binding.mac_ok(leaf, unit[VNET_HDR_LEN + 6 : VNET_HDR_LEN + 12])
 
     def deliver(self, packet: bytes | memoryview, header: wire.DataHeader) -> bool:
         """Decrypt a packet for this VLAN and write it to the TAP; False if dropped."""
@@ -185,6 +196,9 @@ class VlanPort:
             unit = whole
         if len(unit) < MIN_UNIT:
             self.counters.drop("inner_short")
+            return False
+        if not self._source_bound(unit):
+            self.counters.drop("sender_mac")
             return False
         if not self.sink.write(unit):
             self.counters.drop("tap_write")

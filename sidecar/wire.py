@@ -5,7 +5,7 @@ Every packet starts with a 4-byte common prefix:
     0  u8  version      (2)
     1  u8  type         (1 DATA, 2 ANNOUNCE, 3 CONTROL, 4 INTRO)
     2  u8  hop limit    (decremented by every forwarding node; 0 is never sent)
-    3  u8  flags        (DATA: bit 0 = FRAGMENT; others must be 0)
+    3  u8  flags        (DATA: bit 0 = FRAGMENT, bit 1 = SENDER_TAGS; others must be 0)
 
 DATA (68-byte header, then AEAD ciphertext and 16-byte tag):
 
@@ -15,6 +15,7 @@ DATA (68-byte header, then AEAD ciphertext and 16-byte tag):
     52  8  sender       (random per node run and VLAN port)
     60  8  counter      (u64 microsecond clock, strictly increasing per sender)
     68  .. ciphertext || tag
+        .. with SENDER_TAGS (private VLANs): n x (leaf u32, tag 8) || n (u16)
 
 ANNOUNCE (plain inside the encrypted trunk; relays must read it), one per VLAN:
 
@@ -58,6 +59,7 @@ TYPE_ANNOUNCE = 2
 TYPE_CONTROL = 3
 TYPE_INTRO = 4
 FLAG_FRAGMENT = 0x01
+FLAG_SENDER_TAGS = 0x02
 
 PREFIX_LEN = 4
 DATA_HEADER_LEN = 68
@@ -150,7 +152,14 @@ def decode_data(packet: bytes | memoryview) -> DataHeader:
     if len(packet) > MAX_PACKET:
         raise MalformedPacket("long", f"DATA packet of {len(packet)} bytes")
     version, ptype, hop, flags, vid, mid, vft, sender, counter = _DATA.unpack_from(packet)
-    _check_prefix(version, ptype, hop, flags, expected=TYPE_DATA, allowed_flags=FLAG_FRAGMENT)
+    _check_prefix(
+        version,
+        ptype,
+        hop,
+        flags,
+        expected=TYPE_DATA,
+        allowed_flags=FLAG_FRAGMENT | FLAG_SENDER_TAGS,
+    )
     return DataHeader(hop, flags, vid, mid, vft, sender, counter)
 
 

@@ -15,7 +15,7 @@ local peertap = Proto("peertap", "PeerTap")
 local TYPES = { [1] = "DATA", [2] = "ANNOUNCE", [3] = "CONTROL", [4] = "INTRO" }
 local KINDS = {
     [1] = "HELLO", [2] = "KEYPACKAGE", [3] = "COMMIT", [4] = "WELCOME",
-    [5] = "PROPOSAL", [6] = "MACPROBE",
+    [5] = "PROPOSAL", [6] = "MACPROBE", [16] = "REVOCATION",
 }
 local PREFIX_LEN = 4
 local DATA_HEADER_LEN = 68
@@ -28,6 +28,9 @@ local f = {
     hop_limit = ProtoField.uint8("peertap.hop_limit", "Hop limit"),
     flags = ProtoField.uint8("peertap.flags", "Flags", base.HEX),
     fragment = ProtoField.bool("peertap.flags.fragment", "Fragment", 8, nil, 0x01),
+    sender_tags = ProtoField.bool("peertap.flags.sender_tags", "Sender tags", 8, nil, 0x02),
+    trailer = ProtoField.bytes("peertap.sender_tags", "Sender tags (receiver leaf, tag)"),
+    tag_count = ProtoField.uint16("peertap.sender_tags.count", "Sender tag entries"),
     vlan_id = ProtoField.bytes("peertap.vlan_id", "VLAN-ID"),
     mls_id = ProtoField.bytes("peertap.mls_id", "MLS-ID"),
     vft = ProtoField.bytes("peertap.vft", "VFT"),
@@ -54,7 +57,8 @@ local f = {
     credential = ProtoField.bytes("peertap.intro.credential", "Node credential"),
 }
 peertap.fields = {
-    f.version, f.type, f.hop_limit, f.flags, f.fragment, f.vlan_id, f.mls_id, f.vft,
+    f.version, f.type, f.hop_limit, f.flags, f.fragment, f.sender_tags, f.trailer,
+    f.tag_count, f.vlan_id, f.mls_id, f.vft,
     f.sender, f.counter, f.ciphertext, f.tag, f.origin, f.sequence, f.distance, f.count,
     f.token, f.timestamp, f.kind, f.signer, f.body, f.signature, f.lowest, f.highest,
     f.roles, f.relay, f.credentials, f.credential_len, f.credential,
@@ -80,9 +84,20 @@ local function data(buf, tree, pinfo)
     tree:add(f.vft, buf(36, 16))
     tree:add(f.sender, buf(52, 8))
     tree:add(f.counter, buf(60, 8))
-    local n = buf:len() - DATA_HEADER_LEN - TAG_LEN
+    local stop = buf:len()
+    if math.floor(buf(3, 1):uint() / 2) % 2 == 1 then
+        -- private VLAN: n x (leaf u32, tag 8) || n (u16) after the AES-GCM tag
+        local count = buf(stop - 2, 2):uint()
+        local len = 12 * count + 2
+        if stop - len >= DATA_HEADER_LEN + TAG_LEN then
+            stop = stop - len
+            local t = tree:add(f.trailer, buf(stop, len))
+            t:add(f.tag_count, buf(stop + len - 2, 2))
+        end
+    end
+    local n = stop - DATA_HEADER_LEN - TAG_LEN
     if n > 0 then tree:add(f.ciphertext, buf(DATA_HEADER_LEN, n)) end
-    tree:add(f.tag, buf(buf:len() - TAG_LEN, TAG_LEN))
+    tree:add(f.tag, buf(stop - TAG_LEN, TAG_LEN))
     pinfo.cols.info:append(string.format(" vlan %s counter %s",
         buf(4, 4):bytes():tohex():lower(), buf(60, 8):uint64()))
 end
@@ -162,6 +177,7 @@ function peertap.dissector(buf, pinfo, root)
     tree:add(f.hop_limit, buf(2, 1))
     local flags = tree:add(f.flags, buf(3, 1))
     flags:add(f.fragment, buf(3, 1))
+    flags:add(f.sender_tags, buf(3, 1))
     pinfo.cols.info = TYPES[kind] or string.format("type %d", kind)
     if version ~= 2 then
         tree:add_proto_expert_info(ef_version)

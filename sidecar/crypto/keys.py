@@ -15,10 +15,13 @@ a key and a (key, nonce) pair never repeats as long as counters increase.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import blake3
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+if TYPE_CHECKING:
+    from .senders import Binding
 
 PUBLIC_KEY_CONTEXT = "peertap/v2 public-vlan frame key"
 MLS_ID_CONTEXT = "peertap/v1 mls-id"
@@ -35,6 +38,8 @@ class EpochKeys:
     frame_key: bytes
     mls_id: bytes = b""
     vft_salt: bytes = b""
+    # Private VLANs: the epoch's roster and pair keys; its packets must be sender-bound.
+    binding: Binding | None = None
     _senders: dict[bytes, AESGCM] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from .keys import EpochKeys
+from .senders import Binding, MacBook, Pairing
 
 FRAME_KEY_LABEL = "peertap frame key"
 FRAME_KEY_LEN = 32
@@ -38,9 +39,18 @@ class MlsKeyProvider:
     """KeyProvider for one private VLAN, fed by the VLAN's MLS group each epoch."""
 
     def __init__(
-        self, *, vlan_id: bytes, grace_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        vlan_id: bytes,
+        grace_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        pairing: Pairing | None = None,
     ) -> None:
         self.vlan_id = vlan_id
+        # With `pairing` (this node's key), epochs installed with their roster are
+        # sender-bound (senders.py); without it, frames carry no sender tags.
+        self.pairing = pairing
+        self.macs = MacBook(vlan_id)
         self.grace_s = grace_s
         self._clock = clock
         self._current = self._placeholder()
@@ -56,9 +66,27 @@ class MlsKeyProvider:
     def joined(self) -> bool:
         return self._joined
 
-    def install(self, *, epoch: int, frame_key: bytes) -> EpochKeys:
-        """Make `frame_key` the current epoch; the previous one enters its grace window."""
-        keys = EpochKeys(epoch=epoch, frame_key=frame_key)
+    def install(
+        self,
+        *,
+        epoch: int,
+        frame_key: bytes,
+        own_leaf: int | None = None,
+        members: Mapping[int, bytes] | None = None,
+    ) -> EpochKeys:
+        """Make `frame_key` the current epoch; the previous one enters its grace window.
+        `members` (leaf index -> node key) and `own_leaf` bind its frames to senders."""
+        binding = None
+        if self.pairing is not None and members is not None and own_leaf is not None:
+            self.macs.members(members.values())
+            binding = Binding(
+                frame_key=frame_key,
+                own_leaf=own_leaf,
+                members=members,
+                pairing=self.pairing,
+                macs=self.macs,
+            )
+        keys = EpochKeys(epoch=epoch, frame_key=frame_key, binding=binding)
         if keys.mls_id == self._current.mls_id:
             return self._current
         if self._joined:
@@ -67,6 +95,10 @@ class MlsKeyProvider:
         self._joined = True
         self.expire()
         return keys
+
+    def claim_mac(self, key: bytes, mac: bytes) -> bool:
+        """A member (node key) claimed `mac` in a MAC probe; False if another owns it."""
+        return self.macs.claim(key, mac)
 
     def leave(self) -> None:
         """We are no longer a member: keep the old keys only for the grace window."""

@@ -78,6 +78,12 @@ class WrongMemberKey(CredentialError):
     reason = "wrong_member_key"
 
 
+class MemberRevoked(CredentialError):
+    """The member key is on the VLAN's revocation list (revocation.py)."""
+
+    reason = "revoked"
+
+
 @dataclass(frozen=True)
 class MemberCredential:
     """A parsed credential (signature not implied: see `verify`)."""

@@ -9,6 +9,10 @@
         --expires 24h --out node.cred
         a node credential: nodes whose `admission.authorities` list this authority
         accept the node as a trunk peer
+    peertap authority revoke --key authority.key --label LABEL --member-key PUB \
+        [--member-key PUB ...] --out revoked.list
+        a signed revocation list; if --out already holds a list of this VLAN, the new
+        one names its keys too and has the next version (run it again to revoke more)
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import sys
 from pathlib import Path
 
 from .. import admission, identity, ids
-from . import authority
+from . import authority, revocation
 
 EXIT_USAGE = 2
 EXIT_RUNTIME = 1
@@ -111,6 +115,48 @@ def _issue_node(args: argparse.Namespace) -> int:
     return 0
 
 
+def _revoke(args: argparse.Namespace) -> int:
+    try:
+        key = identity.load(args.key)
+    except identity.IdentityError as err:
+        print(f"peertap: {err}", file=sys.stderr)
+        return EXIT_RUNTIME
+    try:
+        keys = {bytes.fromhex(k) for k in args.member_key}
+    except ValueError as err:
+        print(f"peertap: bad --member-key: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.out)
+    earlier: frozenset[bytes] = frozenset()
+    version = 1
+    if out.exists():
+        # Revoking more keys later: the next version names the earlier keys too.
+        try:
+            prev = revocation.RevocationFile(out, authority=key.public_bytes, label=args.label)
+            lst = prev.load()
+        except revocation.RevocationError as err:
+            print(f"peertap: {err} (remove it or choose another --out)", file=sys.stderr)
+            return EXIT_RUNTIME
+        if lst is not None:
+            earlier, version = lst.revoked, lst.version + 1
+    if args.version is not None:
+        if args.version < version:
+            print(f"peertap: --version must be at least {version}", file=sys.stderr)
+            return EXIT_USAGE
+        version = args.version
+    try:
+        data = revocation.sign_revocation_list(key, args.label, earlier | keys, version)
+    except revocation.RevocationError as err:
+        print(f"peertap: bad --member-key: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    if not _write(out, revocation.to_text(data).encode()):
+        return EXIT_RUNTIME
+    print(f"vlan-id: {ids.vlan_id(key.public_bytes, args.label).hex()}")
+    print(f"version: {version}")
+    print(f"revoked: {len(earlier | keys)}")
+    return 0
+
+
 def _write(out: Path, data: bytes) -> bool:
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -147,3 +193,18 @@ def add_authority_parser(subparsers: argparse._SubParsersAction[argparse.Argumen
     node.add_argument("--expires", default="24h", help="lifetime: 90s, 15m, 24h, 30d")
     node.add_argument("--out", required=True, help="credential file to write")
     node.set_defaults(fn=_issue_node)
+
+    rev = sub.add_parser("revoke", help="sign a revocation list for one VLAN (adds to --out)")
+    rev.add_argument("--key", required=True, help="authority key file")
+    rev.add_argument("--label", required=True, help="VLAN label (VLAN-ID = creator + label)")
+    rev.add_argument(
+        "--member-key",
+        required=True,
+        action="append",
+        help="member node public key (64 hex) to revoke; repeat for several",
+    )
+    rev.add_argument(
+        "--version", type=int, help="list version (default: the previous one in --out + 1, or 1)"
+    )
+    rev.add_argument("--out", required=True, help="list file to write (or extend)")
+    rev.set_defaults(fn=_revoke)

@@ -2,8 +2,9 @@
 
 A credential (authority.py) counts only if the VLAN's authority signed it for this
 VLAN-ID, it is valid now and it names the key that uses it (the CONTROL signer or
-the leaf's signature key). Parsed and signature-checked credentials are cached by
-their bytes; validity and key are checked on every use.
+the leaf's signature key), and that key is not on the VLAN's revocation list
+(revocation.py). Parsed and signature-checked credentials are cached by their bytes;
+validity, key and revocation are checked on every use.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from ..counters import Counters
-from ..mls.structs import Credential
+from ..mls import Group
+from ..mls.structs import Credential, MLSMessage, PublicMessage
 from . import authority
 
 MAX_CACHED_CREDENTIALS = 1024
@@ -37,11 +39,13 @@ class CredentialCheck:
         vlan_id: bytes,
         counters: Counters,
         wall: Callable[[], dt.datetime],
+        revoked: Callable[[bytes], bool] = lambda key: False,
     ) -> None:
         self.creator = creator
         self.vlan_id = vlan_id
         self.counters = counters
         self._wall = wall
+        self._revoked = revoked
         self._cache: dict[bytes, authority.MemberCredential] = {}
 
     def check(self, data: bytes, member_key: bytes) -> authority.MemberCredential:
@@ -59,6 +63,8 @@ class CredentialCheck:
             raise authority.CredentialExpired(f"credential of {cred.identity} is not valid now")
         if cred.member_key != member_key:
             raise authority.WrongMemberKey(f"credential of {cred.identity} is for another key")
+        if self._revoked(member_key):
+            raise authority.MemberRevoked(f"the key of {cred.identity} is revoked")
         return cred
 
     def leaf_ok(self, credential: Credential, signature_key: bytes) -> bool:
@@ -73,3 +79,16 @@ class CredentialCheck:
     def leaves_ok(self, leaves: Iterable[Leaf]) -> bool:
         """Whether every leaf's credential is valid (stops at the first refusal)."""
         return all(self.leaf_ok(x.credential, x.signature_key) for x in leaves)
+
+    def revoked_sender(self, group: Group, message: MLSMessage) -> bool:
+        """Whether a PublicMessage (a Commit) comes from a member whose key is revoked;
+        counted. Its leaf stays in the group only until the committer's next commit."""
+        body = message.body
+        if not isinstance(body, PublicMessage):
+            return False
+        index = body.content.sender.index
+        key = next((x.signature_key for x in group.members() if x.index == index), None)
+        if key is not None and self._revoked(key):
+            self.counters.drop("mvlan_rejected_revoked")
+            return True
+        return False

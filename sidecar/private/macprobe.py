@@ -11,6 +11,10 @@ Both travel MLS-encrypted (PrivateMessage of the current epoch) in a MACPROBE CO
 packet, so relays and outsiders learn no MAC. A member that hears a RESPONSE for its
 own MAC lost: it re-rolls (a random nonce) and probes again at once. A MAC set in the
 configuration is kept (an operator's choice); its collision is only counted and logged.
+
+Every PROBE and RESPONSE is also a claim that binds the MAC to the sender's leaf for
+the data plane (crypto/senders.py, `bind_claim`): the first member to claim a MAC
+owns it, and no claim takes a MAC derived from another member's key.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from dataclasses import dataclass
 
 from .. import ids
 from ..counters import Counters
+from ..crypto.mls_keys import MlsKeyProvider
+from ..mls import Group
+from ..mls.group import ProcessedMessage
 from .messages import MalformedControl
 
 log = logging.getLogger("peertap.private")
@@ -138,6 +145,22 @@ class MacProber:
             self._last_probe = now
             out.append(self.claim.probe())
         return [msg.encode() for msg in out]
+
+
+def bind_claim(
+    keys: MlsKeyProvider, group: Group, processed: ProcessedMessage, counters: Counters
+) -> None:
+    """Bind the MAC a member's PROBE or RESPONSE names to that member's key (first claim
+    wins); a claim of a MAC that belongs to another member is counted and ignored."""
+    data = processed.application_data
+    if data is None:
+        return
+    msg = MacMessage.decode(data)
+    key = next(
+        (x.signature_key for x in group.members() if x.index == processed.sender.index), None
+    )
+    if key is not None and not keys.claim_mac(key, msg.mac):
+        counters.drop("mac_claim_taken")
 
 
 def set_link_mac(ifname: str, mac: bytes) -> None:

@@ -6,6 +6,7 @@
     WELCOME     group tag (16) | epoch it welcomes into (u64) | MLSMessage(Welcome)
     PROPOSAL    group tag (16) | epoch it applies to (u64) | MLSMessage(PublicMessage)
     MACPROBE    group tag (16) | epoch (u64) | MLSMessage(PrivateMessage: mvlan_macprobe.py)
+    REVOCATION  the authority's signed revocation list (revocation.py), forwarded as is
 
 A group tag is BLAKE3-128 of the MLS group id; all zeros means "no group".
 Decoders raise MalformedControl, never anything else.
@@ -24,6 +25,7 @@ COMMIT = 3
 WELCOME = 4
 PROPOSAL = 5
 MACPROBE = 6
+REVOCATION = 16
 KINDS = {
     HELLO: "hello",
     KEYPACKAGE: "keypackage",
@@ -31,6 +33,7 @@ KINDS = {
     WELCOME: "welcome",
     PROPOSAL: "proposal",
     MACPROBE: "macprobe",
+    REVOCATION: "revocation",
 }
 
 TAG_LEN = 16

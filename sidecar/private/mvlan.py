@@ -30,6 +30,7 @@ from .. import stamps, wire
 from ..config import LimitsConfig, VlanConfig
 from ..counters import Counters
 from ..crypto.mls_keys import MlsKeyProvider
+from ..crypto.senders import Pairing
 from ..freshness import StampGuard, in_window
 from ..identity import Identity
 from ..ratelimit import KeyedBuckets
@@ -37,6 +38,7 @@ from ..switch.acl import Acl
 from . import authority, envelope
 from .lifecycle import PrivateSettings
 from .macprobe import MacClaim
+from .revocation import RevocationBook, RevocationFile
 from .vlan import PrivateVlan
 
 log = logging.getLogger("peertap.mvlan")
@@ -143,7 +145,21 @@ class Mvlan:
             path = base_dir / path
         cred_file = CredentialFile(path, label=vlan.label)
         credential = cred_file.load()
-        keys = MlsKeyProvider(vlan_id=vlan_id, grace_s=vlan.epoch_grace_s)
+        keys = MlsKeyProvider(
+            vlan_id=vlan_id,
+            grace_s=vlan.epoch_grace_s,
+            pairing=Pairing(self.identity.seed, self.identity.public_bytes),
+        )
+        creator = bytes.fromhex(vlan.creator)
+        revocations = RevocationBook(
+            authority=creator,
+            label=vlan.label,
+            counters=self.counters,
+            resend_s=vlan.member_timeout_s,
+            source=None
+            if vlan.revocations is None
+            else RevocationFile(base_dir / vlan.revocations, authority=creator, label=vlan.label),
+        )
         self.vlans[vlan_id] = PrivateVlan(
             vlan_id=vlan_id,
             creator=bytes.fromhex(vlan.creator),
@@ -160,6 +176,7 @@ class Mvlan:
             on_epoch=on_epoch,
             counters=self.counters,
             reload=cred_file.changed,
+            revocations=revocations,
             wall=lambda: dt.datetime.now(dt.UTC),
             mac=None
             if mac is None

@@ -38,7 +38,8 @@ from . import lifecycle as lc
 from . import messages as m
 from .credentials import CredentialCheck
 from .lifecycle import PrivateSettings
-from .macprobe import MacClaim, MacProber
+from .macprobe import MacClaim, MacProber, bind_claim
+from .revocation import RevocationBook
 
 log = logging.getLogger("peertap.private")
 
@@ -75,6 +76,7 @@ class PrivateVlan:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         mac: MacClaim | None = None,
+        revocations: RevocationBook | None = None,
     ) -> None:
         self.vlan_id = vlan_id
         self.creator = creator
@@ -110,8 +112,13 @@ class PrivateVlan:
         # A commit that referenced a proposal not yet here: retried when one arrives.
         self._early_commit: m.EpochMessage | None = None
         self.mac_probe = None if mac is None else MacProber(mac, counters=counters)
+        self.revocations = revocations
         self._creds = CredentialCheck(
-            creator=creator, vlan_id=vlan_id, counters=counters, wall=wall
+            creator=creator,
+            vlan_id=vlan_id,
+            counters=counters,
+            wall=wall,
+            revoked=lambda key: revocations is not None and revocations.is_revoked(key),
         )
         self._wake = trio.Event()
         try:
@@ -138,6 +145,9 @@ class PrivateVlan:
                 self._on_proposal(m.EpochMessage.decode(msg.body))
             elif msg.kind == m.MACPROBE:
                 self._on_mac_probe(m.EpochMessage.decode(msg.body))
+            elif msg.kind == m.REVOCATION:
+                if self.revocations is not None and self.revocations.offer(msg.body):
+                    self._revoked_now()
             else:
                 self.counters.drop("mvlan_kind")
         except (m.MalformedControl, MLSError) as err:
@@ -155,6 +165,13 @@ class PrivateVlan:
             self.counters.drop(f"mvlan_rejected_{err.reason}")
             return
         self._heard[signer] = Heard(self._clock(), hello)
+
+    def _revoked_now(self) -> None:
+        """A newer revocation list: revoked members are no longer heard (nor committers)."""
+        for key in self.revocations.revoked if self.revocations is not None else ():
+            self._heard.pop(key, None)
+            self._offers.pop(key, None)
+        self._wake.set()
 
     def _on_offer(self, signer: bytes, offer: m.KeyPackageOffer) -> None:
         kp = hs.key_package(offer.message)
@@ -202,9 +219,11 @@ class PrivateVlan:
         group, probe = self.group, self.mac_probe
         if probe is None or group is None or msg.group != self.tag or msg.epoch != group.epoch:
             return
-        data = group.process(MLSMessage.decode(msg.message)).application_data
+        processed = group.process(MLSMessage.decode(msg.message))
+        data = processed.application_data
         if data is None:
             raise m.MalformedControl("MACPROBE without application data")
+        bind_claim(self.keys, group, processed, self.counters)
         if probe.receive(data):
             self._wake.set()
 
@@ -224,7 +243,9 @@ class PrivateVlan:
             return
         mls, commit = hs.commit(msg.message)
         # One leaf with an invalid credential refuses the whole Commit.
-        if not self._creds.leaves_ok(hs.new_leaves(commit)):
+        if not self._creds.leaves_ok(hs.new_leaves(commit)) or self._creds.revoked_sender(
+            group, mls
+        ):
             return
         own_key = self._own_encryption_key(group)
         try:
@@ -312,6 +333,8 @@ class PrivateVlan:
         self.keys.install(
             epoch=group.epoch,
             frame_key=frame_key_from_exporter(group.export_secret, self.vlan_id),
+            own_leaf=group.own_leaf_index,
+            members={x.index: x.signature_key for x in group.members()},
         )
         keys = {x.signature_key for x in group.members()}
         for key in keys - self._since.keys():
@@ -357,6 +380,11 @@ class PrivateVlan:
                 self._connected_since = now
         else:
             self._connected_since = None
+        if self.revocations is not None:
+            if self.revocations.poll(now):
+                self._revoked_now()
+            if (revocation := self.revocations.outgoing(now)) is not None:
+                await self._send(m.REVOCATION, revocation)
         if now - self._last_hello >= self.settings.hello_interval_s:
             self._last_hello = now
             self._renew_credential()

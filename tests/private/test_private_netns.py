@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from peertap.sidecar import identity, ids
 from peertap.sidecar.lab import BootstrapSpec, Lab, LabSpec, LinkSpec, NodeRole, PodSpec, topology
 from peertap.sidecar.lab.nodes import CREATOR_KEY
-from peertap.sidecar.private import authority
+from peertap.sidecar.private import authority, revocation
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -316,3 +317,114 @@ def test_two_members_configured_with_one_mac_both_see_the_collision(
     # A configured MAC is the operator's choice: it is reported, not re-rolled.
     assert [vlan_status(lab, p)["mac"] for p in ("m1", "m2")] == [same, same]
     assert vlan_status(lab, "m3")["mac"] != same
+
+
+def test_a_revoked_member_loses_access_once_one_member_has_the_list(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    """Only m1 is given the list (its `revocations` file); it spreads over the MVLAN, the
+    committer removes m4, and traffic after that commit uses keys m4 never held."""
+    members = ["m1", "m2", "m3", "m4"]
+
+    def tweak(pod: str, vlan: dict[str, Any]) -> None:
+        if pod == "m1":
+            vlan["revocations"] = "lab.revoked"
+
+    lab = private_lab(lab_factory, 4, tweak=tweak)
+    held: set[str] = set()
+
+    def in_group(pods: list[str]) -> bool:
+        view = vlan_status(lab, "m4")
+        if view["mls_state"] == "member":
+            held.add(view["mls_id"])
+        return converged(lab, pods)
+
+    wait_until("one group of four", lambda: in_group(members))
+    wait_until("ping m4 -> m2", lambda: pings(lab, "m4", "m2"), 20)
+    creator = identity.load(Path(lab.state_dir) / CREATOR_KEY)
+    revoked = identity.load(lab.key_path("m4")).public_bytes
+    listed = revocation.sign_revocation_list(creator, "lab", [revoked], 1)
+    (lab.config_path("m1").parent / "lab.revoked").write_text(revocation.to_text(listed))
+    rest = ["m1", "m2", "m3"]
+    wait_until("m4 removed", lambda: in_group(rest), 30)
+    removed_at = time.time()
+    # m2 and m3 had no file: the list reached them over the management VLAN.
+    for pod in ("m2", "m3"):
+        assert lab.status(pod)["counters"]["events"].get("revocation_lists_adopted") == 1
+    # m4 cannot get back in: its HELLOs and KeyPackages are refused.
+    wait_until("m4's offers refused", lambda: drops(lab, "m2").get("mvlan_rejected_revoked", 0) > 0)
+    assert not pings(lab, "m4", "m2", count=2)
+    for a, b in (("m1", "m2"), ("m2", "m3"), ("m3", "m1")):
+        assert pings(lab, a, b, count=2), f"{a} -> {b}"
+    assert converged(lab, rest)
+    crossed = [
+        rec["mls_id"]
+        for rec in map(json.loads, lab.trace_path("r").read_text().splitlines())
+        if rec.get("type") == "data" and rec["ts"] > removed_at
+    ]
+    assert crossed
+    assert held
+    assert not set(crossed) & held
+
+
+INSIDER = Path(__file__).resolve().parents[1] / "adversary" / "insider_member.py"
+
+
+def insider_spec() -> LabSpec:
+    """m1 (the insider), m2 and m3 around relay r, and a direct trunk m1 - m3, so what
+    m1 sends reaches m3 without the relay's duplicate filter in between."""
+    member, relay = NodeRole(role="member"), NodeRole(role="relay")
+    return LabSpec(
+        pods=[PodSpec(name="r", node=relay)]
+        + [PodSpec(name=m, node=member) for m in ("m1", "m2", "m3")],
+        links=[LinkSpec(a=m, b="r") for m in ("m1", "m2", "m3")] + [LinkSpec(a="m1", b="m3")],
+        bootstrap=[BootstrapSpec(dialer=m, target="r") for m in ("m1", "m2", "m3")]
+        + [BootstrapSpec(dialer="m1", target="m3")],
+    )
+
+
+def test_a_member_cannot_send_as_another_members_mac_nor_replay_its_frames(
+    lab_factory: Callable[..., Lab], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = private_lab(lab_factory, 3, spec=insider_spec(), start=lambda pod: pod != "m1")
+    trigger = tmp_path / "replay-now"
+    monkeypatch.setenv("PEERTAP_INSIDER_TRIGGER", str(trigger))
+    monkeypatch.setenv("PEERTAP_LAB_NODE_CMD", f"{sys.executable} -P {INSIDER} run")
+    lab.start_node("m1")
+    monkeypatch.delenv("PEERTAP_LAB_NODE_CMD")
+    lab.wait_ready(timeout=30, pods=["m1"])
+    members = ["m1", "m2", "m3"]
+    wait_until("one group of three", lambda: converged(lab, members))
+    wait_until("ping m1 -> m3", lambda: pings(lab, "m1", "m3"), 20)
+    wait_until("ping m2 -> m3", lambda: pings(lab, "m2", "m3"), 20)
+
+    # 1. m1 takes m2's MAC on its own interface: m3 refuses every frame of it.
+    own_mac = vlan_status(lab, "m1")["mac"]
+    ifname = vlan_status(lab, "m1")["interface"]
+    lab.exec("m1", ["ip", "link", "set", ifname, "address", vlan_status(lab, "m2")["mac"]])
+    before = drops(lab, "m3").get("sender_mac", 0)
+    lab.exec("m1", ["ip", "neigh", "flush", "dev", ifname])
+    assert not pings(lab, "m1", "m3", count=3)
+    assert drops(lab, "m3").get("sender_mac", 0) > before
+    assert pings(lab, "m2", "m3", count=2), "m2 keeps its MAC and its traffic"
+    lab.exec("m1", ["ip", "link", "set", ifname, "address", own_mac])
+    wait_until("m1 reaches m3 with its own MAC", lambda: pings(lab, "m1", "m3"), 20)
+
+    # 2. m1 replays m2's broadcasts to m3, after trying to flush m3's replay windows.
+    lab.exec("m2", ["ping", "-b", "-c", "20", "-i", "0.1", "-W", "1", "10.250.0.255"])
+    windows_before = drops(lab, "m3").get("replay", 0)
+    trigger.touch()
+    done = Path(str(trigger) + ".done")
+    wait_until("m1 to attack", lambda: pings(lab, "m1", "m3") and done.exists(), 20)
+    sent = json.loads(done.read_text())
+    assert sent["replayed"] >= 20
+
+    def refused() -> bool:
+        d = drops(lab, "m3")
+        return d.get("sender_unknown", 0) >= sent["flush"] and (
+            d.get("replay", 0) - windows_before >= 20
+        )
+
+    wait_until("m3 to refuse the flush attempt and the replays", refused, 20)
+    assert pings(lab, "m2", "m3", count=2)
+    assert converged(lab, members)
