@@ -34,6 +34,7 @@ from . import (
     models,
     node_credentials,
     render,
+    revocations,
     selectors,
     sidecar_status,
     specs,
@@ -81,6 +82,7 @@ class StoredVlan:
 
     spec: models.CryptoVLANSpec | None
     allocations: Mapping[str, Mapping[str, str]]
+    revocations: revocations.Stored = field(default_factory=revocations.Stored)
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,8 @@ class MemberPlan:
     create_node_key: bool
     credentials: Mapping[str, str]
     config: str
+    # Further files of the pod's ConfigMap (revocation lists), by file name.
+    files: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,10 @@ class _Served:
     authority_problem: specs.Problem | None = None
     # Pods that would join but hold no credential while nothing can be signed.
     held_back: list[str] = field(default_factory=list)
+    revocation: revocations.Decision = field(
+        default_factory=lambda: revocations.Decision(revocations.Stored(), ())
+    )
+    revoked_pods: list[str] = field(default_factory=list)
 
 
 def authority_state(
@@ -235,6 +243,7 @@ def _part(
         rekey_interval_s=render.duration_seconds(spec.rekey_interval),
         mode=spec.interface.mode,
         member_timeout_s=3 * view.presence_interval_s if view.presence_interval_s else None,
+        revocations_file=revocations.file_name(view.name) if spec.security == "mls" else None,
     )
 
 
@@ -299,12 +308,32 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
             authority_problem=authority_problem,
         )
 
+    # Node public keys of the namespace's pods, for revocations naming pods.
+    pod_keys = {}
+    for p in inputs.pods:
+        known = inputs.members.get(p.member_key, MemberObjects()).node_key
+        if known is not None:
+            pod_keys[p.name] = known.public_hex
+    for s in served.values():
+        if s.spec.security == "mls":
+            s.revocation = revocations.decide(
+                entries=s.spec.revoked_members,
+                pod_keys=pod_keys,
+                previous=s.view.stored.revocations,
+                authority=s.signing,
+                label=s.part.label,
+            )
     live_pods = [p for p in inputs.pods if not p.terminating]
     for pod in sorted(live_pods, key=lambda p: p.name):
         for s in served.values():
             if not selectors.pod_joins(
                 vlan_name=s.view.name, selector=s.spec.pod_selector, labels=pod.labels
             ):
+                continue
+            revoked = s.revocation.stored.keys
+            if pod.name in s.spec.revoked_members or pod_keys.get(pod.name) in revoked:
+                # Not a member any more: no config, no credential renewal.
+                s.revoked_pods.append(pod.name)
                 continue
             held = inputs.members.get(pod.member_key, MemberObjects()).credentials
             if s.signing is None and render.credential_file(s.view.name) not in held:
@@ -329,6 +358,7 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
 
     member_vlans: dict[str, list[render.MemberVlan]] = {k: [] for k in member_pods}
     member_creds: dict[str, dict[str, str]] = {k: {} for k in member_pods}
+    member_files: dict[str, dict[str, str]] = {k: {} for k in member_pods}
     for s in served.values():
         keys = [p.member_key for p in s.members]
         previous = s.view.stored.allocations
@@ -356,6 +386,8 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
             member_vlans[key].append(
                 render.MemberVlan(part=s.part, address=addresses.get(key) or None, mac=macs[key])
             )
+            if s.revocation.stored.text:
+                member_files[key][revocations.file_name(s.view.name)] = s.revocation.stored.text
             cred_file = render.credential_file(s.view.name)
             held = inputs.members.get(key, MemberObjects()).credentials
             if s.signing is None:
@@ -414,6 +446,7 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
                 create_node_key=key in created,
                 credentials=member_creds[key],
                 config=config,
+                files=member_files[key],
             )
         )
 
@@ -503,6 +536,12 @@ def _served_plan(
     not_ready = [m.pod for m in members if not m.ready]
     if not_ready:
         summary += "; not ready: " + ", ".join(not_ready[:10])
+    if s.revoked_pods:
+        summary += "; revoked: " + ", ".join(s.revoked_pods[:10])
+    if s.revocation.unresolved:
+        summary += "; spec.revokedMembers names no known pod: " + ", ".join(
+            s.revocation.unresolved[:10]
+        )
     no_sidecar = sorted(p.name for p in s.members if not p.sidecar)
     if s.authority_problem is not None:
         reason, message = s.authority_problem
@@ -550,6 +589,7 @@ def _served_plan(
         "vlan.json": s.part.to_json(),
         "spec.json": s.spec.model_dump_json(by_alias=True, exclude_none=True),
         "allocations.json": json.dumps(s.allocations, sort_keys=True, indent=2),
+        **revocations.to_data(s.revocation.stored),
     }
     annotations = {
         specs.LABEL_ANNOTATION: s.part.label,
@@ -597,4 +637,4 @@ def parse_stored(data: Mapping[str, str] | None) -> StoredVlan:
                     allocations[str(k)] = {str(a): str(b) for a, b in v.items()}
     except json.JSONDecodeError:
         allocations = {}
-    return StoredVlan(spec=spec, allocations=allocations)
+    return StoredVlan(spec=spec, allocations=allocations, revocations=revocations.parse(data))

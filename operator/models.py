@@ -186,6 +186,14 @@ class CryptoVLANSpec(CrdModel):
     mvlan_ref: ObjectRef | None = Field(
         default=None, description="MVLAN whose relays members bootstrap from."
     )
+    revoked_members: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list,
+        max_length=1024,
+        description="security mls: pods (by name) or member keys (64 hex) revoked from the "
+        "VLAN. The operator publishes a signed revocation list to the members, whose "
+        "committer removes the keys from the group within seconds; revoked pods are no "
+        "longer members.",
+    )
 
 
 class Condition(CrdModel):

@@ -340,7 +340,7 @@ class Reconciler:
             await self._ensure_configmap(
                 ns,
                 name=membership.member_object_name(mp.key),
-                data={render.CONFIG_FILE: mp.config},
+                data={render.CONFIG_FILE: mp.config, **mp.files},
                 component=objects.MEMBER_CONFIG,
                 owner=owner,
                 existing=cm_by_name,

@@ -113,6 +113,8 @@ class VlanPart:
     mode: Literal["tap", "tun"] = "tap"
     # Private VLANs: from the MVLAN's presenceInterval (HELLO period = timeout / 3).
     member_timeout_s: float | None = None
+    # Private VLANs: the file holding the VLAN's revocation list (absent: none).
+    revocations_file: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -133,6 +135,7 @@ class VlanPart:
             creator=self.creator_hex,
             security="mls" if private else "public",
             credential=credential_file(self.vlan_name) if private else None,
+            revocations=self.revocations_file if private else None,
             rekey_interval_s=self.rekey_interval_s,
             interface=sc.InterfaceConfig(
                 name=self.interface, mode=self.mode, mtu=self.mtu, address=address, mac=mac

@@ -64,6 +64,14 @@ def check_cryptovlan(
         problems.append(
             ("InvalidRelayPolicy", "spec.relayPolicy.acl.mode 'list' needs at least one allow")
         )
+    if spec.revoked_members and spec.security != "mls":
+        problems.append(
+            (
+                "InvalidRevocation",
+                "spec.revokedMembers needs security 'mls': public VLANs have no members to "
+                "revoke (their key derives from the label and authority)",
+            )
+        )
     return spec, problems
 
 

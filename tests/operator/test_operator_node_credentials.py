@@ -59,9 +59,9 @@ def test_a_credential_of_one_vlan_authority_does_not_verify_under_another() -> N
         ({"node_identity": "ns/q"}, True),
         ({"node_key": MALLORY.public_bytes}, True),
         ({"authority_hex": WEB.public_hex}, True),
-        ({"now": NOW + dt.timedelta(days=19)}, False),
-        ({"now": NOW + dt.timedelta(days=21)}, True),
-        ({"now": NOW + dt.timedelta(days=31)}, True),
+        ({"now": NOW + dt.timedelta(hours=7)}, False),
+        ({"now": NOW + dt.timedelta(hours=9)}, True),
+        ({"now": NOW + dt.timedelta(hours=13)}, True),
     ],
 )
 def test_needs_renewal(change: dict[str, Any], renew: bool) -> None:
@@ -91,16 +91,16 @@ def test_holdings_keep_good_credentials_renew_expiring_ones_and_drop_gone_vlans(
         authorities={"lab": LAB, "web": WEB},
         node_key=NODE.public_bytes,
         node_identity="ns/p",
-        now=NOW + dt.timedelta(days=1),
+        now=NOW + dt.timedelta(hours=1),
     )
     assert same == first
-    later = NOW + dt.timedelta(days=25)
+    later = NOW + dt.timedelta(hours=9)
     renewed = node_credentials.holdings(
         first, authorities={"lab": LAB}, node_key=NODE.public_bytes, node_identity="ns/p", now=later
     )
     assert list(renewed) == ["lab.node.cred"]
     assert renewed["lab.node.cred"] != first["lab.node.cred"]
-    assert from_text(renewed["lab.node.cred"]).not_after > later.timestamp() + 20 * 86400
+    assert from_text(renewed["lab.node.cred"]).not_after > later.timestamp() + 11 * 3600
 
 
 def test_admission_renders_credential_mode_or_bootstrap_only_peers_mode() -> None:
@@ -188,9 +188,9 @@ def test_member_node_credentials_are_kept_then_renewed_before_expiry() -> None:
     members = {"a": membership.MemberObjects(node_key=NODE)}
     first = {m.pod.name: m for m in _plan(members, NOW).members}["a"].credentials
     kept = {"a": membership.MemberObjects(node_key=NODE, credentials=first)}
-    again = {m.pod.name: m for m in _plan(kept, NOW + dt.timedelta(days=5)).members}["a"]
+    again = {m.pod.name: m for m in _plan(kept, NOW + dt.timedelta(hours=5)).members}["a"]
     assert again.credentials["lab.node.cred"] == first["lab.node.cred"]
-    late = {m.pod.name: m for m in _plan(kept, NOW + dt.timedelta(days=22)).members}["a"]
+    late = {m.pod.name: m for m in _plan(kept, NOW + dt.timedelta(hours=9)).members}["a"]
     assert late.credentials["lab.node.cred"] != first["lab.node.cred"]
     # A new node key gets a credential for the new key.
     rekeyed = {"a": membership.MemberObjects(node_key=key(9), credentials=first)}
