@@ -78,6 +78,19 @@ def test_examples_create_vlan_authority_members_and_relay(
         assert all(a.endswith(f"/p2p/{relay_key.peer_id}") for a in mvlan)
         assert "campus-relay" in emulator.objects("apps/v1/deployments", NS)
         assert "campus-relay" in emulator.objects("v1/services", NS)
+        # The relay forwards the VLAN that references it (its default ACL, restricted).
+        relay_cfg = wait_for(
+            "relay ACL lists the VLAN",
+            lambda: (
+                (
+                    c := sidecar_config.NodeConfig.model_validate_json(
+                        em.configmaps(emulator)["campus-relay"]["data"]["node.json"]
+                    )
+                ).relay.acl.allow
+                and c
+            ),
+        )
+        assert (relay_cfg.relay.acl.mode, relay_cfg.relay.acl.allow) == ("list", [vlan])
         # Members bootstrap from the relay named by mvlanRef.
         wait_for(
             "bootstrap from the relay",
