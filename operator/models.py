@@ -99,7 +99,10 @@ class AclSpec(CrdModel):
         json_schema_extra={
             CEL: [
                 {
-                    "rule": "self.mode != 'list' || size(self.allow) > 0",
+                    # The schema's default ({}) is validated as written, without the
+                    # defaults of its fields: every field may be absent.
+                    "rule": "!has(self.mode) || self.mode != 'list' || "
+                    "(has(self.allow) && size(self.allow) > 0)",
                     "message": "acl.mode 'list' needs at least one allow pattern",
                 }
             ]

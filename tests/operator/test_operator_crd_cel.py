@@ -76,6 +76,9 @@ def test_acl_list_mode_needs_an_allow_pattern(crd_file: str, path: str) -> None:
     assert failures(crd_file, path, {"mode": "list", "allow": [], "deny": []})
     assert not failures(crd_file, path, {"mode": "list", "allow": ["ab*"], "deny": []})
     assert not failures(crd_file, path, {"mode": "restricted", "allow": [], "deny": []})
+    # The schema's default ({}) is validated without field defaults: it must pass.
+    assert not failures(crd_file, path, {})
+    assert failures(crd_file, path, {"mode": "list"})
 
 
 def test_every_string_and_list_a_rule_reads_is_bounded() -> None:
