@@ -88,12 +88,14 @@ def workdir() -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def write_projected(directory: Path, files: Mapping[str, bytes | str]) -> Path:
-    """The files as a projected volume holds them: owner and group root, mode 0440."""
+def write_projected(directory: Path, files: Mapping[str, bytes | str], *, group: int = 0) -> Path:
+    """The files as a projected volume holds them: owner root, group root (or the pod's
+    fsGroup), mode 0440."""
     directory.mkdir(mode=0o755)
     for name, content in files.items():
         path = directory / name
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        os.chown(path, 0, group)
         path.chmod(0o440)
     return directory
 
@@ -102,9 +104,17 @@ def _container_script(ns: str, pod_dir: Path, work: Path, container: Mapping[str
     """A shell script that runs the rendered sidecar command as a runtime would."""
     caps = container["securityContext"]["capabilities"]
     assert caps["drop"] == ["ALL"]
-    bounding = "-all," + ",".join("+" + c.lower() for c in caps["add"])
+    bounding = "-all" + "".join(",+" + c.lower() for c in caps.get("add", []))
     # The mount point /etc/peertap does not exist on the host: the pod directory stands in.
     command = [a.replace(admission.CONFIG_DIR, str(pod_dir)) for a in container["command"]]
+    runtime = ["setpriv", f"--bounding-set={bounding}", "--no-new-privs"]
+    user = container["securityContext"].get("runAsUser", 0)
+    if user:
+        # runAsUser and the pod's fsGroup: the runtime starts the process as that user,
+        # its files readable through the group, with no capability.
+        group = container["securityContext"].get("runAsGroup", user)
+        runtime += [f"--reuid={user}", f"--regid={group}", f"--groups={group}"]
+        runtime += ["--inh-caps=-all"]
     venv_bin = Path(sys.executable).parent
     lines = ["set -e"]
     # The interpreter may live below a directory only root may enter (e.g. /root): show the
@@ -126,7 +136,7 @@ def _container_script(ns: str, pod_dir: Path, work: Path, container: Mapping[str
         # A container runtime gives the sidecar a /dev/net/tun the user can open (0666).
         f"mknod -m 0666 {tun} c 10 200",
         f"mount --bind {tun} /dev/net/tun",
-        f"exec ip netns exec {ns} setpriv --bounding-set={bounding} --no-new-privs -- "
+        f"exec ip netns exec {ns} {shlex.join(runtime)} -- "
         f"env PATH={venv_bin}:/usr/sbin:/usr/bin:/sbin:/bin PYTHONSAFEPATH=1 "
         + shlex.join(command),
     ]

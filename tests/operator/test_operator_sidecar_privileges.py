@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+from pathlib import Path
 
 from sidecar_pods import (
     CAP_NET_ADMIN,
@@ -25,7 +26,7 @@ from sidecar_pods import (
     write_projected,
 )
 
-from peertap.operator import admission, membership, models, render
+from peertap.operator import admission, membership, models, relay, render
 from peertap.sidecar import identity
 
 SUBNET = "10.251.7.0/24"
@@ -123,3 +124,37 @@ def test_without_net_admin_the_sidecar_exits_with_a_one_line_error() -> None:
             )
             wait("the process to exit", lambda: peertap_pid(pods["a"]) is None)
         assert "Traceback" not in log.read_text(), text
+
+
+def test_a_relay_runs_as_user_65532_with_no_capability() -> None:
+    mvlan = {"metadata": {"name": "campus", "namespace": "ns", "uid": "u"}, "kind": "MVLAN"}
+    desired = relay.relay_objects(mvlan=mvlan, spec=models.MVLANSpec(), image="unused")
+    pod = desired.relays[0].deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    # What the runtime applies from the pod's securityContext.
+    merged = dict(container)
+    merged["securityContext"] = {
+        **container["securityContext"],
+        "runAsUser": pod["securityContext"]["runAsUser"],
+        "runAsGroup": pod["securityContext"]["fsGroup"],
+    }
+    files = {
+        render.CONFIG_FILE: desired.configmap["data"][render.CONFIG_FILE],
+        render.KEY_FILE: identity.to_pem(identity.generate()),
+    }
+    with netns_pair() as pods, workdir() as work:
+        pod_dir = write_projected(work / "r", files, group=pod["securityContext"]["fsGroup"])
+        with start_sidecar(pods["a"], pod_dir, work, merged) as log:
+            pid = wait("the relay", lambda: peertap_pid(pods["a"]) or _exited(log))
+            assert isinstance(pid, int), pid
+            status = proc_status(pid)
+            assert status["Uid"].split() == ["65532"] * 4, log.read_text()[-2000:]
+            assert int(status["CapEff"], 16) == int(status["CapPrm"], 16) == 0
+            wait("the relay ready", lambda: "node ready" in log.read_text())
+            assert peertap_pid(pods["a"]) == pid
+
+
+def _exited(log: Path) -> str | None:
+    """The log of a process that stopped with an error (so waiting ends), else None."""
+    text = log.read_text()
+    return text if "Error" in text or "error" in text else None
