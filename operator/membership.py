@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,8 @@ class StoredVlan:
     spec: models.CryptoVLANSpec | None
     allocations: Mapping[str, Mapping[str, str]]
     revocations: revocations.Stored = field(default_factory=revocations.Stored)
+    # The authority public key the VLAN was served with (vlan.json's creator).
+    creator: str | None = None
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,9 @@ def authority_state(
     it is recorded the operator never changes it: when the Secret is gone, unreadable or
     holds another key, the VLAN keeps running on what members hold, and the problem says
     how to restore the key."""
-    recorded = view.annotations.get(specs.AUTHORITY_ANNOTATION) or None
+    # The operator's own record (the VLAN ConfigMap) wins over the annotation, which a user
+    # could edit while the webhook that keeps it immutable is down; the plan restores it.
+    recorded = view.stored.creator or view.annotations.get(specs.AUTHORITY_ANNOTATION) or None
     secret = authority_secret_name(view.name)
     restore = (
         f"members keep running on the credentials they hold, but nothing is signed or renewed "
@@ -637,4 +642,17 @@ def parse_stored(data: Mapping[str, str] | None) -> StoredVlan:
                     allocations[str(k)] = {str(a): str(b) for a, b in v.items()}
     except json.JSONDecodeError:
         allocations = {}
-    return StoredVlan(spec=spec, allocations=allocations, revocations=revocations.parse(data))
+    creator: str | None = None
+    try:
+        shared = json.loads(data.get("vlan.json", "{}"))
+        found = shared.get("vlan", {}).get("creator") if isinstance(shared, dict) else None
+        if isinstance(found, str) and re.fullmatch(r"[0-9a-f]{64}", found):
+            creator = found
+    except (json.JSONDecodeError, AttributeError):
+        creator = None
+    return StoredVlan(
+        spec=spec,
+        allocations=allocations,
+        revocations=revocations.parse(data),
+        creator=creator,
+    )

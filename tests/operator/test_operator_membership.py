@@ -523,3 +523,19 @@ def test_reported_group_state_is_the_majority_of_the_members_reports() -> None:
     (silent,) = membership.decide(inputs, new_identity=keygen()).vlans
     assert (silent.status.epoch, silent.status.mls_id) == (0, "")
     assert {m.mls_id for m in silent.status.members} == {""}
+
+
+def test_an_edited_authority_annotation_is_restored_from_the_operators_record() -> None:
+    """While the webhook is down a user may edit peertap.io/authority; the VLAN's ConfigMap
+    still says which key it was served with, and the VLAN keeps that key."""
+    first = decide([vlan()], [pod("p", {"peertap.io/vlans": "lab"})])
+    stored = membership.parse_stored(first.vlans[0].configmap)
+    assert stored.creator == AUTHORITY.public_hex
+    tampered = vlan(
+        annotations={"peertap.io/authority": key(201).public_hex, "peertap.io/label": "lab"},
+        stored=stored,
+    )
+    (vp,) = decide([tampered], [pod("p", {"peertap.io/vlans": "lab"})]).vlans
+    assert vp.annotations["peertap.io/authority"] == AUTHORITY.public_hex
+    assert vp.status.vlan_id == first.vlans[0].status.vlan_id
+    assert next(c for c in vp.status.conditions if c.type == "Ready").status == "True"
