@@ -59,14 +59,24 @@ class PulledImage(Image):
     pullPolicy: Literal["Always", "IfNotPresent", "Never"] = Field(default="IfNotPresent")
 
 
+class PodDisruptionBudget(_Strict):
+    enabled: bool = Field(default=True, description="Render it (with more than one replica).")
+    minAvailable: int = Field(default=1, ge=0, description="Operator pods kept through drains.")
+
+
+Resources = Annotated[dict[str, Any], k8s("io.k8s.api.core.v1.ResourceRequirements")]
+
+
 class Operator(_Strict):
     image: PulledImage
     replicas: int = Field(
-        default=1,
+        default=2,
         ge=0,
-        le=1,
-        description="kopf runs standalone (no peering): at most one replica; 0 pauses it.",
+        le=5,
+        description="Operator pods; they elect one leader (kopf peering), all serve the "
+        "webhooks; 0 pauses it.",
     )
+    podDisruptionBudget: PodDisruptionBudget
     verbose: bool = Field(default=False, description="Pass --verbose to the operator.")
     extraEnv: Annotated[list[Any], k8s_list("io.k8s.api.core.v1.EnvVar")] = Field(
         default_factory=list, description="Extra environment variables for the operator."
@@ -94,6 +104,17 @@ class Operator(_Strict):
 
 class Sidecar(_Strict):
     image: Image
+    runAsUser: int = Field(
+        default=65532,
+        ge=0,
+        le=2**31 - 1,
+        description="User peertap runs as in the sidecar, with CAP_NET_ADMIN alone; 0: root.",
+    )
+    resources: Resources = Field(default_factory=dict, description="Each sidecar's resources.")
+
+
+class Relay(_Strict):
+    resources: Resources = Field(default_factory=dict, description="Each relay pod's resources.")
 
 
 class ServiceAccount(_Strict):
@@ -117,7 +138,9 @@ class Webhook(_Strict):
         "operator is down; Fail refuses labelled pods until it answers.",
     )
     validatingFailurePolicy: FailurePolicy = Field(
-        default="Fail", description="CryptoVLAN and MVLAN validation webhooks."
+        default="Ignore",
+        description="CryptoVLAN and MVLAN validation webhooks; with Ignore the CRDs' schema "
+        "and CEL rules validate while the operator is down.",
     )
     matchAllPods: bool = Field(
         default=False,
@@ -180,6 +203,7 @@ class Values(_Strict):
     )
     operator: Operator
     sidecar: Sidecar
+    relay: Relay
     serviceAccount: ServiceAccount
     rbac: Rbac
     webhook: Webhook

@@ -119,7 +119,9 @@ k -n "${NAMESPACE}" run "${PEER_POD}" --image=busybox:1.36 \
 
 step "6/7 wait for ${first_member} and ${PEER_POD} on CryptoVLAN ${vlan}"
 for pod in "${first_member}" "${PEER_POD}"; do
-  containers="$(k -n "${NAMESPACE}" get pod "${pod}" -o jsonpath='{.spec.containers[*].name}')"
+  # The sidecar is a native sidecar: an init container that keeps running.
+  containers="$(k -n "${NAMESPACE}" get pod "${pod}" \
+    -o jsonpath='{.spec.initContainers[*].name} {.spec.containers[*].name}')"
   [[ " ${containers} " == *" ${SIDECAR_CONTAINER} "* ]] ||
     die "pod ${pod} has no ${SIDECAR_CONTAINER} sidecar (containers: ${containers}): webhook not called?"
 done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 
 import kopf
@@ -18,12 +19,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("peertap").setLevel(logging.DEBUG if opts.verbose else logging.INFO)
     from . import handlers  # noqa: F401  (registers the handlers with kopf)
 
-    # One replica runs the controllers; standalone mode needs no peering CRDs.
-    kopf.run(
-        standalone=True,
-        namespaces=list(opts.namespaces),
-        clusterwide=not opts.namespaces,
-    )
+    if opts.peering:
+        # Leader election: every replica serves the webhooks, only the one with the highest
+        # priority in the peering object runs the controllers; the others pause. A random
+        # priority per process keeps two replicas from ever tying (a tie pauses both).
+        kopf.run(
+            standalone=False,
+            peering_name=opts.peering,
+            priority=secrets.randbelow(2**31 - 1) + 1,
+            namespaces=list(opts.namespaces),
+            clusterwide=not opts.namespaces,
+        )
+    else:
+        kopf.run(
+            standalone=True,
+            namespaces=list(opts.namespaces),
+            clusterwide=not opts.namespaces,
+        )
     return 0
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import membership, models, render, selectors, sidecar_status, specs
+from . import membership, models, podspec, render, selectors, sidecar_status, specs
 
 JsonObj = dict[str, Any]
 
@@ -57,11 +57,21 @@ def wants_sidecar(*, labels: Mapping[str, str], vlans: Sequence[VlanSelector]) -
     ) or sorted(selectors.labelled_vlans(labels))
 
 
-def sidecar_container(*, image: str) -> JsonObj:
+def sidecar_container(
+    *, image: str, settings: podspec.PodSettings | None = None, groups: Sequence[int] = ()
+) -> JsonObj:
+    """The sidecar as a native sidecar (an init container that keeps running): the kubelet
+    starts the app's containers only once its startup probe passed, so the VLAN interfaces
+    exist before the app starts, and a Job's pod completes when its app containers do."""
+    cfg = settings or podspec.PodSettings()
+    probe = {"httpGet": {"path": "/readyz", "port": READY_PORT}}
     return {
         "name": SIDECAR_NAME,
         "image": image,
-        "command": ["peertap", "run", "--config", f"{CONFIG_DIR}/{render.CONFIG_FILE}"],
+        "restartPolicy": "Always",
+        "command": podspec.command(
+            f"{CONFIG_DIR}/{render.CONFIG_FILE}", user=cfg.user, groups=groups
+        ),
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {
@@ -71,21 +81,34 @@ def sidecar_container(*, image: str) -> JsonObj:
             {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         ],
         "ports": [{"name": "peertap-p2p", "containerPort": render.P2P_PORT, "protocol": "TCP"}],
-        "securityContext": {
-            "capabilities": {"add": ["NET_ADMIN"]},
-            "allowPrivilegeEscalation": False,
-        },
+        "securityContext": podspec.security_context(user=cfg.user),
         "volumeMounts": [
             {"name": CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": TUN_VOLUME, "mountPath": "/dev/net/tun"},
         ],
-        "readinessProbe": {
-            "httpGet": {"path": "/readyz", "port": READY_PORT},
-            "periodSeconds": 5,
-            "failureThreshold": 3,
-        },
-        "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}},
+        # Up to 2 minutes to come up (the per-pod config is written when the operator sees
+        # the pod); the app's containers wait for it.
+        "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 60},
+        "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 3},
+        "resources": dict(cfg.sidecar_resources),
     }
+
+
+def has_sidecar(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod runs a PeerTap sidecar (native, or a plain container of old releases)."""
+    spec = pod.get("spec") or {}
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    return any(c.get("name") == SIDECAR_NAME for c in containers)
+
+
+def sidecar_ready(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod's sidecar container reports ready (kubelet's view of /readyz)."""
+    status = pod.get("status") or {}
+    statuses = [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]
+    return any(s.get("name") == SIDECAR_NAME and s.get("ready") for s in statuses)
 
 
 def sidecar_volumes(member_key: str) -> list[JsonObj]:
@@ -110,6 +133,7 @@ def mutate_pod(
     *,
     vlans: Sequence[VlanSelector],
     image: str,
+    settings: podspec.PodSettings | None = None,
     new_key: Callable[[], str] = new_member_key,
 ) -> list[JsonObj]:
     """JSONPatch operations adding the sidecar; [] when the pod is no member or already has one."""
@@ -118,8 +142,7 @@ def mutate_pod(
     if not wants_sidecar(labels=labels, vlans=vlans):
         return []
     spec = pod.get("spec") or {}
-    containers = spec.get("containers") or []
-    if any(c.get("name") == SIDECAR_NAME for c in containers):
+    if has_sidecar(pod):
         return []
     annotations = dict(meta.get("annotations") or {})
     key = annotations.get(membership.MEMBER_ANNOTATION) or new_key()
@@ -133,7 +156,12 @@ def mutate_pod(
             "value": key,
         }
     )
-    ops.append({"op": "add", "path": "/spec/containers/-", "value": sidecar_container(image=image)})
+    sidecar = sidecar_container(image=image, settings=settings, groups=podspec.pod_groups(pod))
+    # First of the init containers, so the interface exists for the others too.
+    if spec.get("initContainers"):
+        ops.append({"op": "add", "path": "/spec/initContainers/0", "value": sidecar})
+    else:
+        ops.append({"op": "add", "path": "/spec/initContainers", "value": [sidecar]})
     volumes = sidecar_volumes(key)
     if spec.get("volumes"):
         ops += [{"op": "add", "path": "/spec/volumes/-", "value": v} for v in volumes]
@@ -142,15 +170,63 @@ def mutate_pod(
     return ops
 
 
+def missing_vlans(labels: Mapping[str, str], existing: Sequence[str]) -> list[str]:
+    """CryptoVLANs the pod's peertap.io/vlans label names that do not exist (relay pods and
+    unlabelled pods: none). Such a pod would get a sidecar whose config is never written."""
+    if selectors.is_relay(labels):
+        return []
+    return sorted(selectors.labelled_vlans(labels) - set(existing))
+
+
+def missing_vlans_message(missing: Sequence[str], namespace: str) -> str:
+    return (
+        f"label {selectors.VLANS_LABEL} names CryptoVLAN(s) {', '.join(missing)} that do not "
+        f"exist in namespace {namespace}: create them first (a controller retries the pod), "
+        "or fix the label"
+    )
+
+
+def interface_collisions(
+    *, name: str, spec: models.CryptoVLANSpec, others: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """Other CryptoVLANs of the namespace whose members get the same interface name: a pod
+    in both could not have both interfaces."""
+    mine = render.interface_name(render.effective_label(name, spec), spec)
+    clashes = []
+    for other in others:
+        other_name = str((other.get("metadata") or {}).get("name") or "")
+        if other_name == name or (other.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        other_spec, _ = specs.parse_cryptovlan(other.get("spec"))
+        if other_spec is None:
+            continue
+        label = objects_label(other) or render.effective_label(other_name, other_spec)
+        if render.interface_name(label, other_spec) == mine:
+            clashes.append(
+                f"spec.interface.name: CryptoVLAN {other_name} already uses interface {mine} "
+                "in this namespace; set spec.interface.name to another name"
+            )
+    return clashes
+
+
+def objects_label(obj: Mapping[str, Any]) -> str | None:
+    """The label recorded on a CryptoVLAN by the operator (None before its first reconcile)."""
+    return ((obj.get("metadata") or {}).get("annotations") or {}).get(specs.LABEL_ANNOTATION)
+
+
 def _names(obj: Mapping[str, Any] | None) -> tuple[str, Mapping[str, str]]:
     meta = (obj or {}).get("metadata") or {}
     return str(meta.get("name") or ""), dict(meta.get("annotations") or {})
 
 
 def validate_cryptovlan(
-    *, operation: str, obj: Mapping[str, Any] | None, old: Mapping[str, Any] | None
+    *,
+    operation: str,
+    obj: Mapping[str, Any] | None,
+    old: Mapping[str, Any] | None,
+    others: Sequence[Mapping[str, Any]] = (),
 ) -> list[str]:
-    """Reasons to deny (empty: allow)."""
+    """Reasons to deny (empty: allow). `others`: the namespace's CryptoVLANs."""
     if operation == "DELETE" or obj is None:
         return []
     name, annotations = _names(obj)
@@ -165,10 +241,12 @@ def validate_cryptovlan(
                 recorded = render.effective_label(old_name or name, old_spec)
     messages: list[str] = []
     if not _unchanged_update(operation, obj, old):
-        _, problems = specs.check_cryptovlan(
+        spec, problems = specs.check_cryptovlan(
             name=name, raw=obj.get("spec"), recorded_label=recorded
         )
         messages = [m for _, m in problems]
+        if spec is not None:
+            messages += interface_collisions(name=name, spec=spec, others=others)
     before = old_annotations.get(specs.AUTHORITY_ANNOTATION)
     if before is not None and annotations.get(specs.AUTHORITY_ANNOTATION) != before:
         messages.append(

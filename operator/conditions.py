@@ -31,7 +31,15 @@ def merge(
     return out
 
 
-def make(type_: str, ok: bool, reason: str, message: str) -> models.Condition:
+def make(
+    type_: str, ok: bool, reason: str, message: str, *, generation: int = 0
+) -> models.Condition:
+    """A condition per the Kubernetes API conventions: CamelCase reason, a message for
+    humans, and the generation it was decided from."""
     return models.Condition(
-        type=type_, status="True" if ok else "False", reason=reason, message=message
+        type=type_,
+        status="True" if ok else "False",
+        reason=reason,
+        message=message,
+        observed_generation=generation,
     )

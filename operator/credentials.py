@@ -16,8 +16,11 @@ from typing import Any
 from peertap.sidecar import identity
 from peertap.sidecar.private import authority
 
-VALIDITY = dt.timedelta(days=30)
-RENEW_BEFORE = dt.timedelta(days=10)
+# Short-lived (hours): a revoked or evicted member that escapes the revocation list
+# still loses access when its credential runs out; the operator renews the credentials
+# of current members at every reconcile once less than RENEW_BEFORE is left.
+VALIDITY = dt.timedelta(hours=12)
+RENEW_BEFORE = dt.timedelta(hours=4)
 
 CredentialError = authority.CredentialError
 

@@ -8,8 +8,10 @@ entry point). It only routes events; decisions live in `membership`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 FINALIZER = "peertap.io/cleanup"
 STORAGE_PREFIX = "kopf.peertap.io"
 RETRY_DELAY = 10
+PEERING_LIFETIME = 30
 
 T = TypeVar("T")
 
@@ -47,6 +50,9 @@ class Runtime:
     servers: servers.Servers = field(default_factory=servers.Servers)
     started: dt.datetime = field(default_factory=reconcile.utcnow)
     ca_pem: bytes = b""
+    cert_pem: bytes = b""
+    ssl_ctx: ssl.SSLContext | None = None
+    renewer: asyncio.Task[None] | None = None
 
 
 _runtime: Runtime | None = None
@@ -92,11 +98,16 @@ async def _start_servers(rt: Runtime, opts: options.Options) -> None:
     if opts.no_webhook:
         return
     bundle = await _webhook_tls(rt, opts)
-    rt.ca_pem = bundle.ca_pem
-    ctx = servers.ssl_context(cert_pem=bundle.cert_pem, key_pem=bundle.key_pem)
+    rt.ca_pem, rt.cert_pem = bundle.ca_pem, bundle.cert_pem
+    rt.ssl_ctx = servers.ssl_context(cert_pem=bundle.cert_pem, key_pem=bundle.key_pem)
     await rt.servers.start(
-        "webhook", servers.webhook_app(rt.api, opts), opts.webhook_listen, ssl_ctx=ctx
+        "webhook", servers.webhook_app(rt.api, opts), opts.webhook_listen, ssl_ctx=rt.ssl_ctx
     )
+    await _publish_ca(rt, opts, bundle)
+    rt.renewer = asyncio.create_task(_renew_webhook_tls(rt, opts), name="webhook-tls-renewal")
+
+
+async def _publish_ca(rt: Runtime, opts: options.Options, bundle: webhook_tls.Bundle) -> None:
     if bundle.ca_pem:
         try:
             await webhook_tls.publish_ca(
@@ -104,6 +115,24 @@ async def _start_servers(rt: Runtime, opts: options.Options) -> None:
             )
         except kube.KubeError as err:
             log.warning("could not publish the webhook caBundle: %s", err)
+
+
+async def _renew_webhook_tls(rt: Runtime, opts: options.Options) -> None:
+    """Re-check the serving certificate while running: renew it (or pick up the one another
+    replica or cert-manager stored) before it expires, serve it without a restart, and
+    publish its CA. Every replica runs this, leader or not: all of them serve the webhook."""
+    while True:
+        await asyncio.sleep(opts.webhook_cert_check)
+        try:
+            bundle = await _webhook_tls(rt, opts)
+        except (kube.KubeError, webhook_tls.TlsError) as err:
+            log.warning("webhook certificate check failed (retried): %s", err)
+            continue
+        if bundle.cert_pem != rt.cert_pem and rt.ssl_ctx is not None:
+            servers.load_certificate(rt.ssl_ctx, cert_pem=bundle.cert_pem, key_pem=bundle.key_pem)
+            rt.ca_pem, rt.cert_pem = bundle.ca_pem, bundle.cert_pem
+            log.info("serving a renewed webhook certificate")
+        await _publish_ca(rt, opts, bundle)
 
 
 @kopf.on.startup()
@@ -116,16 +145,26 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix=STORAGE_PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    if opts.peering:
+        # Peering is required, never auto-detected: without the peering object every
+        # replica would run the controllers. A dead leader's record expires after this
+        # long, and a standby takes over.
+        settings.peering.mandatory = True
+        settings.peering.lifetime = PEERING_LIFETIME
     api = kube.KubeApi(kube.load_client())
     rt = Runtime(
         api=api,
         reconciler=reconcile.Reconciler(api, observe_gap=opts.resync_interval / 2),
-        relays=relay.RelayReconciler(api, image=opts.sidecar_image, clock=reconcile.utcnow),
+        relays=relay.RelayReconciler(
+            api, image=opts.sidecar_image, clock=reconcile.utcnow, pod=opts.pod_settings()
+        ),
     )
     try:
         await _start_servers(rt, opts)
     except BaseException:
         # kopf retries startup: free the ports so the next attempt can bind them.
+        if rt.renewer is not None:
+            rt.renewer.cancel()
         await rt.servers.stop()
         raise
     _runtime = rt
@@ -137,15 +176,17 @@ async def cleanup(**_: Any) -> None:
     global _runtime
     rt, _runtime = _runtime, None
     if rt is not None:
+        if rt.renewer is not None:
+            rt.renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await rt.renewer
         await rt.servers.stop()
 
 
 async def _guard(what: str, call: Callable[[], Awaitable[T]]) -> T:
-    """Map failures to kopf's retry semantics: API trouble retries, a broken key does not."""
+    """Map failures to kopf's retry semantics: API trouble retries."""
     try:
         return await call()
-    except reconcile.AuthorityError as err:
-        raise kopf.PermanentError(f"{what}: {err}") from err
     except kube.KubeError as err:
         raise kopf.TemporaryError(f"{what}: {err}", delay=RETRY_DELAY) from err
 
@@ -202,7 +243,6 @@ async def _every_resync(
             await run()
         except (
             kube.KubeError,
-            reconcile.AuthorityError,
             identity.IdentityError,
             kopf.TemporaryError,
         ) as err:
@@ -238,7 +278,7 @@ async def pod_event(*, namespace: str | None, **kwargs: Any) -> None:
         return
     try:
         await _runtime.reconciler.reconcile_namespace(namespace)
-    except (kube.KubeError, reconcile.AuthorityError) as err:
+    except kube.KubeError as err:
         # The periodic resync retries; pod events themselves are not retried by kopf.
         log.warning("reconcile of %s after a pod event failed: %s", namespace, err)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from . import (
     models,
     node_credentials,
     render,
+    revocations,
     selectors,
     sidecar_status,
     specs,
@@ -65,6 +67,9 @@ class PodView:
     annotations: Mapping[str, str]
     node: str = ""
     ready: bool = False
+    # The pod runs a PeerTap sidecar (pods created while the webhook was down, or matched by
+    # podSelector after they started, have none: they are members that cannot be ready).
+    sidecar: bool = True
     terminating: bool = False
 
     @property
@@ -78,6 +83,9 @@ class StoredVlan:
 
     spec: models.CryptoVLANSpec | None
     allocations: Mapping[str, Mapping[str, str]]
+    revocations: revocations.Stored = field(default_factory=revocations.Stored)
+    # The authority public key the VLAN was served with (vlan.json's creator).
+    creator: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,10 +95,17 @@ class VlanView:
     raw_spec: Mapping[str, Any]
     annotations: Mapping[str, str]
     status: models.CryptoVLANStatus
-    authority: identity.Identity
+    # The authority key read from the VLAN's Secret; None when the Secret is missing or holds
+    # no usable key (`authority_problem` says which).
+    authority: identity.Identity | None
     stored: StoredVlan
     relay_addresses: Sequence[str] = ()
     deleting: bool = False
+    # From the referenced MVLAN: its presenceInterval in seconds (None: sidecar default),
+    # and whether it exists at all (a dangling mvlanRef keeps the VLAN from Ready).
+    presence_interval_s: float | None = None
+    mvlan_missing: bool = False
+    authority_problem: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +145,8 @@ class MemberPlan:
     create_node_key: bool
     credentials: Mapping[str, str]
     config: str
+    # Further files of the pod's ConfigMap (revocation lists), by file name.
+    files: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -146,10 +163,61 @@ class _Served:
     part: render.VlanPart
     vlan_id: str
     subnet: ipam.Network | None
+    authority_hex: str
+    # None while the authority key is unusable: members keep what they hold, nothing is signed.
+    signing: identity.Identity | None
     members: list[PodView] = field(default_factory=list)
     allocations: dict[str, dict[str, str]] = field(default_factory=dict)
     problems: list[specs.Problem] = field(default_factory=list)
     fallback: bool = False
+    authority_problem: specs.Problem | None = None
+    # Pods that would join but hold no credential while nothing can be signed.
+    held_back: list[str] = field(default_factory=list)
+    revocation: revocations.Decision = field(
+        default_factory=lambda: revocations.Decision(revocations.Stored(), ())
+    )
+    revoked_pods: list[str] = field(default_factory=list)
+
+
+def authority_state(
+    view: VlanView,
+) -> tuple[str | None, identity.Identity | None, specs.Problem | None]:
+    """The authority public key in force (hex; None: the VLAN cannot be served), the key to
+    sign with (None: sign nothing), and the problem to report.
+
+    The annotation `peertap.io/authority` records the key the VLAN-ID derives from. Once
+    it is recorded the operator never changes it: when the Secret is gone, unreadable or
+    holds another key, the VLAN keeps running on what members hold, and the problem says
+    how to restore the key."""
+    # The operator's own record (the VLAN ConfigMap) wins over the annotation, which a user
+    # could edit while the webhook that keeps it immutable is down; the plan restores it.
+    recorded = view.stored.creator or view.annotations.get(specs.AUTHORITY_ANNOTATION) or None
+    secret = authority_secret_name(view.name)
+    restore = (
+        f"members keep running on the credentials they hold, but nothing is signed or renewed "
+        f"and new pods cannot join; restore the original key: kubectl create secret generic "
+        f"{secret} --from-file=authority.key=<backup> (docs/operations.md, Restoring a "
+        f"VLAN authority)"
+    )
+    if view.authority is None:
+        reason, what = view.authority_problem or (
+            "AuthorityMissing",
+            f"Secret {secret} is missing",
+        )
+        if recorded is None:
+            return None, None, (reason, what)
+        return recorded, None, (reason, f"{what}; {restore}")
+    if recorded is not None and recorded != view.authority.public_hex:
+        return (
+            recorded,
+            None,
+            (
+                "AuthorityMismatch",
+                f"Secret {secret} holds the key {view.authority.public_hex[:16]}…, but this "
+                f"VLAN was created with {recorded[:16]}… (the VLAN-ID derives from it); " + restore,
+            ),
+        )
+    return view.authority.public_hex, view.authority, None
 
 
 def _effective(view: VlanView) -> tuple[models.CryptoVLANSpec | None, list[specs.Problem]]:
@@ -163,11 +231,13 @@ def _effective(view: VlanView) -> tuple[models.CryptoVLANSpec | None, list[specs
     return view.stored.spec, problems
 
 
-def _part(view: VlanView, spec: models.CryptoVLANSpec, label: str) -> render.VlanPart:
+def _part(
+    view: VlanView, spec: models.CryptoVLANSpec, label: str, authority_hex: str
+) -> render.VlanPart:
     return render.VlanPart(
         vlan_name=view.name,
         label=label,
-        creator_hex=view.authority.public_hex,
+        creator_hex=authority_hex,
         interface=render.interface_name(label, spec),
         mtu=spec.interface.mtu,
         transports=tuple(spec.transports),
@@ -177,6 +247,8 @@ def _part(view: VlanView, spec: models.CryptoVLANSpec, label: str) -> render.Vla
         security=spec.security,
         rekey_interval_s=render.duration_seconds(spec.rekey_interval),
         mode=spec.interface.mode,
+        member_timeout_s=3 * view.presence_interval_s if view.presence_interval_s else None,
+        revocations_file=revocations.file_name(view.name) if spec.security == "mls" else None,
     )
 
 
@@ -207,22 +279,10 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
     for view in inputs.vlans:
         if view.deleting:
             continue
-        recorded_authority = view.annotations.get(specs.AUTHORITY_ANNOTATION)
-        if recorded_authority and recorded_authority != view.authority.public_hex:
-            unserved.append(
-                (
-                    view,
-                    [
-                        (
-                            "AuthorityMismatch",
-                            f"Secret {authority_secret_name(view.name)} holds the key "
-                            f"{view.authority.public_hex[:16]}…, but this VLAN was created with "
-                            f"{recorded_authority[:16]}… (the VLAN-ID derives from it); restore "
-                            "the original key",
-                        )
-                    ],
-                )
-            )
+        authority_hex, signing, authority_problem = authority_state(view)
+        if authority_hex is None:
+            assert authority_problem is not None
+            unserved.append((view, [authority_problem]))
             continue
         spec, problems = _effective(view)
         if spec is None:
@@ -234,7 +294,7 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
         subnet = (
             ipam.parse_subnet(spec.interface.ipam.subnet) if spec.interface.ipam.subnet else None
         )
-        part = _part(view, spec, label)
+        part = _part(view, spec, label, authority_hex)
         try:
             part.vlan_config(address=None, mac=None)
         except ValidationError as err:
@@ -244,19 +304,48 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
             view=view,
             spec=spec,
             part=part,
-            vlan_id=ids.vlan_id_hex(view.authority.public_hex, label),
+            vlan_id=ids.vlan_id_hex(authority_hex, label),
             subnet=subnet,
+            authority_hex=authority_hex,
+            signing=signing,
             problems=problems,
             fallback=bool(problems),
+            authority_problem=authority_problem,
         )
 
+    # Node public keys of the namespace's pods, for revocations naming pods.
+    pod_keys = {}
+    for p in inputs.pods:
+        known = inputs.members.get(p.member_key, MemberObjects()).node_key
+        if known is not None:
+            pod_keys[p.name] = known.public_hex
+    for s in served.values():
+        if s.spec.security == "mls":
+            s.revocation = revocations.decide(
+                entries=s.spec.revoked_members,
+                pod_keys=pod_keys,
+                previous=s.view.stored.revocations,
+                authority=s.signing,
+                label=s.part.label,
+            )
     live_pods = [p for p in inputs.pods if not p.terminating]
     for pod in sorted(live_pods, key=lambda p: p.name):
         for s in served.values():
-            if selectors.pod_joins(
+            if not selectors.pod_joins(
                 vlan_name=s.view.name, selector=s.spec.pod_selector, labels=pod.labels
             ):
-                s.members.append(pod)
+                continue
+            revoked = s.revocation.stored.keys
+            if pod.name in s.spec.revoked_members or pod_keys.get(pod.name) in revoked:
+                # Not a member any more: no config, no credential renewal.
+                s.revoked_pods.append(pod.name)
+                continue
+            held = inputs.members.get(pod.member_key, MemberObjects()).credentials
+            if s.signing is None and render.credential_file(s.view.name) not in held:
+                # Nothing can vouch for it until the authority key is back.
+                s.held_back.append(pod.name)
+                continue
+            s.members.append(pod)
 
     # Node keys: reuse the stored one, generate only for members that have none.
     member_pods: dict[str, PodView] = {}
@@ -274,6 +363,7 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
 
     member_vlans: dict[str, list[render.MemberVlan]] = {k: [] for k in member_pods}
     member_creds: dict[str, dict[str, str]] = {k: {} for k in member_pods}
+    member_files: dict[str, dict[str, str]] = {k: {} for k in member_pods}
     for s in served.values():
         keys = [p.member_key for p in s.members]
         previous = s.view.stored.allocations
@@ -281,13 +371,13 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
         if s.subnet is not None:
             old = {k: v["address"] for k, v in previous.items() if v.get("address")}
             addresses = ipam.allocate(subnet=s.subnet, existing=old, wanted=keys, partial=True)
-            waiting = sorted(k for k in keys if k not in addresses)
+            waiting = sorted(p.name for p in s.members if p.member_key not in addresses)
             if waiting:
                 s.problems.append(
                     (
                         "SubnetExhausted",
-                        f"subnet {s.subnet} has no free address for {len(waiting)} member(s): "
-                        + ", ".join(waiting[:5]),
+                        f"subnet {s.subnet} has no free address for {len(waiting)} member "
+                        "pod(s): " + ", ".join(waiting[:5]),
                     )
                 )
         macs = _macs(
@@ -301,19 +391,30 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
             member_vlans[key].append(
                 render.MemberVlan(part=s.part, address=addresses.get(key) or None, mac=macs[key])
             )
+            if s.revocation.stored.text:
+                member_files[key][revocations.file_name(s.view.name)] = s.revocation.stored.text
             cred_file = render.credential_file(s.view.name)
-            current = inputs.members.get(key, MemberObjects()).credentials.get(cred_file)
+            held = inputs.members.get(key, MemberObjects()).credentials
+            if s.signing is None:
+                # Keep serving with what the member holds (the member credential is there:
+                # pods without it were held back above).
+                member_creds[key][cred_file] = held[cred_file]
+                node_file = node_credentials.file_name(s.view.name)
+                if node_file in held:
+                    member_creds[key][node_file] = held[node_file]
+                continue
+            current = held.get(cred_file)
             member_identity = f"{inputs.namespace}/{pod.name}"
             if credentials.needs_renewal(
                 current,
-                authority_hex=s.view.authority.public_hex,
+                authority_hex=s.authority_hex,
                 member_identity=member_identity,
                 member_key_hex=node_keys[key].public_hex,
                 vlan_id=s.vlan_id,
                 now=inputs.now,
             ):
                 current = credentials.issue(
-                    authority_key=s.view.authority,
+                    authority_key=s.signing,
                     member_identity=member_identity,
                     member_key_hex=node_keys[key].public_hex,
                     vlan_id=s.vlan_id,
@@ -323,8 +424,8 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
             member_creds[key][cred_file] = current
             member_creds[key].update(
                 node_credentials.holdings(
-                    inputs.members.get(key, MemberObjects()).credentials,
-                    authorities={s.view.name: s.view.authority},
+                    held,
+                    authorities={s.view.name: s.signing},
                     node_key=node_keys[key].public_bytes,
                     node_identity=member_identity,
                     now=inputs.now,
@@ -350,6 +451,7 @@ def decide(inputs: Inputs, *, new_identity: Callable[[], identity.Identity]) -> 
                 create_node_key=key in created,
                 credentials=member_creds[key],
                 config=config,
+                files=member_files[key],
             )
         )
 
@@ -399,18 +501,27 @@ def _reported(
     return group, own
 
 
+def _member_ready(
+    pod: PodView, own: Mapping[str, sidecar_status.VlanReport], observed: bool
+) -> bool:
+    """A member is ready when its sidecar container is ready and, once the operator has asked
+    the sidecars (`observed`), its sidecar reported this VLAN."""
+    return pod.sidecar and pod.ready and (not observed or pod.name in own)
+
+
 def _served_plan(
     s: _Served, now: dt.datetime, sidecars: Mapping[str, sidecar_status.Report] | None
 ) -> VlanPlan:
     group, own = _reported(s, sidecars)
     nothing = sidecar_status.VlanReport(vlan_id=s.vlan_id, epoch=0, mls_id="")
+    gen = s.view.generation
     members = [
         models.Member(
             pod=p.name,
             node=p.node,
             mac=s.allocations[p.member_key]["mac"],
             address=s.allocations[p.member_key]["address"],
-            ready=p.ready,
+            ready=_member_ready(p, own, sidecars is not None),
             epoch=own.get(p.name, nothing).epoch,
             mls_id=own.get(p.name, nothing).mls_id,
         )
@@ -423,12 +534,51 @@ def _served_plan(
         message = "; ".join(m for _, m in s.problems)
         if s.fallback:
             message += " (the last valid spec stays in force)"
-        wanted.append(conditions.make("SpecValid", False, reason, message))
+        wanted.append(conditions.make("SpecValid", False, reason, message, generation=gen))
     else:
-        wanted.append(conditions.make("SpecValid", True, "Valid", "spec is valid"))
-    wanted.append(
-        conditions.make("Ready", True, "Reconciled", f"{len(members)} members, {ready} ready")
-    )
+        wanted.append(conditions.make("SpecValid", True, "Valid", "spec is valid", generation=gen))
+    summary = f"{len(members)} members, {ready} ready"
+    not_ready = [m.pod for m in members if not m.ready]
+    if not_ready:
+        summary += "; not ready: " + ", ".join(not_ready[:10])
+    if s.revoked_pods:
+        summary += "; revoked: " + ", ".join(s.revoked_pods[:10])
+    if s.revocation.unresolved:
+        summary += "; spec.revokedMembers names no known pod: " + ", ".join(
+            s.revocation.unresolved[:10]
+        )
+    no_sidecar = sorted(p.name for p in s.members if not p.sidecar)
+    if s.authority_problem is not None:
+        reason, message = s.authority_problem
+        if s.held_back:
+            message += "; waiting to join: " + ", ".join(s.held_back[:10])
+        ready_cond = conditions.make("Ready", False, reason, message, generation=gen)
+    elif s.problems:
+        ready_cond = conditions.make(
+            "Ready", False, s.problems[0][0], f"see SpecValid; {summary}", generation=gen
+        )
+    elif s.view.mvlan_missing:
+        ref = s.spec.mvlan_ref.name if s.spec.mvlan_ref else ""
+        ready_cond = conditions.make(
+            "Ready",
+            False,
+            "MVLANNotFound",
+            f"spec.mvlanRef names MVLAN {ref}, which does not exist in this namespace; {summary}",
+            generation=gen,
+        )
+    elif no_sidecar:
+        ready_cond = conditions.make(
+            "Ready",
+            False,
+            "MembersWithoutSidecar",
+            "member pods without a PeerTap sidecar (created while the admission webhook was "
+            "unavailable, or matched after they started; delete them to have them recreated "
+            "with one): " + ", ".join(no_sidecar[:10]) + f"; {summary}",
+            generation=gen,
+        )
+    else:
+        ready_cond = conditions.make("Ready", True, "Reconciled", summary, generation=gen)
+    wanted.append(ready_cond)
     status = s.view.status.model_copy(
         update={
             "vlan_id": s.vlan_id,
@@ -437,17 +587,18 @@ def _served_plan(
             "epoch": group.epoch,
             "mls_id": group.mls_id,
             "conditions": conditions.merge(s.view.status.conditions, wanted, now=now),
-            "observed_generation": s.view.generation,
+            "observed_generation": gen,
         }
     )
     configmap = {
         "vlan.json": s.part.to_json(),
         "spec.json": s.spec.model_dump_json(by_alias=True, exclude_none=True),
         "allocations.json": json.dumps(s.allocations, sort_keys=True, indent=2),
+        **revocations.to_data(s.revocation.stored),
     }
     annotations = {
         specs.LABEL_ANNOTATION: s.part.label,
-        specs.AUTHORITY_ANNOTATION: s.view.authority.public_hex,
+        specs.AUTHORITY_ANNOTATION: s.authority_hex,
     }
     return VlanPlan(name=s.view.name, status=status, annotations=annotations, configmap=configmap)
 
@@ -455,16 +606,19 @@ def _served_plan(
 def _unserved_plan(view: VlanView, problems: list[specs.Problem], now: dt.datetime) -> VlanPlan:
     reason = problems[0][0] if problems else "InvalidSpec"
     message = "; ".join(m for _, m in problems)
+    gen = view.generation
     wanted = [
-        conditions.make("SpecValid", False, reason, message),
-        conditions.make("Ready", False, reason, "the VLAN is not served until its spec is valid"),
+        conditions.make("SpecValid", False, reason, message, generation=gen),
+        conditions.make(
+            "Ready", False, reason, "the VLAN is not served until this is fixed", generation=gen
+        ),
     ]
     status = view.status.model_copy(
         update={
             "member_count": 0,
             "members": [],
             "conditions": conditions.merge(view.status.conditions, wanted, now=now),
-            "observed_generation": view.generation,
+            "observed_generation": gen,
         }
     )
     return VlanPlan(name=view.name, status=status, annotations={}, configmap=None)
@@ -488,4 +642,17 @@ def parse_stored(data: Mapping[str, str] | None) -> StoredVlan:
                     allocations[str(k)] = {str(a): str(b) for a, b in v.items()}
     except json.JSONDecodeError:
         allocations = {}
-    return StoredVlan(spec=spec, allocations=allocations)
+    creator: str | None = None
+    try:
+        shared = json.loads(data.get("vlan.json", "{}"))
+        found = shared.get("vlan", {}).get("creator") if isinstance(shared, dict) else None
+        if isinstance(found, str) and re.fullmatch(r"[0-9a-f]{64}", found):
+            creator = found
+    except (json.JSONDecodeError, AttributeError):
+        creator = None
+    return StoredVlan(
+        spec=spec,
+        allocations=allocations,
+        revocations=revocations.parse(data),
+        creator=creator,
+    )

@@ -24,9 +24,13 @@ MULTIADDR_PATTERN = r"^/.+/p2p/[1-9A-HJ-NP-Za-km-z]+$"
 VLAN_ID_PATTERN = r"^[0-9a-f*?]{1,32}$"
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 MAX_RELAYS = 16
+# CRD validation rules (CEL) are costed by the API server from maxLength/maxItems: keep
+# every string and list a rule reads bounded.
+MAX_PATTERNS = 64
+CEL = "x-kubernetes-validations"
 
 Multiaddr = Annotated[str, Field(pattern=MULTIADDR_PATTERN)]
-VlanIdPattern = Annotated[str, Field(pattern=VLAN_ID_PATTERN)]
+VlanIdPattern = Annotated[str, Field(pattern=VLAN_ID_PATTERN, max_length=32)]
 ObjectName = Annotated[str, Field(pattern=K8S_NAME_PATTERN)]
 Transport = Literal["tcp", "ws"]
 
@@ -70,6 +74,7 @@ class IpamSpec(CrdModel):
     subnet: str | None = Field(
         default=None,
         pattern=CIDR_PATTERN,
+        max_length=43,
         description="CIDR (network address, e.g. 10.250.0.0/24) members get addresses from. "
         "Omit for interfaces without an address.",
     )
@@ -90,6 +95,20 @@ class InterfaceSpec(CrdModel):
 
 
 class AclSpec(CrdModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            CEL: [
+                {
+                    # The schema's default ({}) is validated as written, without the
+                    # defaults of its fields: every field may be absent.
+                    "rule": "!has(self.mode) || self.mode != 'list' || "
+                    "(has(self.allow) && size(self.allow) > 0)",
+                    "message": "acl.mode 'list' needs at least one allow pattern",
+                }
+            ]
+        }
+    )
+
     mode: Literal["open", "restricted", "list"] = Field(
         default="restricted",
         description="open: forward any VLAN; restricted: only VLANs the node is a member of; "
@@ -97,10 +116,12 @@ class AclSpec(CrdModel):
     )
     allow: list[VlanIdPattern] = Field(
         default_factory=list,
+        max_length=MAX_PATTERNS,
         description="VLAN-ID patterns (lower-case hex, * and ?) allowed in list mode.",
     )
     deny: list[VlanIdPattern] = Field(
         default_factory=list,
+        max_length=MAX_PATTERNS,
         description="VLAN-ID patterns denied in list mode (deny wins).",
     )
 
@@ -117,9 +138,25 @@ class ObjectRef(CrdModel):
 
 
 class CryptoVLANSpec(CrdModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            CEL: [
+                {
+                    # Holds with the admission webhook down; the webhook and the operator
+                    # also compare against the label in force when spec.label was omitted.
+                    "rule": "has(self.label) == has(oldSelf.label) && "
+                    "(!has(self.label) || self.label == oldSelf.label)",
+                    "message": "spec.label is immutable (it is part of the VLAN-ID); "
+                    "create a new CryptoVLAN for another label",
+                }
+            ]
+        }
+    )
+
     label: str | None = Field(
         default=None,
         pattern=LABEL_PATTERN,
+        max_length=253,
         description="VLAN label, part of the VLAN-ID; immutable. Default: metadata.name.",
     )
     security: Literal["mls", "public", "open"] = Field(
@@ -152,6 +189,14 @@ class CryptoVLANSpec(CrdModel):
     mvlan_ref: ObjectRef | None = Field(
         default=None, description="MVLAN whose relays members bootstrap from."
     )
+    revoked_members: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list,
+        max_length=1024,
+        description="security mls: pods (by name) or member keys (64 hex) revoked from the "
+        "VLAN. The operator publishes a signed revocation list to the members, whose "
+        "committer removes the keys from the group within seconds; revoked pods are no "
+        "longer members.",
+    )
 
 
 class Condition(CrdModel):
@@ -161,6 +206,9 @@ class Condition(CrdModel):
     message: str = Field(default="", description="Human-readable explanation.")
     last_transition_time: str = Field(
         default="", description="RFC 3339 time the status last changed."
+    )
+    observed_generation: int = Field(
+        default=0, description="metadata.generation the condition was set from."
     )
 
 
@@ -207,7 +255,12 @@ class RelaysSpec(CrdModel):
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
         default="ClusterIP", description="Service type exposing port 4001."
     )
-    acl: AclSpec = Field(default_factory=AclSpec, description="What the relay forwards.")
+    acl: AclSpec = Field(
+        default_factory=AclSpec,
+        description="What the relays forward. restricted (default): the CryptoVLANs they serve "
+        "(those naming the MVLAN in mvlanRef or listed in cryptoVLANs); open: any VLAN; list: "
+        "allow and deny patterns.",
+    )
 
 
 class MVLANSpec(CrdModel):
@@ -216,13 +269,18 @@ class MVLANSpec(CrdModel):
         description="Multiaddrs (…/p2p/<peer-id>) of other domains' relays.",
     )
     relays: RelaysSpec = Field(default_factory=RelaysSpec, description="The relays.")
-    presence_interval: str = Field(
-        default="30s", pattern=DURATION_PATTERN, description="Presence HELLO period."
+    presence_interval: str | None = Field(
+        default=None,
+        pattern=DURATION_PATTERN,
+        description="Presence HELLO period of the private CryptoVLANs served by this MVLAN: "
+        "their members send a HELLO this often and drop a member not heard for three periods. "
+        "Omitted: the sidecar's default (10s).",
     )
     crypto_vlans: list[ObjectName] = Field(
         alias="cryptoVLANs",
         default_factory=list,
-        description="Names of CryptoVLANs (same namespace) this domain announces.",
+        description="CryptoVLANs (same namespace) the relays serve besides those naming this "
+        "MVLAN in mvlanRef: the relays admit their members and forward their traffic.",
     )
 
 

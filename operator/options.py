@@ -6,9 +6,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from . import podspec
 
 DEFAULT_SIDECAR_IMAGE = "ghcr.io/peertap/peertap-sidecar:0.1.0"
 
@@ -31,7 +35,36 @@ class Options:
     ui_listen: str = "127.0.0.1:8081"
     sidecar_image: str = DEFAULT_SIDECAR_IMAGE
     resync_interval: float = 60.0
+    webhook_cert_check: float = 3600.0
+    # kopf peering: replicas sharing this name elect one leader; empty: standalone.
+    peering: str = ""
+    sidecar_user: int = podspec.DEFAULT_USER
+    # JSON of a container's `resources` (requests/limits); empty: the measured defaults.
+    sidecar_resources: str = ""
+    relay_resources: str = ""
     verbose: bool = False
+
+    def pod_settings(self) -> podspec.PodSettings:
+        """What the webhook and the relays render containers with."""
+        defaults = podspec.PodSettings(user=self.sidecar_user)
+        return podspec.PodSettings(
+            user=self.sidecar_user,
+            sidecar_resources=_resources(self.sidecar_resources) or defaults.sidecar_resources,
+            relay_resources=_resources(self.relay_resources) or defaults.relay_resources,
+        )
+
+
+def _resources(text: str) -> dict[str, Any] | None:
+    """A container `resources` object from JSON; None for empty text."""
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise OptionsError(f"resources must be JSON, got {text!r}: {err}") from err
+    if not isinstance(value, dict) or not set(value) <= {"requests", "limits", "claims"}:
+        raise OptionsError(f"resources must be an object with requests/limits, got {text!r}")
+    return value
 
 
 def env_name(flag: str) -> str:
@@ -120,6 +153,39 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="re-read every resource and ask sidecars for their status this often",
     )
     p.add_argument(
+        "--peering",
+        default=value("--peering", ""),
+        metavar="NAME",
+        help="elect one active replica through kopf's peering object NAME (a "
+        "ClusterKopfPeering, or a KopfPeering per watched namespace); empty: standalone",
+    )
+    p.add_argument(
+        "--sidecar-user",
+        type=int,
+        default=value("--sidecar-user", str(d.sidecar_user)),
+        metavar="UID",
+        help="user the sidecar runs as, keeping only CAP_NET_ADMIN (0: root with NET_ADMIN)",
+    )
+    p.add_argument(
+        "--sidecar-resources",
+        default=value("--sidecar-resources", ""),
+        metavar="JSON",
+        help="resources (requests/limits) of injected sidecars",
+    )
+    p.add_argument(
+        "--relay-resources",
+        default=value("--relay-resources", ""),
+        metavar="JSON",
+        help="resources (requests/limits) of MVLAN relay pods",
+    )
+    p.add_argument(
+        "--webhook-cert-check",
+        type=_seconds,
+        default=value("--webhook-cert-check", str(d.webhook_cert_check)),
+        metavar="SECONDS",
+        help="re-check the webhook certificate this often and renew it before it expires",
+    )
+    p.add_argument(
         "--verbose", action="store_true", default=_truthy(env.get(env_name("--verbose"), ""))
     )
     p.set_defaults(_ns_env=ns_env)
@@ -146,8 +212,19 @@ def parse(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = Non
         ui_listen=args.ui_listen,
         sidecar_image=args.sidecar_image,
         resync_interval=args.resync_interval,
+        webhook_cert_check=args.webhook_cert_check,
+        peering=args.peering,
+        sidecar_user=args.sidecar_user,
+        sidecar_resources=args.sidecar_resources,
+        relay_resources=args.relay_resources,
         verbose=args.verbose,
     )
+    if not 0 <= opts.sidecar_user < 2**31:
+        parser.error(f"--sidecar-user must be a uid, got {opts.sidecar_user}")
+    try:
+        opts.pod_settings()
+    except OptionsError as err:
+        parser.error(str(err))
     for flag, listen in (
         ("--webhook-listen", opts.webhook_listen),
         ("--health-listen", opts.health_listen),

@@ -14,6 +14,8 @@
 - mutating/validatingwebhookconfigurations: patch caBundle at start.
 - apiextensions customresourcedefinitions: kopf's resource discovery.
 - namespaces: kopf lists them when watching all namespaces.
+- kopf.dev clusterkopfpeerings, kopfpeerings: leader election between the
+  operator replicas (`--peering`).
 """
 
 from __future__ import annotations
@@ -56,5 +58,10 @@ RBAC_RULES: list[dict[str, Any]] = [
         "apiGroups": ["apiextensions.k8s.io"],
         "resources": ["customresourcedefinitions"],
         "verbs": READ,
+    },
+    {
+        "apiGroups": ["kopf.dev"],
+        "resources": ["clusterkopfpeerings", "kopfpeerings"],
+        "verbs": [*READ, "patch"],
     },
 ]

@@ -21,7 +21,7 @@ from peertap.sidecar import identity
 
 from . import (
     admission,
-    conditions,
+    events,
     kube,
     membership,
     metrics,
@@ -30,16 +30,13 @@ from . import (
     render,
     selectors,
     sidecar_status,
+    specs,
 )
 
 log = logging.getLogger(__name__)
 
 JsonObj = dict[str, Any]
 Clock = Callable[[], dt.datetime]
-
-
-class AuthorityError(Exception):
-    """The VLAN authority Secret exists but holds no usable Ed25519 key."""
 
 
 def utcnow() -> dt.datetime:
@@ -57,15 +54,12 @@ def parse_status(raw: Mapping[str, Any] | None) -> models.CryptoVLANStatus:
         return models.CryptoVLANStatus()
 
 
-def has_sidecar(pod: Mapping[str, Any]) -> bool:
-    containers = (pod.get("spec") or {}).get("containers") or []
-    return any(c.get("name") == admission.SIDECAR_NAME for c in containers)
+has_sidecar = admission.has_sidecar
 
 
 def pod_view(pod: Mapping[str, Any]) -> membership.PodView:
     meta = pod.get("metadata", {})
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    ready = any(s.get("name") == "peertap" and s.get("ready") for s in statuses)
+    ready = admission.sidecar_ready(pod)
     return membership.PodView(
         name=str(meta.get("name", "")),
         uid=str(meta.get("uid", "")),
@@ -73,6 +67,7 @@ def pod_view(pod: Mapping[str, Any]) -> membership.PodView:
         annotations=dict(meta.get("annotations") or {}),
         node=str((pod.get("spec") or {}).get("nodeName") or ""),
         ready=ready,
+        sidecar=admission.has_sidecar(pod),
         terminating=bool(meta.get("deletionTimestamp")),
     )
 
@@ -102,12 +97,22 @@ class Reconciler:
 
     async def ensure_authority(
         self, cvlan: Mapping[str, Any], secrets: list[JsonObj]
-    ) -> identity.Identity:
-        """Load the VLAN's authority key, creating its Secret only when it does not exist."""
+    ) -> tuple[identity.Identity | None, tuple[str, str] | None]:
+        """The VLAN's authority key and, when it is unusable, (reason, message).
+
+        The Secret is created only for a VLAN that has no recorded authority yet (the
+        annotation `peertap.io/authority`): a VLAN whose Secret went missing is never given
+        a new key (its VLAN-ID derives from the old one), it runs on what members hold."""
         meta = cvlan["metadata"]
         name = membership.authority_secret_name(meta["name"])
         ns = meta["namespace"]
         found = next((s for s in secrets if objects.name_of(s) == name), None)
+        if found is None:
+            # Not labelled as ours (copied from another cluster) or really missing: ask.
+            found = await self.api.get(kube.SECRETS.path(ns, name))
+        recorded = objects.annotations_of(cvlan).get(specs.AUTHORITY_ANNOTATION)
+        if found is None and recorded:
+            return None, ("AuthorityMissing", f"Secret {name} is missing")
         if found is None:
             key = self.new_identity()
             body = objects.secret(
@@ -123,16 +128,19 @@ class Reconciler:
             try:
                 await self.api.create(kube.SECRETS.path(ns), body)
                 log.info("created authority Secret %s/%s", ns, name)
-                return key
+                return key, None
             except kube.Conflict:
                 found = await self.api.get(kube.SECRETS.path(ns, name))
                 if found is None:
                     raise
         pem = objects.decode(found.get("data")).get("authority.key", "")
         try:
-            return identity.from_pem(pem.encode(), source=f"Secret {ns}/{name}")
+            return identity.from_pem(pem.encode(), source=f"Secret {ns}/{name}"), None
         except identity.IdentityError as err:
-            raise AuthorityError(str(err)) from err
+            return None, (
+                "AuthorityUnreadable",
+                f"Secret {name} holds no usable key ({err})",
+            )
 
     async def reconcile_namespace(
         self, namespace: str, *, observe: bool = False
@@ -204,11 +212,7 @@ class Reconciler:
             if deleting:
                 views.append(self._deleting_view(cvlan))
                 continue
-            try:
-                authority = await self.ensure_authority(cvlan, secrets)
-            except AuthorityError as err:
-                await self._report_authority(cvlan, str(err))
-                raise
+            authority, authority_problem = await self.ensure_authority(cvlan, secrets)
             stored = next(
                 (
                     c
@@ -219,11 +223,13 @@ class Reconciler:
             )
             spec_raw = cvlan.get("spec") or {}
             relay_addresses: list[str] = []
+            presence: float | None = None
             ref = (spec_raw.get("mvlanRef") or {}).get("name")
             if ref and ref in mvlans:
                 relay_addresses = list(
                     (mvlans[ref].get("status") or {}).get("relayAddresses") or []
                 )
+                presence = _presence_seconds(mvlans[ref])
             views.append(
                 membership.VlanView(
                     name=name,
@@ -234,6 +240,9 @@ class Reconciler:
                     authority=authority,
                     stored=membership.parse_stored(stored.get("data") if stored else None),
                     relay_addresses=relay_addresses,
+                    presence_interval_s=presence,
+                    authority_problem=authority_problem,
+                    mvlan_missing=bool(ref) and ref not in mvlans,
                 )
             )
 
@@ -250,27 +259,6 @@ class Reconciler:
         pods_by_name = {objects.name_of(p): p for p in pods}
         await self._apply(ns, plan, by_name, secrets, configmaps, pods_by_name)
         return plan
-
-    async def _report_authority(self, cvlan: Mapping[str, Any], problem: str) -> None:
-        """An unusable authority key freezes the namespace (nothing is signed or released);
-        say so on the CryptoVLAN."""
-        meta = cvlan["metadata"]
-        status = parse_status(cvlan.get("status"))
-        message = (
-            f"{problem}; nothing in namespace {meta['namespace']} changes until the Secret "
-            "holds the original key again (deleting it makes a new key and a new VLAN-ID)"
-        )
-        wanted = [
-            conditions.make("SpecValid", False, "AuthorityUnreadable", message),
-            conditions.make("Ready", False, "AuthorityUnreadable", "the VLAN is frozen"),
-        ]
-        merged = conditions.merge(status.conditions, wanted, now=self.clock())
-        new = status.model_copy(update={"conditions": merged})
-        if new != status:
-            await self.api.patch(
-                kube.CRYPTOVLANS.path(meta["namespace"], meta["name"], "status"),
-                {"status": new.model_dump(by_alias=True, mode="json")},
-            )
 
     def _deleting_view(self, cvlan: Mapping[str, Any]) -> membership.VlanView:
         meta = cvlan["metadata"]
@@ -352,7 +340,7 @@ class Reconciler:
             await self._ensure_configmap(
                 ns,
                 name=membership.member_object_name(mp.key),
-                data={render.CONFIG_FILE: mp.config},
+                data={render.CONFIG_FILE: mp.config, **mp.files},
                 component=objects.MEMBER_CONFIG,
                 owner=owner,
                 existing=cm_by_name,
@@ -368,11 +356,20 @@ class Reconciler:
         # Status last: it reports work that is done.
         for vp in plan.vlans:
             cvlan = cvlans[vp.name]
+            old = parse_status(cvlan.get("status"))
             new_status = vp.status.model_dump(by_alias=True, mode="json")
-            old_status = parse_status(cvlan.get("status")).model_dump(by_alias=True, mode="json")
-            if new_status != old_status:
+            if new_status != old.model_dump(by_alias=True, mode="json"):
                 await self.api.patch(
                     kube.CRYPTOVLANS.path(ns, vp.name, "status"), {"status": new_status}
+                )
+                await events.post(
+                    self.api,
+                    {"kind": "CryptoVLAN", **cvlan},
+                    [
+                        *events.condition_changes(old.conditions, vp.status.conditions),
+                        *events.member_changes(old.members, vp.status.members),
+                    ],
+                    now=self.clock(),
                 )
             metrics.MEMBERS.labels(ns, vp.name).set(vp.status.member_count)
             metrics.READY_MEMBERS.labels(ns, vp.name).set(
@@ -447,6 +444,18 @@ class Reconciler:
                 with contextlib.suppress(KeyError):
                     gauge.remove(namespace, name)
         log.info("cleaned up CryptoVLAN %s/%s", namespace, name)
+
+
+def _presence_seconds(mvlan: Mapping[str, Any]) -> float | None:
+    """The MVLAN's presenceInterval in seconds; None when unset or invalid (its own
+    reconcile reports an invalid spec)."""
+    spec, problems = specs.check_mvlan(mvlan.get("spec"))
+    if spec is None or problems or spec.presence_interval is None:
+        return None
+    try:
+        return render.duration_seconds(spec.presence_interval)
+    except ValueError:
+        return None
 
 
 def _member_objects(

@@ -30,17 +30,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from peertap.sidecar import identity
+from peertap.sidecar import identity, ids
 
 from . import (
     admission,
     conditions,
+    events,
     kube,
     membership,
     metrics,
     models,
     node_credentials,
     objects,
+    podspec,
     relay_addresses,
     render,
     selectors,
@@ -102,15 +104,38 @@ def extra_ordinals(objs: Sequence[Mapping[str, Any]], mvlan: str, *, suffix: str
     return {n for n in found if n is not None}
 
 
-def referencing_vlans(cvlans: Sequence[Mapping[str, Any]], mvlan: str) -> list[str]:
-    """Names of the CryptoVLANs (not being deleted) whose spec.mvlanRef names `mvlan`."""
+def referencing_vlans(
+    cvlans: Sequence[Mapping[str, Any]], mvlan: str, listed: Sequence[str] = ()
+) -> list[str]:
+    """Names of the CryptoVLANs (not being deleted) the MVLAN's relays serve: those whose
+    spec.mvlanRef names `mvlan`, and those the MVLAN lists in spec.cryptoVLANs (`listed`)."""
     out = []
     for cvlan in cvlans:
         meta = cvlan.get("metadata") or {}
         ref = ((cvlan.get("spec") or {}).get("mvlanRef") or {}).get("name")
-        if ref == mvlan and not meta.get("deletionTimestamp"):
-            out.append(str(meta.get("name", "")))
+        name = str(meta.get("name", ""))
+        if (ref == mvlan or name in listed) and not meta.get("deletionTimestamp"):
+            out.append(name)
     return sorted(out)
+
+
+def vlan_label(cvlan: Mapping[str, Any]) -> str:
+    """The label in force: the recorded annotation, else spec.label, else the name."""
+    recorded = objects.annotations_of(cvlan).get(specs.LABEL_ANNOTATION)
+    return str(
+        recorded or (cvlan.get("spec") or {}).get("label") or (cvlan.get("metadata") or {})["name"]
+    )
+
+
+@dataclass(frozen=True)
+class ServedVlan:
+    """A CryptoVLAN the relays serve: its authority public key and VLAN-ID (hex); `key` is the
+    authority's private key, None while its Secret is missing (existing credentials are kept,
+    nothing new is signed)."""
+
+    authority_hex: str
+    vlan_id: str
+    key: identity.Identity | None
 
 
 def _hash(obj: Any) -> str:
@@ -142,15 +167,22 @@ def relay_objects(
     mvlan: Mapping[str, Any],
     spec: models.MVLANSpec,
     image: str,
-    authorities: Mapping[str, str] | None = None,
+    served: Mapping[str, ServedVlan] | None = None,
+    pod: podspec.PodSettings | None = None,
 ) -> Desired:
     """The desired shared ConfigMap and, per relay, a Deployment and a Service (keys and
     credentials are separate: keys are created once, credentials signed per relay).
-    `authorities`: the referencing CryptoVLANs' authority public keys (hex) by name."""
+    `served`: the CryptoVLANs the relays serve, by name."""
     meta = mvlan["metadata"]
     ns, name = meta["namespace"], meta["name"]
     instance = {NAME_LABEL: "peertap-relay", INSTANCE_LABEL: name}
-    config = render.relay_config(spec, authorities or {})
+    served = served or {}
+    config = render.relay_config(
+        spec,
+        {v: s.authority_hex for v, s in served.items()},
+        vlan_ids=[s.vlan_id for s in served.values()],
+    )
+    settings = pod or podspec.PodSettings()
 
     def meta_for(
         component: str, obj_name: str, body: JsonObj, labels: Mapping[str, str]
@@ -186,7 +218,14 @@ def relay_objects(
             ],
             "readinessProbe": {"httpGet": {"path": "/readyz", "port": admission.READY_PORT}},
             "livenessProbe": {"httpGet": {"path": "/healthz", "port": admission.READY_PORT}},
-            "securityContext": {"allowPrivilegeEscalation": False},
+            # A relay has no VLAN interface: it needs no capability at all.
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "runAsNonRoot": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "resources": dict(settings.relay_resources),
         }
         deployment_spec = {
             # One pod per identity: two pods with one key would be one peer twice.
@@ -199,6 +238,16 @@ def relay_objects(
                     "annotations": {HASH_ANNOTATION: _hash(config)},
                 },
                 "spec": {
+                    # Relays never talk to the Kubernetes API.
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": podspec.DEFAULT_USER,
+                        "runAsGroup": podspec.DEFAULT_USER,
+                        # The projected key and config files (mode 0440) belong to this group.
+                        "fsGroup": podspec.DEFAULT_USER,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
                     "containers": [container],
                     "volumes": [
                         {
@@ -267,9 +316,11 @@ class RelayReconciler:
         image: str,
         clock: Callable[[], dt.datetime],
         new_identity: Callable[[], identity.Identity] = identity.generate,
+        pod: podspec.PodSettings | None = None,
     ) -> None:
         self.api = api
         self.image = image
+        self.pod = pod or podspec.PodSettings()
         self.clock = clock
         self.new_identity = new_identity
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -308,17 +359,16 @@ class RelayReconciler:
         pem = objects.decode(found.get("data")).get(render.KEY_FILE, "")
         return identity.from_pem(pem.encode(), source=f"Secret {ns}/{name}")
 
-    async def _authorities(self, ns: str, name: str) -> dict[str, identity.Identity]:
-        """The authority keys of the CryptoVLANs referencing MVLAN `name`. A VLAN whose
-        authority Secret is missing (not made yet), unreadable or not the key recorded on
-        the VLAN is left out until it is usable, as its own reconcile reports."""
+    async def _served(self, ns: str, name: str, listed: Sequence[str]) -> dict[str, ServedVlan]:
+        """The CryptoVLANs the relays of MVLAN `name` serve (naming it in mvlanRef, or in its
+        `listed` cryptoVLANs), with their authority keys. A VLAN whose authority Secret holds
+        no usable key, or another key than the one recorded on the VLAN, is left out until it
+        is usable, as its own reconcile reports; one whose Secret is gone but whose key is
+        recorded stays served with the credentials the relays hold (nothing new is signed)."""
         cvlans = await self.api.list_objects(kube.CRYPTOVLANS.path(ns))
-        wanted = set(referencing_vlans(cvlans, name))
-        recorded = {
-            objects.name_of(c): objects.annotations_of(c).get(specs.AUTHORITY_ANNOTATION)
-            for c in cvlans
-        }
-        out: dict[str, identity.Identity] = {}
+        wanted = set(referencing_vlans(cvlans, name, listed))
+        by_name = {objects.name_of(c): c for c in cvlans}
+        out: dict[str, ServedVlan] = {}
         if not wanted:
             return out
         # By name, as the CryptoVLAN reconcile finds it (a copied Secret may lack our labels).
@@ -326,8 +376,13 @@ class RelayReconciler:
             objects.name_of(s): s for s in await self.api.list_objects(kube.SECRETS.path(ns))
         }
         for vlan in sorted(wanted):
+            cvlan = by_name[vlan]
+            recorded = objects.annotations_of(cvlan).get(specs.AUTHORITY_ANNOTATION)
+            label = vlan_label(cvlan)
             secret = secrets.get(membership.authority_secret_name(vlan))
             if secret is None:
+                if recorded:
+                    out[vlan] = ServedVlan(recorded, ids.vlan_id_hex(recorded, label), None)
                 continue
             pem = objects.decode(secret.get("data")).get("authority.key", "")
             try:
@@ -335,9 +390,9 @@ class RelayReconciler:
             except identity.IdentityError:
                 log.warning("authority of CryptoVLAN %s/%s is unreadable", ns, vlan)
                 continue
-            if recorded.get(vlan) not in (None, key.public_hex):
+            if recorded not in (None, key.public_hex):
                 continue
-            out[vlan] = key
+            out[vlan] = ServedVlan(key.public_hex, ids.vlan_id_hex(key.public_hex, label), key)
         return out
 
     async def _ensure_credentials(
@@ -345,21 +400,26 @@ class RelayReconciler:
         mvlan: Mapping[str, Any],
         ordinal: int,
         key: identity.Identity,
-        authorities: Mapping[str, identity.Identity],
+        served: Mapping[str, ServedVlan],
         now: dt.datetime,
     ) -> None:
-        """Relay `ordinal`'s credential Secret holds exactly its good node credentials."""
+        """Relay `ordinal`'s credential Secret holds exactly its good node credentials (and
+        keeps, unrenewed, those of VLANs whose authority key is missing)."""
         meta = mvlan["metadata"]
         ns, name = meta["namespace"], cred_name(meta["name"], ordinal)
         found = await self.api.get(kube.SECRETS.path(ns, name))
         have = objects.decode(found.get("data")) if found is not None else {}
         want = node_credentials.holdings(
             have,
-            authorities=authorities,
+            authorities={v: s.key for v, s in served.items() if s.key is not None},
             node_key=key.public_bytes,
             node_identity=f"{ns}/{relay_name(meta['name'], ordinal)}",
             now=now,
         )
+        for vlan, s in served.items():
+            kept = have.get(node_credentials.file_name(vlan))
+            if s.key is None and kept is not None:
+                want[node_credentials.file_name(vlan)] = kept
         if found is None:
             body = objects.secret(
                 meta=objects.metadata(
@@ -436,13 +496,16 @@ class RelayReconciler:
         ns, name = meta["namespace"], meta["name"]
         now = self.clock()
         previous = parse_status(mvlan.get("status"))
+        gen = int(meta.get("generation") or 0)
         spec, problems = specs.check_mvlan(mvlan.get("spec"))
         if spec is None or problems:
             message = "; ".join(m for _, m in problems)
             reason = problems[0][0] if problems else "InvalidSpec"
             wanted = [
-                conditions.make("SpecValid", False, reason, message),
-                conditions.make("Ready", False, reason, "the relay is not changed until fixed"),
+                conditions.make("SpecValid", False, reason, message, generation=gen),
+                conditions.make(
+                    "Ready", False, reason, "the relays are not changed until fixed", generation=gen
+                ),
             ]
             status = previous.model_copy(
                 update={
@@ -450,19 +513,16 @@ class RelayReconciler:
                     "observed_generation": int(meta.get("generation") or 0),
                 }
             )
-            await self._patch_status(ns, name, previous, status)
+            await self._patch_status(mvlan, previous, status)
             return status
-        authorities = await self._authorities(ns, name)
+        served = await self._served(ns, name, spec.crypto_vlans)
         desired = relay_objects(
-            mvlan=mvlan,
-            spec=spec,
-            image=self.image,
-            authorities={v: k.public_hex for v, k in authorities.items()},
+            mvlan=mvlan, spec=spec, image=self.image, served=served, pod=self.pod
         )
         keys = [await self._relay_key(mvlan, unit.ordinal) for unit in desired.relays]
         # Credentials first: a relay whose config names a missing credential file stops.
         for unit, key in zip(desired.relays, keys, strict=True):
-            await self._ensure_credentials(mvlan, unit.ordinal, key, authorities, now)
+            await self._ensure_credentials(mvlan, unit.ordinal, key, served, now)
         await self._ensure(kube.CONFIGMAPS, desired.configmap)
         services = []
         for unit in desired.relays:
@@ -482,16 +542,32 @@ class RelayReconciler:
             ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") for svc in services
         )
         peer_ids = ", ".join(k.peer_id for k in keys)
-        wanted = [
-            conditions.make("SpecValid", True, "Valid", "spec is valid"),
-            conditions.make(
+        about = (
+            f"relay peer{'s' if len(keys) > 1 else ''} {peer_ids}, {len(addresses)} addresses, "
+            f"serving CryptoVLANs: {', '.join(sorted(served)) or 'none'}"
+        )
+        cvlan_names = {
+            objects.name_of(c) for c in await self.api.list_objects(kube.CRYPTOVLANS.path(ns))
+        }
+        missing = sorted(set(spec.crypto_vlans) - cvlan_names)
+        if waiting:
+            ready = conditions.make("Ready", False, "WaitingForLoadBalancer", about, generation=gen)
+        elif spec.relays.replicas == 0:
+            ready = conditions.make("Ready", False, "Paused", about, generation=gen)
+        elif missing:
+            ready = conditions.make(
                 "Ready",
-                not waiting and spec.relays.replicas > 0,
-                "WaitingForLoadBalancer"
-                if waiting
-                else ("Paused" if spec.relays.replicas == 0 else "Reconciled"),
-                f"relay peer{'s' if len(keys) > 1 else ''} {peer_ids}, {len(addresses)} addresses",
-            ),
+                False,
+                "CryptoVLANNotFound",
+                f"spec.cryptoVLANs names CryptoVLANs that do not exist in this namespace: "
+                f"{', '.join(missing)}; {about}",
+                generation=gen,
+            )
+        else:
+            ready = conditions.make("Ready", True, "Reconciled", about, generation=gen)
+        wanted = [
+            conditions.make("SpecValid", True, "Valid", "spec is valid", generation=gen),
+            ready,
         ]
         update: dict[str, Any] = {
             "relay_addresses": addresses,
@@ -504,7 +580,7 @@ class RelayReconciler:
                 reports, exclude=[k.peer_id for k in keys]
             )
         status = previous.model_copy(update=update)
-        await self._patch_status(ns, name, previous, status)
+        await self._patch_status(mvlan, previous, status)
         return status
 
     async def reconcile_namespace(self, namespace: str) -> None:
@@ -544,11 +620,20 @@ class RelayReconciler:
                 log.info("removed relay %s/%s (%s)", ns, obj_name, resource.plural)
 
     async def _patch_status(
-        self, ns: str, name: str, previous: models.MVLANStatus, status: models.MVLANStatus
+        self, mvlan: Mapping[str, Any], previous: models.MVLANStatus, status: models.MVLANStatus
     ) -> None:
+        meta = mvlan["metadata"]
         new = status.model_dump(by_alias=True, mode="json")
         if new != previous.model_dump(by_alias=True, mode="json"):
-            await self.api.patch(kube.MVLANS.path(ns, name, "status"), {"status": new})
+            await self.api.patch(
+                kube.MVLANS.path(meta["namespace"], meta["name"], "status"), {"status": new}
+            )
+            await events.post(
+                self.api,
+                {"kind": "MVLAN", **mvlan},
+                events.condition_changes(previous.conditions, status.conditions),
+                now=self.clock(),
+            )
 
     async def cleanup(self, namespace: str, name: str) -> None:
         async with self._lock(namespace, name):

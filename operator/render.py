@@ -111,6 +111,10 @@ class VlanPart:
     security: str = "public"
     rekey_interval_s: float = 3600.0
     mode: Literal["tap", "tun"] = "tap"
+    # Private VLANs: from the MVLAN's presenceInterval (HELLO period = timeout / 3).
+    member_timeout_s: float | None = None
+    # Private VLANs: the file holding the VLAN's revocation list (absent: none).
+    revocations_file: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -126,16 +130,20 @@ class VlanPart:
 
     def vlan_config(self, *, address: str | None, mac: str | None) -> sc.VlanConfig:
         private = self.security == "mls"
-        return sc.VlanConfig(
+        config = sc.VlanConfig(
             label=self.label,
             creator=self.creator_hex,
             security="mls" if private else "public",
             credential=credential_file(self.vlan_name) if private else None,
+            revocations=self.revocations_file if private else None,
             rekey_interval_s=self.rekey_interval_s,
             interface=sc.InterfaceConfig(
                 name=self.interface, mode=self.mode, mtu=self.mtu, address=address, mac=mac
             ),
         )
+        if private and self.member_timeout_s is not None:
+            config = config.model_copy(update={"member_timeout_s": self.member_timeout_s})
+        return config
 
 
 @dataclass(frozen=True)
@@ -167,15 +175,24 @@ def member_config(vlans: Sequence[MemberVlan]) -> str:
     return cfg.model_dump_json(indent=2)
 
 
-def relay_config(spec: models.MVLANSpec, authorities: Mapping[str, str]) -> str:
-    """The node.json every relay of an MVLAN shares; `authorities` maps the CryptoVLANs
-    referencing the MVLAN to their authority public keys (hex)."""
+def relay_config(
+    spec: models.MVLANSpec, authorities: Mapping[str, str], *, vlan_ids: Sequence[str] = ()
+) -> str:
+    """The node.json every relay of an MVLAN shares; `authorities` maps the CryptoVLANs the
+    relays serve to their authority public keys (hex), `vlan_ids` are their VLAN-IDs.
+
+    A relay is a member of no VLAN, so the sidecar's `restricted` ACL would forward nothing:
+    the CRD's `restricted` (the default) means the VLANs the relays serve, rendered as a
+    list of exactly their VLAN-IDs."""
+    relay_acl = acl(spec.relays.acl)
+    if spec.relays.acl.mode == "restricted" and vlan_ids:
+        relay_acl = sc.AclConfig(mode="list", allow=sorted(set(vlan_ids)))
     cfg = sc.NodeConfig(
         identity=sc.IdentityConfig(key_file=KEY_FILE),
         listen=listen_addrs(["tcp"]),
         bootstrap=list(spec.bootstrap_peers),
         api=sc.ApiConfig(listen=API_LISTEN),
-        relay=sc.RelayConfig(enabled=True, acl=acl(spec.relays.acl)),
+        relay=sc.RelayConfig(enabled=True, acl=relay_acl),
         vlans=[],
         admission=admission(authorities),
     )

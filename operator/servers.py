@@ -33,6 +33,12 @@ Health = Callable[[], dict[str, Any]]
 def ssl_context(*, cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    load_certificate(ctx, cert_pem=cert_pem, key_pem=key_pem)
+    return ctx
+
+
+def load_certificate(ctx: ssl.SSLContext, *, cert_pem: bytes, key_pem: bytes) -> None:
+    """(Re)load the serving certificate: connections accepted afterwards present it."""
     with tempfile.TemporaryDirectory(prefix="peertap-tls-") as tmp:
         cert = Path(tmp) / "tls.crt"
         key = Path(tmp) / "tls.key"
@@ -41,7 +47,6 @@ def ssl_context(*, cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
         with os.fdopen(fd, "wb") as f:
             f.write(key_pem)
         ctx.load_cert_chain(cert, key)
-    return ctx
 
 
 async def _vlan_selectors(api: kube.KubeApi, namespace: str) -> list[admission.VlanSelector]:
@@ -89,14 +94,35 @@ def webhook_app(api: kube.KubeApi, opts: options.Options) -> web.Application:
             log.warning("cannot list CryptoVLANs in %s: %s", namespace, err)
             vlans = []
             warnings.append("peertap: CryptoVLAN selectors unavailable; only labels were checked")
-        patch = admission.mutate_pod(pod, vlans=vlans, image=opts.sidecar_image)
+        else:
+            labels = dict((pod.get("metadata") or {}).get("labels") or {})
+            missing = admission.missing_vlans(labels, [v.name for v in vlans])
+            if missing:
+                return admission.response(
+                    req, denials=[admission.missing_vlans_message(missing, namespace)]
+                )
+        patch = admission.mutate_pod(
+            pod, vlans=vlans, image=opts.sidecar_image, settings=opts.pod_settings()
+        )
         return admission.response(req, patch=patch, warnings=warnings)
 
     async def validate_cvlan(req: dict[str, Any]) -> dict[str, Any]:
+        namespace = str(req.get("namespace") or "")
+        warnings: list[str] = []
+        others: list[dict[str, Any]] = []
+        if req.get("operation") in ("CREATE", "UPDATE") and namespace:
+            try:
+                others = await api.list_objects(kube.CRYPTOVLANS.path(namespace))
+            except kube.KubeError as err:
+                log.warning("cannot list CryptoVLANs in %s: %s", namespace, err)
+                warnings.append("peertap: interface names were not checked against other VLANs")
         denials = admission.validate_cryptovlan(
-            operation=str(req.get("operation", "")), obj=req.get("object"), old=req.get("oldObject")
+            operation=str(req.get("operation", "")),
+            obj=req.get("object"),
+            old=req.get("oldObject"),
+            others=others,
         )
-        return admission.response(req, denials=denials)
+        return admission.response(req, denials=denials, warnings=warnings)
 
     async def validate_mvlan(req: dict[str, Any]) -> dict[str, Any]:
         denials = admission.validate_mvlan(

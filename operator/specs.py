@@ -64,6 +64,14 @@ def check_cryptovlan(
         problems.append(
             ("InvalidRelayPolicy", "spec.relayPolicy.acl.mode 'list' needs at least one allow")
         )
+    if spec.revoked_members and spec.security != "mls":
+        problems.append(
+            (
+                "InvalidRevocation",
+                "spec.revokedMembers needs security 'mls': public VLANs have no members to "
+                "revoke (their key derives from the label and authority)",
+            )
+        )
     return spec, problems
 
 
@@ -75,6 +83,16 @@ def check_mvlan(
     except ValidationError as err:
         return None, [("InvalidSpec", explain(err))]
     problems: list[Problem] = []
+    if spec.presence_interval is not None:
+        try:
+            seconds = render.duration_seconds(spec.presence_interval)
+        except ValueError as err:
+            problems.append(("InvalidPresenceInterval", f"spec.presenceInterval: {err}"))
+        else:
+            if seconds < 1:
+                problems.append(
+                    ("InvalidPresenceInterval", "spec.presenceInterval must be at least 1s")
+                )
     if spec.relays.acl.mode == "list" and not spec.relays.acl.allow:
         problems.append(("InvalidRelayPolicy", "spec.relays.acl.mode 'list' needs an allow entry"))
     return spec, problems

@@ -1,8 +1,11 @@
 """Webhook serving certificate: a private CA and a leaf for NAME.NAMESPACE.svc (`cryptography`).
 
-The pair is kept in a Secret (ca.crt, tls.crt, tls.key) so restarts reuse it;
-a bundle is replaced when its names differ or it expires within RENEW_BEFORE.
-The operator then writes the CA into both webhook configurations' caBundle.
+The pair is kept in a Secret (ca.crt, tls.crt, tls.key) so restarts and every replica
+reuse it; a bundle is replaced when its names differ or it expires within RENEW_BEFORE.
+The operator then writes the CA into both webhook configurations' caBundle. A running
+operator checks again every `--webhook-cert-check` seconds (`Renewer`) and serves the new
+certificate without a restart. A renewed ca.crt also carries the previous CA while it is
+valid, so a replica still serving the previous certificate stays trusted until it reloads.
 """
 
 from __future__ import annotations
@@ -143,6 +146,10 @@ async def ensure(
         if usable(stored, names, now=now):
             return stored
     bundle = generate(names, now=now)
+    if current is not None:
+        previous = _first_valid_ca(objects.decode(current.get("data")).get("ca.crt", ""), now)
+        if previous:
+            bundle = Bundle(bundle.ca_pem + previous, bundle.cert_pem, bundle.key_pem)
     data = {
         "ca.crt": bundle.ca_pem.decode(),
         "tls.crt": bundle.cert_pem.decode(),
@@ -156,11 +163,49 @@ async def ensure(
             data=data,
         )
         body["type"] = "kubernetes.io/tls"
-        await api.create(kube.SECRETS.path(namespace), body)
+        try:
+            await api.create(kube.SECRETS.path(namespace), body)
+        except kube.Conflict:
+            # Another replica stored one first: use it, so all replicas share one CA.
+            return await _stored_or_raise(api, path, names, now)
     else:
-        await api.patch(path, {"data": objects.encode(data)})
+        patch: dict[str, object] = {"data": objects.encode(data)}
+        version = (current.get("metadata") or {}).get("resourceVersion")
+        if version:
+            # Optimistic lock: when another replica renewed meanwhile, take its bundle.
+            patch["metadata"] = {"resourceVersion": version}
+        try:
+            await api.patch(path, patch)
+        except kube.Conflict:
+            return await _stored_or_raise(api, path, names, now)
     log.info("stored a new webhook certificate in Secret %s", secret_ref)
     return bundle
+
+
+def _first_valid_ca(pem: str, now: dt.datetime) -> bytes:
+    """The first certificate of a stored ca.crt, while it is still valid (else b"")."""
+    try:
+        ca = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        return b""
+    if ca.not_valid_after_utc <= now:
+        return b""
+    return ca.public_bytes(serialization.Encoding.PEM)
+
+
+async def _stored_or_raise(
+    api: kube.KubeApi, path: str, names: Sequence[str], now: dt.datetime
+) -> Bundle:
+    found = await api.get(path)
+    data = objects.decode((found or {}).get("data"))
+    stored = Bundle(
+        ca_pem=data.get("ca.crt", "").encode(),
+        cert_pem=data.get("tls.crt", "").encode(),
+        key_pem=data.get("tls.key", "").encode(),
+    )
+    if found is None or not usable(stored, names, now=now):
+        raise TlsError(f"the webhook certificate Secret {path} changed under us and is unusable")
+    return stored
 
 
 async def publish_ca(api: kube.KubeApi, *, config_name: str, ca_pem: bytes) -> list[str]:

@@ -181,4 +181,6 @@ class ApiServer:
 
     def stop(self) -> None:
         self._server.should_exit = True
-        self._thread.join(timeout=5)
+        # A node that failed before its API started (e.g. no TAP) stops without one.
+        if self._thread.ident is not None:
+            self._thread.join(timeout=5)

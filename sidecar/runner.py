@@ -49,4 +49,20 @@ def run_node(cfg: NodeConfig, *, base_dir: Path, trace_path: str | None) -> int:
     except (IdentityError, TapError, OSError) as err:
         log.error("%s", err)
         return 1
+    except BaseExceptionGroup as group:
+        # Raised inside the node's task group (e.g. a TAP it may not create, as a user
+        # without CAP_NET_ADMIN): the same one-line error, no traceback.
+        expected, other = group.split((IdentityError, TapError, OSError))
+        if other is not None or expected is None:
+            raise
+        for leaf in _leaves(expected):
+            log.error("%s", leaf)
+        return 1
     return 0
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for member in group.exceptions:
+        out += _leaves(member) if isinstance(member, BaseExceptionGroup) else [member]
+    return out

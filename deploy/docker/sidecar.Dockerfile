@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # PeerTap sidecar and relay: `peertap run --config /etc/peertap/node.json`.
-# The operator injects it into labelled pods (with NET_ADMIN and /dev/net/tun) and runs
+# The operator injects it into labelled pods (CAP_NET_ADMIN, /dev/net/tun) and runs
 # it as the MVLAN relay. Build from the repository root:
 #   docker build -f deploy/docker/sidecar.Dockerfile -t peertap-sidecar:dev .
 
@@ -26,8 +26,11 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels peertap
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-# Root inside the container, but the operator grants only NET_ADMIN: creating TAP
-# devices and addresses needs it, and non-root users cannot use file capabilities here.
+# The injected sidecar starts as root with NET_ADMIN, SETUID and SETGID only, and setpriv
+# (util-linux, essential in Debian) at once becomes user 65532 keeping NET_ADMIN alone as
+# an ambient capability: peertap runs unprivileged. Relays run as 65532 from the start.
+# Fail the build if setpriv is missing.
+RUN command -v setpriv
 # trunk (libp2p TCP), API (/readyz, /status, /metrics)
 EXPOSE 4001 9464
 ENTRYPOINT ["peertap"]

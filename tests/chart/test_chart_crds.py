@@ -13,7 +13,13 @@ import yaml  # type: ignore[import-untyped]
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "hack" / "sync-chart-crds.py"
-EXPECTED_CRDS = {"cryptovlans.peertap.io", "mvlans.peertap.io"}
+EXPECTED_CRDS = {
+    "cryptovlans.peertap.io",
+    "mvlans.peertap.io",
+    # kopf's peering resources: the operator replicas elect one leader through them.
+    "clusterkopfpeerings.kopf.dev",
+    "kopfpeerings.kopf.dev",
+}
 
 
 def _load_script() -> ModuleType:
@@ -24,9 +30,11 @@ def _load_script() -> ModuleType:
     return module
 
 
-def test_repository_has_both_crds() -> None:
+def test_repository_has_both_crds_and_the_peering_ones() -> None:
     assert sorted(p.name for p in (REPO / "crds").glob("*.yaml")) == [
         "cryptovlan.yaml",
+        "kopf-clusterpeering.yaml",
+        "kopf-peering.yaml",
         "mvlan.yaml",
     ]
 

@@ -51,6 +51,32 @@ def test_operator_args_carry_every_contract_flag(render: Render) -> None:
         "--health-listen": "0.0.0.0:8080",
         "--metrics-listen": "0.0.0.0:9090",
         "--sidecar-image": "ghcr.io/peertap/peertap-sidecar:0.1.0",
+        "--peering": FULLNAME,
+        "--sidecar-user": "65532",
+        "--sidecar-resources": '{"limits":{"memory":"320Mi"},'
+        '"requests":{"cpu":"100m","memory":"160Mi"}}',
+        "--relay-resources": '{"limits":{"memory":"448Mi"},'
+        '"requests":{"cpu":"250m","memory":"224Mi"}}',
+    }
+
+
+def test_sidecar_and_relay_values_reach_the_pods_the_operator_renders(render: Render) -> None:
+    options = importlib.import_module("peertap.operator.options")
+    values = {
+        "sidecar": {"runAsUser": 0, "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
+        "relay": {"resources": {"limits": {"memory": "2Gi"}}},
+    }
+    parsed = options.parse(_container(render(values))["args"], env={})
+    settings = parsed.pod_settings()
+    assert settings.user == 0
+    # Helm merges the given keys into the defaults.
+    assert settings.sidecar_resources == {
+        "requests": {"cpu": "1", "memory": "1Gi"},
+        "limits": {"memory": "320Mi"},
+    }
+    assert settings.relay_resources == {
+        "requests": {"cpu": "250m", "memory": "224Mi"},
+        "limits": {"memory": "2Gi"},
     }
 
 
@@ -98,10 +124,13 @@ def test_operator_runs_non_root_with_read_only_root_and_bounded_resources(
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
 
 
-def test_one_operator_replica_that_is_replaced_not_rolled(render: Render) -> None:
+def test_two_operator_replicas_rolled_without_a_gap(render: Render) -> None:
     spec = _one(render(), "Deployment")["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
 
 
 def test_probes_hit_healthz_on_the_health_port_and_metrics_port_is_exposed(
@@ -157,7 +186,18 @@ def test_mutating_webhook_injects_only_labelled_pods_and_fails_open_by_default(
             "scope": "Namespaced",
         }
     ]
-    assert "namespaceSelector" not in hook
+    # Never kube-system nor the operator's own namespace: an operator outage must not
+    # block the control plane or the operator's own pods.
+    assert hook["namespaceSelector"] == {
+        "matchExpressions": [
+            {
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": ["kube-system", NAMESPACE],
+            }
+        ]
+    }
+    assert [c["name"] for c in hook["matchConditions"]] == ["not-a-relay"]
 
 
 def test_failure_policy_switch_makes_injection_fail_closed(render: Render) -> None:
@@ -184,6 +224,12 @@ def test_validating_webhook_checks_create_and_update_of_each_peertap_resource(
             "scope": "Namespaced",
         }
     ]
+    # The CRDs' CEL rules validate while no operator answers; metadata-only updates (a
+    # finalizer fix) never call the webhook.
+    assert hook["failurePolicy"] == "Ignore"
+    (condition,) = hook["matchConditions"]
+    assert "object.spec" in condition["expression"] and "oldObject.spec" in condition["expression"]
+    assert ("peertap.io/authority" in condition["expression"]) is (resource == "cryptovlans")
 
 
 def test_webhooks_see_only_watched_namespaces_when_namespaces_are_set(render: Render) -> None:
@@ -198,9 +244,14 @@ def test_webhooks_see_only_watched_namespaces_when_namespaces_are_set(render: Re
             "matchExpressions": [
                 {
                     "key": "kubernetes.io/metadata.name",
+                    "operator": "NotIn",
+                    "values": ["kube-system", NAMESPACE],
+                },
+                {
+                    "key": "kubernetes.io/metadata.name",
                     "operator": "In",
                     "values": ["team-a", "team-b"],
-                }
+                },
             ]
         }
 
@@ -263,5 +314,5 @@ def test_match_all_pods_in_watched_namespaces_selects_only_those(render: Render)
     values = {"webhook": {"matchAllPods": True}, "watchNamespaces": ["team-a"]}
     (hook,) = _one(render(values), "MutatingWebhookConfiguration")["webhooks"]
     assert "objectSelector" not in hook
-    assert hook["namespaceSelector"]["matchExpressions"][0]["operator"] == "In"
-    assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["team-a"]
+    assert hook["namespaceSelector"]["matchExpressions"][1]["operator"] == "In"
+    assert hook["namespaceSelector"]["matchExpressions"][1]["values"] == ["team-a"]

@@ -44,6 +44,8 @@ NAMESPACED_NEEDS: list[dict[str, Any]] = [
         "resources": ["events"],
         "verbs": ["list", "create", "patch"],
     },
+    # Leader election between the operator replicas (kopf peering).
+    {"apiGroups": ["kopf.dev"], "resources": ["kopfpeerings"], "verbs": [*READ, "patch"]},
 ]
 CLUSTER_NEEDS: list[dict[str, Any]] = [
     {
@@ -52,6 +54,7 @@ CLUSTER_NEEDS: list[dict[str, Any]] = [
         "verbs": READ,
     },
     {"apiGroups": [""], "resources": ["namespaces", "nodes"], "verbs": READ},
+    {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "verbs": [*READ, "patch"]},
     {
         "apiGroups": ["admissionregistration.k8s.io"],
         "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],

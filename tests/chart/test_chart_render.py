@@ -122,9 +122,34 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
 }
 
 
+# kopf's peering objects (kopf.dev/v1, the CRDs in crds/kopf-*.yaml): metadata only.
+PEERING_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "kopf.dev/v1"},
+        "kind": {"enum": ["ClusterKopfPeering", "KopfPeering"]},
+        "metadata": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string"},
+                "namespace": {"type": "string"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+            "additionalProperties": False,
+        },
+    },
+}
+
+
 def _validate(manifest: Manifest) -> None:
     if manifest["apiVersion"] == "monitoring.coreos.com/v1":
         jsonschema.Draft202012Validator(SERVICE_MONITOR_SCHEMA).validate(manifest)
+        return
+    if manifest["apiVersion"] == "kopf.dev/v1":
+        jsonschema.Draft202012Validator(PEERING_SCHEMA).validate(manifest)
         return
     kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
 
@@ -162,14 +187,42 @@ def test_strict_validation_catches_a_misspelled_field(render: Render) -> None:
 def test_default_install_renders_exactly_the_documented_objects(render: Render) -> None:
     kinds = sorted(m["kind"] for m in render())
     assert kinds == [
+        "ClusterKopfPeering",
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
         "MutatingWebhookConfiguration",
+        "PodDisruptionBudget",
         "Service",
         "Service",
         "ServiceAccount",
         "ValidatingWebhookConfiguration",
+    ]
+
+
+def test_two_replicas_elect_a_leader_keep_one_through_drains_and_never_stop_together(
+    render: Render,
+) -> None:
+    manifests = render()
+    deployment = next(m for m in manifests if m["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    (peering,) = [m for m in manifests if m["kind"] == "ClusterKopfPeering"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--peering={peering['metadata']['name']}" in args
+    (pdb,) = [m for m in manifests if m["kind"] == "PodDisruptionBudget"]
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    # A single replica has no PDB (it would block every drain); watched namespaces get one
+    # KopfPeering each.
+    single = render({"operator": {"replicas": 1}})
+    assert not [m for m in single if m["kind"] == "PodDisruptionBudget"]
+    scoped = render({"watchNamespaces": ["team-a", "team-b"]})
+    assert sorted(m["metadata"]["namespace"] for m in scoped if m["kind"] == "KopfPeering") == [
+        "team-a",
+        "team-b",
     ]
 
 
@@ -196,7 +249,7 @@ def test_service_monitor_without_metrics_service_is_a_render_error(render: Rende
     "values",
     [
         {"operator": {"replicas": "one"}},
-        {"operator": {"replicas": 2}},
+        {"operator": {"replicas": 9}},
         {"webhook": {"failurePolicy": "Sometimes"}},
         {"metrics": {"port": 70000}},
         {"unknownTopLevel": True},
@@ -206,7 +259,7 @@ def test_service_monitor_without_metrics_service_is_a_render_error(render: Rende
     ],
     ids=[
         "replicas-wrong-type",
-        "two-replicas",
+        "nine-replicas",
         "failure-policy-unknown",
         "port-out-of-range",
         "unknown-top-level-key",

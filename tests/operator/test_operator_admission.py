@@ -9,7 +9,7 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from peertap.operator import admission, models
+from peertap.operator import admission, models, podspec
 
 LAB = [admission.VlanSelector(name="lab", selector=models.LabelSelector(match_labels={"a": "b"}))]
 
@@ -33,10 +33,22 @@ def test_labelled_pod_gets_sidecar_volumes_and_member_key() -> None:
     ops = admission.mutate_pod(pod, vlans=[], image="img:1", new_key=lambda: "k1")
     out = _apply(pod, ops)
     assert out["metadata"]["annotations"] == {"peertap.io/member": "k1"}
-    app, sidecar = out["spec"]["containers"]
+    # A native sidecar: the first init container, running for the pod's whole life.
+    (app,) = out["spec"]["containers"]
+    (sidecar,) = out["spec"]["initContainers"]
     assert app["name"] == "app"
     assert sidecar["name"] == "peertap" and sidecar["image"] == "img:1"
-    assert sidecar["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
+    assert sidecar["restartPolicy"] == "Always"
+    assert sidecar["startupProbe"]["httpGet"] == {"path": "/readyz", "port": 9464}
+    # Least privilege: everything dropped but what setpriv needs to become user 65532
+    # keeping NET_ADMIN alone; peertap itself runs unprivileged.
+    ctx = sidecar["securityContext"]
+    assert ctx["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN", "SETGID", "SETUID"]}
+    assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert ctx["allowPrivilegeEscalation"] is False and ctx["readOnlyRootFilesystem"] is True
+    assert sidecar["command"][:2] == ["setpriv", "--reuid=65532"]
+    assert sidecar["command"][-4:] == ["peertap", "run", "--config", "/etc/peertap/node.json"]
+    assert sidecar["resources"]["limits"]["memory"] == "320Mi"
     mounts = {m["mountPath"] for m in sidecar["volumeMounts"]}
     assert mounts == {"/etc/peertap", "/dev/net/tun"}
     assert [v["name"] for v in out["spec"]["volumes"]] == ["peertap-config", "peertap-tun"]
@@ -153,3 +165,73 @@ def test_metadata_only_update_of_an_invalid_mvlan_is_allowed_so_it_can_be_delete
     bad = {"spec": {"relays": {"replicas": 3}}}
     finalizing = {"metadata": {"finalizers": []}, **bad}
     assert admission.validate_mvlan(operation="UPDATE", obj=finalizing, old=bad) == []
+
+
+def test_sidecar_goes_first_among_init_containers_and_reads_files_as_the_pods_fs_group() -> None:
+    pod = _pod(
+        {"peertap.io/vlans": "lab"},
+        spec={
+            "initContainers": [{"name": "migrate", "image": "x"}],
+            "securityContext": {"fsGroup": 2000},
+        },
+    )
+    out = _apply(pod, admission.mutate_pod(pod, vlans=[], image="i"))
+    assert [c["name"] for c in out["spec"]["initContainers"]] == ["peertap", "migrate"]
+    assert "--groups=0,2000" in out["spec"]["initContainers"][0]["command"]
+    # A pod that already has the sidecar (as an init or, from older releases, a plain
+    # container) is left alone.
+    assert admission.mutate_pod(out, vlans=[], image="i") == []
+    old_style = _pod({"peertap.io/vlans": "lab"})
+    old_style["spec"]["containers"].append({"name": "peertap", "image": "i"})
+    assert admission.mutate_pod(old_style, vlans=[], image="i") == []
+
+
+def test_root_sidecar_setting_runs_peertap_directly_with_net_admin_only() -> None:
+    pod = _pod({"peertap.io/vlans": "lab"})
+    settings = podspec.PodSettings(user=0, sidecar_resources={"requests": {"cpu": "1"}})
+    out = _apply(pod, admission.mutate_pod(pod, vlans=[], image="i", settings=settings))
+    (sidecar,) = out["spec"]["initContainers"]
+    assert sidecar["command"] == ["peertap", "run", "--config", "/etc/peertap/node.json"]
+    assert sidecar["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN"]}
+    assert sidecar["resources"] == {"requests": {"cpu": "1"}}
+
+
+def test_pods_labelled_for_a_missing_vlan_are_named_in_the_refusal() -> None:
+    labels = {"peertap.io/vlans": "lab_nope_gone"}
+    assert admission.missing_vlans(labels, ["lab", "other"]) == ["gone", "nope"]
+    assert admission.missing_vlans({"peertap.io/vlans": "lab"}, ["lab"]) == []
+    assert admission.missing_vlans({"app": "x"}, []) == []
+    relay = {"peertap.io/vlans": "nope", "peertap.io/role": "relay"}
+    assert admission.missing_vlans(relay, []) == []
+    assert "gone, nope" in admission.missing_vlans_message(["gone", "nope"], "team")
+
+
+def _cvlan(name: str, spec: dict[str, Any], label: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if label:
+        meta["annotations"] = {"peertap.io/label": label}
+    return {"metadata": meta, "spec": spec}
+
+
+@pytest.mark.parametrize(
+    ("spec", "others", "clash"),
+    [
+        ({}, [_cvlan("other", {})], False),
+        # Default names collide: pt-<label>, cut to 15 characters.
+        ({"label": "averyverylonglabel"}, [_cvlan("o", {"label": "averyverylongother"})], True),
+        ({"interface": {"name": "pt-x"}}, [_cvlan("o", {"interface": {"name": "pt-x"}})], True),
+        ({"interface": {"name": "pt-x"}}, [_cvlan("x", {})], True),
+        ({"interface": {"name": "pt-x"}}, [_cvlan("o", {}, label="x")], True),
+        # The object itself (an update) is no collision.
+        ({}, [_cvlan("lab", {})], False),
+    ],
+)
+def test_interface_name_collisions_are_refused(
+    spec: dict[str, Any], others: list[dict[str, Any]], clash: bool
+) -> None:
+    denials = admission.validate_cryptovlan(
+        operation="CREATE", obj={"metadata": {"name": "lab"}, "spec": spec}, old=None, others=others
+    )
+    assert bool(denials) == clash
+    if clash:
+        assert "spec.interface.name" in denials[0]

@@ -78,6 +78,19 @@ def test_examples_create_vlan_authority_members_and_relay(
         assert all(a.endswith(f"/p2p/{relay_key.peer_id}") for a in mvlan)
         assert "campus-relay" in emulator.objects("apps/v1/deployments", NS)
         assert "campus-relay" in emulator.objects("v1/services", NS)
+        # The relay forwards the VLAN that references it (its default ACL, restricted).
+        relay_cfg = wait_for(
+            "relay ACL lists the VLAN",
+            lambda: (
+                (
+                    c := sidecar_config.NodeConfig.model_validate_json(
+                        em.configmaps(emulator)["campus-relay"]["data"]["node.json"]
+                    )
+                ).relay.acl.allow
+                and c
+            ),
+        )
+        assert (relay_cfg.relay.acl.mode, relay_cfg.relay.acl.allow) == ("list", [vlan])
         # Members bootstrap from the relay named by mvlanRef.
         wait_for(
             "bootstrap from the relay",
@@ -96,7 +109,8 @@ def test_examples_create_vlan_authority_members_and_relay(
             for obj in emulator.objects(resource, NS).values():
                 kubernetes_validate.validate(obj, "1.31", strict=True)
 
-        # The member turns ready when its sidecar container reports ready.
+        # The pod was created without the webhook (the emulator calls none): it has no
+        # sidecar, so it is not ready even when its status claims so, and the VLAN says why.
         kubectl(
             "patch",
             "pod",
@@ -108,8 +122,16 @@ def test_examples_create_vlan_authority_members_and_relay(
             "-p",
             json.dumps({"status": {"containerStatuses": [{"name": "peertap", "ready": True}]}}),
         )
-        wait_for("member ready", lambda: em.members(emulator)[0]["ready"])
-        assert em.condition(em.cryptovlan(emulator), "Ready")["message"] == "1 members, 1 ready"  # type: ignore[index]
+        cond = wait_for(
+            "MembersWithoutSidecar",
+            lambda: (
+                (c := em.condition(em.cryptovlan(emulator), "Ready"))
+                and c["reason"] == "MembersWithoutSidecar"
+                and c
+            ),
+        )
+        assert cond["status"] == "False" and "lab-client" in cond["message"]
+        assert not em.members(emulator)[0]["ready"]
 
         # kubectl resolves the short name; the emulator has no server-side table printing.
         assert kubectl("get", "cvlan", "lab", "-n", NS, "-o", "jsonpath={.status.vlanId}") == vlan

@@ -24,7 +24,8 @@ def test_pod_with_the_injected_sidecar_is_still_a_valid_pod() -> None:
     ops = admission.mutate_pod(pod, vlans=[], image="ghcr.io/peertap/peertap:0.1.0")
     mutated = jsonpatch.apply_patch(pod, ops)
     kubernetes_validate.validate(mutated, K8S, strict=True)
-    assert [c["name"] for c in mutated["spec"]["containers"]] == ["shell", "peertap"]
+    assert [c["name"] for c in mutated["spec"]["containers"]] == ["shell"]
+    assert [c["name"] for c in mutated["spec"]["initContainers"]] == ["peertap"]
 
 
 def test_relay_deployment_service_and_configmap_are_valid() -> None:

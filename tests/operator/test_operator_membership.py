@@ -123,7 +123,7 @@ def test_members_get_distinct_addresses_macs_and_a_valid_node_config() -> None:
         ("c", "10.250.0.3/29", False),
     ]
     assert len({m.mac for m in vp.status.members}) == 3
-    assert condition(vp, "Ready").message == "3 members, 1 ready"
+    assert condition(vp, "Ready").message == "3 members, 1 ready; not ready: a, c"
     for mp in plan.members:
         cfg = sc.NodeConfig.model_validate_json(mp.config)
         assert cfg.vlans[0].security == "public"
@@ -294,16 +294,16 @@ def test_exhausted_subnet_is_a_condition_and_later_members_wait() -> None:
     assert condition(vp, "SpecValid").reason == "SubnetExhausted"
     addresses = [m.address for m in vp.status.members]
     assert addresses.count("") == 2 and len(set(addresses)) == 7
-    assert "2 member(s): p6, p7" in condition(vp, "SpecValid").message
+    assert "2 member pod(s): p6, p7" in condition(vp, "SpecValid").message
 
 
 @pytest.mark.parametrize(
     ("age", "renewed"),
     [
-        (dt.timedelta(days=1), False),
-        (dt.timedelta(days=19), False),
-        (dt.timedelta(days=21), True),
-        (dt.timedelta(days=40), True),
+        (dt.timedelta(hours=1), False),
+        (dt.timedelta(hours=7), False),
+        (dt.timedelta(hours=9), True),
+        (dt.timedelta(hours=40), True),
     ],
 )
 def test_credentials_are_renewed_only_when_close_to_expiry(
@@ -339,16 +339,134 @@ def test_member_object_names_stay_valid_for_long_pod_names() -> None:
     assert name != membership.member_object_name("p" * 252, "cred")
 
 
-def test_replaced_authority_key_stops_serving_instead_of_changing_the_vlan_id() -> None:
-    plan = decide(
-        [vlan(annotations={"peertap.io/authority": key(201).public_hex})],
-        [pod("p", {"peertap.io/vlans": "lab"})],
+def _served_member(now: dt.datetime = NOW) -> tuple[membership.Plan, membership.MemberObjects]:
+    """A VLAN with member p, as served while its authority key was there."""
+    plan = decide([vlan()], [pod("p", {"peertap.io/vlans": "lab"})], now=now)
+    (mp,) = plan.members
+    return plan, membership.MemberObjects(node_key=mp.node_key, credentials=mp.credentials)
+
+
+@pytest.mark.parametrize(
+    ("authority", "problem", "reason"),
+    [
+        (None, None, "AuthorityMissing"),
+        (
+            None,
+            ("AuthorityUnreadable", "Secret lab-authority holds no usable key"),
+            "AuthorityUnreadable",
+        ),
+        (key(201), None, "AuthorityMismatch"),
+    ],
+)
+def test_a_vlan_whose_authority_key_is_gone_keeps_serving_what_members_hold(
+    authority: identity.Identity | None, problem: tuple[str, str] | None, reason: str
+) -> None:
+    first, held = _served_member()
+    recorded = {"peertap.io/authority": AUTHORITY.public_hex, "peertap.io/label": "lab"}
+    view = membership.VlanView(
+        **{
+            **vlan(annotations=recorded).__dict__,
+            "authority": authority,
+            "authority_problem": problem,
+        }
+    )
+    later = NOW + dt.timedelta(hours=9)  # the credentials would be due for renewal
+    plan = membership.decide(
+        membership.Inputs(
+            namespace="ns",
+            vlans=[view],
+            pods=[pod("p", {"peertap.io/vlans": "lab"}), pod("q", {"peertap.io/vlans": "lab"})],
+            members={"p": held},
+            now=later,
+        ),
+        new_identity=keygen(50),
     )
     (vp,) = plan.vlans
-    cond = condition(vp, "SpecValid")
-    assert cond.reason == "AuthorityMismatch"
-    assert "lab-authority" in cond.message
+    # p keeps its config, VLAN-ID and the very credentials it holds; nothing is deleted.
+    assert [m.key for m in plan.members] == ["p"] and plan.delete_members == []
+    assert plan.members[0].credentials == held.credentials
+    assert plan.members[0].config == first.members[0].config
+    assert vp.status.vlan_id == first.vlans[0].status.vlan_id
+    assert vp.annotations["peertap.io/authority"] == AUTHORITY.public_hex
+    # q cannot join until the key is back, and Ready says so and how to restore it.
+    cond = condition(vp, "Ready")
+    assert (cond.status, cond.reason) == ("False", reason)
+    assert "kubectl create secret generic lab-authority" in cond.message
+    assert "waiting to join: q" in cond.message
+    assert [m.pod for m in vp.status.members] == ["p"]
+
+
+def test_a_new_vlan_with_an_unusable_authority_secret_is_not_served() -> None:
+    view = membership.VlanView(
+        **{
+            **vlan().__dict__,
+            "authority": None,
+            "authority_problem": (
+                "AuthorityUnreadable",
+                "Secret lab-authority holds no usable key",
+            ),
+        }
+    )
+    plan = decide([view], [pod("p", {"peertap.io/vlans": "lab"})])
+    (vp,) = plan.vlans
+    assert condition(vp, "SpecValid").reason == "AuthorityUnreadable"
+    assert condition(vp, "Ready").status == "False"
     assert plan.members == [] and vp.annotations == {} and vp.configmap is None
+
+
+def test_conditions_carry_the_generation_and_ready_is_false_beside_an_invalid_spec() -> None:
+    stored = decide([vlan()], []).vlans[0]
+    spec = {"security": "public", "interface": {"ipam": {"subnet": "10.250.0.1/24"}}}
+    last_valid = membership.StoredVlan(
+        spec=models.CryptoVLANSpec.model_validate(
+            {"security": "public", "interface": {"ipam": {"subnet": "10.250.0.0/29"}}}
+        ),
+        allocations={},
+    )
+    view = membership.VlanView(
+        **{**vlan(spec=spec, stored=last_valid).__dict__, "status": stored.status}
+    )
+    (vp,) = decide([view], [pod("p", {"peertap.io/vlans": "lab"})]).vlans
+    spec_valid, ready = condition(vp, "SpecValid"), condition(vp, "Ready")
+    assert (spec_valid.status, spec_valid.reason) == ("False", "InvalidSubnet")
+    assert "last valid spec stays in force" in spec_valid.message
+    assert (ready.status, ready.reason) == ("False", "InvalidSubnet")
+    assert spec_valid.observed_generation == ready.observed_generation == 3
+    # Still served on the last valid spec.
+    assert [m.pod for m in vp.status.members] == ["p"]
+
+
+def test_a_dangling_mvlan_ref_is_not_ready() -> None:
+    spec = {"security": "public", "mvlanRef": {"name": "gone"}}
+    view = membership.VlanView(**{**vlan(spec=spec).__dict__, "mvlan_missing": True})
+    (vp,) = decide([view], []).vlans
+    ready = condition(vp, "Ready")
+    assert (ready.status, ready.reason) == ("False", "MVLANNotFound")
+    assert "gone" in ready.message
+
+
+def test_members_without_a_sidecar_keep_the_vlan_from_ready_naming_the_pods() -> None:
+    pods = [
+        pod("with", {"peertap.io/vlans": "lab"}, ready=True),
+        pod("without", {"peertap.io/vlans": "lab"}, ready=True, sidecar=False),
+    ]
+    (vp,) = decide([vlan()], pods).vlans
+    ready = condition(vp, "Ready")
+    assert (ready.status, ready.reason) == ("False", "MembersWithoutSidecar")
+    assert "without" in ready.message
+    assert {m.pod: m.ready for m in vp.status.members} == {"with": True, "without": False}
+
+
+def test_presence_interval_of_the_mvlan_sets_the_member_timeout_of_private_vlans() -> None:
+    spec = {"mvlanRef": {"name": "campus"}}
+    view = membership.VlanView(**{**vlan(spec=spec).__dict__, "presence_interval_s": 5.0})
+    (mp,) = decide([view], [pod("p", {"peertap.io/vlans": "lab"})]).members
+    (vcfg,) = sc.NodeConfig.model_validate_json(mp.config).vlans
+    assert vcfg.member_timeout_s == 15.0
+    # Unset: the sidecar's default.
+    (mp,) = decide([vlan(spec=spec)], [pod("p", {"peertap.io/vlans": "lab"})]).members
+    (vcfg,) = sc.NodeConfig.model_validate_json(mp.config).vlans
+    assert vcfg.member_timeout_s == sc.VlanConfig.model_fields["member_timeout_s"].default
 
 
 def test_member_mac_is_the_one_the_sidecar_derives_by_default() -> None:
@@ -405,3 +523,19 @@ def test_reported_group_state_is_the_majority_of_the_members_reports() -> None:
     (silent,) = membership.decide(inputs, new_identity=keygen()).vlans
     assert (silent.status.epoch, silent.status.mls_id) == (0, "")
     assert {m.mls_id for m in silent.status.members} == {""}
+
+
+def test_an_edited_authority_annotation_is_restored_from_the_operators_record() -> None:
+    """While the webhook is down a user may edit peertap.io/authority; the VLAN's ConfigMap
+    still says which key it was served with, and the VLAN keeps that key."""
+    first = decide([vlan()], [pod("p", {"peertap.io/vlans": "lab"})])
+    stored = membership.parse_stored(first.vlans[0].configmap)
+    assert stored.creator == AUTHORITY.public_hex
+    tampered = vlan(
+        annotations={"peertap.io/authority": key(201).public_hex, "peertap.io/label": "lab"},
+        stored=stored,
+    )
+    (vp,) = decide([tampered], [pod("p", {"peertap.io/vlans": "lab"})]).vlans
+    assert vp.annotations["peertap.io/authority"] == AUTHORITY.public_hex
+    assert vp.status.vlan_id == first.vlans[0].status.vlan_id
+    assert next(c for c in vp.status.conditions if c.type == "Ready").status == "True"

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from peertap.operator import credentials, membership, models, node_credentials, relay, render
-from peertap.sidecar import admission, identity, wire
+from peertap.sidecar import admission, identity, ids, wire
 from peertap.sidecar import config as sc
 from peertap.sidecar.admission.credential import from_text
 from peertap.sidecar.private import authority
@@ -59,9 +59,9 @@ def test_a_credential_of_one_vlan_authority_does_not_verify_under_another() -> N
         ({"node_identity": "ns/q"}, True),
         ({"node_key": MALLORY.public_bytes}, True),
         ({"authority_hex": WEB.public_hex}, True),
-        ({"now": NOW + dt.timedelta(days=19)}, False),
-        ({"now": NOW + dt.timedelta(days=21)}, True),
-        ({"now": NOW + dt.timedelta(days=31)}, True),
+        ({"now": NOW + dt.timedelta(hours=7)}, False),
+        ({"now": NOW + dt.timedelta(hours=9)}, True),
+        ({"now": NOW + dt.timedelta(hours=13)}, True),
     ],
 )
 def test_needs_renewal(change: dict[str, Any], renew: bool) -> None:
@@ -91,16 +91,16 @@ def test_holdings_keep_good_credentials_renew_expiring_ones_and_drop_gone_vlans(
         authorities={"lab": LAB, "web": WEB},
         node_key=NODE.public_bytes,
         node_identity="ns/p",
-        now=NOW + dt.timedelta(days=1),
+        now=NOW + dt.timedelta(hours=1),
     )
     assert same == first
-    later = NOW + dt.timedelta(days=25)
+    later = NOW + dt.timedelta(hours=9)
     renewed = node_credentials.holdings(
         first, authorities={"lab": LAB}, node_key=NODE.public_bytes, node_identity="ns/p", now=later
     )
     assert list(renewed) == ["lab.node.cred"]
     assert renewed["lab.node.cred"] != first["lab.node.cred"]
-    assert from_text(renewed["lab.node.cred"]).not_after > later.timestamp() + 20 * 86400
+    assert from_text(renewed["lab.node.cred"]).not_after > later.timestamp() + 11 * 3600
 
 
 def test_admission_renders_credential_mode_or_bootstrap_only_peers_mode() -> None:
@@ -188,9 +188,9 @@ def test_member_node_credentials_are_kept_then_renewed_before_expiry() -> None:
     members = {"a": membership.MemberObjects(node_key=NODE)}
     first = {m.pod.name: m for m in _plan(members, NOW).members}["a"].credentials
     kept = {"a": membership.MemberObjects(node_key=NODE, credentials=first)}
-    again = {m.pod.name: m for m in _plan(kept, NOW + dt.timedelta(days=5)).members}["a"]
+    again = {m.pod.name: m for m in _plan(kept, NOW + dt.timedelta(hours=5)).members}["a"]
     assert again.credentials["lab.node.cred"] == first["lab.node.cred"]
-    late = {m.pod.name: m for m in _plan(kept, NOW + dt.timedelta(days=22)).members}["a"]
+    late = {m.pod.name: m for m in _plan(kept, NOW + dt.timedelta(hours=9)).members}["a"]
     assert late.credentials["lab.node.cred"] != first["lab.node.cred"]
     # A new node key gets a credential for the new key.
     rekeyed = {"a": membership.MemberObjects(node_key=key(9), credentials=first)}
@@ -201,15 +201,27 @@ def test_member_node_credentials_are_kept_then_renewed_before_expiry() -> None:
 def test_relay_config_admits_the_referencing_vlans_or_only_bootstrap_peers() -> None:
     mvlan = {"metadata": {"name": "campus", "namespace": "ns", "uid": "u"}, "kind": "MVLAN"}
     spec = models.MVLANSpec()
-    desired = relay.relay_objects(
-        mvlan=mvlan, spec=spec, image="i", authorities={"lab": LAB.public_hex}
-    )
+    lab_id = ids.vlan_id_hex(LAB.public_hex, "lab")
+    served = {"lab": relay.ServedVlan(LAB.public_hex, lab_id, LAB)}
+    desired = relay.relay_objects(mvlan=mvlan, spec=spec, image="i", served=served)
     cfg = sc.NodeConfig.model_validate_json(desired.configmap["data"]["node.json"])
     assert (cfg.admission_mode, cfg.admission.authorities) == ("credential", [LAB.public_hex])
     assert cfg.admission.credentials == ["lab.node.cred"]
+    # The default ACL (restricted) forwards exactly the VLANs the relays serve: a relay is a
+    # member of none, so the sidecar's own `restricted` would forward nothing.
+    assert (cfg.relay.acl.mode, cfg.relay.acl.allow) == ("list", [lab_id])
     bare = relay.relay_objects(mvlan=mvlan, spec=spec, image="i")
     cfg = sc.NodeConfig.model_validate_json(bare.configmap["data"]["node.json"])
     assert (cfg.admission_mode, cfg.admission.peers) == ("peers", [])
+    assert cfg.relay.acl.mode == "restricted"
+    # open and list ACLs are rendered as written.
+    opened = models.MVLANSpec.model_validate({"relays": {"acl": {"mode": "open"}}})
+    cfg = sc.NodeConfig.model_validate_json(
+        relay.relay_objects(mvlan=mvlan, spec=opened, image="i", served=served).configmap["data"][
+            "node.json"
+        ]
+    )
+    assert cfg.relay.acl.mode == "open"
     cvlans = [
         {"metadata": {"name": "lab"}, "spec": {"mvlanRef": {"name": "campus"}}},
         {"metadata": {"name": "web"}, "spec": {"mvlanRef": {"name": "other"}}},
@@ -220,6 +232,8 @@ def test_relay_config_admits_the_referencing_vlans_or_only_bootstrap_peers() -> 
         },
     ]
     assert relay.referencing_vlans(cvlans, "campus") == ["lab"]
+    # spec.cryptoVLANs adds VLANs that do not name the MVLAN.
+    assert relay.referencing_vlans(cvlans, "campus", ["solo", "gone"]) == ["lab", "solo"]
 
 
 def _intro(*texts: str) -> wire.Intro:

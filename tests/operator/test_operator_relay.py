@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from peertap.operator import models, relay, relay_addresses
+from peertap.operator import models, podspec, relay, relay_addresses
 from peertap.sidecar import config as sc
 
 PEER = "12D3KooWPeer"
@@ -190,3 +190,24 @@ def test_config_change_changes_the_hash_that_rolls_the_relay() -> None:
         != b.deployment["spec"]["template"]["metadata"]["annotations"][key]
     )
     assert a.service["metadata"]["annotations"][key] == b.service["metadata"]["annotations"][key]
+
+
+def test_relay_pods_run_unprivileged_without_an_api_token() -> None:
+    settings = podspec.PodSettings(relay_resources={"limits": {"memory": "1Gi"}})
+    desired = relay.relay_objects(mvlan=MVLAN, spec=models.MVLANSpec(), image="i", pod=settings)
+    (unit,) = desired.relays
+    pod = unit.deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    ctx = pod["securityContext"]
+    assert ctx["runAsNonRoot"] is True and ctx["runAsUser"] == 65532
+    # The projected key and config (mode 0440) are readable through the pod's fsGroup.
+    assert ctx["fsGroup"] == 65532
+    assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["resources"] == {"limits": {"memory": "1Gi"}}
+    defaults = relay.relay_objects(mvlan=MVLAN, spec=models.MVLANSpec(), image="i")
+    (container,) = defaults.relays[0].deployment["spec"]["template"]["spec"]["containers"]
+    assert container["resources"] == podspec.DEFAULT_RELAY_RESOURCES

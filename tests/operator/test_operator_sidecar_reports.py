@@ -37,7 +37,10 @@ def sidecar_pod(name: str, labels: dict[str, str]) -> str:
     )
 
 
-def set_pod_ip(kubectl: Kubectl, pod: str, ip: str) -> None:
+def set_pod_ip(kubectl: Kubectl, pod: str, ip: str, *, sidecar_ready: bool = False) -> None:
+    status: dict[str, Any] = {"podIP": ip, "phase": "Running"}
+    if sidecar_ready:
+        status["containerStatuses"] = [{"name": "peertap", "ready": True}]
     kubectl(
         "patch",
         "pod",
@@ -47,8 +50,12 @@ def set_pod_ip(kubectl: Kubectl, pod: str, ip: str) -> None:
         "--subresource=status",
         "--type=merge",
         "-p",
-        json.dumps({"status": {"podIP": ip, "phase": "Running"}}),
+        json.dumps({"status": status}),
     )
+
+
+def ready_members(emulator: EmulatorThread) -> set[str]:
+    return {m["pod"] for m in em.members(emulator) if m["ready"]}
 
 
 def reported(emulator: EmulatorThread) -> tuple[int, str, dict[str, str]]:
@@ -60,13 +67,14 @@ def reported(emulator: EmulatorThread) -> tuple[int, str, dict[str, str]]:
 def test_cryptovlan_status_carries_the_epoch_most_members_report(
     emulator: EmulatorThread, kubectl: Kubectl, operator_factory: OperatorFactory
 ) -> None:
-    kubectl.apply(EXAMPLES / "cryptovlan.yaml")
+    kubectl.apply(EXAMPLES / "cryptovlan.yaml", EXAMPLES / "mvlan.yaml")
     kubectl.apply_text(
         "---\n".join(sidecar_pod(n, {"app": "lab-node"}) for n in ("a", "b", "c", "d"))
     )
-    # d has no IP yet; c's address has no sidecar listening.
+    # d has no IP yet; c's address has no sidecar listening. The kubelet calls a's and c's
+    # sidecar containers ready.
     for pod, ip in (("a", "127.0.0.21"), ("b", "127.0.0.22"), ("c", "127.0.0.23")):
-        set_pod_ip(kubectl, pod, ip)
+        set_pod_ip(kubectl, pod, ip, sidecar_ready=pod in "ac")
     with operator_factory(resync_interval=RESYNC):
         vlan = wait_for("vlanId", lambda: em.cryptovlan(emulator).get("status", {}).get("vlanId"))
         wait_for("four members", lambda: len(em.members(emulator)) == 4)
@@ -83,6 +91,10 @@ def test_cryptovlan_status_carries_the_epoch_most_members_report(
             assert cond is not None and cond["status"] == "True"
             members = {m["pod"]: m for m in em.members(emulator)}
             assert members["a"]["epoch"] == 7 and members["c"]["epoch"] == 0
+            # A member is ready when its sidecar container is ready and its sidecar reported
+            # the VLAN: a is; c's container is ready but its sidecar said nothing; b reported
+            # but its container is not ready.
+            wait_for("a alone ready", lambda: ready_members(emulator) == {"a"})
 
             # a moves on to epoch 8 and c's sidecar comes up there too: 2 against 1.
             board_a.publish(snapshot("12D3KooWa", vlans=[(vlan, 8, MLS_Y)]))
@@ -95,6 +107,7 @@ def test_cryptovlan_status_carries_the_epoch_most_members_report(
                         == (8, MLS_Y, {"a": MLS_Y, "b": MLS_X, "c": MLS_Y, "d": ""})
                     ),
                 )
+                wait_for("a and c ready", lambda: ready_members(emulator) == {"a", "c"})
         # Nobody answers any more: nothing is reported, and the VLAN is still served.
         wait_for(
             "no reports",
@@ -149,6 +162,7 @@ def test_mvlan_peers_seen_counts_the_peers_its_relays_report(
 ) -> None:
     mvlan = yaml.safe_load((EXAMPLES / "mvlan.yaml").read_text())
     mvlan["spec"]["relays"]["replicas"] = 2
+    mvlan["spec"].pop("cryptoVLANs", None)  # no CryptoVLAN in this test
     kubectl.apply_text(yaml.safe_dump(mvlan))
     pods = [relay_pod("campus", "campus-relay", "r0"), relay_pod("campus", "campus-relay-1", "r1")]
     # A relay pod of another MVLAN is not asked.

@@ -166,14 +166,14 @@ def test_members_and_relays_hold_credentials_of_their_vlans_and_follow_changes(
 
 
 def expiring(auth: identity.Identity, node: identity.Identity, name: str) -> str:
-    """A node credential with a day left: the operator must renew it."""
+    """A node credential with an hour left: the operator must renew it."""
     now = dt.datetime.now(dt.UTC)
     cred = admission.issue(
         authority=auth,
         node_key=node.public_bytes,
         identity=name,
-        not_before=now - credentials.VALIDITY + dt.timedelta(days=1),
-        not_after=now + dt.timedelta(days=1),
+        not_before=now - credentials.VALIDITY + dt.timedelta(hours=1),
+        not_after=now + dt.timedelta(hours=1),
     )
     return admission.to_text(cred)
 

@@ -93,11 +93,15 @@ def test_webhooks_answer_admission_reviews_over_https(
         assert answer["patchType"] == "JSONPatch"
         ops = json.loads(base64.b64decode(answer["patch"]))
         by_path = {o["path"]: o["value"] for o in ops}
-        sidecar = by_path["/spec/containers/-"]
-        assert sidecar["name"] == "peertap"
+        (sidecar,) = by_path["/spec/initContainers"]
+        assert sidecar["name"] == "peertap" and sidecar["restartPolicy"] == "Always"
         assert sidecar["image"] == "registry.example/peertap:test"
-        assert sidecar["command"] == ["peertap", "run", "--config", "/etc/peertap/node.json"]
-        assert sidecar["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
+        assert sidecar["command"][-4:] == ["peertap", "run", "--config", "/etc/peertap/node.json"]
+        assert sidecar["securityContext"]["capabilities"]["add"] == [
+            "NET_ADMIN",
+            "SETGID",
+            "SETUID",
+        ]
         assert sidecar["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 9464}
         assert {e["name"] for e in sidecar["env"]} == {"POD_NAME", "POD_NAMESPACE", "NODE_NAME"}
         key = by_path["/metadata/annotations/peertap.io~1member"]
@@ -132,6 +136,12 @@ def test_webhooks_answer_admission_reviews_over_https(
         answer = _https(port, ca, "/mutate-pods", _review(plain, kind="Pod"))["response"]
         assert answer["allowed"] is True and "patch" not in answer
 
+        # A pod labelled for a CryptoVLAN that does not exist is refused, naming it: it would
+        # wait for a config nobody writes.
+        lost = {**pod, "metadata": {"name": "lost", "labels": {"peertap.io/vlans": "lab_nope"}}}
+        answer = _https(port, ca, "/mutate-pods", _review(lost, kind="Pod"))["response"]
+        assert answer["allowed"] is False and "nope" in answer["status"]["message"]
+
         # Validation: a bad CIDR and a label change are denied with clear messages.
         vlan = yaml.safe_load((EXAMPLES / "cryptovlan.yaml").read_text())
         bad = json.loads(json.dumps(vlan))
@@ -151,6 +161,13 @@ def test_webhooks_answer_admission_reviews_over_https(
         assert "immutable" in answer["response"]["status"]["message"]
         answer = _https(port, ca, "/validate-cryptovlans", _review(vlan, kind="CryptoVLAN"))
         assert answer["response"]["allowed"] is True
+        # A second VLAN whose interface name the first (in the cluster) already uses.
+        twin = json.loads(json.dumps(vlan))
+        twin["metadata"]["name"] = "twin"
+        twin["spec"]["interface"]["name"] = "pt-lab"
+        answer = _https(port, ca, "/validate-cryptovlans", _review(twin, kind="CryptoVLAN"))
+        assert answer["response"]["allowed"] is False
+        assert "pt-lab" in answer["response"]["status"]["message"]
         mvlan = yaml.safe_load((EXAMPLES / "mvlan.yaml").read_text())
         mvlan["spec"]["relays"]["serviceType"] = "Magic"
         answer = _https(port, ca, "/validate-mvlans", _review(mvlan, kind="MVLAN"))

@@ -114,13 +114,21 @@ caBundle: {{ $bundle }}
 {{/*
 Restricts a webhook to the watched namespaces when watchNamespaces is set.
 */}}
+{{- /*
+Which namespaces the webhooks see: never kube-system nor the operator's own namespace
+(an operator outage must not block the control plane or the operator's own pods), and
+only the watched namespaces when watchNamespaces is set.
+*/ -}}
 {{- define "peertap.webhookNamespaceSelector" -}}
-{{- if .Values.watchNamespaces }}
 namespaceSelector:
   matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values: ["kube-system", {{ .Release.Namespace | quote }}]
+    {{- if .Values.watchNamespaces }}
     - key: kubernetes.io/metadata.name
       operator: In
       values:
         {{- toYaml .Values.watchNamespaces | nindent 8 }}
-{{- end }}
+    {{- end }}
 {{- end }}

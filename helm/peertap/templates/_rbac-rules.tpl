@@ -31,6 +31,10 @@ release's by name.
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["list", "create", "patch"]
+# Leader election between the operator replicas (kopf peering, one object per namespace).
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings"]
+  verbs: ["get", "list", "watch", "patch"]
 {{- end }}
 
 {{- define "peertap.clusterRules" -}}
@@ -42,6 +46,10 @@ release's by name.
 - apiGroups: [""]
   resources: ["namespaces", "nodes"]
   verbs: ["get", "list", "watch"]
+# Leader election between the operator replicas (kopf peering, cluster-wide object).
+- apiGroups: ["kopf.dev"]
+  resources: ["clusterkopfpeerings"]
+  verbs: ["get", "list", "watch", "patch"]
 {{- if .Values.webhook.enabled }}
 - apiGroups: ["admissionregistration.k8s.io"]
   resources: ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"]
