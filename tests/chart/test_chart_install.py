@@ -123,8 +123,11 @@ def test_chart_service_account_cannot_act_beyond_its_rules(installed: Installed)
     allowed = kubectl(sa, "patch", "validatingwebhookconfiguration", FULLNAME, "-p", patch)
     assert allowed.returncode == 0, allowed.stderr
     # Pods: read only; RBAC objects and namespaces: untouchable.
+    made = kubectl(cp.kubeconfig, "run", "victim", "--image=busybox:1.36", "-n", "default")
+    assert made.returncode == 0, made.stderr
+    assert kubectl(sa, "get", "pod", "victim", "-n", "default").returncode == 0
     for args in (
-        ("delete", "pods", "--all", "-n", "default"),
+        ("delete", "pod", "victim", "-n", "default"),
         ("create", "clusterrolebinding", "x", "--clusterrole=cluster-admin", "--user=x"),
         ("create", "namespace", "x"),
         ("delete", "namespace", NAMESPACE),
