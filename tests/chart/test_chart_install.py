@@ -134,3 +134,33 @@ def test_chart_service_account_cannot_act_beyond_its_rules(installed: Installed)
     ):
         done = kubectl(sa, *args)
         assert done.returncode != 0 and "forbidden" in done.stderr.lower(), (args, done)
+
+
+def test_watching_namespaces_confines_the_service_account_to_them(
+    control_plane: ControlPlane,
+) -> None:
+    cp = control_plane
+    cp.wipe()
+    for ns in ("team-a", "team-b"):
+        done = kubectl(cp.kubeconfig, "create", "namespace", ns)
+        assert done.returncode == 0 or "AlreadyExists" in done.stderr, done.stderr
+    try:
+        with install(cp, {"watchNamespaces": ["team-a"]}) as release:
+            sa = cp.kubeconfig_for_service_account(NAMESPACE, release.service_account())
+            assert kubectl(sa, "get", "secrets", "-n", "team-a").returncode == 0
+            for args in (
+                ("get", "secrets", "-n", "team-b"),
+                ("get", "secrets", "-A"),
+                ("create", "configmap", "x", "-n", "team-b"),
+            ):
+                done = kubectl(sa, *args)
+                assert done.returncode != 0 and "forbidden" in done.stderr.lower(), (args, done)
+            # Its own namespace: only the webhook certificate Secret, by name.
+            cert = f"{FULLNAME}-webhook-cert"
+            made = kubectl(sa, "create", "secret", "generic", cert, "-n", NAMESPACE)
+            assert made.returncode == 0, made.stderr
+            assert kubectl(sa, "get", "secret", cert, "-n", NAMESPACE).returncode == 0
+            other = kubectl(sa, "get", "secrets", "-n", NAMESPACE)
+            assert other.returncode != 0 and "forbidden" in other.stderr.lower()
+    finally:
+        cp.wipe()
