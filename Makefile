@@ -13,7 +13,7 @@ FUZZ_STAMP := $(VENV)/.installed-fuzz
 RUNS ?= 1000000
 TARGET ?=
 
-.PHONY: help venv sysdeps test demo bench bench-mls bench-private bench-sender fuzz lint format crds crds-check clean
+.PHONY: help venv sysdeps kube-bins test demo bench bench-mls bench-private bench-sender bench-kube fuzz lint format crds crds-check clean
 
 help:
 	@echo "make demo       - three pods (a - relay - b) on an encrypted VLAN: ping, ARP, iperf3"
@@ -24,6 +24,8 @@ help:
 	@echo "make bench-sender - private VLAN: per-frame cost of sender-bound frames, time to revoke"
 	@echo "make fuzz       - coverage-guided fuzzing of every peer-input parser (RUNS=, TARGET=)"
 	@echo "make lint       - ruff and mypy --strict on sidecar/ and operator/"
+	@echo "make kube-bins  - build kube-apiserver and kube-controller-manager once (cached)"
+	@echo "make bench-kube - start time and memory of the tests' Kubernetes control plane"
 	@echo "make crds       - regenerate CRDs, the chart's copies and the values schema"
 
 $(STAMP): pyproject.toml
@@ -42,7 +44,12 @@ $(FUZZ_STAMP): $(STAMP) pyproject.toml
 sysdeps:
 	sh hack/ensure-system-packages.sh
 
-test: venv sysdeps lint
+# The real kube-apiserver and kube-controller-manager the operator and chart tests
+# run, built once per machine into ${PEERTAP_KUBE_CACHE:-/var/cache/peertap/kube}.
+kube-bins:
+	bash hack/build-kube.sh
+
+test: venv sysdeps lint kube-bins
 	$(VENV)/bin/pytest
 
 demo: venv sysdeps
@@ -59,6 +66,9 @@ bench-private: venv sysdeps
 
 bench-sender: venv sysdeps
 	$(PY) hack/bench-sender.py
+
+bench-kube: venv kube-bins
+	$(PY) hack/bench-kube.py
 
 fuzz: $(FUZZ_STAMP)
 	$(PY) hack/fuzz.py --runs $(RUNS) $(if $(TARGET),--target $(TARGET))
