@@ -42,7 +42,10 @@ def test_api_server_injects_the_sidecar_and_validates_through_the_operator(
         # Injection: the pod as stored already has the sidecar and its projected config.
         kubectl.apply_text(em.pod_yaml("web-1", {"app": "lab-node"}))
         pod = emulator.objects("v1/pods", NS)["web-1"]
-        containers = {c["name"]: c for c in pod["spec"]["containers"]}
+        # The sidecar is a native sidecar: an init container that keeps running.
+        spec = pod["spec"]
+        containers = {c["name"]: c for c in spec.get("initContainers", []) + spec["containers"]}
+        assert containers["peertap"].get("restartPolicy") == "Always"
         assert containers["peertap"]["image"] == "registry.example/peertap:test"
         key = pod["metadata"]["annotations"]["peertap.io/member"]
         volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
