@@ -2,7 +2,7 @@
 
 DATA crosses in UDP datagrams (encrypted: no plaintext in a capture of the underlay)
 when both nodes offer it, falls back to the trunk stream while UDP is dropped by a
-firewall and comes back when it is allowed again, crosses a relay in datagrams, and a
+firewall (nftables) and comes back when it is allowed again, crosses a relay in datagrams, and a
 node that does not offer datagrams interoperates over the stream."""
 
 from __future__ import annotations
@@ -68,35 +68,36 @@ def packets_in(path: Path) -> list[str]:
     return [line for line in r.stdout.splitlines() if line.strip()]
 
 
+NFT_TABLE = "peertap_test_udp_block"
+
+
 @pytest.fixture
 def udp_blocked() -> Iterator[Callable[[Lab, str], None]]:
-    """Drop UDP to and from the trunk port in a pod's namespace (iptables); undo after."""
-    rules: list[tuple[Lab, str]] = []
+    """Drop UDP to and from the trunk port in a pod's namespace (nftables); undo after."""
+    blocked: list[tuple[Lab, str]] = []
 
     def block(lab: Lab, pod: str) -> None:
-        for chain, flag in (("INPUT", "--dport"), ("OUTPUT", "--sport")):
-            lab.exec(
-                pod,
-                ["iptables", "-I", chain, "-p", "udp", flag, str(TRUNK_PORT), "-j", "DROP"],
-                check=True,
-            )
-        rules.append((lab, pod))
+        rules = (
+            f"table inet {NFT_TABLE} {{\n"
+            f"  chain input {{ type filter hook input priority 0; udp dport {TRUNK_PORT} drop; }}\n"
+            f"  chain output {{ type filter hook output priority 0; udp sport {TRUNK_PORT} drop; }}\n"
+            "}\n"
+        )
+        lab.exec(pod, ["nft", "-f", "-"], input=rules.encode(), check=True)
+        blocked.append((lab, pod))
 
     yield block
-    for lab, pod in rules:
+    for lab, pod in blocked:
         unblock(lab, pod)
 
 
 def unblock(lab: Lab, pod: str) -> None:
-    for chain, flag in (("INPUT", "--dport"), ("OUTPUT", "--sport")):
-        lab.exec(
-            pod,
-            ["iptables", "-D", chain, "-p", "udp", flag, str(TRUNK_PORT), "-j", "DROP"],
-            capture_output=True,
-        )
+    lab.exec(pod, ["nft", "delete", "table", "inet", NFT_TABLE], capture_output=True)
 
 
-def test_data_crosses_in_encrypted_datagrams(lab_factory: Callable[..., Lab], tmp_path: Path) -> None:
+def test_data_crosses_in_encrypted_datagrams(
+    lab_factory: Callable[..., Lab], tmp_path: Path
+) -> None:
     lab = lab_factory(topology("pair").model_copy(update={"trace": False}))
     lab.wait_ready(timeout=30)
     wait_until("a ping a -> b", lambda: pings(lab, "a", "b"))
@@ -151,7 +152,9 @@ def test_a_relay_forwards_over_datagram_paths(lab_factory: Callable[..., Lab]) -
     lab.wait_ready(timeout=30)
     wait_until("a ping a -> b through r", lambda: pings(lab, "a", "b"))
     for pod, peer in (("a", "r"), ("r", "a"), ("r", "b"), ("b", "r")):
-        wait_until(f"datagram path {pod} -> {peer}", lambda: transport(lab, pod, peer) == "datagram")
+        wait_until(
+            f"datagram path {pod} -> {peer}", lambda: transport(lab, pod, peer) == "datagram"
+        )
     before = path_to(lab, "r", "b")["datagrams_sent"]
     assert pings(lab, "a", "b", count=5)
     assert path_to(lab, "r", "b")["datagrams_sent"] >= before + 5
