@@ -297,8 +297,10 @@ class DatagramChannel:
                 got = udp.receive(sock)
                 if got is None:
                     break
-                data, segment, _source = got
+                data, segment, source = got
                 if not data:
+                    if source[0]:  # an empty datagram (not an ICMP error report)
+                        self.counters["malformed_short"] += 1
                     continue
                 for datagram in udp.split(data, segment):
                     self.on_datagram(datagram, now, by_peer)
