@@ -33,16 +33,19 @@ from .codec import (
     KIND_DATA,
     KIND_PROBE,
     KIND_PROBE_REPLY,
+    OVERHEAD,
     Ack,
     Key,
     MalformedDatagram,
     Offer,
+    header_ok,
     parse_header,
     parse_path_record,
     parse_probe,
     parse_probe_reply,
     probe_body,
     probe_reply_body,
+    unpack_header,
     unpack_records,
 )
 from .keys import KeyExchangeError, OfferKey, seal_session
@@ -308,32 +311,46 @@ class DatagramChannel:
                 if peer in self._peers:
                     await deliver(peer, records)
 
-    def on_datagram(self, datagram: bytes, now: float, out: dict[str, list[bytes]]) -> None:
+    def on_datagram(
+        self, datagram: bytes | memoryview, now: float, out: dict[str, list[bytes]]
+    ) -> None:
         """Authenticate one datagram and act on it; DATA records land in `out[peer]`."""
-        counters = self.counters
-        try:
-            header = parse_header(datagram)
-        except MalformedDatagram as err:
-            counters[f"malformed_{err.reason}"] += 1
+        if len(datagram) < OVERHEAD:
+            self.counters["malformed_short"] += 1
             return
-        session = self._receive.get(header.session)
+        version, kind, index, count, sid, counter = unpack_header(datagram)
+        if not header_ok(version, kind, index, count, sid):
+            try:
+                parse_header(datagram)
+            except MalformedDatagram as err:
+                self.counters[f"malformed_{err.reason}"] += 1
+            return
+        session = self._receive.get(sid)
         if session is None:
-            counters["unknown_session"] += 1
+            self.counters["unknown_session"] += 1
             return
-        try:
-            plaintext = session.open(header, datagram)
-        except MalformedDatagram as err:
-            counters[err.reason] += 1
+        plaintext = session.open_counter(counter, memoryview(datagram))
+        if plaintext is None:
+            self.counters[session.refused] += 1
             return
         state = self._peers.get(session.peer)
         if state is None:
             return
-        state.stats.datagrams_received += 1
-        state.stats.bytes_received += len(datagram)
+        stats = state.stats
+        stats.datagrams_received += 1
+        stats.bytes_received += len(datagram)
+        if kind == KIND_DATA and count > 1:
+            # The bulk of a 64 KiB unit: fragments, on the shortest path.
+            record, given_up = session.add_fragment(index, count, counter, plaintext, now)
+            if given_up:
+                self.counters["fragments_given_up"] += given_up
+            if record is not None:
+                self._deliver_records(session.peer, [record], out)
+            return
         try:
-            if header.kind == KIND_DATA:
-                self._on_data(session, header, plaintext, now, out)
-            elif header.kind == KIND_PROBE:
+            if kind == KIND_DATA:
+                self._deliver_records(session.peer, unpack_records(plaintext), out)
+            elif kind == KIND_PROBE:
                 self._answer_probe(state, plaintext, len(datagram))
             else:
                 probe_id, sent_ns, size = parse_probe_reply(plaintext)
@@ -342,26 +359,12 @@ class DatagramChannel:
                     state.stats.reply(probe_id, size, rtt, now)
         except MalformedDatagram as err:
             # Authentic but ill-formed: only a broken peer sends this.
-            counters[f"malformed_{err.reason}"] += 1
+            self.counters[f"malformed_{err.reason}"] += 1
 
-    def _on_data(
-        self,
-        session: ReceiveSession,
-        header: Any,
-        plaintext: bytes,
-        now: float,
-        out: dict[str, list[bytes]],
+    def _deliver_records(
+        self, peer: str, records: list[bytes], out: dict[str, list[bytes]]
     ) -> None:
-        if header.count == 1:
-            records = unpack_records(plaintext)
-        else:
-            record, given_up = session.reassemble(header, plaintext, now)
-            if given_up:
-                self.counters["fragments_given_up"] += given_up
-            if record is None:
-                return
-            records = [record]
-        bucket = out.setdefault(session.peer, [])
+        bucket = out.setdefault(peer, [])
         for record in records:
             if len(record) > 1 and record[1] == wire.TYPE_DATA:
                 bucket.append(record)

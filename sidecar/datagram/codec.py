@@ -37,6 +37,11 @@ MAX_DATAGRAM = 65507
 """Largest UDP payload over IPv4."""
 
 _HEADER = struct.Struct(">BBBBQQ")
+pack_header = _HEADER.pack
+unpack_header = _HEADER.unpack_from
+"""Hot-path forms of the header: (version, kind, index, count, session, counter)."""
+_NONCE = struct.Struct(">4xQ")
+nonce = _NONCE.pack
 _LENGTH = struct.Struct(">H")
 _PROBE = struct.Struct(">QQ")
 _PROBE_REPLY = struct.Struct(">QQH")
@@ -61,11 +66,18 @@ class Header:
     counter: int  # per-session, strictly increasing per datagram sent; the AEAD nonce
 
     def encode(self) -> bytes:
-        return _HEADER.pack(VERSION, self.kind, self.index, self.count, self.session, self.counter)
+        return pack_header(VERSION, self.kind, self.index, self.count, self.session, self.counter)
 
 
-def nonce(counter: int) -> bytes:
-    return b"\x00\x00\x00\x00" + counter.to_bytes(8, "big")
+def header_ok(version: int, kind: int, index: int, count: int, session: int) -> bool:
+    """The fast check of an unpacked header; `parse_header` says what is wrong."""
+    return (
+        version == VERSION
+        and 0 < kind <= KIND_PROBE_REPLY
+        and index < count
+        and (count == 1 or kind == KIND_DATA)
+        and session != 0
+    )
 
 
 def parse_header(datagram: bytes | memoryview) -> Header:

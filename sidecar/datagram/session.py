@@ -27,9 +27,11 @@ from .codec import (
     LENGTH_LEN,
     MAX_FRAGMENTS,
     OVERHEAD,
+    VERSION,
     Header,
     MalformedDatagram,
     nonce,
+    pack_header,
     pack_records,
 )
 
@@ -57,7 +59,7 @@ class SendSession:
         self.counter += 1
         if self.counter >= COUNTER_LIMIT:
             raise SessionExhausted
-        header = Header(kind, index, count, self.session, self.counter).encode()
+        header = pack_header(VERSION, kind, index, count, self.session, self.counter)
         return header + self._aead.encrypt(nonce(self.counter), plaintext, header)
 
     def seal_records(self, records: list[bytes], datagram_size: int) -> list[bytes]:
@@ -87,11 +89,18 @@ class SendSession:
         count = -(-len(record) // room)
         if count > MAX_FRAGMENTS:
             raise ValueError(f"a record of {len(record)} bytes needs {count} fragments")
+        first = self.counter + 1
+        self.counter += count
+        if self.counter >= COUNTER_LIMIT:
+            raise SessionExhausted
+        # The per-fragment loop of `seal`, inlined: this runs ~46 times per 64 KiB unit.
+        encrypt, session, out = self._aead.encrypt, self.session, []
         with memoryview(record) as view:
-            return [
-                self.seal(KIND_DATA, bytes(view[i * room : (i + 1) * room]), index=i, count=count)
-                for i in range(count)
-            ]
+            for i in range(count):
+                header = pack_header(VERSION, KIND_DATA, i, count, session, first + i)
+                piece = view[i * room : (i + 1) * room]
+                out.append(header + encrypt(nonce(first + i), piece, header))
+        return out
 
 
 @dataclass
@@ -102,7 +111,7 @@ class _Partial:
 
 
 class ReceiveSession:
-    __slots__ = ("_aead", "_partial", "created", "peer", "session", "window")
+    __slots__ = ("_aead", "_partial", "created", "peer", "refused", "session", "window")
 
     def __init__(self, session: int, key: bytes, peer: str) -> None:
         self.session = session
@@ -111,39 +120,55 @@ class ReceiveSession:
         self.window = ReplayWindow()
         self._partial: dict[int, _Partial] = {}
         self.created = time.monotonic()
+        self.refused = "replay"
 
     def open(self, header: Header, datagram: bytes | memoryview) -> bytes:
         """The plaintext of an authentic, fresh datagram; MalformedDatagram otherwise
         (`replay` or `auth`), leaving the session as it was."""
-        if not self.window.check(header.counter):
-            raise MalformedDatagram("replay", f"counter {header.counter}")
+        plaintext = self.open_counter(header.counter, memoryview(datagram))
+        if plaintext is None:
+            raise MalformedDatagram(self.refused, f"counter {header.counter}")
+        return plaintext
+
+    def open_counter(self, counter: int, datagram: memoryview) -> bytes | None:
+        """`open` for the hot path: None when refused, the reason in `refused`."""
+        window = self.window
+        if not window.check(counter):
+            self.refused = "replay"
+            return None
         try:
-            plaintext = self._aead.decrypt(
-                nonce(header.counter),
-                datagram[HEADER_LEN:],
-                datagram[:HEADER_LEN],
+            plaintext: bytes = self._aead.decrypt(
+                nonce(counter), datagram[HEADER_LEN:], datagram[:HEADER_LEN]
             )
         except InvalidTag:
-            raise MalformedDatagram("auth", "tag does not verify") from None
-        if not self.window.accept(header.counter):
-            raise MalformedDatagram("replay", f"counter {header.counter}")
+            self.refused = "auth"
+            return None
+        if not window.accept(counter):
+            self.refused = "replay"
+            return None
         return plaintext
 
     def reassemble(self, header: Header, piece: bytes, now: float) -> tuple[bytes | None, int]:
         """Add an authenticated fragment; (the whole record or None, fragments given up)."""
-        base = header.counter - header.index
-        given_up = self._expire(now)
+        return self.add_fragment(header.index, header.count, header.counter, piece, now)
+
+    def add_fragment(
+        self, index: int, count: int, counter: int, piece: bytes, now: float
+    ) -> tuple[bytes | None, int]:
+        base = counter - index
         partial = self._partial.get(base)
+        given_up = 0
         if partial is None:
+            given_up = self._expire(now)
             if len(self._partial) >= MAX_PARTIAL:
                 oldest = next(iter(self._partial))
                 given_up += len(self._partial.pop(oldest).pieces)
-            partial = self._partial[base] = _Partial(header.count, now)
-        elif partial.count != header.count:
+            partial = self._partial[base] = _Partial(count, now)
+        elif partial.count != count:
             # Cannot come from the honest peer (it sealed both): drop the record.
             given_up += len(self._partial.pop(base).pieces) + 1
             return None, given_up
-        partial.pieces[header.index] = piece
+        partial.pieces[index] = piece
         if len(partial.pieces) < partial.count:
             return None, given_up
         del self._partial[base]

@@ -138,8 +138,9 @@ def receive(sock: socket.socket) -> tuple[bytes, int, Address] | None:
     return data, segment, source
 
 
-def split(data: bytes, segment: int) -> list[bytes]:
-    """The datagrams of one GRO receive."""
+def split(data: bytes, segment: int) -> list[memoryview]:
+    """The datagrams of one GRO receive, as views of its buffer (no copies)."""
+    view = memoryview(data)
     if segment <= 0 or segment >= len(data):
-        return [data]
-    return [data[i : i + segment] for i in range(0, len(data), segment)]
+        return [view]
+    return [view[i : i + segment] for i in range(0, len(data), segment)]
