@@ -167,7 +167,8 @@ def test_a_node_without_the_datagram_path_interoperates_over_the_stream(
     # b speaks only what a node before the datagram path spoke: no datagram role bit.
     cfg_path = lab.config_path("b")
     cfg = json.loads(cfg_path.read_text())
-    cfg.setdefault("trunk", {})["datagram"] = False
+    assert cfg["trunk"]["datagram"] is True
+    cfg["trunk"]["datagram"] = False
     cfg_path.write_text(json.dumps(cfg))
     for pod in lab.pods:
         lab.start_node(pod)

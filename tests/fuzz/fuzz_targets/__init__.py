@@ -33,6 +33,7 @@ TARGETS = (
     "mls_insider",
     "private_vlan",
     "credentials",
+    "datagram_records",
 )
 
 
