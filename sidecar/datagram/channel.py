@@ -83,8 +83,16 @@ class _Peer:
 
 
 class DatagramChannel:
-    def __init__(self, *, own_id: bytes, host: str = "0.0.0.0", port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        own_id: bytes,
+        host: str = "0.0.0.0",
+        port: int = 0,
+        rekey_after_s: float = REKEY_AFTER_S,
+    ) -> None:
         self._own_id = own_id
+        self._rekey_after_s = rekey_after_s
         self._host = host
         self._port = port
         self._sock: socket.socket | None = None
@@ -267,7 +275,7 @@ class DatagramChannel:
                 session = state.send_session
                 if session is None:
                     continue
-                if now - session.created >= REKEY_AFTER_S:
+                if now - session.created >= self._rekey_after_s:
                     self._rekey(state)
                 self._probe(state, session)
             await trio.sleep(PROBE_INTERVAL_S)
@@ -383,6 +391,14 @@ class DatagramChannel:
         except SessionExhausted:
             return
         udp.send_run(sock, [reply], state.address)
+
+    def sessions(self, peer: str) -> tuple[int | None, list[int]]:
+        """The send session id to `peer` and the receive session ids from it."""
+        state = self._peers.get(peer)
+        if state is None:
+            return None, []
+        send = state.send_session.session if state.send_session is not None else None
+        return send, list(state.receive_sessions)
 
     # ----- status -----
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 
 import pytest
+import trio
 
 from peertap.sidecar import wire
 from peertap.sidecar.datagram import codec, keys, path, udp
@@ -243,3 +245,62 @@ def test_socket_refuses_ip_fragmentation() -> None:
         assert value == udp.IP_PMTUDISC_DO
     finally:
         sock.close()
+
+
+def test_two_channels_key_probe_carry_data_and_rekey_over_loopback() -> None:
+    """Two real channels on 127.0.0.1 whose PATH records cross in memory (standing in for
+    the trunk stream): keyed both ways, the path comes up by probes, DATA crosses, and
+    rekeying replaces sessions without losing DATA and keeps two receive sessions."""
+    trio.run(_two_channels)
+
+
+async def _two_channels() -> None:
+    got: dict[str, list[bytes]] = {"a": [], "b": []}
+    a = DatagramChannel(own_id=A_ID, host="127.0.0.1", rekey_after_s=0.6)
+    b = DatagramChannel(own_id=B_ID, host="127.0.0.1", rekey_after_s=0.6)
+    a.open(), b.open()
+    pending: list[tuple[DatagramChannel, str, bytes]] = []
+
+    def to(channel: DatagramChannel, peer: str) -> Callable[[bytes], bool]:
+        return lambda record: pending.append((channel, peer, record)) is None
+
+    async def deliver_to(name: str, peer: str, records: list[bytes]) -> None:
+        got[name].extend(records)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(a.run, lambda p, r: deliver_to("a", p, r))
+            nursery.start_soon(b.run, lambda p, r: deliver_to("b", p, r))
+            a.link_up("b", B_ID, "127.0.0.1", to(b, "a"))
+            b.link_up("a", A_ID, "127.0.0.1", to(a, "b"))
+
+            async def stream() -> None:
+                while True:
+                    while pending:
+                        channel, peer, record = pending.pop(0)
+                        channel.on_path_record(peer, record)
+                    await trio.sleep(0.01)
+
+            nursery.start_soon(stream)
+            with trio.fail_after(10):
+                while not (a.usable("b") and b.usable("a")):
+                    await trio.sleep(0.05)
+            first_a, _ = a.sessions("b")
+            packets = [data_packet(n) for n in (64, 1400, 9000, 65000)]
+            assert a.send("b", packets) and b.send("a", packets[:1])
+            with trio.fail_after(10):
+                while a.sessions("b")[0] == first_a or len(b.sessions("a")[1]) < 2:
+                    await trio.sleep(0.05)
+            assert a.send("b", packets)
+            with trio.fail_after(5):
+                while len(got["b"]) < 2 * len(packets):
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+    finally:
+        a.close(), b.close()
+    assert got["b"] == packets + packets
+    assert got["a"] == packets[:1]
+    assert len(b.sessions("a")[1]) <= 2
+    assert a.counters["sessions_sent"] >= 2 and b.counters["sessions_received"] >= 2
+    for channel in (a, b):
+        assert not any(k.startswith(("malformed", "stale", "bad")) for k in channel.counters)
