@@ -296,6 +296,7 @@ def common_version(lowest: int, highest: int) -> int | None:
     best = min(highest, VERSION)
     return best if best >= max(lowest, LOWEST_VERSION) else None
 
+
 MAX_INTRO_CREDENTIALS = 8
 MAX_CREDENTIAL_LEN = 1024
 _INTRO = struct.Struct(">BBBBBBBB")

@@ -105,7 +105,7 @@ def send_run(sock: socket.socket, run: list[bytes], address: Address) -> int:
             sock.sendto(run[0], address)
         else:
             segment = [(socket.IPPROTO_UDP, UDP_SEGMENT, _SEGMENT.pack(len(run[0])))]
-            sock.sendmsg([b"".join(run)], segment, 0, address)
+            sock.sendmsg(run, segment, 0, address)  # one iovec per datagram: no join
     except BlockingIOError:
         return len(run)
     except OSError as err:

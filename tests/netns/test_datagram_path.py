@@ -77,10 +77,11 @@ def udp_blocked() -> Iterator[Callable[[Lab, str], None]]:
     blocked: list[tuple[Lab, str]] = []
 
     def block(lab: Lab, pod: str) -> None:
+        hook = "type filter hook {} priority 0; udp {} " + str(TRUNK_PORT) + " drop;"
         rules = (
             f"table inet {NFT_TABLE} {{\n"
-            f"  chain input {{ type filter hook input priority 0; udp dport {TRUNK_PORT} drop; }}\n"
-            f"  chain output {{ type filter hook output priority 0; udp sport {TRUNK_PORT} drop; }}\n"
+            f"  chain input {{ {hook.format('input', 'dport')} }}\n"
+            f"  chain output {{ {hook.format('output', 'sport')} }}\n"
             "}\n"
         )
         lab.exec(pod, ["nft", "-f", "-"], input=rules.encode(), check=True)
@@ -153,7 +154,8 @@ def test_a_relay_forwards_over_datagram_paths(lab_factory: Callable[..., Lab]) -
     wait_until("a ping a -> b through r", lambda: pings(lab, "a", "b"))
     for pod, peer in (("a", "r"), ("r", "a"), ("r", "b"), ("b", "r")):
         wait_until(
-            f"datagram path {pod} -> {peer}", lambda: transport(lab, pod, peer) == "datagram"
+            f"datagram path {pod} -> {peer}",
+            lambda pod=pod, peer=peer: transport(lab, pod, peer) == "datagram",
         )
     before = path_to(lab, "r", "b")["datagrams_sent"]
     assert pings(lab, "a", "b", count=5)
