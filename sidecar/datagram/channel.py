@@ -286,9 +286,10 @@ class DatagramChannel:
             return
         state.probe_round += 1
         round_id = state.probe_round
-        state.stats.round_started(round_id)
+        sizes = state.stats.sizes_for(round_id)
+        state.stats.round_started(round_id, len(sizes))
         sent_ns = time.monotonic_ns()
-        for size in state.stats.sizes:
+        for size in sizes:
             try:
                 datagram = session.seal(KIND_PROBE, probe_body(round_id, sent_ns, size))
             except SessionExhausted:

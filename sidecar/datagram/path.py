@@ -1,13 +1,14 @@
 """Per-peer path state: probing, path MTU, RTT, loss and load of one datagram path.
 
-Every PROBE_INTERVAL_S the node sends one PROBE at each candidate datagram size (DF
+Every PROBE_INTERVAL_S the node sends a PROBE at the smallest candidate datagram size,
+and every SWEEP_EVERY rounds (and until the path is up) one at each candidate size (DF
 set, so an oversize probe is simply lost, never fragmented). The peer answers each it
 receives with a PROBE_REPLY naming its size. From the replies:
 
 - **up**: a reply arrived within DOWN_AFTER_S; otherwise the path is down and DATA
   goes over the trunk stream (the fallback) while probing goes on;
-- **datagram size** (path MTU): the largest size answered in the last MTU_MEMORY probe
-  rounds;
+- **datagram size** (path MTU): the largest size answered in the last LOSS_WINDOW
+  rounds (at least three sweeps);
 - **RTT**: each reply's round trip (last sample and a 1/8 EWMA, as TCP's SRTT);
 - **loss**: the share of the last LOSS_WINDOW rounds whose smallest probe got no reply;
 - **load**: bytes and datagrams sent per second, and datagrams refused by a full
@@ -22,7 +23,7 @@ from typing import Any
 
 PROBE_INTERVAL_S = 0.5
 DOWN_AFTER_S = 2.0
-MTU_MEMORY = 8
+SWEEP_EVERY = 10
 LOSS_WINDOW = 32
 RTT_GAIN = 0.125
 MIN_DATAGRAM = 1232
@@ -59,9 +60,15 @@ class PathStats:
     _rate: tuple[float, float] = (0.0, 0.0)
     _was_up: bool = False
 
-    def round_started(self, round_id: int) -> None:
+    def sizes_for(self, round_id: int) -> list[int]:
+        """Sizes to probe in a round: all of them in a sweep, else the smallest only."""
+        if self.last_reply < 0 or round_id % SWEEP_EVERY == 1:
+            return self.sizes
+        return self.sizes[-1:]
+
+    def round_started(self, round_id: int, probes: int) -> None:
         self._rounds.append((round_id, set()))
-        self.probes_sent += len(self.sizes)
+        self.probes_sent += probes
 
     def reply(self, round_id: int, size: int, rtt_s: float, now: float) -> None:
         for rid, answered in self._rounds:
@@ -74,9 +81,8 @@ class PathStats:
         self.last_reply = now
         self.rtt_last_s = rtt_s
         self.rtt_s = rtt_s if self.rtt_s < 0 else self.rtt_s + RTT_GAIN * (rtt_s - self.rtt_s)
-        recent = list(self._rounds)[-MTU_MEMORY:]
         self.datagram_size = max(
-            (s for _, answered in recent for s in answered), default=MIN_DATAGRAM
+            (s for _, answered in self._rounds for s in answered), default=MIN_DATAGRAM
         )
 
     def up(self, now: float) -> bool:

@@ -201,9 +201,10 @@ def test_candidate_sizes_and_path_bookkeeping() -> None:
     assert path.candidate_sizes(9000)[0] == 8972
     assert path.candidate_sizes(1280) == [1252, 1232]
     stats = path.PathStats(path.candidate_sizes(1500))
+    assert stats.sizes_for(2) == stats.sizes  # nothing answered yet: sweep every round
     now = 100.0
     for round_id in range(1, 5):
-        stats.round_started(round_id)
+        stats.round_started(round_id, len(stats.sizes))
         if round_id != 2:  # round 2 lost entirely
             stats.reply(round_id, 1452, 0.001, now)
             stats.reply(round_id, 1232, 0.002, now)
@@ -212,6 +213,9 @@ def test_candidate_sizes_and_path_bookkeeping() -> None:
     assert stats.went_down == 1
     assert stats.loss() == pytest.approx(1 / 3)
     assert 0.001 <= stats.rtt_s <= 0.002
+    # Once up, a round probes the smallest size only, with a sweep every SWEEP_EVERY.
+    assert stats.sizes_for(2) == [1232]
+    assert stats.sizes_for(path.SWEEP_EVERY + 1) == stats.sizes
 
 
 def test_a_channel_drops_and_counts_datagrams_it_cannot_use() -> None:
