@@ -13,13 +13,14 @@ FUZZ_STAMP := $(VENV)/.installed-fuzz
 RUNS ?= 1000000
 TARGET ?=
 
-.PHONY: help venv sysdeps test demo bench bench-mls bench-private fuzz lint format crds crds-check clean
+.PHONY: help venv sysdeps test demo bench bench-mls bench-datagram bench-private fuzz lint format crds crds-check clean
 
 help:
 	@echo "make demo       - three pods (a - relay - b) on an encrypted VLAN: ping, ARP, iperf3"
 	@echo "make test       - lint, then every test (unit, MLS vectors, netns, operator, chart)"
 	@echo "make bench      - throughput/latency vs plain veth, tinc and OpenVPN"
 	@echo "make bench-mls  - MLS commit/join timings for 10..10000 members"
+	@echo "make bench-datagram - datagram path against trunk stream, side by side"
 	@echo "make bench-private - private VLAN: time to first ping (10-member lab), rekey of 50"
 	@echo "make fuzz       - coverage-guided fuzzing of every peer-input parser (RUNS=, TARGET=)"
 	@echo "make lint       - ruff and mypy --strict on sidecar/ and operator/"
@@ -52,6 +53,9 @@ bench: venv sysdeps
 
 bench-mls: venv
 	$(PY) hack/bench-mls.py
+
+bench-datagram: venv sysdeps
+	$(PY) hack/bench-datagram.py
 
 bench-private: venv sysdeps
 	$(PY) hack/bench-private.py
