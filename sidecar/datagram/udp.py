@@ -26,7 +26,9 @@ MAX_SEGMENTS = 64
 MAX_GSO_BYTES = 65000
 """A GSO send is one IP packet inside the kernel: its payload must stay under 64 KiB."""
 RECEIVE_SIZE = 65536
-BUFFER_BYTES = 8 * 1024 * 1024
+BUFFER_BYTES = 2 * 1024 * 1024
+"""Socket buffers (the kernel doubles them): 32 units of 64 KiB; larger ones only add
+queueing delay (bufferbloat) under a tunnelled TCP flow."""
 _SEGMENT = struct.Struct("=H")
 _GRO = struct.Struct("=i")
 _CMSG_SPACE = socket.CMSG_SPACE(_GRO.size)
@@ -37,8 +39,7 @@ Address = tuple[str, int]
 def open_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BUFFER_BYTES)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, BUFFER_BYTES)
+        _set_buffers(sock)
         sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
         sock.setsockopt(socket.IPPROTO_UDP, UDP_GRO, 1)
         sock.bind((host, port))
@@ -47,6 +48,20 @@ def open_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _set_buffers(sock: socket.socket) -> None:
+    """Buffers for bursts of 64 KiB units. The plain options are capped by the host's
+    net.core.[rw]mem_max (often 208 KiB: three units); a node with CAP_NET_ADMIN (it has
+    it for its TAP) may exceed the cap."""
+    for forced, plain in (
+        (getattr(socket, "SO_SNDBUFFORCE", 32), socket.SO_SNDBUF),
+        (getattr(socket, "SO_RCVBUFFORCE", 33), socket.SO_RCVBUF),
+    ):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, forced, BUFFER_BYTES)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, plain, BUFFER_BYTES)
 
 
 def port_for(listen: list[str], configured: int | None) -> int:
