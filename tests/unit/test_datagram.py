@@ -308,3 +308,48 @@ async def _two_channels() -> None:
     assert a.counters["sessions_sent"] >= 2 and b.counters["sessions_received"] >= 2
     for channel in (a, b):
         assert not any(k.startswith(("malformed", "stale", "bad")) for k in channel.counters)
+
+
+def test_path_measurements_are_prometheus_gauges_per_peer() -> None:
+    import urllib.request
+
+    from peertap.sidecar.api import ApiServer, StatusBoard
+
+    board = StatusBoard()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ApiServer(board, f"127.0.0.1:{port}")
+    server.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        board.publish(
+            {
+                "paths": {
+                    "p1": {
+                        "transport": "datagram",
+                        "datagram_up": True,
+                        "rtt_ms": 0.5,
+                        "loss": 0.25,
+                        "datagram_size": 1472,
+                        "send_bytes_per_s": 1000,
+                    },
+                    "p2": {"transport": "stream"},
+                }
+            }
+        )
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            lines = r.read().decode().splitlines()
+    finally:
+        server.stop()
+    for line in (
+        'peertap_path_datagram_up{peer="p1"} 1.0',
+        'peertap_path_rtt_seconds{peer="p1"} 0.0005',
+        'peertap_path_loss_ratio{peer="p1"} 0.25',
+        'peertap_path_datagram_bytes{peer="p1"} 1472.0',
+        'peertap_path_send_bytes_per_second{peer="p1"} 1000.0',
+    ):
+        assert line in lines
+    assert not any('peer="p2"' in line for line in lines if line.startswith("peertap_path"))
