@@ -176,6 +176,15 @@ class Trunk:
             if settings.datagram_port is not None
             else None
         )
+        if self._datagram is not None:
+            # Bound here, not in run(), so that a busy port is a plain startup error.
+            try:
+                self._datagram.open()
+            except OSError as err:
+                raise OSError(
+                    f"datagram path: cannot use udp port {settings.datagram_port}: "
+                    f"{err.strerror or err} (set trunk.datagram_port, or trunk.datagram false)"
+                ) from err
 
     # ----- public API -----
 
@@ -192,8 +201,7 @@ class Trunk:
         try:
             async with host.run(self._listen), trio.open_nursery() as nursery:
                 if datagram is not None:
-                    port = datagram.open()
-                    log.info("datagram path listening on udp port %d", port)
+                    log.info("datagram path listening on udp port %d", datagram.port)
                     nursery.start_soon(datagram.run, self._events.records)
                 for info in self._bootstrap:
                     if str(info.peer_id) == self.peer_id:

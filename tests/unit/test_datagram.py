@@ -353,3 +353,18 @@ def test_path_measurements_are_prometheus_gauges_per_peer() -> None:
     ):
         assert line in lines
     assert not any('peer="p2"' in line for line in lines if line.startswith("peertap_path"))
+
+
+def test_a_busy_datagram_port_is_a_clear_startup_error() -> None:
+    from peertap.sidecar.trunk import Trunk, TrunkSettings
+
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("0.0.0.0", 0))
+    try:
+        settings = TrunkSettings(
+            seed=bytes(32), listen=["/ip4/127.0.0.1/tcp/0"], datagram_port=busy.getsockname()[1]
+        )
+        with pytest.raises(OSError, match=r"datagram path: cannot use udp port \d+"):
+            Trunk(settings, events=None)  # type: ignore[arg-type]
+    finally:
+        busy.close()
