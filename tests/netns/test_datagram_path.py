@@ -2,8 +2,9 @@
 
 DATA crosses in UDP datagrams (encrypted: no plaintext in a capture of the underlay)
 when both nodes offer it, falls back to the trunk stream while UDP is dropped by a
-firewall (nftables) and comes back when it is allowed again, crosses a relay in datagrams, and a
-node that does not offer datagrams interoperates over the stream."""
+firewall (nftables) and comes back when it is allowed again, crosses a relay in datagrams,
+sizes its datagrams to a smaller MTU on the way without any IP fragment, and a node
+that does not offer datagrams interoperates over the stream."""
 
 from __future__ import annotations
 
@@ -196,3 +197,44 @@ def test_a_node_without_the_datagram_path_interoperates_over_the_stream(
     for pod in ("a", "b"):
         drops = lab.status(pod)["counters"]["drops"]
         assert not any(k.startswith("malformed") for k in drops), drops
+
+
+def test_a_smaller_mtu_on_the_way_is_discovered_and_nothing_is_ip_fragmented(
+    lab_factory: Callable[..., Lab], tmp_path: Path
+) -> None:
+    # a - r - b, r routes IP and runs no node; a dials b across it. r's link to b has a
+    # smaller MTU than a's own link, which a's node can only learn by probing.
+    spec = topology("relay", relay_node=False).model_copy(update={"trace": False})
+    lab = lab_factory(spec, start_nodes=False)
+    toward_b = lab.underlay_address("r", "b")
+    r = lab.exec("r", ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True)
+    ifname = next(line.split()[1] for line in r.stdout.splitlines() if f" {toward_b}/" in line)
+    lab.exec("r", ["ip", "link", "set", ifname, "mtu", "1300"], check=True)
+    for pod in lab.plan.node_pods():
+        lab.start_node(pod)
+    lab.wait_ready(timeout=30)
+    wait_until("a ping a -> b", lambda: pings(lab, "a", "b"))
+    wait_until("the datagram path a -> b", lambda: transport(lab, "a", "b") == "datagram")
+    # 1300 - 28 bytes of IP and UDP headers: of the candidates only 1232 fits.
+    assert path_to(lab, "a", "b")["datagram_size"] == 1232
+
+    fragments = tmp_path / "fragments.pcap"
+    cap = captured(lab, "r", fragments, "ip[6:2] & 0x3fff != 0")
+    time.sleep(1.0)
+    # 1400-byte pings: each frame is larger than one datagram, so it is cut in two.
+    assert pings(lab, "a", "b", count=10, extra=("-s", "1400"))
+    time.sleep(0.3)
+    cap.terminate()
+    cap.wait(timeout=10)
+    assert packets_in(fragments) == []
+    assert transport(lab, "a", "b") == "datagram"
+
+    # The capture method works: a plain 2000-byte ping on the underlay is IP-fragmented.
+    control = tmp_path / "control.pcap"
+    cap = captured(lab, "r", control, "ip[6:2] & 0x3fff != 0")
+    time.sleep(1.0)
+    lab.exec("a", ["ping", "-c", "2", "-s", "2000", "-M", "dont", toward_b], capture_output=True)
+    time.sleep(0.3)
+    cap.terminate()
+    cap.wait(timeout=10)
+    assert len(packets_in(control)) >= 2
