@@ -30,6 +30,7 @@ import trio
 from .. import wire
 from . import udp
 from .codec import (
+    HEADER_LEN,
     KIND_DATA,
     KIND_PROBE,
     KIND_PROBE_REPLY,
@@ -271,6 +272,12 @@ class DatagramChannel:
     async def _probe_loop(self) -> None:
         while True:
             now = time.monotonic()
+            for receiving in self._receive.values():
+                # Records whose fragments stopped coming are given up even when no new
+                # record arrives to push them out.
+                given_up = receiving.expire(now)
+                if given_up:
+                    self.counters["fragments_given_up"] += given_up
             for state in list(self._peers.values()):
                 session = state.send_session
                 if session is None:
@@ -324,11 +331,12 @@ class DatagramChannel:
         self, datagram: bytes | memoryview, now: float, out: dict[str, list[bytes]]
     ) -> None:
         """Authenticate one datagram and act on it; DATA records land in `out[peer]`."""
-        if len(datagram) < OVERHEAD:
+        size = len(datagram)
+        if size <= HEADER_LEN:
             self.counters["malformed_short"] += 1
             return
         version, kind, index, count, sid, counter = unpack_header(datagram)
-        if not header_ok(version, kind, index, count, sid):
+        if not header_ok(version, kind, index, count, sid) or (count == 1 and size < OVERHEAD):
             try:
                 parse_header(datagram)
             except MalformedDatagram as err:
@@ -338,7 +346,22 @@ class DatagramChannel:
         if session is None:
             self.counters["unknown_session"] += 1
             return
-        plaintext = session.open_counter(counter, memoryview(datagram))
+        view = datagram if isinstance(datagram, memoryview) else memoryview(datagram)
+        if count > 1:
+            # The bulk of a 64 KiB unit: fragments, opened once the record is whole.
+            record, given_up = session.add_fragment(index, count, counter, view[HEADER_LEN:], now)
+            if given_up:
+                self.counters["fragments_given_up"] += given_up
+            if session.refused:
+                self.counters[session.refused] += 1
+            state = self._peers.get(session.peer)
+            if state is not None:
+                state.stats.datagrams_received += 1
+                state.stats.bytes_received += size
+                if record is not None:
+                    self._deliver_records(session.peer, [record], out)
+            return
+        plaintext = session.open_counter(counter, view)
         if plaintext is None:
             self.counters[session.refused] += 1
             return
@@ -347,15 +370,7 @@ class DatagramChannel:
             return
         stats = state.stats
         stats.datagrams_received += 1
-        stats.bytes_received += len(datagram)
-        if kind == KIND_DATA and count > 1:
-            # The bulk of a 64 KiB unit: fragments, on the shortest path.
-            record, given_up = session.add_fragment(index, count, counter, plaintext, now)
-            if given_up:
-                self.counters["fragments_given_up"] += given_up
-            if record is not None:
-                self._deliver_records(session.peer, [record], out)
-            return
+        stats.bytes_received += size
         try:
             if kind == KIND_DATA:
                 self._deliver_records(session.peer, unpack_records(plaintext), out)
@@ -406,6 +421,7 @@ class DatagramChannel:
     def stats(self) -> dict[str, int]:
         out = {f"datagram_{k}": v for k, v in sorted(self.counters.items())}
         out["datagram_peers_up"] = sum(1 for p in self._peers if self.usable(p))
+        out["datagram_partial_records"] = sum(r.partial_records for r in self._receive.values())
         return out
 
     def path_stats(self) -> dict[str, dict[str, Any]]:

@@ -82,7 +82,7 @@ def header_ok(version: int, kind: int, index: int, count: int, session: int) -> 
 
 def parse_header(datagram: bytes | memoryview) -> Header:
     """The header of a datagram, checked for everything that needs no key."""
-    if len(datagram) < OVERHEAD:
+    if len(datagram) <= HEADER_LEN:
         raise MalformedDatagram("short", f"datagram of {len(datagram)} bytes")
     version, kind, index, count, session, counter = _HEADER.unpack_from(datagram)
     if version != VERSION:
@@ -93,6 +93,8 @@ def parse_header(datagram: bytes | memoryview) -> Header:
         raise MalformedDatagram("fragment", f"fragment {index} of {count}, kind {kind}")
     if session == 0:
         raise MalformedDatagram("session", "session id 0")
+    if count == 1 and len(datagram) < OVERHEAD:
+        raise MalformedDatagram("short", f"whole datagram of {len(datagram)} bytes")
     return Header(kind, index, count, session, counter)
 
 

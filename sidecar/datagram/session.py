@@ -1,14 +1,17 @@
 """One datagram session per direction: sealing records into datagrams, and opening them.
 
-`SendSession` packs small records into whole datagrams (u16 length each) and cuts a
-record too large for one datagram into fragments of exactly the path's datagram size,
-so a batch comes out as runs of equal-sized datagrams that one GSO send can carry.
-Every datagram, fragment or not, is sealed on its own (AES-256-GCM, the counter as
-nonce, the header as associated data), so nothing unauthenticated is ever buffered.
+`SendSession` packs small records into whole datagrams (u16 length each), each sealed
+on its own (AES-256-GCM, the counter as nonce, the header as associated data). A record
+too large for one datagram is sealed once as a whole and its ciphertext cut into
+fragments of exactly the path's datagram size, so a batch comes out as runs of
+equal-sized datagrams that one GSO send carries. One AEAD call per record instead of
+one per fragment: a call's fixed cost is most of the cost of a 1.4 KB one.
 
 `ReceiveSession` checks the replay window before decrypting and moves it only after
-the tag verified (forgeries cannot move it), and reassembles fragments: those of one
-record have consecutive counters, so `counter - index` names the record.
+the tag verified (forgeries cannot move it). Fragments of one record have consecutive
+counters, so `counter - index` (the record's base counter) names the record; they are
+buffered (bounded in count, bytes and time) until all arrived, then the record is
+authenticated and opened as a whole.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .codec import (
     LENGTH_LEN,
     MAX_FRAGMENTS,
     OVERHEAD,
+    TAG_LEN,
     VERSION,
     Header,
     MalformedDatagram,
@@ -74,7 +78,7 @@ class SendSession:
                 if batch:
                     out.append(self.seal(KIND_DATA, pack_records(batch)))
                     batch, used = [], 0
-                out.extend(self._fragments(record, room))
+                out.extend(self._fragments(record, datagram_size))
                 continue
             if used + need > room:
                 out.append(self.seal(KIND_DATA, pack_records(batch)))
@@ -85,29 +89,40 @@ class SendSession:
             out.append(self.seal(KIND_DATA, pack_records(batch)))
         return out
 
-    def _fragments(self, record: bytes, room: int) -> list[bytes]:
-        count = -(-len(record) // room)
+    def _fragments(self, record: bytes, datagram_size: int) -> list[bytes]:
+        room = datagram_size - HEADER_LEN
+        count = -(-(len(record) + TAG_LEN) // room)
         if count > MAX_FRAGMENTS:
             raise ValueError(f"a record of {len(record)} bytes needs {count} fragments")
-        first = self.counter + 1
-        self.counter += count
+        base = self.counter + 1
+        self.counter += count  # the record takes `count` counters; `base` is its nonce
         if self.counter >= COUNTER_LIMIT:
             raise SessionExhausted
-        # The per-fragment loop of `seal`, inlined: this runs ~46 times per 64 KiB unit.
-        encrypt, session, out = self._aead.encrypt, self.session, []
-        with memoryview(record) as view:
+        session = self.session
+        sealed = self._aead.encrypt(nonce(base), record, fragmented_aad(count, session, base))
+        out = []
+        with memoryview(sealed) as view:
             for i in range(count):
-                header = pack_header(VERSION, KIND_DATA, i, count, session, first + i)
-                piece = view[i * room : (i + 1) * room]
-                out.append(header + encrypt(nonce(first + i), piece, header))
+                header = pack_header(VERSION, KIND_DATA, i, count, session, base + i)
+                out.append(header + view[i * room : (i + 1) * room])
         return out
+
+
+def fragmented_aad(count: int, session: int, base: int) -> bytes:
+    """Associated data of a fragmented record: the header of its fragment 0."""
+    return pack_header(VERSION, KIND_DATA, 0, count, session, base)
+
+
+MAX_SEALED = MAX_PACKET + TAG_LEN
+"""Largest fragmented record, sealed: a reassembly that grows past it is given up."""
 
 
 @dataclass
 class _Partial:
     count: int
     started: float
-    pieces: dict[int, bytes] = field(default_factory=dict)
+    size: int = 0
+    pieces: dict[int, bytes | memoryview] = field(default_factory=dict)
 
 
 class ReceiveSession:
@@ -148,36 +163,60 @@ class ReceiveSession:
             return None
         return plaintext
 
-    def reassemble(self, header: Header, piece: bytes, now: float) -> tuple[bytes | None, int]:
-        """Add an authenticated fragment; (the whole record or None, fragments given up)."""
-        return self.add_fragment(header.index, header.count, header.counter, piece, now)
+    def reassemble(
+        self, header: Header, datagram: bytes | memoryview, now: float
+    ) -> tuple[bytes | None, int]:
+        """Add the fragment `datagram`; (the opened record or None, fragments given up).
+        When None, `refused` says why if the fragment was refused (else it was kept)."""
+        return self.add_fragment(
+            header.index, header.count, header.counter, memoryview(datagram)[HEADER_LEN:], now
+        )
 
     def add_fragment(
-        self, index: int, count: int, counter: int, piece: bytes, now: float
+        self, index: int, count: int, counter: int, piece: bytes | memoryview, now: float
     ) -> tuple[bytes | None, int]:
+        """The hot-path form of `reassemble`: `piece` is the datagram after its header."""
+        self.refused = ""
         base = counter - index
+        if not self.window.check(base):
+            self.refused = "replay"  # a record already delivered, or too old
+            return None, 0
         partial = self._partial.get(base)
         given_up = 0
         if partial is None:
-            given_up = self._expire(now)
+            given_up = self.expire(now)
             if len(self._partial) >= MAX_PARTIAL:
                 oldest = next(iter(self._partial))
                 given_up += len(self._partial.pop(oldest).pieces)
             partial = self._partial[base] = _Partial(count, now)
-        elif partial.count != count:
-            # Cannot come from the honest peer (it sealed both): drop the record.
-            given_up += len(self._partial.pop(base).pieces) + 1
+        elif partial.count != count or index in partial.pieces:
+            # Not from the honest sender (it cut each record once): keep the first word.
+            self.refused = "fragment_conflict"
             return None, given_up
         partial.pieces[index] = piece
+        partial.size += len(piece)
+        if partial.size > MAX_SEALED:
+            del self._partial[base]
+            self.refused = "fragment_oversize"
+            return None, given_up + len(partial.pieces)
         if len(partial.pieces) < partial.count:
             return None, given_up
         del self._partial[base]
-        record = b"".join(partial.pieces[i] for i in range(partial.count))
-        if len(record) > MAX_PACKET:
-            return None, given_up + partial.count
+        sealed = b"".join([partial.pieces[i] for i in range(partial.count)])
+        try:
+            record: bytes = self._aead.decrypt(
+                nonce(base), sealed, fragmented_aad(count, self.session, base)
+            )
+        except InvalidTag:
+            self.refused = "auth"
+            return None, given_up
+        if not self.window.accept(base):
+            self.refused = "replay"
+            return None, given_up
         return record, given_up
 
-    def _expire(self, now: float) -> int:
+    def expire(self, now: float) -> int:
+        """Give up records whose fragments have been waiting too long; how many pieces."""
         given_up = 0
         while self._partial:
             base, oldest = next(iter(self._partial.items()))

@@ -38,13 +38,14 @@ def open_all(rx: ReceiveSession, datagrams: list[bytes]) -> list[bytes]:
     out: list[bytes] = []
     for d in datagrams:
         header = codec.parse_header(d)
-        plaintext = rx.open(header, d)
         if header.count == 1:
-            out.extend(codec.unpack_records(plaintext))
-        else:
-            record, _ = rx.reassemble(header, plaintext, time.monotonic())
-            if record is not None:
-                out.append(record)
+            out.extend(codec.unpack_records(rx.open(header, d)))
+            continue
+        record, _ = rx.reassemble(header, d, time.monotonic())
+        if record is not None:
+            out.append(record)
+        elif rx.refused:
+            raise codec.MalformedDatagram(rx.refused)
     return out
 
 
@@ -98,7 +99,8 @@ def test_small_records_share_datagrams_and_a_large_one_is_fragmented_to_the_size
     datagrams = tx.seal_records([*small, big, small[0]], 1472)
     assert all(len(d) <= 1472 for d in datagrams)
     fragments = [d for d in datagrams if codec.parse_header(d).count > 1]
-    assert len(fragments) == -(-len(big) // (1472 - codec.OVERHEAD))
+    # Sealed once as a whole (one tag), cut into pieces of the datagram size less a header.
+    assert len(fragments) == -(-(len(big) + codec.TAG_LEN) // (1472 - codec.HEADER_LEN))
     # Fragments before the last are exactly the datagram size: one GSO run carries them.
     assert {len(d) for d in fragments[:-1]} == {1472}
     assert len(datagrams) < 30 + len(fragments)
@@ -136,23 +138,59 @@ def test_reassembly_is_bounded() -> None:
     for _ in range(MAX_PARTIAL + 10):
         fragments = tx.seal_records([data_packet(5000)], 1472)
         header = codec.parse_header(fragments[0])
-        record, lost = rx.reassemble(header, rx.open(header, fragments[0]), time.monotonic())
-        assert record is None
+        record, lost = rx.reassemble(header, fragments[0], time.monotonic())
+        assert record is None and rx.refused == ""
         given_up += lost
     assert rx.partial_records == MAX_PARTIAL
     assert given_up == 10
     # The next record's first fragment, much later: every stale one is given up.
     late = tx.seal_records([data_packet(5000)], 1472)[0]
     header = codec.parse_header(late)
-    _, lost = rx.reassemble(header, rx.open(header, late), time.monotonic() + 60)
+    _, lost = rx.reassemble(header, late, time.monotonic() + 60)
     assert lost == MAX_PARTIAL
+
+
+def test_forged_fragments_never_deliver_and_old_records_leave_no_state() -> None:
+    tx, rx = keyed_pair()
+    record = data_packet(9000)
+    fragments = tx.seal_records([record], 1472)
+    now = time.monotonic()
+    # A forged piece (any bytes under a real header) spoils only its record: auth fails.
+    forged = bytearray(fragments[1])
+    forged[-1] ^= 1
+    for d in [fragments[0], bytes(forged), *fragments[2:]]:
+        got, _ = rx.reassemble(codec.parse_header(d), d, now)
+        assert got is None
+    assert rx.refused == "auth" and rx.partial_records == 0
+    # A second copy of a fragment is refused; the record still opens from the first ones.
+    fragments = tx.seal_records([record], 1472)
+    assert rx.reassemble(codec.parse_header(fragments[0]), fragments[0], now)[0] is None
+    assert rx.reassemble(codec.parse_header(fragments[0]), fragments[0], now)[0] is None
+    assert rx.refused == "fragment_conflict"
+    for d in fragments[1:]:
+        got, _ = rx.reassemble(codec.parse_header(d), d, now)
+    assert got == record
+    # Replayed fragments of a delivered record are refused at once and stored nowhere.
+    for d in fragments:
+        assert rx.reassemble(codec.parse_header(d), d, now)[0] is None
+        assert rx.refused == "replay"
+    assert rx.partial_records == 0
+    # Pieces adding up to more than any record are given up.
+    head = codec.Header(codec.KIND_DATA, 0, 200, tx.session, tx.counter + 1)
+    for i in range(200):
+        h = codec.Header(codec.KIND_DATA, i, 200, head.session, head.counter + i)
+        rx.reassemble(h, h.encode() + bytes(1400), now)
+        if rx.refused:
+            break
+    assert rx.refused == "fragment_oversize" and rx.partial_records == 0
 
 
 @pytest.mark.parametrize(
     "raw, reason",
     [
         (b"", "short"),
-        (bytes(35), "short"),
+        (bytes(20), "short"),
+        (codec.Header(1, 0, 1, 5, 1).encode() + bytes(15), "short"),
         (codec.Header(1, 0, 1, 5, 1).encode().replace(b"\x02", b"\x03", 1) + bytes(16), "version"),
         (codec.Header(7, 0, 1, 5, 1).encode() + bytes(16), "kind"),
         (codec.Header(1, 2, 2, 5, 1).encode() + bytes(16), "fragment"),
