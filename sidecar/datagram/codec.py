@@ -3,9 +3,11 @@
 Two kinds of bytes are defined here:
 
 - UDP datagrams between two peers: a 20-byte header, then AES-256-GCM ciphertext and
-  tag. The header names the receiver's session (chosen by the sender and keyed over
-  the trunk stream), carries a per-session counter (the nonce) and the fragment
-  position; all of it is authenticated as associated data.
+  tag (a whole datagram), or one piece of a record sealed as a whole (a fragment). The
+  header names the receiver's session (chosen by the sender and keyed over the trunk
+  stream), carries a per-session counter (the nonce) and the fragment position; it is
+  the associated data of a whole datagram, and fragment 0's header is that of a sealed
+  record.
 - PATH records (packet type 5) on the trunk stream: OFFER, KEY and ACK, the key
   exchange that sets up datagram sessions. They ride inside the Noise-encrypted,
   peer-authenticated trunk stream.
