@@ -13,13 +13,14 @@ FUZZ_STAMP := $(VENV)/.installed-fuzz
 RUNS ?= 1000000
 TARGET ?=
 
-.PHONY: help venv sysdeps kube-bins test demo bench bench-mls bench-private bench-sender bench-kube fuzz lint format crds crds-check clean
+.PHONY: help venv sysdeps kube-bins test demo bench bench-mls bench-datagram bench-private bench-sender bench-kube fuzz lint format crds crds-check clean
 
 help:
 	@echo "make demo       - three pods (a - relay - b) on an encrypted VLAN: ping, ARP, iperf3"
 	@echo "make test       - lint, then every test (unit, MLS vectors, netns, operator, chart)"
 	@echo "make bench      - throughput/latency vs plain veth, tinc and OpenVPN"
 	@echo "make bench-mls  - MLS commit/join timings for 10..10000 members"
+	@echo "make bench-datagram - datagram path against trunk stream, side by side"
 	@echo "make bench-private - private VLAN: first ping at cold start and joining 10 members, rekey of 50"
 	@echo "make bench-sender - private VLAN: per-frame cost of sender-bound frames, time to revoke"
 	@echo "make fuzz       - coverage-guided fuzzing of every peer-input parser (RUNS=, TARGET=)"
@@ -60,6 +61,9 @@ bench: venv sysdeps
 
 bench-mls: venv
 	$(PY) hack/bench-mls.py
+
+bench-datagram: venv sysdeps
+	$(PY) hack/bench-datagram.py
 
 bench-private: venv sysdeps
 	$(PY) hack/bench-private.py

@@ -74,6 +74,7 @@ class _SnapshotCollector(Collector):
         yield ready
         yield from _vlan_metrics(snap)
         yield from _trunk_peer_metrics(snap)
+        yield from _path_metrics(snap)
 
 
 _VLAN_GAUGES = (
@@ -120,6 +121,28 @@ def _trunk_peer_metrics(
         if isinstance(values, dict) and isinstance(values.get("queued_bytes"), int):
             queued.add_metric([str(peer)], values["queued_bytes"])
     yield queued
+
+
+_PATH_GAUGES = (
+    ("datagram_up", "peertap_path_datagram_up", "1 while DATA to the peer goes in datagrams", 1),
+    ("rtt_ms", "peertap_path_rtt_seconds", "Smoothed RTT of the datagram path", 1e-3),
+    ("loss", "peertap_path_loss_ratio", "Share of lost probe rounds on the datagram path", 1),
+    ("datagram_size", "peertap_path_datagram_bytes", "Probed datagram size (path MTU)", 1),
+    ("send_bytes_per_s", "peertap_path_send_bytes_per_second", "Datagram bytes sent per s", 1),
+)
+
+
+def _path_metrics(snap: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
+    """Per trunk peer, what its datagram path measured (docs/protocol.md, 8b)."""
+    paths = snap.get("paths")
+    paths = paths if isinstance(paths, dict) else {}
+    for key, name, doc, scale in _PATH_GAUGES:
+        family = GaugeMetricFamily(name, doc, labels=["peer"])
+        for peer, values in sorted(paths.items()):
+            value = values.get(key) if isinstance(values, dict) else None
+            if isinstance(value, bool | int | float):
+                family.add_metric([str(peer)], float(value) * scale)
+        yield family
 
 
 VlanControl = Callable[[str, str], dict[str, Any]]

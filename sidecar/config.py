@@ -308,6 +308,18 @@ class TrunkConfig(_Model):
         "disconnected (it stopped reading); while its queue is full, packets for it are "
         "dropped and counted `queue_full`.",
     )
+    datagram: bool = Field(
+        default=True,
+        description="Carry DATA packets in UDP datagrams to peers that offer it too, keyed "
+        "over the trunk stream; the stream carries them whenever no datagram path is up.",
+    )
+    datagram_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="UDP port of the datagram path. Default: the port of the first TCP "
+        "listen address (any free port if that is 0).",
+    )
 
 
 class RoutingConfig(_Model):

@@ -37,6 +37,7 @@ from .config import NodeConfig, VlanConfig
 from .counters import Counters
 from .crypto.keys import KeyProvider, PublicKeyProvider
 from .crypto.psk_keys import PskFileError, PskKeyProvider
+from .datagram.udp import port_for
 from .forwarding import Batches, Forwarder
 from .port import PortInfo, VlanPort
 from .private.macprobe import set_link_mac
@@ -114,6 +115,7 @@ class Node:
             credentials=self.credentials,
             relay=self.relay,
             counters=self.counters,
+            datagram=cfg.trunk.datagram,
         )
         self.trunk = Trunk(
             TrunkSettings(
@@ -125,6 +127,9 @@ class Node:
                 reconnect_max_s=cfg.trunk.reconnect_max_s,
                 queue_bytes=cfg.trunk.queue_bytes,
                 stall_timeout_s=cfg.trunk.stall_timeout_s,
+                datagram_port=(
+                    port_for(cfg.listen, cfg.trunk.datagram_port) if cfg.trunk.datagram else None
+                ),
             ),
             self,
         )
@@ -642,6 +647,7 @@ class Node:
             "counters": self.counters.snapshot(),
             "trunk": self.trunk.stats(),
             "trunk_peers": self.trunk.peer_stats(),
+            "paths": self.trunk.path_stats(),
             "time": time.time(),
         }
 

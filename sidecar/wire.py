@@ -41,7 +41,7 @@ INTRO (the first record each side sends on a trunk stream; admission):
 
     4   1  lowest protocol version supported
     5   1  highest protocol version supported
-    6   1  roles        (bit 0: relay)
+    6   1  roles        (bit 0: relay, bit 1: datagram path)
     7   1  credential count (0..8)
     8  ..  count x (u16 length, node credential bytes)
 
@@ -294,6 +294,18 @@ def decode_control(packet: bytes | memoryview) -> Control:
 # ---- INTRO -------------------------------------------------------------------------------
 
 ROLE_RELAY = 0x01
+ROLE_DATAGRAM = 0x02
+"""INTRO roles bit 1: the sender runs the datagram path (docs/protocol.md, section 8b)."""
+LOWEST_VERSION = VERSION
+"""Oldest protocol version this implementation speaks."""
+
+
+def common_version(lowest: int, highest: int) -> int | None:
+    """The best version both this node and a peer speaking lowest..highest speak."""
+    best = min(highest, VERSION)
+    return best if best >= max(lowest, LOWEST_VERSION) else None
+
+
 MAX_INTRO_CREDENTIALS = 8
 MAX_CREDENTIAL_LEN = 1024
 _INTRO = struct.Struct(">BBBBBBBB")

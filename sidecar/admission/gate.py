@@ -25,9 +25,16 @@ MAX_PENDING = 1024
 
 class AdmissionGate:
     def __init__(
-        self, *, policy: Admission, credentials: OwnCredentials, relay: bool, counters: Counters
+        self,
+        *,
+        policy: Admission,
+        credentials: OwnCredentials,
+        relay: bool,
+        counters: Counters,
+        datagram: bool = False,
     ) -> None:
         self.policy = policy
+        self.datagram = datagram
         self.credentials = credentials
         self.relay = relay
         self.counters = counters
@@ -38,13 +45,27 @@ class AdmissionGate:
         self._pending: dict[str, tuple[Verdict, bytes]] = {}
 
     def intro(self) -> bytes:
-        return wire.Intro(
-            roles=wire.ROLE_RELAY if self.relay else 0, credentials=self.credentials.encoded
-        ).encode()
+        roles = (wire.ROLE_RELAY if self.relay else 0) | (
+            wire.ROLE_DATAGRAM if self.datagram else 0
+        )
+        return wire.Intro(roles=roles, credentials=self.credentials.encoded).encode()
 
     def admit(self, peer: str, intro: bytes) -> bool:
         try:
-            verdict = self.policy.decide(peer, wire.decode_intro(intro))
+            decoded = wire.decode_intro(intro)
+            if wire.common_version(decoded.lowest, decoded.highest) is None:
+                # No protocol version in common: nothing it sends could be understood.
+                verdict = Verdict(False, "version")
+                log.info(
+                    "trunk peer %s speaks versions %d..%d, this node %d..%d",
+                    peer,
+                    decoded.lowest,
+                    decoded.highest,
+                    wire.LOWEST_VERSION,
+                    wire.VERSION,
+                )
+            else:
+                verdict = self.policy.decide(peer, decoded)
         except wire.MalformedPacket as err:
             verdict = Verdict(False, f"malformed_{err.reason}")
         key = b""

@@ -25,6 +25,7 @@ from ..config import (
     InterfaceConfig,
     NodeConfig,
     RelayConfig,
+    TrunkConfig,
     VlanConfig,
 )
 from ..private import authority
@@ -157,6 +158,7 @@ def node_config(plan: Plan, pod: str, *, creator_hex: str, peer_ids: dict[str, s
         if role.role == "relay"
         else RelayConfig(),
         vlans=vlans,
+        trunk=TrunkConfig(datagram=plan.spec.datagram),
         # Every lab node admits only nodes the lab's creator vouched for.
         admission=AdmissionConfig(
             mode="credential", authorities=[creator_hex], credentials=[NODE_CREDENTIAL]

@@ -74,6 +74,11 @@ class LabSpec(_Model):
         "/ui/vlans/LABEL/join|leave inside the pod) may leave and join the lab VLAN.",
     )
     trace: bool = Field(default=True, description="Start nodes with --trace (costs speed).")
+    datagram: bool = Field(
+        default=True,
+        description="Nodes' trunk.datagram: DATA in UDP datagrams where both ends offer it "
+        "(false: every packet on the trunk stream).",
+    )
     trace_format: Literal["jsonl", "pcapng"] = Field(
         default="jsonl",
         description="Trace file format: JSON lines (node.trace) or pcapng (node.pcapng).",

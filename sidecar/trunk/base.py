@@ -45,6 +45,10 @@ class TrunkSettings:
     """Per-peer send queue bound; `Trunk.send` drops (and counts) what does not fit."""
     stall_timeout_s: float = 15.0
     """A peer that accepts no byte of its queued data for this long is disconnected."""
+    datagram_port: int | None = None
+    """UDP port of the datagram path (0: any free port); None: no datagram path, DATA
+    always on the stream. Peers use it only if their INTRO offers it too."""
+    datagram_host: str = "0.0.0.0"
 
     def __post_init__(self) -> None:
         if len(self.seed) != SEED_SIZE:
@@ -58,6 +62,8 @@ class TrunkSettings:
             )
         if self.queue_bytes <= 0:
             raise TrunkConfigError(f"queue_bytes must be positive, got {self.queue_bytes}")
+        if self.datagram_port is not None and not 0 <= self.datagram_port <= 65535:
+            raise TrunkConfigError(f"datagram_port {self.datagram_port} is not a UDP port")
         if self.stall_timeout_s <= 0:
             raise TrunkConfigError(f"stall_timeout_s must be positive, got {self.stall_timeout_s}")
 

@@ -27,6 +27,8 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from multiaddr import Multiaddr
 
+from .. import wire
+from ..datagram import DatagramChannel, is_path_record
 from .backoff import Backoff
 from .base import (
     INTRO_TIMEOUT_S,
@@ -85,6 +87,7 @@ class _Link:
     splitter: RecordSplitter = field(default_factory=RecordSplitter)
     progress: float = field(default_factory=trio.current_time)  # last write completed
     pending: list[bytes] = field(default_factory=list)  # records that came with the INTRO
+    datagram: bool = False  # both INTROs offer the datagram path
     stats: _PeerStats = field(default_factory=lambda: _PeerStats())
 
 
@@ -125,6 +128,13 @@ def _peer_bytes(peer: str) -> bytes:
     return bytes(ID.from_base58(peer).to_bytes())
 
 
+def _offers_datagram(intro: bytes) -> bool:
+    try:
+        return bool(wire.decode_intro(intro).roles & wire.ROLE_DATAGRAM)
+    except wire.MalformedPacket:
+        return False
+
+
 def _parse_bootstrap(addr: str) -> PeerInfo:
     try:
         return info_from_p2p_addr(Multiaddr(addr))
@@ -157,6 +167,24 @@ class Trunk:
         self._up: set[str] = set()
         self._locks: dict[str, trio.Lock] = {}
         self._counters = _Counters()
+        self._datagram = (
+            DatagramChannel(
+                own_id=self._peer_id_bytes,
+                host=settings.datagram_host,
+                port=settings.datagram_port,
+            )
+            if settings.datagram_port is not None
+            else None
+        )
+        if self._datagram is not None:
+            # Bound here, not in run(), so that a busy port is a plain startup error.
+            try:
+                self._datagram.open()
+            except OSError as err:
+                raise OSError(
+                    f"datagram path: cannot use udp port {settings.datagram_port}: "
+                    f"{err.strerror or err} (set trunk.datagram_port, or trunk.datagram false)"
+                ) from err
 
     # ----- public API -----
 
@@ -169,8 +197,12 @@ class Trunk:
         host = build_host(self._key_pair, self._settings.security)
         host.set_stream_handler(_STREAM_PROTOCOL, self._on_inbound_stream)
         self._host = host
+        datagram = self._datagram
         try:
             async with host.run(self._listen), trio.open_nursery() as nursery:
+                if datagram is not None:
+                    log.info("datagram path listening on udp port %d", datagram.port)
+                    nursery.start_soon(datagram.run, self._events.records)
                 for info in self._bootstrap:
                     if str(info.peer_id) == self.peer_id:
                         log.warning("skipping own address in bootstrap list: %s", info)
@@ -182,6 +214,8 @@ class Trunk:
                 await trio.sleep_forever()
         finally:
             self._host = None
+            if datagram is not None:
+                datagram.close()
 
     def listen_addrs(self) -> list[str]:
         if self._host is None:
@@ -199,6 +233,17 @@ class Trunk:
         a switch port, a congested or stalled peer loses packets, and nobody waits
         for it. Raises TrunkRecordError for an empty or oversize record.
         """
+        datagram = self._datagram
+        if datagram is not None and datagram.usable(peer):
+            # DATA goes in datagrams; anything else needs the reliable stream.
+            data = [r for r in records if len(r) > 1 and r[1] == wire.TYPE_DATA]
+            if len(data) == len(records):
+                return datagram.send(peer, data)
+            if data and datagram.send(peer, data):
+                records = [r for r in records if not (len(r) > 1 and r[1] == wire.TYPE_DATA)]
+        return self._send_stream(peer, records)
+
+    def _send_stream(self, peer: str, records: list[bytes]) -> bool:
         link = self._links.get(peer)
         if link is None or link.queue is None or peer not in self._up:
             for record in records:
@@ -243,10 +288,18 @@ class Trunk:
     def stats(self) -> dict[str, int]:
         counters = dict(vars(self._counters))
         counters["peers"] = len(self._up)
+        if self._datagram is not None:
+            counters.update(self._datagram.stats())
         counters["queued_bytes"] = sum(
             link.queue.queued_bytes for link in self._links.values() if link.queue is not None
         )
         return counters
+
+    def path_stats(self) -> dict[str, dict[str, Any]]:
+        """Per trunk peer: the transport DATA uses now and, with a datagram path, its
+        RTT, loss, datagram size and load (datagram/path.py)."""
+        paths = self._datagram.path_stats() if self._datagram is not None else {}
+        return {peer: paths.get(peer, {"transport": "stream"}) for peer in sorted(self._up)}
 
     def peer_stats(self) -> dict[str, dict[str, int]]:
         """Per trunk peer: queued bytes, records and bytes each way, drops."""
@@ -286,6 +339,7 @@ class Trunk:
                     return False
                 if predecessor is None:
                     await self._announce_up(link.peer)
+                self._datagram_up(link)
             if predecessor is not None:
                 # The old stream's reader may still be inside events.records.
                 await predecessor.finished.wait()
@@ -323,6 +377,7 @@ class Trunk:
                     self._counters.intro_failures += 1
                     return None
                 admitted = self._events.admit(link.peer, first)
+                link.datagram = admitted and _offers_datagram(first)
                 if admitted and not dialer:
                     await link.stream.write(record_frame([self._events.intro()]))
             except Exception as err:  # the stream broke during the exchange
@@ -420,6 +475,8 @@ class Trunk:
         if self._links.get(link.peer) is not link:
             return False
         del self._links[link.peer]
+        if self._datagram is not None:
+            self._datagram.link_down(link.peer)
         if link.queue is not None:
             self._counters.drops += link.queue.close()
         was_up = link.peer in self._up
@@ -481,6 +538,8 @@ class Trunk:
                     return
                 counters.reads += 1
                 records = splitter.feed(chunk)
+            if records and self._datagram is not None:
+                records = self._take_path_records(peer, records)
             if records:
                 size = sum(map(len, records))
                 counters.records_received += len(records)
@@ -499,6 +558,37 @@ class Trunk:
                 counters.protocol_errors += 1
                 log.warning("trunk protocol error from %s: %s; resetting", peer, splitter.error)
                 return
+
+    # ----- datagram path -----
+
+    def _datagram_up(self, link: _Link) -> None:
+        """Offer the datagram path on a new trunk stream if both INTROs offer it."""
+        datagram = self._datagram
+        if datagram is None or not link.datagram:
+            return
+        remote = link.stream.get_remote_address()
+        if remote is None:
+            return
+        peer = link.peer
+        datagram.link_up(
+            peer,
+            _peer_bytes(peer),
+            remote[0],
+            lambda record: self._send_stream(peer, [record]),
+        )
+
+    def _take_path_records(self, peer: str, records: list[bytes]) -> list[bytes]:
+        """Hand PATH records to the datagram path; the rest go to the node layer."""
+        if not any(is_path_record(r) for r in records):
+            return records
+        assert self._datagram is not None
+        rest = []
+        for record in records:
+            if is_path_record(record):
+                self._datagram.on_path_record(peer, record)
+            else:
+                rest.append(record)
+        return rest
 
     # ----- dialing -----
 

@@ -8,7 +8,8 @@ INTRO) and then misbehaves as the attack says. It prints JSON lines on stdout: a
 "up" event when the target admitted it, and a final "report" with what it sent.
 
 Attacks:
-  stranger         only connect (run it without --credential to be refused)
+  stranger         only connect (run it without --credential to be refused, or with
+                   --versions naming versions the target does not speak)
   withdraw         forge withdrawals and replacements of every origin it hears of:
                    victim origin with a far-future or current sequence and no tokens,
                    re-sent genuine announcements posing as the origin (distance 0)
@@ -51,7 +52,8 @@ class Hostile:
         creds = ()
         if args.credential:
             creds = (admission.read_file(Path(args.credential)).encode(),)
-        self.intro_record = wire.Intro(credentials=creds).encode()
+        lowest, highest = (int(v) for v in args.versions.split("-"))
+        self.intro_record = wire.Intro(lowest, highest, credentials=creds).encode()
         self.trunk = Trunk(
             TrunkSettings(
                 seed=self.node.seed,
@@ -226,6 +228,9 @@ def main() -> int:
     p.add_argument("--credential", help="node credential file to present")
     p.add_argument("--attack", required=True)
     p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument(
+        "--versions", default=f"{wire.VERSION}-{wire.VERSION}", help="INTRO versions LOW-HIGH"
+    )
     p.add_argument("--record-s", type=float, default=4.0, help="control-replay: recording")
     p.add_argument("--stale-after-s", type=float, default=8.0, help="control-replay: wait")
     args = p.parse_args()

@@ -35,6 +35,7 @@ TARGETS = (
     "private_vlan",
     "credentials",
     "revocation_lists",
+    "datagram_records",
 )
 
 

@@ -1,0 +1,161 @@
+"""The UDP socket of the datagram path: GSO on send, GRO on receive, never IP fragments.
+
+- Send: consecutive datagrams of one size (the last of a run may be shorter) to one
+  peer go out in one `sendmsg` with `UDP_SEGMENT`; the kernel (or the NIC) cuts them.
+- Receive: with `UDP_GRO` the kernel hands over runs of datagrams from one source in
+  one `recvmsg`, with the segment size in a control message; `split` cuts them again.
+- `IP_PMTUDISC_DO` sets DF and makes the kernel refuse (EMSGSIZE) a datagram larger
+  than the route's MTU instead of fragmenting it; the path's real MTU is probed
+  (path.py).
+The socket is non-blocking: a full send buffer drops, it never waits.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+
+UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
+UDP_GRO = getattr(socket, "UDP_GRO", 104)
+IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
+IP_PMTUDISC_DO = getattr(socket, "IP_PMTUDISC_DO", 2)
+IP_MTU = getattr(socket, "IP_MTU", 14)
+MAX_SEGMENTS = 64
+"""Kernel limit on segments per GSO send (UDP_MAX_SEGMENTS)."""
+MAX_GSO_BYTES = 65000
+"""A GSO send is one IP packet inside the kernel: its payload must stay under 64 KiB."""
+RECEIVE_SIZE = 65536
+BUFFER_BYTES = 2 * 1024 * 1024
+"""Socket buffers (the kernel doubles them): 32 units of 64 KiB; larger ones only add
+queueing delay (bufferbloat) under a tunnelled TCP flow."""
+_SEGMENT = struct.Struct("=H")
+_GRO = struct.Struct("=i")
+_CMSG_SPACE = socket.CMSG_SPACE(_GRO.size)
+
+Address = tuple[str, int]
+
+
+def open_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        _set_buffers(sock)
+        sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+        sock.setsockopt(socket.IPPROTO_UDP, UDP_GRO, 1)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _set_buffers(sock: socket.socket) -> None:
+    """Buffers for bursts of 64 KiB units. The plain options are capped by the host's
+    net.core.[rw]mem_max (often 208 KiB: three units); a node with CAP_NET_ADMIN (it has
+    it for its TAP) may exceed the cap."""
+    for forced, plain in (
+        (getattr(socket, "SO_SNDBUFFORCE", 32), socket.SO_SNDBUF),
+        (getattr(socket, "SO_RCVBUFFORCE", 33), socket.SO_RCVBUF),
+    ):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, forced, BUFFER_BYTES)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, plain, BUFFER_BYTES)
+
+
+def port_for(listen: list[str], configured: int | None) -> int:
+    """The datagram path's UDP port: the configured one, else the first TCP listen port."""
+    if configured is not None:
+        return configured
+    for addr in listen:
+        parts = addr.split("/")
+        if "tcp" in parts[:-1]:
+            port = parts[parts.index("tcp") + 1]
+            if port.isdigit():
+                return int(port)
+    return 0
+
+
+def route_mtu(host: str) -> int:
+    """The MTU of the local route towards `host` (what IP_PMTUDISC_DO lets through)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect((host, 9))
+        mtu: int = probe.getsockopt(socket.IPPROTO_IP, IP_MTU)
+        return mtu
+    finally:
+        probe.close()
+
+
+def runs(datagrams: list[bytes]) -> list[list[bytes]]:
+    """Split datagrams, in order, into GSO runs: equal sizes, a shorter one may end a run."""
+    out: list[list[bytes]] = []
+    run: list[bytes] = []
+    size = 0
+    total = 0
+    for d in datagrams:
+        n = len(d)
+        if run and (
+            n > size
+            or len(run) >= MAX_SEGMENTS
+            or total + n > MAX_GSO_BYTES
+            or len(run[-1]) < size  # a shorter datagram already closed the run
+        ):
+            out.append(run)
+            run = []
+        if not run:
+            size, total = n, 0
+        run.append(d)
+        total += n
+    if run:
+        out.append(run)
+    return out
+
+
+def send_run(sock: socket.socket, run: list[bytes], address: Address) -> int:
+    """Send one GSO run; the number of datagrams the kernel refused (buffer full)."""
+    try:
+        if len(run) == 1:
+            sock.sendto(run[0], address)
+        else:
+            segment = [(socket.IPPROTO_UDP, UDP_SEGMENT, _SEGMENT.pack(len(run[0])))]
+            sock.sendmsg(run, segment, 0, address)  # one iovec per datagram: no join
+    except BlockingIOError:
+        return len(run)
+    except OSError as err:
+        if err.errno in (
+            errno.EMSGSIZE,
+            errno.ENOBUFS,
+            errno.ECONNREFUSED,
+            errno.EHOSTUNREACH,
+            errno.ENETUNREACH,
+            errno.EPERM,
+            errno.EINVAL,
+        ):
+            return len(run)
+        raise
+    return 0
+
+
+def receive(sock: socket.socket) -> tuple[bytes, int, Address] | None:
+    """One receive: (bytes, segment size or 0, source) or None when nothing is waiting."""
+    try:
+        data, ancillary, _flags, source = sock.recvmsg(RECEIVE_SIZE, _CMSG_SPACE)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except ConnectionRefusedError:  # an ICMP error for an earlier send; nothing to read
+        return b"", 0, ("", 0)
+    segment = 0
+    for level, kind, value in ancillary:
+        if level == socket.IPPROTO_UDP and kind == UDP_GRO and len(value) >= _GRO.size:
+            segment = _GRO.unpack_from(value)[0]
+    return data, segment, source
+
+
+def split(data: bytes, segment: int) -> list[memoryview]:
+    """The datagrams of one GRO receive, as views of its buffer (no copies)."""
+    view = memoryview(data)
+    if segment <= 0 or segment >= len(data):
+        return [view]
+    return [view[i : i + segment] for i in range(0, len(data), segment)]

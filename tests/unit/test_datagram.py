@@ -1,0 +1,408 @@
+"""The datagram path's parts on their own: wire formats, HPKE session keys bound to both
+peers, sealing and opening (fragments, replay window, forgeries), GSO runs over a real
+UDP socket pair, and the path's MTU/RTT/loss bookkeeping."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+import trio
+
+from peertap.sidecar import wire
+from peertap.sidecar.datagram import codec, keys, path, udp
+from peertap.sidecar.datagram.channel import DatagramChannel
+from peertap.sidecar.datagram.session import MAX_PARTIAL, ReceiveSession, SendSession
+
+A_ID = b"\x00\x24\x08\x01\x12\x20" + b"a" * 32
+B_ID = b"\x00\x24\x08\x01\x12\x20" + b"b" * 32
+
+
+def data_packet(size: int) -> bytes:
+    """A record that looks like a DATA packet (the path carries only those)."""
+    return bytes([wire.VERSION, wire.TYPE_DATA, 8, 0]) + os.urandom(size - 4)
+
+
+def keyed_pair(session: int = 77) -> tuple[SendSession, ReceiveSession]:
+    offer = keys.OfferKey()
+    enc, key = keys.seal_session(offer.public, sender=A_ID, receiver=B_ID, session=session)
+    received = offer.open_session(enc, sender=A_ID, receiver=B_ID, session=session)
+    assert received == key
+    return SendSession(session, key), ReceiveSession(session, received, "peer-a")
+
+
+def open_all(rx: ReceiveSession, datagrams: list[bytes]) -> list[bytes]:
+    out: list[bytes] = []
+    for d in datagrams:
+        header = codec.parse_header(d)
+        if header.count == 1:
+            out.extend(codec.unpack_records(rx.open(header, d)))
+            continue
+        record, _ = rx.reassemble(header, d, time.monotonic())
+        if record is not None:
+            out.append(record)
+        elif rx.refused:
+            raise codec.MalformedDatagram(rx.refused)
+    return out
+
+
+def test_path_records_round_trip_and_refuse_bad_shapes() -> None:
+    offer = codec.Offer(4001, bytes(range(32)))
+    key = codec.Key(2**63 + 5, os.urandom(32), os.urandom(32))
+    ack = codec.Ack(9)
+    for message in (offer, key, ack):
+        record = message.encode()
+        assert codec.is_path_record(record)
+        assert codec.parse_path_record(record) == message
+    for bad, reason in [
+        (offer.encode()[:-1], "path_kind"),
+        (codec.Offer(0, bytes(32)).encode(), "path_offer"),
+        (codec.Key(0, bytes(32), bytes(32)).encode(), "path_key"),
+        (b"\x02\x05\x01\x00\x09", "path_kind"),
+        (b"\x02\x05\x02\x00\x01" + bytes(34), "path_prefix"),
+        (b"\x02\x05", "path_short"),
+    ]:
+        with pytest.raises(codec.MalformedDatagram) as err:
+            codec.parse_path_record(bad)
+        assert err.value.reason == reason
+
+
+def test_a_session_key_is_bound_to_both_peers_and_the_session() -> None:
+    offer = keys.OfferKey()
+    enc, key = keys.seal_session(offer.public, sender=A_ID, receiver=B_ID, session=1)
+    other = keys.OfferKey()
+    assert other.open_session(enc, sender=A_ID, receiver=B_ID, session=1) != key
+    for sender, receiver, session in [(B_ID, A_ID, 1), (A_ID, B_ID, 2), (A_ID, A_ID, 1)]:
+        again = keys.OfferKey()
+        again_enc, again_key = keys.seal_session(
+            again.public, sender=A_ID, receiver=B_ID, session=1
+        )
+        assert (
+            again.open_session(again_enc, sender=sender, receiver=receiver, session=session)
+            != again_key
+        )
+    # An offered key opens one session, never a second.
+    assert offer.open_session(enc, sender=A_ID, receiver=B_ID, session=1) == key
+    with pytest.raises(keys.KeyExchangeError):
+        offer.open_session(enc, sender=A_ID, receiver=B_ID, session=1)
+    with pytest.raises(keys.KeyExchangeError):
+        keys.seal_session(b"short", sender=A_ID, receiver=B_ID, session=1)
+
+
+def test_small_records_share_datagrams_and_a_large_one_is_fragmented_to_the_size() -> None:
+    tx, rx = keyed_pair()
+    small = [data_packet(100) for _ in range(30)]
+    big = data_packet(65535)
+    datagrams = tx.seal_records([*small, big, small[0]], 1472)
+    assert all(len(d) <= 1472 for d in datagrams)
+    fragments = [d for d in datagrams if codec.parse_header(d).count > 1]
+    # Sealed once as a whole (one tag), cut into pieces of the datagram size less a header.
+    assert len(fragments) == -(-(len(big) + codec.TAG_LEN) // (1472 - codec.HEADER_LEN))
+    # Fragments before the last are exactly the datagram size: one GSO run carries them.
+    assert {len(d) for d in fragments[:-1]} == {1472}
+    assert len(datagrams) < 30 + len(fragments)
+    assert open_all(rx, datagrams) == [*small, big, small[0]]
+
+
+def test_replays_forgeries_and_unknown_fragments_are_refused_without_moving_state() -> None:
+    tx, rx = keyed_pair()
+    first, second = (
+        tx.seal_records([data_packet(200)], 1472),
+        tx.seal_records([data_packet(200)], 1472),
+    )
+    open_all(rx, first)
+    with pytest.raises(codec.MalformedDatagram) as err:
+        open_all(rx, first)
+    assert err.value.reason == "replay"
+    forged = bytearray(second[0])
+    forged[-1] ^= 1
+    with pytest.raises(codec.MalformedDatagram) as err:
+        open_all(rx, [bytes(forged)])
+    assert err.value.reason == "auth"
+    # The forgery moved nothing: the genuine datagram with that counter still opens.
+    assert len(open_all(rx, second)) == 1
+    # A forged header (bigger counter, other session bits) does not authenticate either.
+    h = codec.parse_header(second[0])
+    fake = codec.Header(h.kind, 0, 1, h.session, h.counter + 50).encode() + second[0][20:]
+    with pytest.raises(codec.MalformedDatagram):
+        open_all(rx, [fake])
+    assert rx.window.highest == h.counter
+
+
+def test_reassembly_is_bounded() -> None:
+    tx, rx = keyed_pair()
+    given_up = 0
+    for _ in range(MAX_PARTIAL + 10):
+        fragments = tx.seal_records([data_packet(5000)], 1472)
+        header = codec.parse_header(fragments[0])
+        record, lost = rx.reassemble(header, fragments[0], time.monotonic())
+        assert record is None and rx.refused == ""
+        given_up += lost
+    assert rx.partial_records == MAX_PARTIAL
+    assert given_up == 10
+    # The next record's first fragment, much later: every stale one is given up.
+    late = tx.seal_records([data_packet(5000)], 1472)[0]
+    header = codec.parse_header(late)
+    _, lost = rx.reassemble(header, late, time.monotonic() + 60)
+    assert lost == MAX_PARTIAL
+
+
+def test_forged_fragments_never_deliver_and_old_records_leave_no_state() -> None:
+    tx, rx = keyed_pair()
+    record = data_packet(9000)
+    fragments = tx.seal_records([record], 1472)
+    now = time.monotonic()
+    # A forged piece (any bytes under a real header) spoils only its record: auth fails.
+    forged = bytearray(fragments[1])
+    forged[-1] ^= 1
+    for d in [fragments[0], bytes(forged), *fragments[2:]]:
+        got, _ = rx.reassemble(codec.parse_header(d), d, now)
+        assert got is None
+    assert rx.refused == "auth" and rx.partial_records == 0
+    # A second copy of a fragment is refused; the record still opens from the first ones.
+    fragments = tx.seal_records([record], 1472)
+    assert rx.reassemble(codec.parse_header(fragments[0]), fragments[0], now)[0] is None
+    assert rx.reassemble(codec.parse_header(fragments[0]), fragments[0], now)[0] is None
+    assert rx.refused == "fragment_conflict"
+    for d in fragments[1:]:
+        got, _ = rx.reassemble(codec.parse_header(d), d, now)
+    assert got == record
+    # Replayed fragments of a delivered record are refused at once and stored nowhere.
+    for d in fragments:
+        assert rx.reassemble(codec.parse_header(d), d, now)[0] is None
+        assert rx.refused == "replay"
+    assert rx.partial_records == 0
+    # Pieces adding up to more than any record are given up.
+    head = codec.Header(codec.KIND_DATA, 0, 200, tx.session, tx.counter + 1)
+    for i in range(200):
+        h = codec.Header(codec.KIND_DATA, i, 200, head.session, head.counter + i)
+        rx.reassemble(h, h.encode() + bytes(1400), now)
+        if rx.refused:
+            break
+    assert rx.refused == "fragment_oversize" and rx.partial_records == 0
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"", "short"),
+        (bytes(20), "short"),
+        (codec.Header(1, 0, 1, 5, 1).encode() + bytes(15), "short"),
+        (codec.Header(1, 0, 1, 5, 1).encode().replace(b"\x02", b"\x03", 1) + bytes(16), "version"),
+        (codec.Header(7, 0, 1, 5, 1).encode() + bytes(16), "kind"),
+        (codec.Header(1, 2, 2, 5, 1).encode() + bytes(16), "fragment"),
+        (codec.Header(1, 0, 0, 5, 1).encode() + bytes(16), "fragment"),
+        (codec.Header(2, 0, 2, 5, 1).encode() + bytes(16), "fragment"),
+        (codec.Header(1, 0, 1, 0, 1).encode() + bytes(16), "session"),
+    ],
+)
+def test_malformed_headers_are_named(raw: bytes, reason: str) -> None:
+    with pytest.raises(codec.MalformedDatagram) as err:
+        codec.parse_header(raw)
+    assert err.value.reason == reason
+
+
+def test_gso_runs_over_a_real_socket_pair_arrive_as_the_datagrams_sent() -> None:
+    receiver = udp.open_socket("127.0.0.1", 0)
+    sender = udp.open_socket("127.0.0.1", 0)
+    try:
+        tx, rx = keyed_pair()
+        records = [data_packet(65000), data_packet(80), data_packet(30000)]
+        datagrams = tx.seal_records(records, 1472)
+        runs = udp.runs(datagrams)
+        assert len(runs) < len(datagrams) / 10
+        assert [d for run in runs for d in run] == datagrams
+        address = receiver.getsockname()
+        for run in runs:
+            assert udp.send_run(sender, run, address) == 0
+        got: list[bytes] = []
+        deadline = time.monotonic() + 5
+        while len(got) < len(datagrams) and time.monotonic() < deadline:
+            received = udp.receive(receiver)
+            if received is None:
+                time.sleep(0.01)
+                continue
+            data, segment, _ = received
+            got.extend(bytes(d) for d in udp.split(data, segment))
+        assert sorted(got) == sorted(datagrams)
+        assert open_all(rx, got) == records
+    finally:
+        receiver.close()
+        sender.close()
+
+
+def test_candidate_sizes_and_path_bookkeeping() -> None:
+    assert path.candidate_sizes(1500) == [1472, 1452, 1400, 1232]
+    assert path.candidate_sizes(9000)[0] == 8972
+    assert path.candidate_sizes(1280) == [1252, 1232]
+    stats = path.PathStats(path.candidate_sizes(1500))
+    assert stats.sizes_for(2) == stats.sizes  # nothing answered yet: sweep every round
+    now = 100.0
+    for round_id in range(1, 5):
+        stats.round_started(round_id, len(stats.sizes))
+        if round_id != 2:  # round 2 lost entirely
+            stats.reply(round_id, 1452, 0.001, now)
+            stats.reply(round_id, 1232, 0.002, now)
+    assert stats.datagram_size == 1452  # 1472 never answered: larger than the path
+    assert stats.up(now) and not stats.up(now + path.DOWN_AFTER_S)
+    assert stats.went_down == 1
+    assert stats.loss() == pytest.approx(1 / 3)
+    assert 0.001 <= stats.rtt_s <= 0.002
+    # Once up, a round probes the smallest size only, with a sweep every SWEEP_EVERY.
+    assert stats.sizes_for(2) == [1232]
+    assert stats.sizes_for(path.SWEEP_EVERY + 1) == stats.sizes
+
+
+def test_a_channel_drops_and_counts_datagrams_it_cannot_use() -> None:
+    channel = DatagramChannel(own_id=A_ID, host="127.0.0.1")
+    channel.open()
+    try:
+        out: dict[str, list[bytes]] = {}
+        tx, _ = keyed_pair(session=99)
+        for d in [b"x", os.urandom(200), *tx.seal_records([data_packet(100)], 1472)]:
+            channel.on_datagram(d, time.monotonic(), out)
+        assert out == {}
+        assert channel.counters["unknown_session"] == 1
+        assert sum(v for k, v in channel.counters.items() if k.startswith("malformed_")) == 2
+        channel.on_path_record("nobody", codec.Ack(1).encode())
+        assert channel.counters["path_without_link"] == 1
+    finally:
+        channel.close()
+
+
+def test_intro_versions_pick_the_best_common_one() -> None:
+    assert wire.common_version(2, 2) == 2
+    assert wire.common_version(1, 9) == wire.VERSION
+    assert wire.common_version(3, 4) is None
+    assert wire.common_version(1, 1) is None
+
+
+def test_socket_refuses_ip_fragmentation() -> None:
+    sock = udp.open_socket("127.0.0.1", 0)
+    try:
+        value = sock.getsockopt(socket.IPPROTO_IP, udp.IP_MTU_DISCOVER)
+        assert value == udp.IP_PMTUDISC_DO
+    finally:
+        sock.close()
+
+
+def test_two_channels_key_probe_carry_data_and_rekey_over_loopback() -> None:
+    """Two real channels on 127.0.0.1 whose PATH records cross in memory (standing in for
+    the trunk stream): keyed both ways, the path comes up by probes, DATA crosses, and
+    rekeying replaces sessions without losing DATA and keeps two receive sessions."""
+    trio.run(_two_channels)
+
+
+async def _two_channels() -> None:
+    got: dict[str, list[bytes]] = {"a": [], "b": []}
+    a = DatagramChannel(own_id=A_ID, host="127.0.0.1", rekey_after_s=0.6)
+    b = DatagramChannel(own_id=B_ID, host="127.0.0.1", rekey_after_s=0.6)
+    a.open(), b.open()
+    pending: list[tuple[DatagramChannel, str, bytes]] = []
+
+    def to(channel: DatagramChannel, peer: str) -> Callable[[bytes], bool]:
+        return lambda record: pending.append((channel, peer, record)) is None
+
+    async def deliver_to(name: str, peer: str, records: list[bytes]) -> None:
+        got[name].extend(records)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(a.run, lambda p, r: deliver_to("a", p, r))
+            nursery.start_soon(b.run, lambda p, r: deliver_to("b", p, r))
+            a.link_up("b", B_ID, "127.0.0.1", to(b, "a"))
+            b.link_up("a", A_ID, "127.0.0.1", to(a, "b"))
+
+            async def stream() -> None:
+                while True:
+                    while pending:
+                        channel, peer, record = pending.pop(0)
+                        channel.on_path_record(peer, record)
+                    await trio.sleep(0.01)
+
+            nursery.start_soon(stream)
+            with trio.fail_after(10):
+                while not (a.usable("b") and b.usable("a")):
+                    await trio.sleep(0.05)
+            first_a, _ = a.sessions("b")
+            packets = [data_packet(n) for n in (64, 1400, 9000, 65000)]
+            assert a.send("b", packets) and b.send("a", packets[:1])
+            with trio.fail_after(10):
+                while a.sessions("b")[0] == first_a or len(b.sessions("a")[1]) < 2:
+                    await trio.sleep(0.05)
+            assert a.send("b", packets)
+            with trio.fail_after(5):
+                while len(got["b"]) < 2 * len(packets):
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+    finally:
+        a.close(), b.close()
+    assert got["b"] == packets + packets
+    assert got["a"] == packets[:1]
+    assert len(b.sessions("a")[1]) <= 2
+    assert a.counters["sessions_sent"] >= 2 and b.counters["sessions_received"] >= 2
+    for channel in (a, b):
+        assert not any(k.startswith(("malformed", "stale", "bad")) for k in channel.counters)
+
+
+def test_path_measurements_are_prometheus_gauges_per_peer() -> None:
+    import urllib.request
+
+    from peertap.sidecar.api import ApiServer, StatusBoard
+
+    board = StatusBoard()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ApiServer(board, f"127.0.0.1:{port}")
+    server.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        board.publish(
+            {
+                "paths": {
+                    "p1": {
+                        "transport": "datagram",
+                        "datagram_up": True,
+                        "rtt_ms": 0.5,
+                        "loss": 0.25,
+                        "datagram_size": 1472,
+                        "send_bytes_per_s": 1000,
+                    },
+                    "p2": {"transport": "stream"},
+                }
+            }
+        )
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            lines = r.read().decode().splitlines()
+    finally:
+        server.stop()
+    for line in (
+        'peertap_path_datagram_up{peer="p1"} 1.0',
+        'peertap_path_rtt_seconds{peer="p1"} 0.0005',
+        'peertap_path_loss_ratio{peer="p1"} 0.25',
+        'peertap_path_datagram_bytes{peer="p1"} 1472.0',
+        'peertap_path_send_bytes_per_second{peer="p1"} 1000.0',
+    ):
+        assert line in lines
+    assert not any('peer="p2"' in line for line in lines if line.startswith("peertap_path"))
+
+
+def test_a_busy_datagram_port_is_a_clear_startup_error() -> None:
+    from peertap.sidecar.trunk import Trunk, TrunkSettings
+
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("0.0.0.0", 0))
+    try:
+        settings = TrunkSettings(
+            seed=bytes(32), listen=["/ip4/127.0.0.1/tcp/0"], datagram_port=busy.getsockname()[1]
+        )
+        with pytest.raises(OSError, match=r"datagram path: cannot use udp port \d+"):
+            Trunk(settings, events=None)  # type: ignore[arg-type]
+    finally:
+        busy.close()
