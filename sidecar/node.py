@@ -601,6 +601,7 @@ class Node:
                     "epoch": epoch.epoch,
                     "mls_id": epoch.mls_id.hex(),
                     "tap_mode": tap.mode,
+                    "tap": tap.counts(),
                     "wanted_tokens": len(port.wanted),
                     "learned_macs": len(port.local.macs),
                     "groups": sorted(ids.mac_str(g) for g in port.local.groups),

@@ -41,6 +41,9 @@ class EmulatedTap:
             return True  # consumed here (ARP, NDP) or not for this station
         return self._tun.write(packet)
 
+    def counts(self) -> dict[str, int]:
+        return {**self._tun.counts(), "l2emu_dropped": self.emulator.dropped}
+
     def take_outbox(self) -> list[bytes]:
         out, self.outbox = self.outbox, []
         return out
