@@ -316,7 +316,10 @@ class Node:
     ) -> None:
         try:
             with scope:
-                await self._tap_loop(tap)
+                async with trio.open_nursery() as nursery:
+                    if isinstance(tap, EmulatedTap):
+                        nursery.start_soon(tap.follow_addresses)
+                    await self._tap_loop(tap)
         finally:
             stopped.set()
 
