@@ -285,6 +285,13 @@ class RoutingConfig(_Model):
         default=35.0, gt=0, description="A learned VFT route expires after this long unrefreshed."
     )
     hop_limit: int = Field(default=16, ge=1, le=255, description="Initial hop limit of packets.")
+    probe_interval_s: float = Field(
+        default=0.1,
+        ge=0.01,
+        le=10.0,
+        description="How often a node probes each trunk peer to score the path (latency, "
+        "loss, load); a path silent for 0.3 s is avoided while another exists.",
+    )
 
 
 class AdmissionConfig(_Model):
