@@ -57,7 +57,9 @@ class PathMonitor:
         self.interval_s = interval_s
         self._clock = clock
         self._outstanding: dict[str, OrderedDict[int, float]] = {}
-        self._replies = KeyedBuckets(rate=REPLIES_PER_S, burst=2 * REPLIES_PER_S, max_keys=4096)
+        self._replies = KeyedBuckets(
+            rate=REPLIES_PER_S, burst=2 * REPLIES_PER_S, max_keys=4096, clock=clock
+        )
         self._ranks: dict[str, int] = {}
 
     async def run(self) -> None:
