@@ -333,8 +333,10 @@ def slow_down(lab: Lab, pod: str, peer: str) -> None:
     check(
         lab,
         pod,
-        ["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", SLOW_RATE, "burst", "64kb"]
-        + ["latency", "100ms"],  # noqa: RUF005
+        [
+            *("tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", SLOW_RATE),
+            *("burst", "64kb", "latency", "100ms"),
+        ],
         timeout=10,
     )
 
