@@ -53,7 +53,7 @@ SCENARIOS = (
     "peertap-paths",
 )
 LOSS_PERCENT = 1
-SLOW_RATE = "50mbit"  # tc tbf rate of the links to the slowed relay
+SLOW_RATE = "5mbit"  # tc tbf rate of the links to the slowed relay
 UDP_SECONDS = 5
 RSS_LIMIT_MIB = 128
 TOOLS = {
@@ -87,7 +87,7 @@ class Result:
     rtt_p99_ms: float | None = None
     udp64_pps: float | None = None
     peak_rss_kib: dict[str, int] = field(default_factory=dict)
-    via: dict[str, int] = field(default_factory=dict)  # relay -> packets forwarded
+    via: dict[str, int] = field(default_factory=dict)  # relay -> bytes forwarded
     error: str | None = None
 
 
@@ -226,7 +226,7 @@ def peak_rss_kib(pid: int) -> int:
 def lossy(lab: Lab, pod: str = "r") -> None:
     """Drop LOSS_PERCENT of the packets `pod` forwards, at random, both ways."""
     rules = (
-        "table inet ptloss {\n chain fwd {\n  type filter hook forward priority 0;\n"
+        "table inet ptloss {\n chain forward_drop {\n  type filter hook forward priority 0;\n"
         f"  numgen random mod 100 < {LOSS_PERCENT} drop\n }}\n}}\n"
     )
     result = lab.exec(pod, ["nft", "-f", "-"], input=rules, capture_output=True, text=True)
@@ -342,8 +342,9 @@ def slow_down(lab: Lab, pod: str, peer: str) -> None:
 
 
 def forwarded(lab: Lab, relay: str) -> int:
-    events: dict[str, int] = lab.status(relay)["counters"]["events"]
-    return events.get("fwd_packets", 0)
+    """Bytes the relay's trunks have sent (relays send nothing of their own but probes)."""
+    trunk: dict[str, int] = lab.status(relay)["trunk"]
+    return trunk["bytes_sent"]
 
 
 def run_paths(opts: Options, result: Result) -> None:
@@ -454,7 +455,7 @@ def table(results: list[Result]) -> str:
         total = sum(paths.via.values()) or 1
         shares = ", ".join(f"{k} {v / total:.0%}" for k, v in paths.via.items())
         rows.append(
-            f"peertap-paths: packets forwarded per relay (r1 slowed to {SLOW_RATE}): {shares}"
+            f"peertap-paths: bytes forwarded per relay (r1 slowed to {SLOW_RATE}): {shares}"
         )
     return "\n".join(rows)
 

@@ -10,14 +10,16 @@ to choose the best next hop for that destination (routes.py):
   queue      -> saturated (queue over a quarter of its bound) -> + SATURATED_RANK
   no answer for STALL_S while probes wait       -> stalled      -> + STALLED_RANK
 
-  rank = bucket(cost) (log scale, with hysteresis) + penalties + hold-down
+  raw rank = bucket(cost) (log scale, with hysteresis) + penalties
+  rank     = raw rank at once when it rises; when it falls, only once it has not
+             risen for HOLD_S (quick to worsen, slow to recover)
 
 Buckets make paths of about the same quality tie (the route table then keeps the
 established path, so an equal newcomer takes nothing over and equal relays do not
-flap). A path that was stalled or saturated keeps a one-rank penalty for HOLD_S
-after it recovered, so traffic that moved off a saturated relay does not rush back
-the moment its queue drained. A stalled path stays usable as a last resort: ranks
-only order paths, they never remove one.
+flap). The slow recovery keeps traffic that moved off a loaded or stalled relay
+from rushing back the moment its queue drained, which would load it again. A
+stalled path stays usable as a last resort: ranks only order paths, they never
+remove one.
 """
 
 from __future__ import annotations
@@ -60,8 +62,9 @@ class PathScore:
     saturated: bool = False
     waiting_since: float | None = None  # oldest unanswered probe
     last_answer: float | None = None
-    troubled_until: float = 0.0  # hold-down after a stall or saturation
     bucket: int | None = None
+    shown: int | None = None  # the rank given out (see the module docstring)
+    held_until: float = 0.0
     samples: int = 0
     lost: int = 0
 
@@ -113,8 +116,6 @@ class PathScores:
         p = self._path(peer)
         p.queued_bytes = queued_bytes
         p.saturated = queued_bytes > SATURATED_FRACTION * limit_bytes
-        if p.saturated:
-            p.troubled_until = self._clock() + HOLD_S
 
     def forget(self, peer: str) -> None:
         self._paths.pop(peer, None)
@@ -132,19 +133,18 @@ class PathScores:
     def rank(self, peer: str) -> int:
         """The path's rank (0 best); the route table adds it to the distance."""
         p = self._paths.get(peer)
+        stalled = STALLED_RANK if self.stalled(peer) else 0
         if p is None or p.srtt_ms is None:
-            return UNKNOWN_RANK + (STALLED_RANK if self.stalled(peer) else 0)
+            return UNKNOWN_RANK + stalled
+        raw = self._bucket(p) + stalled + (SATURATED_RANK if p.saturated else 0)
         now = self._clock()
-        b = self._bucket(p)
-        rank = b
-        if self.stalled(peer):
-            p.troubled_until = now + HOLD_S
-            rank += STALLED_RANK
-        if p.saturated:
-            rank += SATURATED_RANK
-        if now < p.troubled_until:
-            rank += 1
-        return rank
+        if p.shown is None or raw > p.shown:
+            if p.shown is not None:
+                p.held_until = now + HOLD_S
+            p.shown = raw
+        elif raw < p.shown and now >= p.held_until:
+            p.shown = raw
+        return p.shown
 
     def _bucket(self, p: PathScore) -> int:
         cost = p.cost_ms()

@@ -40,16 +40,17 @@ def test_faster_paths_rank_lower_and_paths_of_about_equal_latency_tie() -> None:
     assert s.rank("unknown") == sc.UNKNOWN_RANK
 
 
-def test_loss_saturation_and_silence_raise_a_rank_and_a_hold_down_outlasts_them() -> None:
+def test_loss_saturation_and_silence_raise_a_rank_at_once_and_it_falls_only_after_a_hold() -> None:
     clock = Clock()
     s = scored(clock, a=0.4, b=0.4)
     base = s.rank("a")
     s.lost("a", 5)
     assert s.rank("a") > base
+    assert s.rank("b") == base
     s.load("b", queued_bytes=3_000_000, limit_bytes=4_000_000)
-    assert s.rank("b") >= base + sc.SATURATED_RANK
+    assert s.rank("b") == base + sc.SATURATED_RANK
     s.load("b", queued_bytes=0, limit_bytes=4_000_000)
-    assert s.rank("b") == base + 1  # held down after the saturation
+    assert s.rank("b") == base + sc.SATURATED_RANK  # held after the saturation
     clock.t += sc.HOLD_S + 1
     assert s.rank("b") == base
     s.probe_sent("b")
@@ -58,7 +59,9 @@ def test_loss_saturation_and_silence_raise_a_rank_and_a_hold_down_outlasts_them(
     clock.t += sc.STALL_S
     assert s.stalled("b") and s.rank("b") >= sc.STALLED_RANK
     s.rtt("b", 0.0004)
-    assert not s.stalled("b")
+    assert not s.stalled("b") and s.rank("b") >= sc.STALLED_RANK
+    clock.t += sc.HOLD_S + 1
+    assert s.rank("b") == base
 
 
 def test_ranks_keep_their_bucket_near_an_edge_instead_of_flapping() -> None:
