@@ -3,9 +3,9 @@
 
 Asserts that each returns a value or raises MalformedPacket; that what decodes encodes
 back to the same bytes (DATA: the header, then the ciphertext untouched; INTRO and
-PROBE: with the hop limit of 1 they are always sent with); and that the signature checks
-a receiver runs on a decoded ANNOUNCE (`announcements.verify`) or CONTROL (`private.envelope.verify`)
-answer True or False, never raise.
+PROBE: with the hop limit of 1 they are always sent with); and that the signature
+checks a receiver runs on a decoded ANNOUNCE (`announcements.verify`) or CONTROL
+(`private.envelope.verify`) answer True or False, never raise.
 """
 
 from __future__ import annotations
