@@ -83,9 +83,10 @@ class PathMonitor:
                 self.scores.lost(peer, lost)
                 self.counters.inc("probe_lost", lost)
             probe_id = secrets.randbits(64)
-            waiting[probe_id] = now
             echo = int(now * 1e6) & 0xFFFFFFFFFFFFFFFF
+            # A probe that found the queue full was never sent (the load sample says why).
             if self._send(peer, [wire.Probe(probe_id, echo).encode()]):
+                waiting[probe_id] = now
                 self.scores.probe_sent(peer)
                 self.counters.inc("probe_tx")
         for peer, row in self._load().items():
