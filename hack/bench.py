@@ -12,7 +12,10 @@ after the other:
                   the same with 1% of the packets r forwards dropped at random
                   (nftables `numgen random`; this kernel has no netem): TCP only
   peertap-paths   a and b both dial two pure relays r1 and r2; a's and b's links to
-                  r1 are slowed with `tc tbf`; shows which relay carried a TCP flow
+                  the relay a sends b's traffic through are slowed with `tc tbf`
+                  just before a TCP flow; shows which relay carried the flow
+  peertap-paths-unscored
+                  the same with probes every 10 s (next to no path scores): the control
 
 Measured from a to b: iperf3 single TCP flow (-J), ping RTT (median, p99), 64-byte
 UDP datagrams delivered per second (iperf3 -u -l 64 -b 0), and the peak RSS (VmHWM)
@@ -50,8 +53,10 @@ SCENARIOS = (
     "peertap-relay",
     "openvpn-lossy",
     "peertap-direct-lossy",
+    "peertap-paths-unscored",
     "peertap-paths",
 )
+UNSCORED_PROBE_INTERVAL_S = 10.0  # the largest allowed: about no path scores in a run
 LOSS_PERCENT = 1
 SLOW_RATE = "5mbit"  # tc tbf rate of the links to the slowed relay
 UDP_SECONDS = 5
@@ -88,6 +93,7 @@ class Result:
     udp64_pps: float | None = None
     peak_rss_kib: dict[str, int] = field(default_factory=dict)
     via: dict[str, int] = field(default_factory=dict)  # relay -> bytes forwarded
+    slowed: str | None = None  # the relay whose links were slowed
     error: str | None = None
 
 
@@ -347,8 +353,15 @@ def forwarded(lab: Lab, relay: str) -> int:
     return trunk["bytes_sent"]
 
 
-def run_paths(opts: Options, result: Result) -> None:
-    with Lab.up(two_relays()) as lab:
+def run_paths(opts: Options, result: Result, *, scored: bool = True) -> None:
+    with Lab.up(two_relays(), start_nodes=False) as lab:
+        for pod in lab.plan.node_pods():
+            path = lab.config_path(pod)
+            config = json.loads(path.read_text())
+            if not scored:
+                config.setdefault("routing", {})["probe_interval_s"] = UNSCORED_PROBE_INTERVAL_S
+            path.write_text(json.dumps(config))
+            lab.start_node(pod)
         lab.wait_ready(timeout=60)
         wait_reachable(lab, lab.overlay_address("b"))
         # Both relays known as paths on both members before the flow starts.
@@ -357,8 +370,13 @@ def run_paths(opts: Options, result: Result) -> None:
             if time.monotonic() > deadline:
                 raise BenchError("the members did not learn both relays as paths")
             time.sleep(0.3)
+        # Slow the relay a uses for b now: unscored, the flow would stay on it.
+        ids = {lab.status(r)["peer_id"]: r for r in ("r1", "r2")}
+        (origin,) = lab.status("a")["origins"]
+        slowed = ids[origin["via"]]
+        result.slowed = slowed
         for member in ("a", "b"):
-            slow_down(lab, member, "r1")
+            slow_down(lab, member, slowed)
         before = {r: forwarded(lab, r) for r in ("r1", "r2")}
         report = iperf(lab, lab.overlay_address("b"), opts, ["-t", str(opts.duration)])
         result.gbps = report["end"]["sum_received"]["bits_per_second"] / 1e9
@@ -417,6 +435,8 @@ def run_scenario(name: str, opts: Options) -> Result:
             run_peertap(topology("relay"), opts, result)
         elif name == "peertap-paths":
             run_paths(opts, result)
+        elif name == "peertap-paths-unscored":
+            run_paths(opts, result, scored=False)
     except (BenchError, LabError, subprocess.SubprocessError, OSError) as err:
         result.error = f"{type(err).__name__}: {err}"
         print(f"   failed: {result.error}", file=sys.stderr)
@@ -450,13 +470,14 @@ def table(results: list[Result]) -> str:
             f"{_fmt(r.retransmits, '7d')} {_fmt(r.rtt_median_ms, '11.3f')} "
             f"{_fmt(r.rtt_p99_ms, '11.3f')} {_fmt(r.udp64_pps, '9.0f')} {rss:>22}"
         )
-    paths = next((r for r in results if r.via), None)
-    if paths is not None:
-        total = sum(paths.via.values()) or 1
-        shares = ", ".join(f"{k} {v / total:.0%}" for k, v in paths.via.items())
-        rows.append(
-            f"peertap-paths: bytes forwarded per relay (r1 slowed to {SLOW_RATE}): {shares}"
-        )
+    for r in results:
+        if r.via and r.error is None:
+            total = sum(r.via.values()) or 1
+            shares = ", ".join(f"{k} {v / total:.0%}" for k, v in r.via.items())
+            rows.append(
+                f"{r.scenario}: bytes forwarded per relay ({r.slowed} slowed to {SLOW_RATE}): "
+                f"{shares}"
+            )
     return "\n".join(rows)
 
 
@@ -500,7 +521,8 @@ def targets(results: list[Result]) -> list[Target]:
     forwarded_total: int = sum(paths.via.values()) if paths is not None else 0
     fast_share = None
     if paths is not None and forwarded_total:
-        fast_share = paths.via.get("r2", 0) / forwarded_total
+        fast = "r2" if paths.slowed == "r1" else "r1"
+        fast_share = paths.via.get(fast, 0) / forwarded_total
     return [
         Target(
             "direct TCP / best of OpenVPN, tinc",
@@ -534,7 +556,7 @@ def missing_tools(scenarios: list[str]) -> list[str]:
     needed += [t for t, s in (("tincd", "tinc"), ("openvpn", "openvpn")) if s in scenarios]
     if any(s.endswith("-lossy") for s in scenarios):
         needed.append("nft")
-    if "peertap-paths" in scenarios:
+    if any(s.startswith("peertap-paths") for s in scenarios):
         needed.append("tc")
     return [TOOLS[t] for t in needed if shutil.which(t) is None]
 
