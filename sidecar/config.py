@@ -262,7 +262,9 @@ class TrunkConfig(_Model):
     reconnect_min_s: float = Field(default=0.5, gt=0, description="First reconnect delay.")
     reconnect_max_s: float = Field(default=30.0, gt=0, description="Reconnect delay cap.")
     queue_bytes: int = Field(
-        default=4 * 1024 * 1024,
+        # 2 MiB, not the trunk's own 4 MiB: a node flooded with small packets peaked at
+        # 127-129 MiB RSS with 4 MiB queues and 119-124 MiB with 2 MiB (docs/operations.md).
+        default=2 * 1024 * 1024,
         ge=65536,
         description="Per-peer send queue bound; packets for a peer whose queue is full are "
         "dropped (counted `queue_full`), like a switch port's.",
