@@ -56,7 +56,7 @@ def run_lab(topo: str, datagram: bool, seconds: int, pings: int) -> dict[str, An
                     raise RuntimeError("a never reached b")
             time.sleep(3)  # datagram paths up (probes), routes settled
             peer = lab.status("b")["peer_id"] if topo == "pair" else lab.status("r")["peer_id"]
-            transport = lab.status("a")["paths"].get(peer, {}).get("transport")
+            transport = lab.status("a")["transports"].get(peer, {}).get("transport")
             r = lab.exec(
                 "a", ["ping", "-c", str(pings), "-i", "0.01", dst], capture_output=True, text=True
             )

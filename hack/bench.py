@@ -8,9 +8,20 @@ after the other:
   openvpn         OpenVPN 2.6 TAP with a static key, a <-> b across routed r
   peertap-direct  a and b dial each other across routed r (r runs no peertap)
   peertap-relay   a and b dial only r, a pure relay; r does not route IP
+  openvpn-lossy, peertap-direct-lossy
+                  the same with 1% of the packets r forwards dropped at random
+                  (nftables `numgen random`; this kernel has no netem): TCP only
+  peertap-paths   a and b both dial two pure relays r1 and r2; a's and b's links to
+                  the relay a sends b's traffic through are slowed with `tc tbf`
+                  just before a TCP flow; shows which relay carried the flow
+  peertap-paths-unscored
+                  the same with probes every 10 s (next to no path scores): the control
 
-Measured from a to b: iperf3 single TCP flow (-J), ping RTT (median, p99), and
-the peak RSS (VmHWM) of each peertap process. Ratios are against OpenVPN TAP.
+Measured from a to b: iperf3 single TCP flow (-J), ping RTT (median, p99), 64-byte
+UDP datagrams delivered per second (iperf3 -u -l 64 -b 0), and the peak RSS (VmHWM)
+of each peertap process. Ratios are against OpenVPN TAP; the targets of the data
+plane are printed last with pass/fail, each computed from figures of this run.
+PeerTap runs over whatever trunk transport its nodes pick.
 """
 
 from __future__ import annotations
@@ -32,9 +43,31 @@ from types import FrameType
 from typing import Any
 
 from peertap.sidecar.lab import Lab, LabError, LabSpec, topology
+from peertap.sidecar.lab.spec import BootstrapSpec, LinkSpec, NodeRole, PodSpec
 
-SCENARIOS = ("veth", "tinc", "openvpn", "peertap-direct", "peertap-relay")
-TOOLS = {"iperf3": "iperf3", "tincd": "tinc", "openvpn": "openvpn"}
+SCENARIOS = (
+    "veth",
+    "tinc",
+    "openvpn",
+    "peertap-direct",
+    "peertap-relay",
+    "openvpn-lossy",
+    "peertap-direct-lossy",
+    "peertap-paths-unscored",
+    "peertap-paths",
+)
+UNSCORED_PROBE_INTERVAL_S = 10.0  # the largest allowed: about no path scores in a run
+LOSS_PERCENT = 1
+SLOW_RATE = "5mbit"  # tc tbf rate of the links to the slowed relay
+UDP_SECONDS = 5
+RSS_LIMIT_MIB = 128
+TOOLS = {
+    "iperf3": "iperf3",
+    "tincd": "tinc",
+    "openvpn": "openvpn",
+    "nft": "nftables",
+    "tc": "iproute2",
+}
 OVERLAY = {"a": "10.250.0.1", "b": "10.250.0.2"}
 BASELINE = "openvpn"
 MAIN_PID = os.getpid()
@@ -57,7 +90,10 @@ class Result:
     retransmits: int | None = None
     rtt_median_ms: float | None = None
     rtt_p99_ms: float | None = None
+    udp64_pps: float | None = None
     peak_rss_kib: dict[str, int] = field(default_factory=dict)
+    via: dict[str, int] = field(default_factory=dict)  # relay -> bytes forwarded
+    slowed: str | None = None  # the relay whose links were slowed
     error: str | None = None
 
 
@@ -67,6 +103,7 @@ class Options:
     pings: int
     interval: float
     work: Path
+    tcp_only: bool = False
 
 
 def routed_spec() -> LabSpec:
@@ -128,6 +165,20 @@ def wait_listening(lab: Lab, pod: str, port: int, proc: subprocess.Popen[Any]) -
 
 def measure(lab: Lab, dst_ip: str, opts: Options, result: Result) -> None:
     wait_reachable(lab, dst_ip)
+    if not opts.tcp_only:
+        measure_ping(lab, dst_ip, opts, result)
+    report = iperf(lab, dst_ip, opts, ["-t", str(opts.duration)])
+    end = report["end"]
+    result.gbps = end["sum_received"]["bits_per_second"] / 1e9
+    result.retransmits = end["sum_sent"].get("retransmits")
+    if not opts.tcp_only:
+        udp = iperf(lab, dst_ip, opts, ["-u", "-l", "64", "-b", "0", "-t", str(UDP_SECONDS)])
+        total = udp["end"]["sum"]
+        delivered = total["packets"] - total["lost_packets"]
+        result.udp64_pps = delivered / total["seconds"]
+
+
+def measure_ping(lab: Lab, dst_ip: str, opts: Options, result: Result) -> None:
     out = check(
         lab,
         "a",
@@ -139,6 +190,10 @@ def measure(lab: Lab, dst_ip: str, opts: Options, result: Result) -> None:
         raise BenchError("ping: no replies")
     result.rtt_median_ms = statistics.median(rtts)
     result.rtt_p99_ms = rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))]
+
+
+def iperf(lab: Lab, dst_ip: str, opts: Options, args: list[str]) -> dict[str, Any]:
+    """One iperf3 run from a to b (its JSON report)."""
     server_log = opts.work / "iperf3-server.log"
     with server_log.open("w") as log:
         server = lab.spawn(
@@ -151,18 +206,16 @@ def measure(lab: Lab, dst_ip: str, opts: Options, result: Result) -> None:
         wait_listening(lab, "b", IPERF_PORT, server)
         attempt = lab.exec(
             "a",
-            ["iperf3", "-c", dst_ip, "-t", str(opts.duration), "-J"],
+            ["iperf3", "-c", dst_ip, *args, "-J"],
             capture_output=True,
             text=True,
             timeout=opts.duration + 60,
         )
-        report = json.loads(attempt.stdout) if attempt.stdout.strip() else {}
+        report: dict[str, Any] = json.loads(attempt.stdout) if attempt.stdout.strip() else {}
         if not report or "error" in report:
             error = report.get("error") if report else attempt.stderr[-300:]
             raise BenchError(f"iperf3: {error}")
-        end = report["end"]
-        result.gbps = end["sum_received"]["bits_per_second"] / 1e9
-        result.retransmits = end["sum_sent"].get("retransmits")
+        return report
     finally:
         if server.poll() is None:
             server.terminate()
@@ -176,14 +229,27 @@ def peak_rss_kib(pid: int) -> int:
     raise BenchError(f"no VmHWM for pid {pid}")
 
 
+def lossy(lab: Lab, pod: str = "r") -> None:
+    """Drop LOSS_PERCENT of the packets `pod` forwards, at random, both ways."""
+    rules = (
+        "table inet ptloss {\n chain forward_drop {\n  type filter hook forward priority 0;\n"
+        f"  numgen random mod 100 < {LOSS_PERCENT} drop\n }}\n}}\n"
+    )
+    result = lab.exec(pod, ["nft", "-f", "-"], input=rules, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BenchError(f"nft in {pod}: {result.stderr[-300:]}")
+
+
 def run_veth(opts: Options, result: Result) -> None:
     with Lab.up(routed_spec(), start_nodes=False) as lab:
         measure(lab, lab.underlay_address("b", "r"), opts, result)
 
 
-def run_peertap(spec: LabSpec, opts: Options, result: Result) -> None:
+def run_peertap(spec: LabSpec, opts: Options, result: Result, *, loss: bool = False) -> None:
     with Lab.up(untraced(spec)) as lab:
         lab.wait_ready(timeout=60)
+        if loss:
+            lossy(lab)
         measure(lab, lab.overlay_address("b"), opts, result)
         for pod in lab.plan.node_pods():
             pid = lab.node_pid(pod)
@@ -248,6 +314,80 @@ def run_tinc(opts: Options, result: Result) -> None:
         measure(lab, OVERLAY["b"], opts, result)
 
 
+def two_relays() -> LabSpec:
+    """a and b, each linked to and dialing both pure relays r1 and r2."""
+    member, relay = NodeRole(role="member"), NodeRole(role="relay")
+    return LabSpec(
+        pods=[
+            PodSpec(name="a", node=member),
+            PodSpec(name="r1", node=relay),
+            PodSpec(name="r2", node=relay),
+            PodSpec(name="b", node=member),
+        ],
+        links=[LinkSpec(a=m, b=r) for m in ("a", "b") for r in ("r1", "r2")],
+        bootstrap=[BootstrapSpec(dialer=m, target=r) for m in ("a", "b") for r in ("r1", "r2")],
+        trace=False,
+    )
+
+
+def slow_down(lab: Lab, pod: str, peer: str) -> None:
+    """tc tbf at SLOW_RATE on `pod`'s link towards `peer`."""
+    route = check(
+        lab, pod, ["ip", "-j", "route", "get", lab.underlay_address(peer, pod)], timeout=10
+    )
+    dev = json.loads(route)[0]["dev"]
+    check(
+        lab,
+        pod,
+        [
+            *("tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", SLOW_RATE),
+            *("burst", "64kb", "latency", "100ms"),
+        ],
+        timeout=10,
+    )
+
+
+def forwarded(lab: Lab, relay: str) -> int:
+    """Bytes the relay's trunks have sent (relays send nothing of their own but probes)."""
+    trunk: dict[str, int] = lab.status(relay)["trunk"]
+    return trunk["bytes_sent"]
+
+
+def run_paths(opts: Options, result: Result, *, scored: bool = True) -> None:
+    with Lab.up(two_relays(), start_nodes=False) as lab:
+        for pod in lab.plan.node_pods():
+            path = lab.config_path(pod)
+            config = json.loads(path.read_text())
+            if not scored:
+                config.setdefault("routing", {})["probe_interval_s"] = UNSCORED_PROBE_INTERVAL_S
+            path.write_text(json.dumps(config))
+            lab.start_node(pod)
+        lab.wait_ready(timeout=60)
+        wait_reachable(lab, lab.overlay_address("b"))
+        # Both relays known as paths on both members before the flow starts.
+        deadline = time.monotonic() + 30
+        while any([len(o["paths"]) for o in lab.status(m)["origins"]] != [2] for m in ("a", "b")):
+            if time.monotonic() > deadline:
+                raise BenchError("the members did not learn both relays as paths")
+            time.sleep(0.3)
+        # Slow the relay a uses for b now: unscored, the flow would stay on it.
+        ids = {lab.status(r)["peer_id"]: r for r in ("r1", "r2")}
+        (origin,) = lab.status("a")["origins"]
+        slowed = ids[origin["via"]]
+        result.slowed = slowed
+        for member in ("a", "b"):
+            slow_down(lab, member, slowed)
+        before = {r: forwarded(lab, r) for r in ("r1", "r2")}
+        report = iperf(lab, lab.overlay_address("b"), opts, ["-t", str(opts.duration)])
+        result.gbps = report["end"]["sum_received"]["bits_per_second"] / 1e9
+        result.retransmits = report["end"]["sum_sent"].get("retransmits")
+        result.via = {r: forwarded(lab, r) - before[r] for r in before}
+        for pod in lab.plan.node_pods():
+            pid = lab.node_pid(pod)
+            if pid is not None:
+                result.peak_rss_kib[pod] = peak_rss_kib(pid)
+
+
 def run_openvpn(opts: Options, result: Result) -> None:
     key = opts.work / "openvpn-static.key"
     subprocess.run(["openvpn", "--genkey", "secret", str(key)], capture_output=True, check=True)
@@ -272,6 +412,8 @@ def run_openvpn(opts: Options, result: Result) -> None:
             )
             log.close()
             wait_interface(lab, pod, OPENVPN_IF, proc, log_path)
+        if opts.tcp_only:
+            lossy(lab)
         measure(lab, OVERLAY["b"], opts, result)
 
 
@@ -284,12 +426,17 @@ def run_scenario(name: str, opts: Options) -> Result:
             run_veth(opts, result)
         elif name == "tinc":
             run_tinc(opts, result)
-        elif name == "openvpn":
+        elif name in ("openvpn", "openvpn-lossy"):
             run_openvpn(opts, result)
-        elif name == "peertap-direct":
-            run_peertap(topology("relay", relay_node=False), opts, result)
+        elif name in ("peertap-direct", "peertap-direct-lossy"):
+            direct = topology("relay", relay_node=False)
+            run_peertap(direct, opts, result, loss=name.endswith("-lossy"))
         elif name == "peertap-relay":
             run_peertap(topology("relay"), opts, result)
+        elif name == "peertap-paths":
+            run_paths(opts, result)
+        elif name == "peertap-paths-unscored":
+            run_paths(opts, result, scored=False)
     except (BenchError, LabError, subprocess.SubprocessError, OSError) as err:
         result.error = f"{type(err).__name__}: {err}"
         print(f"   failed: {result.error}", file=sys.stderr)
@@ -308,28 +455,109 @@ def _ratio(value: float | None, base: float | None) -> str:
 def table(results: list[Result]) -> str:
     base = next((r for r in results if r.scenario == BASELINE and r.error is None), None)
     head = (
-        f"{'scenario':<15} {'Gbit/s':>7} {'vs OVPN':>8} {'retr':>7} {'RTT med ms':>11} "
-        f"{'vs OVPN':>8} {'RTT p99 ms':>11} {'peak RSS MiB':>16}"
+        f"{'scenario':<21} {'Gbit/s':>7} {'vs OVPN':>8} {'retr':>7} {'RTT med ms':>11} "
+        f"{'RTT p99 ms':>11} {'64B pps':>9} {'peak RSS MiB':>22}"
     )
     rows = [head, "-" * len(head)]
     for r in results:
         if r.error:
-            rows.append(f"{r.scenario:<15} FAILED: {r.error[:90]}")
+            rows.append(f"{r.scenario:<21} FAILED: {r.error[:90]}")
             continue
         rss = ", ".join(f"{pod} {kib / 1024:.0f}" for pod, kib in r.peak_rss_kib.items()) or "-"
         rows.append(
-            f"{r.scenario:<15} {_fmt(r.gbps, '7.3f')} "
+            f"{r.scenario:<21} {_fmt(r.gbps, '7.3f')} "
             f"{_ratio(r.gbps, base.gbps if base else None):>8} "
             f"{_fmt(r.retransmits, '7d')} {_fmt(r.rtt_median_ms, '11.3f')} "
-            f"{_ratio(r.rtt_median_ms, base.rtt_median_ms if base else None):>8} "
-            f"{_fmt(r.rtt_p99_ms, '11.3f')} {rss:>16}"
+            f"{_fmt(r.rtt_p99_ms, '11.3f')} {_fmt(r.udp64_pps, '9.0f')} {rss:>22}"
         )
+    for r in results:
+        if r.via and r.error is None:
+            total = sum(r.via.values()) or 1
+            shares = ", ".join(f"{k} {v / total:.0%}" for k, v in r.via.items())
+            rows.append(
+                f"{r.scenario}: bytes forwarded per relay ({r.slowed} slowed to {SLOW_RATE}): "
+                f"{shares}"
+            )
     return "\n".join(rows)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    value: float | None
+    goal: float
+    at_most: bool = False
+
+    def line(self) -> str:
+        if self.value is None:
+            return f"  n/a   {self.name} (not measured)"
+        ok = self.value <= self.goal if self.at_most else self.value >= self.goal
+        sign = "<=" if self.at_most else ">="
+        return f"  {'PASS' if ok else 'FAIL'}  {self.name}: {self.value:.3f} ({sign} {self.goal})"
+
+
+def targets(results: list[Result]) -> list[Target]:
+    """The data plane's targets, each from figures of this one run."""
+    by = {r.scenario: r for r in results if r.error is None}
+
+    def get(scenario: str, attr: str) -> float | None:
+        r = by.get(scenario)
+        value = getattr(r, attr) if r is not None else None
+        return float(value) if value is not None else None
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if a is None or not b else a / b
+
+    def best(attr: str) -> float | None:
+        values = [v for v in (get("openvpn", attr), get("tinc", attr)) if v is not None]
+        return max(values) if values else None
+
+    def over(scenario: str) -> float | None:
+        a, b = get(scenario, "rtt_median_ms"), get("veth", "rtt_median_ms")
+        return None if a is None or b is None else a - b
+
+    rss = [kib / 1024 for r in by.values() for kib in r.peak_rss_kib.values()]
+    paths = by.get("peertap-paths")
+    forwarded_total: int = sum(paths.via.values()) if paths is not None else 0
+    fast_share = None
+    if paths is not None and forwarded_total:
+        fast = "r2" if paths.slowed == "r1" else "r1"
+        fast_share = paths.via.get(fast, 0) / forwarded_total
+    return [
+        Target(
+            "direct TCP / best of OpenVPN, tinc",
+            ratio(get("peertap-direct", "gbps"), best("gbps")),
+            2.5,
+        ),
+        Target(
+            "via relay TCP / direct",
+            ratio(get("peertap-relay", "gbps"), get("peertap-direct", "gbps")),
+            0.8,
+        ),
+        Target("direct RTT over underlay, ms", over("peertap-direct"), 0.3, at_most=True),
+        Target("via relay RTT over underlay, ms", over("peertap-relay"), 0.5, at_most=True),
+        Target(
+            "direct 64 B pps / best of OpenVPN, tinc",
+            ratio(get("peertap-direct", "udp64_pps"), best("udp64_pps")),
+            2.0,
+        ),
+        Target(
+            f"TCP under {LOSS_PERCENT}% loss / OpenVPN",
+            ratio(get("peertap-direct-lossy", "gbps"), get("openvpn-lossy", "gbps")),
+            1.0,
+        ),
+        Target("peak RSS of any node, MiB", max(rss) if rss else None, RSS_LIMIT_MIB, at_most=True),
+        Target("multi-path: share of the flow on the fast relay", fast_share, 0.8),
+    ]
 
 
 def missing_tools(scenarios: list[str]) -> list[str]:
     needed = ["iperf3"]
     needed += [t for t, s in (("tincd", "tinc"), ("openvpn", "openvpn")) if s in scenarios]
+    if any(s.endswith("-lossy") for s in scenarios):
+        needed.append("nft")
+    if any(s.startswith("peertap-paths") for s in scenarios):
+        needed.append("tc")
     return [TOOLS[t] for t in needed if shutil.which(t) is None]
 
 
@@ -346,7 +574,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these scenarios")
-    parser.add_argument("--duration", type=int, default=10, help="iperf3 seconds")
+    parser.add_argument("--duration", type=int, default=8, help="iperf3 seconds")
     parser.add_argument("--pings", type=int, default=200)
     parser.add_argument("--interval", type=float, default=0.01, help="seconds between pings")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
@@ -369,13 +597,18 @@ def main() -> int:
             for name in scenarios:
                 work = Path(tmp) / name
                 work.mkdir()
-                opts = Options(args.duration, args.pings, args.interval, work)
+                opts = Options(
+                    args.duration, args.pings, args.interval, work, name.endswith("-lossy")
+                )
                 results.append(run_scenario(name, opts))
     except KeyboardInterrupt:
         print("\nbench: interrupted; labs torn down", file=sys.stderr)
         return 130
     print()
     print(table(results))
+    print("\ntargets (ratios of this run):")
+    for target in targets(results):
+        print(target.line())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(_report(results, args), indent=2) + "\n")
@@ -394,7 +627,10 @@ def _report(results: list[Result], args: argparse.Namespace) -> dict[str, Any]:
         "baseline": BASELINE,
         "tinc_cipher": list(TINC_CIPHER),
         "openvpn_cipher": list(OPENVPN_CIPHER),
+        "loss_percent": LOSS_PERCENT,
+        "slow_rate": SLOW_RATE,
         "results": [asdict(r) for r in results],
+        "targets": [asdict(t) for t in targets(results)],
     }
 
 

@@ -48,6 +48,19 @@ class OwnAnnouncer:
         self.node = node
         self.hop_limit = hop_limit
         self._stamps = stamps.Stamper()
+        self._latest: dict[bytes, wire.Announce] = {}
+
+    def latest(self, vlan_id: bytes, tokens: tuple[bytes, ...]) -> wire.Announce:
+        """The announcement last made for these tokens (a new one if they changed).
+
+        A new neighbour gets the copy every other neighbour already has, so the
+        copies relays pass on carry one sequence and the receivers keep each path as
+        an alternative, instead of the newest copy replacing the paths of the older.
+        """
+        last = self._latest.get(vlan_id)
+        if last is not None and last.tokens == tokens[: wire.MAX_ANNOUNCE_ENTRIES]:
+            return last
+        return self.make(vlan_id, tokens)
 
     def make(self, vlan_id: bytes, tokens: tuple[bytes, ...]) -> wire.Announce:
         unsigned = wire.Announce(
@@ -58,7 +71,9 @@ class OwnAnnouncer:
             distance=0,
             tokens=tokens[: wire.MAX_ANNOUNCE_ENTRIES],
         )
-        return replace(unsigned, signature=self.node.private_key.sign(unsigned.signed_part()))
+        signed = replace(unsigned, signature=self.node.private_key.sign(unsigned.signed_part()))
+        self._latest[vlan_id] = signed
+        return signed
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ _PATH_GAUGES = (
 
 def _path_metrics(snap: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
     """Per trunk peer, what its datagram path measured (docs/protocol.md, 8b)."""
-    paths = snap.get("paths")
+    paths = snap.get("transports")
     paths = paths if isinstance(paths, dict) else {}
     for key, name, doc, scale in _PATH_GAUGES:
         family = GaugeMetricFamily(name, doc, labels=["peer"])

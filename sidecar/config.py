@@ -295,7 +295,9 @@ class TrunkConfig(_Model):
     reconnect_min_s: float = Field(default=0.5, gt=0, description="First reconnect delay.")
     reconnect_max_s: float = Field(default=30.0, gt=0, description="Reconnect delay cap.")
     queue_bytes: int = Field(
-        default=4 * 1024 * 1024,
+        # 2 MiB, not the trunk's own 4 MiB: a node flooded with small packets peaked at
+        # 127-129 MiB RSS with 4 MiB queues and 119-124 MiB with 2 MiB (docs/operations.md).
+        default=2 * 1024 * 1024,
         ge=65536,
         description="Per-peer send queue bound; packets for a peer whose queue is full are "
         "dropped (counted `queue_full`), like a switch port's.",
@@ -330,6 +332,13 @@ class RoutingConfig(_Model):
         default=35.0, gt=0, description="A learned VFT route expires after this long unrefreshed."
     )
     hop_limit: int = Field(default=16, ge=1, le=255, description="Initial hop limit of packets.")
+    probe_interval_s: float = Field(
+        default=0.1,
+        ge=0.01,
+        le=10.0,
+        description="How often a node probes each trunk peer to score the path (latency, "
+        "loss, load); a path silent for 0.3 s is avoided while another exists.",
+    )
 
 
 class AdmissionConfig(_Model):

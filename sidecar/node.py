@@ -9,6 +9,7 @@ Packet paths:
                             -> relays flood it on once
                -> CONTROL: management VLAN (mvlan_node.py): private VLAN groups, flood (relay)
                -> INTRO: a renewed credential of an admitted peer
+               -> PROBE: path measurement (switch/probes.py) -> path ranks -> routes
 Long-lived tasks are named `peertap-<job>` and log their start and stop.
 With api.vlan_control the API thread joins and leaves VLANs through `vlan_bridge`
 (vlan_control.py), which runs `join_vlan`/`leave_vlan` on the trio loop.
@@ -43,7 +44,9 @@ from .port import PortInfo, VlanPort
 from .private.macprobe import set_link_mac
 from .private.mvlan import Mvlan
 from .switch.acl import Acl
+from .switch.probes import PathMonitor
 from .switch.routes import RouteTable
+from .switch.scores import PathScores
 from .tap.device import TapDevice, TapSettings
 from .tap.emulated import EmulatedTap
 from .trace import Trace
@@ -57,6 +60,7 @@ STATUS_INTERVAL_S = 0.5
 HOUSEKEEPING_S = 1.0
 ROOM_WAIT_S = 0.05
 MAX_STATUS_ORIGINS = 1000
+_PROBE_TYPE = bytes([wire.TYPE_PROBE])
 
 READABLE_BY = {
     "public": "anyone who knows the VLAN's creator key and label",
@@ -133,6 +137,18 @@ class Node:
             ),
             self,
         )
+        # Path scores: probes on every trunk rank neighbours; routes prefer the best.
+        self.paths = PathMonitor(
+            scores=PathScores(),
+            peers=self.trunk.peers,
+            send=self.trunk.send,
+            load=self.trunk.peer_stats,
+            queue_limit=cfg.trunk.queue_bytes,
+            on_change=self.routes.rescore,
+            counters=self.counters,
+            interval_s=cfg.routing.probe_interval_s,
+        )
+        self.routes.rank = self.paths.rank
         # VLAN selection from the web UI (api.vlan_control): the API thread reaches the
         # trio loop only through this bridge (see the "VLAN selection" section below).
         self.vlan_bridge = vlan_control.ThreadBridge(join=self.join_vlan, leave=self.leave_vlan)
@@ -272,6 +288,7 @@ class Node:
                 nursery.start_soon(self._task, "announce", self._announce_loop)
                 nursery.start_soon(self._task, "status", self._status_loop)
                 nursery.start_soon(self._task, "housekeeping", self._housekeeping_loop)
+                nursery.start_soon(self._task, "paths", self.paths.run)
                 self.mvlan.start(nursery)
                 # Join and leave from the API only once every TAP task is started (until
                 # then the bridge answers 503).
@@ -328,7 +345,10 @@ class Node:
     ) -> None:
         try:
             with scope:
-                await self._tap_loop(tap)
+                async with trio.open_nursery() as nursery:
+                    if isinstance(tap, EmulatedTap):
+                        nursery.start_soon(tap.follow_addresses)
+                    await self._tap_loop(tap)
         finally:
             stopped.set()
 
@@ -393,7 +413,10 @@ class Node:
 
     async def _greet(self, peer: str) -> None:
         """Tell a new neighbour what we want and, as a relay, everything we know."""
-        packets = [a.encode() for a in self._own_announcements()]
+        packets = [
+            self.announcer.latest(vid, tuple(sorted(port.wanted))).encode()
+            for vid, port in self.ports.items()
+        ]
         if self.relay:
             packets.extend(
                 _flooded(a).encode() for a in self.routes.replay_for(peer) if a.hop_limit > 1
@@ -405,6 +428,7 @@ class Node:
         self.counters.inc("peer_down")
         self.gate.down(peer)
         self.intake.forget_peer(peer)
+        self.paths.forget(peer)
         self.routes.drop_peer(peer)
         self._publish()
 
@@ -412,7 +436,8 @@ class Node:
         forwards: Batches = {}
         floods: Batches = {}
         for packet in records:
-            if self.trace:
+            # Probes measure paths (ten a second per trunk); they are not traffic to trace.
+            if self.trace and packet[1:2] != _PROBE_TYPE:
                 self.trace.record("rx", peer, packet)
             try:
                 ptype = wire.packet_type(packet)
@@ -422,6 +447,8 @@ class Node:
                     self.mvlan.on_control(peer, packet, floods)
                 elif ptype == wire.TYPE_ANNOUNCE:
                     self._on_announce(peer, packet, floods)
+                elif ptype == wire.TYPE_PROBE:
+                    self.paths.on_probe(peer, packet)
                 else:
                     self._on_intro(peer, packet)
             except wire.MalformedPacket as err:
@@ -613,6 +640,7 @@ class Node:
                     "epoch": epoch.epoch,
                     "mls_id": epoch.mls_id.hex(),
                     "tap_mode": tap.mode,
+                    "tap": tap.counts(),
                     "wanted_tokens": len(port.wanted),
                     "learned_macs": len(port.local.macs),
                     "groups": sorted(ids.mac_str(g) for g in port.local.groups),
@@ -627,8 +655,11 @@ class Node:
                 "via": via,
                 "distance": distance,
                 "tokens": tokens,
+                "paths": paths,
             }
-            for origin, vid, via, distance, tokens in self.routes.origins()[:MAX_STATUS_ORIGINS]
+            for origin, vid, via, distance, tokens, paths in self.routes.origins()[
+                :MAX_STATUS_ORIGINS
+            ]
         ]
         return {
             "ready": self._ready,
@@ -647,7 +678,8 @@ class Node:
             "counters": self.counters.snapshot(),
             "trunk": self.trunk.stats(),
             "trunk_peers": self.trunk.peer_stats(),
-            "paths": self.trunk.path_stats(),
+            "transports": self.trunk.path_stats(),
+            "paths": self.paths.status(),
             "time": time.time(),
         }
 

@@ -3,7 +3,7 @@
 Every packet starts with a 4-byte common prefix:
 
     0  u8  version      (2)
-    1  u8  type         (1 DATA, 2 ANNOUNCE, 3 CONTROL, 4 INTRO)
+    1  u8  type         (1 DATA, 2 ANNOUNCE, 3 CONTROL, 4 INTRO, 5 PROBE)
     2  u8  hop limit    (decremented by every forwarding node; 0 is never sent)
     3  u8  flags        (DATA: bit 0 = FRAGMENT, bit 1 = SENDER_TAGS; others must be 0)
 
@@ -45,6 +45,12 @@ INTRO (the first record each side sends on a trunk stream; admission):
     7   1  credential count (0..8)
     8  ..  count x (u16 length, node credential bytes)
 
+PROBE (path measurement between two neighbours; never forwarded; hop limit 1):
+
+    3   1  flags        (bit 0 = REPLY)
+    4   8  probe id     (the prober's counter; a reply echoes it)
+    12  8  echo         (opaque to the replier, echoed: the prober's send time)
+
 All integers are big-endian. Decoders raise MalformedPacket, never anything else.
 """
 
@@ -58,6 +64,7 @@ TYPE_DATA = 1
 TYPE_ANNOUNCE = 2
 TYPE_CONTROL = 3
 TYPE_INTRO = 4
+TYPE_PROBE = 5
 FLAG_FRAGMENT = 0x01
 FLAG_SENDER_TAGS = 0x02
 
@@ -119,6 +126,7 @@ _TYPE_NAMES = {
     TYPE_ANNOUNCE: "ANNOUNCE",
     TYPE_CONTROL: "CONTROL",
     TYPE_INTRO: "INTRO",
+    TYPE_PROBE: "PROBE",
 }
 
 
@@ -363,3 +371,34 @@ def decode_intro(packet: bytes | memoryview) -> Intro:
     if pos != len(data):
         raise MalformedPacket("length", f"{len(data) - pos} bytes after the INTRO credentials")
     return Intro(lowest, highest, roles, tuple(creds))
+
+
+# ---- PROBE -------------------------------------------------------------------------------
+
+FLAG_REPLY = 0x01
+_PROBE = struct.Struct(">BBBBQQ")
+PROBE_LEN = _PROBE.size
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A path probe to a neighbour, or its reply (same id and echo, REPLY set)."""
+
+    probe_id: int
+    echo: int
+    reply: bool = False
+
+    def encode(self) -> bytes:
+        flags = FLAG_REPLY if self.reply else 0
+        return _PROBE.pack(VERSION, TYPE_PROBE, 1, flags, self.probe_id, self.echo)
+
+    def answer(self) -> Probe:
+        return Probe(self.probe_id, self.echo, reply=True)
+
+
+def decode_probe(packet: bytes | memoryview) -> Probe:
+    if len(packet) != PROBE_LEN:
+        raise MalformedPacket("length", f"PROBE of {len(packet)} bytes")
+    version, ptype, hop, flags, probe_id, echo = _PROBE.unpack_from(packet)
+    _check_prefix(version, ptype, hop, flags, expected=TYPE_PROBE, allowed_flags=FLAG_REPLY)
+    return Probe(probe_id, echo, reply=bool(flags & FLAG_REPLY))

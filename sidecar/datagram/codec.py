@@ -8,7 +8,7 @@ Two kinds of bytes are defined here:
   stream), carries a per-session counter (the nonce) and the fragment position; it is
   the associated data of a whole datagram, and fragment 0's header is that of a sealed
   record.
-- PATH records (packet type 5) on the trunk stream: OFFER, KEY and ACK, the key
+- PATH records (packet type 6) on the trunk stream: OFFER, KEY and ACK, the key
   exchange that sets up datagram sessions. They ride inside the Noise-encrypted,
   peer-authenticated trunk stream.
 
@@ -149,7 +149,7 @@ def parse_probe_reply(plaintext: bytes) -> tuple[int, int, int]:
 
 # ---- PATH records on the trunk stream --------------------------------------------------
 
-TYPE_PATH = 5
+TYPE_PATH = 6
 """Packet type of PATH records; they never leave the trunk they were sent on."""
 PATH_OFFER = 1
 PATH_KEY = 2

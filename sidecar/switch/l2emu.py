@@ -59,16 +59,25 @@ class L2Emulator:
         self.v4: set[bytes] = set()
         self.v4_broadcasts: set[bytes] = {BROADCAST[:4]}
         self.v6: set[bytes] = set()
-        for text in addresses:
-            iface = ipaddress.ip_interface(text)
-            if isinstance(iface, ipaddress.IPv4Interface):
-                self.v4.add(iface.ip.packed)
-                self.v4_broadcasts.add(iface.network.broadcast_address.packed)
-            else:
-                self.v6.add(iface.ip.packed)
+        self.set_addresses(addresses)
         self.neighbours: OrderedDict[bytes, tuple[bytes, float]] = OrderedDict()
         self._waiting: OrderedDict[bytes, _Waiting] = OrderedDict()
         self.dropped = 0
+
+    def set_addresses(self, addresses: Iterable[str]) -> None:
+        """The station's addresses ("ip/prefix"): those it answers ARP and NDP for."""
+        v4: set[bytes] = set()
+        broadcasts = {BROADCAST[:4]}
+        v6: set[bytes] = set()
+        for text in addresses:
+            iface = ipaddress.ip_interface(text)
+            if isinstance(iface, ipaddress.IPv4Interface):
+                v4.add(iface.ip.packed)
+                if iface.network.prefixlen < 31:
+                    broadcasts.add(iface.network.broadcast_address.packed)
+            else:
+                v6.add(iface.ip.packed)
+        self.v4, self.v4_broadcasts, self.v6 = v4, broadcasts, v6
 
     # ---- TUN -> VLAN -----------------------------------------------------------------
 
@@ -197,6 +206,7 @@ class L2Emulator:
 
     def _solicit(self, ip: bytes) -> bytes:
         group = bytes.fromhex("ff0200000000000000000001ff") + ip[13:16]
+        # A link-local source when there is one (fe80::/10 sorts first), as a kernel does.
         source = min(self.v6) if self.v6 else _link_local(self.mac)
         body = struct.pack(">BBHI", NS, 0, 0, 0) + ip + b"\x01\x01" + self.mac
         return self._ipv6_frame(ipv6_group_mac(group), source, group, body)

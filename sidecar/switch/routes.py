@@ -4,8 +4,10 @@ Every node announces the tokens it wants (its MACs, broadcast, joined groups),
 signed with its node key (the origin) under an increasing sequence. Relays flood each
 new (origin, sequence) once to their other neighbours, so announcements cross
 any number of relay hops without looping. For every origin a node keeps the
-neighbour it heard it from at the smallest distance; the next hops of a token
-are those best neighbours of all origins that want it. Entries expire when not
+neighbour it heard it from at the smallest distance plus that neighbour's path rank
+(scores.py: measured latency, loss and load of the trunk; 0 without measurements);
+the next hops of a token are those best neighbours of all origins that want it.
+`rescore` re-chooses them when ranks change. Entries expire when not
 refreshed and vanish with the trunk they were learned over.
 
 The table trusts what it is given: the node verifies an announcement's signature
@@ -24,6 +26,12 @@ from dataclasses import dataclass, field, replace
 from ..wire import Announce
 
 Key = bytes  # VLAN-ID || VFT
+Rank = Callable[[str], int]  # a neighbour's path rank (scores.py); 0 = best
+
+
+def _unranked(_peer: str) -> int:
+    return 0
+
 
 # Bounds against a neighbour announcing endless origins or tokens: new origins are
 # refused (and counted by the caller) once either is reached. Honest origins are never
@@ -71,12 +79,13 @@ class _Origin:
     def sequence(self) -> int:
         return self.last.sequence
 
-    def best(self) -> str | None:
-        """The neighbour at the smallest distance; on a tie the path learned first, so a
-        newcomer claiming an equal distance does not take an established path over."""
+    def best(self, rank: Rank) -> str | None:
+        """The neighbour with the smallest distance + path rank; on a tie the path learned
+        first, so a newcomer claiming an equal distance over an equally good path does not
+        take an established path over."""
         if not self.via:
             return None
-        return min(self.via.items(), key=lambda kv: kv[1])[0]
+        return min(self.via.items(), key=lambda kv: kv[1] + rank(kv[0]))[0]
 
 
 @dataclass(frozen=True)
@@ -95,9 +104,16 @@ def slot(ann: Announce) -> bytes:
 
 
 class RouteTable:
-    def __init__(self, *, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        rank: Rank = _unranked,
+    ) -> None:
         self.ttl_s = ttl_s
         self._clock = clock
+        self.rank = rank
         self._origins: dict[bytes, _Origin] = {}
         self._hops: dict[Key, tuple[str, ...]] = {}
         self._entries = 0
@@ -128,7 +144,7 @@ class RouteTable:
         ):
             return Learned(fresh=False, changed=False, refused=True)
         if known is None or ann.sequence > known.sequence:
-            before = known.best() if known else None
+            before = known.best(self.rank) if known else None
             before_entries = known.entries if known else frozenset()
             self._origins[key] = _Origin(ann, entries, now, digest, {peer: ann.distance})
             self._tombstones.forget(key)
@@ -139,10 +155,10 @@ class RouteTable:
         if ann.sequence < known.sequence or digest != known.digest:
             return Learned(fresh=False, changed=False, replayed=ann.sequence < known.sequence)
         # Same announcement over another path: remember it as an alternative.
-        before = known.best()
+        before = known.best(self.rank)
         known.via[peer] = min(ann.distance, known.via.get(peer, ann.distance))
         known.refreshed = now
-        changed = known.best() != before
+        changed = known.best(self.rank) != before
         if changed:
             self._rebuild()
         return Learned(fresh=False, changed=changed)
@@ -173,19 +189,26 @@ class RouteTable:
     def replay_for(self, peer: str) -> Iterable[Announce]:
         """Latest announcement of every origin, as this node would flood it to `peer`."""
         for o in self._origins.values():
-            best = o.best()
+            best = o.best(self.rank)
             if best is None or best == peer:
                 continue
             yield replace(o.last, distance=o.via[best])
 
-    def origins(self) -> list[tuple[bytes, bytes, str, int, int]]:
-        """(origin key, VLAN-ID, best neighbour, distance, tokens) of every known slot."""
+    def origins(self) -> list[tuple[bytes, bytes, str, int, int, dict[str, int]]]:
+        """(origin key, VLAN-ID, best neighbour, distance, tokens, every neighbour it was
+        heard from -> distance) of every known slot."""
         out = []
         for o in self._origins.values():
-            best = o.best()
+            best = o.best(self.rank)
             if best is not None:
-                out.append((o.last.origin, o.last.vlan_id, best, o.via[best], len(o.entries)))
+                out.append(
+                    (o.last.origin, o.last.vlan_id, best, o.via[best], len(o.entries), dict(o.via))
+                )
         return out
+
+    def rescore(self) -> None:
+        """Path ranks changed: choose every origin's best neighbour again."""
+        self._rebuild()
 
     def sizes(self) -> dict[str, int]:
         return {"origins": len(self._origins), "tokens": len(self._hops)}
@@ -194,7 +217,7 @@ class RouteTable:
         self._entries = sum(len(o.entries) for o in self._origins.values())
         hops: dict[Key, set[str]] = {}
         for o in self._origins.values():
-            best = o.best()
+            best = o.best(self.rank)
             if best is None:
                 continue
             for key in o.entries:

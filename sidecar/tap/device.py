@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import pytun
 from pyroute2 import IPRoute
 
+from .segment import SegmentError, checksum, plain_frames
+
 log = logging.getLogger("peertap.tap")
 
 VNET_HDR_LEN = 10
@@ -27,8 +29,6 @@ TUNSETVNETHDRSZ = 0x400454D8
 TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN = 0x01, 0x02, 0x04, 0x08
 OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
 READ_SIZE = VNET_HDR_LEN + 65535 + 14 + 4
-VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
-VIRTIO_NET_HDR_GSO_NONE = 0
 
 
 class TapError(Exception):
@@ -67,7 +67,10 @@ class TapDevice:
             dev.close()
             dev = pytun.TunTapDevice(name=settings.name, flags=flags)
             self._dev, self.fd = dev, dev.fileno()
-        self.mode = "vnet-hdr+tso" if self.vnet else "plain"
+        self.mode = "vnet-hdr+tso" if self.vnet else "plain+software-gso"
+        # Without offloads, units from peers are segmented here (segment.py).
+        self.stats: dict[str, int] = {"segmented_units": 0, "segments": 0, "refused_units": 0}
+        self.refused: dict[str, int] = {}
         os.set_blocking(self.fd, False)
         self._configure()
         log.info("%s %s up: mode=%s mtu=%d", kind.lower(), settings.name, self.mode, settings.mtu)
@@ -112,13 +115,30 @@ class TapDevice:
         return out
 
     def write(self, unit: bytes) -> bool:
-        """Write one unit (virtio_net_hdr + frame); False if the kernel dropped it."""
-        if not self.vnet:
-            unit = _without_offload(unit)
-            if not unit:
-                return False
+        """Write one unit (virtio_net_hdr + frame); False if it was dropped.
+
+        Without offloads a GSO super-frame is segmented in software first, and a
+        partial checksum completed; a unit that cannot be is refused and counted.
+        """
+        if self.vnet:
+            return self._write_one(unit)
         try:
-            os.write(self.fd, unit)
+            frames = plain_frames(unit, l2=not self.settings.tun)
+        except SegmentError as err:
+            self.stats["refused_units"] += 1
+            self.refused[err.reason] = self.refused.get(err.reason, 0) + 1
+            return False
+        if len(frames) > 1:
+            self.stats["segmented_units"] += 1
+            self.stats["segments"] += len(frames)
+        ok = True
+        for frame in frames:
+            ok = self._write_one(frame) and ok
+        return ok
+
+    def _write_one(self, data: bytes) -> bool:
+        try:
+            os.write(self.fd, data)
         except BlockingIOError:
             return False
         except OSError as err:
@@ -127,40 +147,16 @@ class TapDevice:
             return False
         return True
 
+    def counts(self) -> dict[str, int]:
+        """Software segmentation counts and refused units by reason (refused_<reason>)."""
+        return {**self.stats, **{f"refused_{k}": v for k, v in sorted(self.refused.items())}}
+
     def close(self) -> None:
         if self._dev is not None:
             self._dev.close()
             self._dev = None
 
 
-def _without_offload(unit: bytes) -> bytes:
-    """Turn a unit into a plain frame for a TAP without vnet headers (b"" = drop).
-
-    Super-frames cannot be delivered without segmentation offload; partial
-    checksums are completed in software.
-    """
-    flags, gso_type, _hdr_len, _gso_size, csum_start, csum_offset = struct.unpack_from(
-        "<BBHHHH", unit
-    )
-    if gso_type != VIRTIO_NET_HDR_GSO_NONE:
-        return b""
-    frame = unit[VNET_HDR_LEN:]
-    if flags & VIRTIO_NET_HDR_F_NEEDS_CSUM:
-        pos = csum_start + csum_offset
-        if pos + 2 > len(frame) or csum_start > len(frame):
-            return b""
-        # The checksum field holds the pseudo-header sum; fold the rest into it.
-        buf = bytearray(frame)
-        buf[pos : pos + 2] = struct.pack(">H", internet_checksum(bytes(buf[csum_start:])))
-        frame = bytes(buf)
-    return frame
-
-
 def internet_checksum(data: bytes) -> int:
     """RFC 1071 one's-complement checksum."""
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f">{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return int(~total & 0xFFFF)
+    return checksum(data)

@@ -2,8 +2,8 @@
 
 Only the fields named here reach the page: a field added to /status later (a key,
 a secret) is never shown until someone adds it here on purpose. Values the node
-does not report yet (per-trunk RTT, per-trunk transport) are None, and the page
-says "not measured" rather than guessing.
+does not report (a trunk's RTT before its first probe answer, per-trunk transport) are
+None, and the page says "not measured" rather than guessing.
 """
 
 from __future__ import annotations
@@ -72,14 +72,18 @@ def _vlan(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def _trunks(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     per_peer = _mapping(doc.get("trunk_peers"))
+    paths = _mapping(doc.get("paths"))
     out = []
     for peer in sorted(str(p) for p in doc.get("peers") or []):
         counters = _mapping(per_peer.get(peer))
+        path = _mapping(paths.get(peer))
+        rtt = path.get("rtt_ms")
         out.append(
             {
                 "peer": peer,
                 "transport": None,
-                "rtt_ms": None,
+                "rtt_ms": rtt if isinstance(rtt, int | float) else None,
+                "path_rank": path.get("rank") if isinstance(path.get("rank"), int) else None,
                 **{name: counters.get(name) for name in TRUNK_COUNTERS},
             }
         )

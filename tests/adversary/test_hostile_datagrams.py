@@ -40,7 +40,7 @@ def trunk(lab: Lab, pod: str) -> dict[str, int]:
 
 def transport(lab: Lab, pod: str, peer_pod: str) -> Any:
     peer = lab.status(peer_pod)["peer_id"]
-    return lab.status(pod).get("paths", {}).get(peer, {}).get("transport")
+    return lab.status(pod).get("transports", {}).get(peer, {}).get("transport")
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:

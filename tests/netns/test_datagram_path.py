@@ -45,7 +45,7 @@ def pings(lab: Lab, src: str, dst: str, *, count: int = 1, extra: tuple[str, ...
 
 def path_to(lab: Lab, pod: str, peer_pod: str) -> dict[str, Any]:
     peer_id = lab.status(peer_pod)["peer_id"]
-    paths: dict[str, dict[str, Any]] = lab.status(pod).get("paths", {})
+    paths: dict[str, dict[str, Any]] = lab.status(pod).get("transports", {})
     return paths.get(peer_id, {})
 
 

@@ -61,9 +61,9 @@ def test_path_records_round_trip_and_refuse_bad_shapes() -> None:
         (offer.encode()[:-1], "path_kind"),
         (codec.Offer(0, bytes(32)).encode(), "path_offer"),
         (codec.Key(0, bytes(32), bytes(32)).encode(), "path_key"),
-        (b"\x02\x05\x01\x00\x09", "path_kind"),
-        (b"\x02\x05\x02\x00\x01" + bytes(34), "path_prefix"),
-        (b"\x02\x05", "path_short"),
+        (b"\x02\x06\x01\x00\x09", "path_kind"),
+        (b"\x02\x06\x02\x00\x01" + bytes(34), "path_prefix"),
+        (b"\x02\x06", "path_short"),
     ]:
         with pytest.raises(codec.MalformedDatagram) as err:
             codec.parse_path_record(bad)
@@ -365,7 +365,7 @@ def test_path_measurements_are_prometheus_gauges_per_peer() -> None:
             time.sleep(0.05)
         board.publish(
             {
-                "paths": {
+                "transports": {
                     "p1": {
                         "transport": "datagram",
                         "datagram_up": True,

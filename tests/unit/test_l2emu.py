@@ -114,6 +114,25 @@ def test_ipv6_neighbour_solicitation_is_answered_with_a_valid_advertisement() ->
     assert internet_checksum(pseudo + icmp) == 0
 
 
+def test_solicitations_are_answered_for_the_addresses_set_and_no_longer_after_removal() -> None:
+    e = emu()
+    later = ipaddress.IPv6Address("fe80::1234").packed
+
+    def solicit(target: bytes) -> list[bytes]:
+        ns = struct.pack(">BBHI", 135, 0, 0, 0) + target + b"\x01\x01" + PEER_MAC
+        group = bytes.fromhex("ff0200000000000000000001ff") + target[13:]
+        unit = ipv6(PEER6, group, nxt=58, payload=ns)
+        unit = unit[:10] + bytes.fromhex("3333ff000005") + PEER_MAC + b"\x86\xdd" + unit[10:]
+        return e.from_vlan(unit)[1]
+
+    assert solicit(later) == []
+    e.set_addresses(["10.250.0.5/24", "fd00::5/64", "fe80::1234/64"])
+    [na] = solicit(later)
+    assert na[10 + 14 + 40 + 8 : 10 + 14 + 40 + 24] == later
+    e.set_addresses(["10.250.0.5/24"])
+    assert solicit(later) == [] and solicit(ME6) == []
+
+
 def test_ipv6_unknown_neighbour_is_solicited_then_learned_from_the_advertisement() -> None:
     e = emu()
     [ns] = e.from_tun(ipv6(ME6, PEER6))

@@ -44,6 +44,7 @@ def status(**extra: Any) -> dict[str, Any]:
             {"node": NEAR, "vlan_id": OTHER, "distance": 0, "via": NEAR, "tokens": 1},
         ],
         "trunk_peers": {RELAY: {"bytes_sent": 100, "bytes_received": 50, "drops": 0}},
+        "paths": {NEAR: {"rank": 0, "rtt_ms": 0.42, "stalled": False}, RELAY: {"rtt_ms": None}},
         "counters": {"events": {"tx": 5}, "drops": {"auth": 2, "no_route": 7}},
         "routes": {"origins": 2, "tokens": 6},
         "time": 1.5,
@@ -110,6 +111,7 @@ def test_view_keeps_only_allow_listed_fields_and_marks_rtt_unmeasured() -> None:
     assert relay["bytes_sent"] == 100
     near = next(t for t in v["trunks"] if t["peer"] == NEAR)
     assert near["bytes_sent"] is None
+    assert near["rtt_ms"] == 0.42 and near["path_rank"] == 0  # measured by path probes
     assert v["drops"] == {"auth": 2, "no_route": 7}
     assert v["controls"] == {"join_leave": False}
     assert set(v["vlans"][0]["member_nodes"]) == {NEAR, FAR}

@@ -1,11 +1,11 @@
 """Packet prefix and headers: `wire.packet_type`, `decode_data`, `decode_announce`,
-`decode_control` and `decode_intro` on arbitrary bytes.
+`decode_control`, `decode_intro` and `decode_probe` on arbitrary bytes.
 
 Asserts that each returns a value or raises MalformedPacket; that what decodes encodes
-back to the same bytes (DATA: the header, then the ciphertext untouched; INTRO: with
-the hop limit of 1 it is always sent with); and that the signature checks a receiver
-runs on a decoded ANNOUNCE (`announcements.verify`) or CONTROL (`private.envelope.verify`)
-answer True or False, never raise.
+back to the same bytes (DATA: the header, then the ciphertext untouched; INTRO and
+PROBE: with the hop limit of 1 they are always sent with); and that the signature
+checks a receiver runs on a decoded ANNOUNCE (`announcements.verify`) or CONTROL
+(`private.envelope.verify`) answer True or False, never raise.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ def seeds() -> list[bytes]:
         wire.Control(1, 0, bytes(16), 6, bytes(32), b"").encode(),
         intro.encode(),
         wire.Intro().encode(),
+        wire.Probe(2**64 - 1, 7).encode(),
+        wire.Probe(1, 2, reply=True).encode(),
     ]
 
 
@@ -45,7 +47,13 @@ def check(data: bytes) -> None:
     except wire.MalformedPacket:
         ptype = 0
     else:
-        assert ptype in (wire.TYPE_DATA, wire.TYPE_ANNOUNCE, wire.TYPE_CONTROL, wire.TYPE_INTRO)
+        assert ptype in (
+            wire.TYPE_DATA,
+            wire.TYPE_ANNOUNCE,
+            wire.TYPE_CONTROL,
+            wire.TYPE_INTRO,
+            wire.TYPE_PROBE,
+        )
     decoded = 0
     try:
         header = wire.decode_data(data)
@@ -84,4 +92,12 @@ def check(data: bytes) -> None:
         assert ptype == wire.TYPE_INTRO
         sent = data[: wire.HOP_OFFSET] + b"\x01" + data[wire.HOP_OFFSET + 1 :]
         assert intro.encode() == sent
+    try:
+        probe = wire.decode_probe(data)
+    except wire.MalformedPacket:
+        pass
+    else:
+        decoded += 1
+        assert ptype == wire.TYPE_PROBE
+        assert probe.encode() == data[: wire.HOP_OFFSET] + b"\x01" + data[wire.HOP_OFFSET + 1 :]
     assert decoded <= 1, "one packet decoded as two types"
