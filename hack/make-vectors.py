@@ -6,7 +6,7 @@ From fixed inputs (key seeds, labels, times, secrets) it records what this
 implementation produces for: the member credential (canonical payload, signed bytes,
 document), the frame key schedule of a private VLAN (MLS exporter -> frame key ->
 MLS-ID, VFT salt, tokens, sender key, one sealed DATA packet), sender-bound frames
-(pair key and tag) and a revocation list. tests/unit/test_vectors.py recomputes every
+(pair key and tag) and a revocation list. tests/unit/test_peertap_vectors.py recomputes every
 output from the inputs with the implementation and compares. Regenerate only when a
 format changes on purpose (and say so in docs/protocol.md).
 """
