@@ -82,7 +82,9 @@ def test_installed_chart_runs_the_operator_under_its_service_account(
         # The mutating webhook injects the sidecar into the labelled pod as it is created.
         done = kubectl(cp.kubeconfig, "apply", "-n", "default", "-f", str(EXAMPLES / "pod.yaml"))
         assert done.returncode == 0, done.stderr
-        containers = [c["name"] for c in _pod(cp, "lab-client")["spec"]["containers"]]
+        spec = _pod(cp, "lab-client")["spec"]
+        # A regular container or a native (init, restartPolicy: Always) sidecar.
+        containers = [c["name"] for c in spec.get("initContainers", []) + spec["containers"]]
         assert "peertap" in containers, containers
 
         # Everything the operator does for it, it does with the chart's RBAC: the member
