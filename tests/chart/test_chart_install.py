@@ -83,8 +83,9 @@ def test_installed_chart_runs_the_operator_under_its_service_account(
         done = kubectl(cp.kubeconfig, "apply", "-n", "default", "-f", str(EXAMPLES / "pod.yaml"))
         assert done.returncode == 0, done.stderr
         spec = _pod(cp, "lab-client")["spec"]
-        sidecars = [c["name"] for c in spec.get("initContainers", [])]  # a native sidecar
-        assert "peertap" in sidecars, spec
+        # A regular container or a native (init, restartPolicy: Always) sidecar.
+        containers = [c["name"] for c in spec.get("initContainers", []) + spec["containers"]]
+        assert "peertap" in containers, containers
 
         # Everything the operator does for it, it does with the chart's RBAC: the member
         # objects, the VLAN status, the MVLAN's relay Deployment (which the controller
