@@ -15,6 +15,8 @@ need tincd tinc
 need openvpn openvpn
 need curl curl
 need ss iproute2
+# make e2e-local: the Service rules of the local clusters' network.
+need nft nftables
 # The web UI's browser test (Playwright drives this Chromium; it downloads none).
 need chromium chromium
 # Trace decoding with the shipped Wireshark dissector.

@@ -1,9 +1,9 @@
 """The network the local clusters live in: one namespace, nothing in it reaches outside.
 
-    host (API servers)  --veth 100.64.0.1/30 <-> 100.64.0.2/30--  <prefix>-net
-                                                                  |- bridge kc1: node address 100.65.1.1/24
-                                                                  |    '- veth -> pod netns (100.65.1.x)
-                                                                  '- bridge kc2: node address 100.65.2.1/24
+    host (API servers) --veth 100.64.0.1/30 <-> 100.64.0.2/30-- <prefix>-net
+                                                 |- bridge kc1, node address 100.65.1.1/24
+                                                 |    '- veth -> a pod's netns (100.65.1.x)
+                                                 '- bridge kc2, node address 100.65.2.1/24
 
 The `-net` namespace forwards between the bridges and the host link and holds
 the Service rules (`services`). It has no default route: a packet for any other
@@ -16,6 +16,7 @@ clusters' networks.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import shutil
 import subprocess
@@ -184,10 +185,8 @@ class Fabric:
         self.pod_namespaces.clear()
         with IPRoute() as ipr:
             for cidr in self.host_routes:
-                try:
+                with contextlib.suppress(NetlinkError):
                     ipr.route("del", dst=cidr, gateway=NET_ADDR)
-                except NetlinkError:
-                    pass
         self.host_routes.clear()
         netns.delete_root_link(self.host_link)
         netns.remove_netns(self.ns)

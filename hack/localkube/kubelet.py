@@ -252,7 +252,12 @@ class PodWorker:
                 state: JsonObj = (
                     {"terminated": {"exitCode": 0, "reason": "Completed"}}
                     if done
-                    else {"waiting": {"reason": self.waiting or "PodInitializing", "message": self.message}}
+                    else {
+                        "waiting": {
+                            "reason": self.waiting or "PodInitializing",
+                            "message": self.message,
+                        }
+                    }
                 )
                 return {**base, "ready": done, "started": False, "restartCount": 0, "state": state}
             return {
@@ -265,13 +270,17 @@ class PodWorker:
 
         init = [entry(c) for c in spec.get("initContainers") or []]
         main = [entry(c) for c in spec.get("containers") or []]
-        all_ready = bool(main) and all(e["ready"] for e in main) and all(
-            e["ready"] for e in init if self._container(e["name"]).get("restartPolicy") == "Always"
+        all_ready = (
+            bool(main)
+            and all(e["ready"] for e in main)
+            and all(
+                e["ready"]
+                for e in init
+                if self._container(e["name"]).get("restartPolicy") == "Always"
+            )
         )
         started = bool(main) and all(e["started"] for e in main)
-        initialized = all(
-            e["ready"] or e["started"] for e in init
-        )
+        initialized = all(e["ready"] or e["started"] for e in init)
         t = now()
 
         def cond(kind: str, ok: bool) -> JsonObj:
@@ -382,7 +391,11 @@ class Kubelet:
                     "lastTransitionTime": t,
                 }
             ],
-            "nodeInfo": {"kubeletVersion": "localkube", "operatingSystem": "linux", "architecture": "amd64"},
+            "nodeInfo": {
+                "kubeletVersion": "localkube",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
         }
         self.api.merge_patch(f"/api/v1/nodes/{self.node_name}/status", {"status": status})
 
@@ -396,7 +409,11 @@ class Kubelet:
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
             "metadata": {"name": self.node_name, "namespace": "kube-node-lease"},
-            "spec": {"holderIdentity": self.node_name, "leaseDurationSeconds": 40, "renewTime": micro},
+            "spec": {
+                "holderIdentity": self.node_name,
+                "leaseDurationSeconds": 40,
+                "renewTime": micro,
+            },
         }
         try:
             if self.api.get(path) is None:
@@ -440,7 +457,9 @@ class Kubelet:
 
     def start(self) -> None:
         self.register()
-        self._thread = threading.Thread(target=self._loop, name=f"kubelet-{self.index}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"kubelet-{self.index}", daemon=True
+        )
         self._thread.start()
 
     def _loop(self) -> None:
@@ -472,7 +491,10 @@ class Kubelet:
                     self._finish(uid)
                 self._remove(pod)
                 continue
-            if worker is None and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            if worker is None and (pod.get("status") or {}).get("phase") not in (
+                "Succeeded",
+                "Failed",
+            ):
                 self._begin(pod)
             elif worker is not None:
                 worker.pod = pod
@@ -523,8 +545,12 @@ class Kubelet:
             self.api.call(
                 "DELETE",
                 path,
-                {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
-                 "preconditions": {"uid": meta["uid"]}},
+                {
+                    "apiVersion": "v1",
+                    "kind": "DeleteOptions",
+                    "gracePeriodSeconds": 0,
+                    "preconditions": {"uid": meta["uid"]},
+                },
             )
 
     def worker_for(self, namespace: str, name: str) -> PodWorker | None:
@@ -540,3 +566,19 @@ class Kubelet:
             self._thread.join(timeout=30)
         for uid in list(self.workers):
             self._finish(uid)
+
+
+def pod_exec(
+    kubelet: Kubelet, namespace: str, pod: str, argv: list[str], *, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Run `argv` in a running pod's network namespace (what `kubectl exec` gives here)."""
+    worker = kubelet.worker_for(namespace, pod)
+    if worker is None:
+        raise LookupError(f"pod {namespace}/{pod} does not run on {kubelet.node_name}")
+    return subprocess.run(
+        ["ip", "netns", "exec", worker.netns, *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,4 +184,3 @@ def service_account_kubeconfig(directory: Path, *, server: str) -> str:
             "",
         ]
     )
-

@@ -97,7 +97,12 @@ def _token(api: Api, pod: JsonObj, src: JsonObj) -> dict[str, bytes]:
         "kind": "TokenRequest",
         "spec": {
             "expirationSeconds": int(src.get("expirationSeconds") or DEFAULT_TOKEN_SECONDS),
-            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]},
+            "boundObjectRef": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": meta["name"],
+                "uid": meta["uid"],
+            },
         },
     }
     if src.get("audience"):
@@ -165,7 +170,11 @@ def materialize(api: Api, pod: JsonObj, pod_dir: Path, *, with_tokens: bool) -> 
         files = volume_files(api, pod, volume)
         if files is None:
             continue
-        kind = next(k for k in ("projected", "configMap", "secret", "downwardAPI", "emptyDir") if k in volume)
+        kind = next(
+            k
+            for k in ("projected", "configMap", "secret", "downwardAPI", "emptyDir")
+            if k in volume
+        )
         mode = int((volume.get(kind) or {}).get("defaultMode") or 0o644)
         _write(pod_dir / "volumes" / name, files, mode)
         out[name] = pod_dir / "volumes" / name
