@@ -15,7 +15,7 @@ TARGET ?=
 # make e2e-local CLUSTERS=1: the in-cluster case only
 CLUSTERS ?= 2
 
-.PHONY: help venv sysdeps test demo e2e-local bench bench-mls bench-private fuzz lint format crds crds-check clean
+.PHONY: help venv sysdeps kube-bins test demo e2e-local bench bench-mls bench-private fuzz lint format crds crds-check clean
 
 help:
 	@echo "make demo       - three pods (a - relay - b) on an encrypted VLAN: ping, ARP, iperf3"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench-private - private VLAN: time to first ping (10-member lab), rekey of 50"
 	@echo "make fuzz       - coverage-guided fuzzing of every peer-input parser (RUNS=, TARGET=)"
 	@echo "make lint       - ruff and mypy --strict on sidecar/ and operator/"
+	@echo "make kube-bins  - build kube-apiserver and kube-controller-manager once (cached)"
 	@echo "make crds       - regenerate CRDs, the chart's copies and the values schema"
 
 $(STAMP): pyproject.toml
@@ -44,13 +45,18 @@ $(FUZZ_STAMP): $(STAMP) pyproject.toml
 sysdeps:
 	sh hack/ensure-system-packages.sh
 
-test: venv sysdeps lint
+# The real kube-apiserver and kube-controller-manager the operator and chart tests
+# run, built once per machine into ${PEERTAP_KUBE_CACHE:-/var/cache/peertap/kube}.
+kube-bins:
+	bash hack/build-kube.sh
+
+test: venv sysdeps lint kube-bins
 	$(VENV)/bin/pytest
 
 demo: venv sysdeps
 	$(PY) hack/demo.py
 
-e2e-local: venv sysdeps
+e2e-local: venv sysdeps kube-bins
 	$(PY) hack/e2e-local.py --clusters $(CLUSTERS)
 
 bench: venv sysdeps

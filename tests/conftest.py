@@ -19,12 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kube.fixtures import apiserver_version, control_plane
 
 from peertap.sidecar.lab import Lab, LabSpec
+
+__all__ = ["control_plane"]
 
 # Subprocesses started with `python -m ...` from the repository root would otherwise get
 # the root first on sys.path, where the operator/ folder shadows the stdlib `operator`.
 os.environ["PYTHONSAFEPATH"] = "1"
+
+
+def pytest_report_header() -> str:
+    # The Kubernetes the operator and chart tests run against (tests/kube).
+    return f"kube-apiserver: {apiserver_version()}"
 
 
 @pytest.fixture

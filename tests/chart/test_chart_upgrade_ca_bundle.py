@@ -1,94 +1,34 @@
 """Upgrades keep the caBundle the operator patched into the live webhook configurations.
 
-Rendered cluster-aware by Helm against kmock's Kubernetes emulator over HTTP, so
-the templates' `lookup` reads real API objects.
+Rendered cluster-aware by Helm against the real test API server (tests/kube), so
+the templates' `lookup` reads live API objects.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import concurrent.futures
-import json
-import threading
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import helm_python as helm
-import kmock
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml  # type: ignore[import-untyped]
+from kube.controlplane import ControlPlane
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "helm" / "peertap"
 RELEASE, NAMESPACE, CONFIG_NAME = "pt", "peertap-system", "pt-peertap"
 ADMISSION = "/apis/admissionregistration.k8s.io/v1"
 
 
-class Cluster:
-    """kmock's emulator served from its own event loop in a thread."""
-
-    def __init__(self) -> None:
-        self.emulator = kmock.KubernetesEmulator()
-        self.emulator.resources.load_bundled()
-        self._loop = asyncio.new_event_loop()
-        self._port: concurrent.futures.Future[int] = concurrent.futures.Future()
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, name="kube-emulator", daemon=True)
-
-    def _run(self) -> None:
-        self._loop.run_until_complete(self._serve())
-        self._loop.close()
-
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
-        async with self.emulator, kmock.Server(self.emulator) as server:
-            self._port.set_result(server.port)
-            await self._stop.wait()
-
-    def __enter__(self) -> Cluster:
-        self._thread.start()
-        self.url = f"http://127.0.0.1:{self._port.result(timeout=30)}"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=30)
-
-    def create(self, path: str, body: dict[str, Any]) -> None:
-        request = urllib.request.Request(
-            self.url + path,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status in (200, 201)
-
-    def kubeconfig(self) -> str:
-        return str(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
-                    "users": [{"name": "tester", "user": {"token": "unused"}}],
-                    "contexts": [
-                        {"name": "emulator", "context": {"cluster": "emulator", "user": "tester"}}
-                    ],
-                    "current-context": "emulator",
-                }
-            )
-        )
-
-
 @pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    with Cluster() as running:
-        yield running
+def cluster(control_plane: ControlPlane) -> Iterator[ControlPlane]:
+    control_plane.wipe()
+    try:
+        yield control_plane
+    finally:
+        control_plane.wipe()
 
 
 def _bundle(text: str) -> str:
@@ -102,7 +42,14 @@ def _live_config(kind: str, bundles: dict[str, str | None]) -> dict[str, Any]:
         client: dict[str, Any] = {"service": {"name": "old", "namespace": NAMESPACE}}
         if bundle is not None:
             client["caBundle"] = bundle
-        webhooks.append({"name": name, "clientConfig": client})
+        webhooks.append(
+            {
+                "name": name,
+                "clientConfig": client,
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+            }
+        )
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": kind,
@@ -111,10 +58,10 @@ def _live_config(kind: str, bundles: dict[str, str | None]) -> dict[str, Any]:
     }
 
 
-def _render(cluster: Cluster, *, is_upgrade: bool) -> dict[str, dict[str, Any]]:
+def _render(cluster: ControlPlane, *, is_upgrade: bool) -> dict[str, dict[str, Any]]:
     """Rendered webhook configurations by kind, with lookup against the cluster."""
     with (
-        helm.Config(kubeconfig_content=cluster.kubeconfig(), namespace=NAMESPACE) as config,
+        helm.Config(kubeconfig_path=cluster.kubeconfig, namespace=NAMESPACE) as config,
         helm.Chart.load(CHART_DIR) as chart,
     ):
         files = config.render(
@@ -139,13 +86,15 @@ def _bundles(config: dict[str, Any]) -> dict[str, str | None]:
     return {h["name"]: h["clientConfig"].get("caBundle") for h in config["webhooks"]}
 
 
-def test_upgrade_keeps_each_webhooks_live_ca_bundle(cluster: Cluster) -> None:
+def test_upgrade_keeps_each_webhooks_live_ca_bundle(cluster: ControlPlane) -> None:
     pods, cvlans = _bundle("pods"), _bundle("cryptovlans")
-    cluster.create(
+    cluster.request(
+        "POST",
         f"{ADMISSION}/mutatingwebhookconfigurations",
         _live_config("MutatingWebhookConfiguration", {"pods.peertap.io": pods}),
     )
-    cluster.create(
+    cluster.request(
+        "POST",
         f"{ADMISSION}/validatingwebhookconfigurations",
         _live_config(
             "ValidatingWebhookConfiguration",
@@ -164,7 +113,7 @@ def test_upgrade_keeps_each_webhooks_live_ca_bundle(cluster: Cluster) -> None:
             assert hook["clientConfig"]["service"]["name"] == f"{CONFIG_NAME}-webhook"
 
 
-def test_first_install_renders_no_ca_bundle(cluster: Cluster) -> None:
+def test_first_install_renders_no_ca_bundle(cluster: ControlPlane) -> None:
     rendered = _render(cluster, is_upgrade=False)
     assert set(rendered) == {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
     for manifest in rendered.values():

@@ -1,7 +1,21 @@
-"""Test harness: the emulated API server, the real kubectl, and the real operator under kopf."""
+"""Test harness: a real API server, the real kubectl, and the real operator under kopf.
+
+The fixtures keep their historical names: `emulator` is the cluster under test (a
+real kube-apiserver with etcd and kube-controller-manager, shared by the session and
+wiped between tests, see tests/kube), read through `ClusterView.objects()`.
+kopf, kubectl and the operator's own client reach it over HTTPS as its admin;
+`service_account_kubeconfig` gives a process exactly a ServiceAccount's rights.
+
+The webhook configurations the harness creates carry no rules, so the API server
+calls nothing by itself (tests post AdmissionReviews to the operator, or register
+rules with `Kubectl.register_webhooks`). Their clientConfig is a URL on
+WEBHOOK_SERVICE's DNS name, which the API server resolves to 127.0.0.1, at the port
+the operator's webhook server listens on; the operator publishes its caBundle there.
+"""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import os
@@ -16,7 +30,7 @@ import kubernetes
 import pytest
 import yaml
 from kopf.testing import KopfRunner
-from kube_emulator import EmulatorThread
+from kube.controlplane import ControlPlane, free_port
 
 from peertap.operator import handlers, options
 
@@ -27,19 +41,48 @@ WEBHOOK_CONFIG = "peertap-operator"
 CERT_SECRET = "peertap-system/peertap-operator-webhook-tls"
 
 
+@dataclass
+class ClusterView:
+    """Reads the cluster under test as its admin."""
+
+    control_plane: ControlPlane
+
+    @property
+    def url(self) -> str:
+        return self.control_plane.server
+
+    def objects(self, resource: str, namespace: str | None = None) -> dict[str, dict[str, Any]]:
+        """Live objects of a resource ('v1/secrets', 'peertap.io/v1alpha1/cryptovlans') by name."""
+        group_version, _, plural = resource.rpartition("/")
+        base = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
+        where = f"/namespaces/{namespace}" if namespace else ""
+        listed = self.control_plane.request("GET", f"{base}{where}/{plural}")
+        kind = str(listed["kind"]).removesuffix("List")
+        out: dict[str, dict[str, Any]] = {}
+        for item in listed["items"]:
+            # Items of a list carry no kind; the objects a client GETs do.
+            item.setdefault("apiVersion", group_version)
+            item.setdefault("kind", kind)
+            out[item["metadata"]["name"]] = item
+        return out
+
+
 @pytest.fixture
-def emulator() -> Iterator[EmulatorThread]:
-    emu = EmulatorThread().start()
+def emulator(control_plane: ControlPlane) -> Iterator[ClusterView]:
+    control_plane.wipe()
     try:
-        yield emu
+        yield ClusterView(control_plane)
     finally:
-        emu.stop()
+        control_plane.wipe()
 
 
 @dataclass
 class Kubectl:
     kubeconfig: Path
     cache: Path
+    # Where the operator's webhook server listens (operator_factory) and the
+    # webhook configurations point.
+    webhook_port: int = 0
 
     def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), KUBECACHEDIR=str(self.cache))
@@ -56,42 +99,91 @@ class Kubectl:
         return done.stdout + (done.stderr if not check else "")
 
     def apply(self, *paths: Path, namespace: str = "default") -> str:
-        args = ["apply", "--validate=false", "-n", namespace]
+        args = ["apply", "-n", namespace]
         for p in paths:
             args += ["-f", str(p)]
         return self(*args)
 
     def apply_text(self, text: str, namespace: str = "default") -> str:
-        return self("apply", "--validate=false", "-n", namespace, "-f", "-", stdin=text)
+        return self("apply", "-n", namespace, "-f", "-", stdin=text)
 
+    def webhook_url(self, path: str) -> str:
+        return f"https://{WEBHOOK_SERVICE}.svc:{self.webhook_port}{path}"
 
-@pytest.fixture
-def kubectl(emulator: EmulatorThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Kubectl:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
+    def register_webhooks(
+        self, *, pods_policy: str = "Ignore", resources_policy: str = "Fail", ca_pem: bytes = b""
+    ) -> None:
+        """Webhook configurations with the chart's rules and failure policies: the API
+        server itself then calls the operator for pods and PeerTap resources."""
+        client: dict[str, Any] = {}
+        if ca_pem:
+            client["caBundle"] = base64.b64encode(ca_pem).decode()
+        common = {"admissionReviewVersions": ["v1"], "sideEffects": "None", "timeoutSeconds": 10}
+        pods = {
+            **common,
+            "failurePolicy": pods_policy,
+            "name": "pods.peertap.io",
+            "clientConfig": {"url": self.webhook_url("/mutate-pods"), **client},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "operations": ["CREATE"],
+                    "resources": ["pods"],
+                }
+            ],
+        }
+        validating = [
             {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "emulator", "cluster": {"server": emulator.url}}],
-                "users": [{"name": "tester", "user": {"token": "test-token"}}],
-                "contexts": [
+                **common,
+                "failurePolicy": resources_policy,
+                "name": f"{plural}.peertap.io",
+                "clientConfig": {"url": self.webhook_url(f"/validate-{plural}"), **client},
+                "rules": [
                     {
-                        "name": "emulator",
-                        "context": {"cluster": "emulator", "user": "tester"},
+                        "apiGroups": ["peertap.io"],
+                        "apiVersions": ["v1alpha1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": [plural],
                     }
                 ],
-                "current-context": "emulator",
             }
-        )
-    )
+            for plural in ("cryptovlans", "mvlans")
+        ]
+        for kind, hooks in (
+            ("MutatingWebhookConfiguration", [pods]),
+            ("ValidatingWebhookConfiguration", validating),
+        ):
+            self.apply_text(
+                yaml.safe_dump(
+                    {
+                        "apiVersion": "admissionregistration.k8s.io/v1",
+                        "kind": kind,
+                        "metadata": {"name": WEBHOOK_CONFIG},
+                        "webhooks": hooks,
+                    }
+                )
+            )
+
+
+def use_kubeconfig(monkeypatch: pytest.MonkeyPatch, kubeconfig: Path) -> None:
+    """Points kopf, the operator's client and kubectl at this kubeconfig."""
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     # kopf's login reads the client's default path, fixed when `kubernetes` was imported.
     monkeypatch.setattr(
         kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig)
     )
-    k = Kubectl(kubeconfig=kubeconfig, cache=tmp_path / "kubecache")
+
+
+@pytest.fixture
+def kubectl(emulator: ClusterView, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Kubectl:
+    kubeconfig = emulator.control_plane.kubeconfig
+    use_kubeconfig(monkeypatch, kubeconfig)
+    k = Kubectl(kubeconfig=kubeconfig, cache=tmp_path / "kubecache", webhook_port=free_port())
     k.apply(ROOT / "crds")
+    _, _, operator_namespace = WEBHOOK_SERVICE.partition(".")
+    k.apply_text(f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {operator_namespace}\n")
+    _wait_established(k)
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
         k.apply_text(
             yaml.safe_dump(
@@ -102,13 +194,7 @@ def kubectl(emulator: EmulatorThread, tmp_path: Path, monkeypatch: pytest.Monkey
                     "webhooks": [
                         {
                             "name": "hook.peertap.io",
-                            "clientConfig": {
-                                "service": {
-                                    "name": "peertap-operator",
-                                    "namespace": "peertap-system",
-                                    "path": "/mutate-pods",
-                                }
-                            },
+                            "clientConfig": {"url": k.webhook_url("/mutate-pods")},
                             "admissionReviewVersions": ["v1"],
                             "sideEffects": "None",
                         }
@@ -117,6 +203,11 @@ def kubectl(emulator: EmulatorThread, tmp_path: Path, monkeypatch: pytest.Monkey
             )
         )
     return k
+
+
+def _wait_established(k: Kubectl) -> None:
+    """New CRDs serve their resources only once Established."""
+    k("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
 
 
 def wait_for(what: str, probe: Callable[[], Any], *, timeout: float = 30.0) -> Any:
@@ -155,7 +246,7 @@ OperatorFactory = Callable[..., contextlib.AbstractContextManager[RunningOperato
 def operator_factory(kubectl: Kubectl) -> Iterator[OperatorFactory]:
     previous = options.current()
     base = options.Options(
-        webhook_listen="127.0.0.1:0",
+        webhook_listen=f"127.0.0.1:{kubectl.webhook_port}",
         health_listen="127.0.0.1:0",
         metrics_listen="127.0.0.1:0",
         ui_listen="127.0.0.1:0",

@@ -1,4 +1,4 @@
-"""The operator's API client against the emulated API server over HTTP."""
+"""The operator's API client against the real API server over HTTPS."""
 
 from __future__ import annotations
 
@@ -8,25 +8,35 @@ from collections.abc import Iterator
 
 import kubernetes
 import pytest
-from kube_emulator import EmulatorThread
+from kube.controlplane import ControlPlane
 
 from peertap.operator import kube
 
 
-def _client(url: str) -> kube.KubeApi:
+def _client(url: str, cp: ControlPlane | None = None) -> kube.KubeApi:
     config = kubernetes.client.Configuration()
     config.host = url
     config.retries = False
+    if cp is not None:
+        config.ssl_ca_cert = str(cp.pki.ca_cert)
+        config.cert_file = str(cp.pki.admin_cert)
+        config.key_file = str(cp.pki.admin_key)
     return kube.KubeApi(kubernetes.client.ApiClient(config))
 
 
 @pytest.fixture
-def api() -> Iterator[kube.KubeApi]:
-    emu = EmulatorThread().start()
+def api(control_plane: ControlPlane) -> Iterator[kube.KubeApi]:
+    if "ns" not in _namespaces(control_plane):
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}}
+        control_plane.request("POST", "/api/v1/namespaces", namespace)
     try:
-        yield _client(emu.url)
+        yield _client(control_plane.server, control_plane)
     finally:
-        emu.stop()
+        control_plane.wipe()
+
+
+def _namespaces(cp: ControlPlane) -> set[str]:
+    return {n["metadata"]["name"] for n in cp.request("GET", "/api/v1/namespaces")["items"]}
 
 
 def _cm(name: str, data: dict[str, str]) -> dict[str, object]:

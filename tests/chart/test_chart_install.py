@@ -1,0 +1,133 @@
+"""The chart installed with real Helm into a real API server, its operator running as the
+chart's ServiceAccount with RBAC enforced, and the API server calling its webhooks.
+
+A rule missing from the chart's RBAC shows here as a Forbidden in the operator's log
+or as an object it never writes; a webhook the API server cannot reach or verify
+shows as a refused CryptoVLAN or a pod without its sidecar.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from installed import (
+    FULLNAME,
+    NAMESPACE,
+    Installed,
+    install,
+    kubectl,
+    loopback_ports,
+    run_operator,
+    wait_for,
+)
+from kube.controlplane import ControlPlane
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
+
+
+@pytest.fixture
+def installed(control_plane: ControlPlane) -> Iterator[Installed]:
+    control_plane.wipe()
+    try:
+        with install(control_plane) as release:
+            yield release
+    finally:
+        control_plane.wipe()
+
+
+def _pod(cp: ControlPlane, name: str, namespace: str = "default") -> dict[str, Any]:
+    return dict(cp.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}"))
+
+
+def _members(cp: ControlPlane) -> list[str]:
+    vlan = cp.request("GET", "/apis/peertap.io/v1alpha1/namespaces/default/cryptovlans/lab")
+    return [m["pod"] for m in (vlan.get("status") or {}).get("members") or []]
+
+
+def _published_ca_bundles(cp: ControlPlane) -> list[str] | None:
+    bundles = []
+    for plural in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
+        path = f"/apis/admissionregistration.k8s.io/v1/{plural}/{FULLNAME}"
+        bundles += [h["clientConfig"].get("caBundle") for h in cp.request("GET", path)["webhooks"]]
+    return bundles if all(bundles) else None
+
+
+def test_installed_chart_runs_the_operator_under_its_service_account(
+    installed: Installed, tmp_path: Path
+) -> None:
+    cp = installed.cp
+    sa = cp.kubeconfig_for_service_account(NAMESPACE, installed.service_account())
+    ports = loopback_ports()
+    installed.route_webhooks_to(ports["--webhook-listen"])
+    with run_operator(installed, sa, tmp_path, ports) as op:
+        wait_for("operator health", op.healthy)
+        # The operator published its CA into the chart's webhook configurations.
+        bundles = wait_for("caBundle in every webhook", lambda: _published_ca_bundles(cp))
+        assert b"BEGIN CERTIFICATE" in base64.b64decode(bundles[0])
+
+        # The API server calls the validating webhook (failurePolicy Fail) ...
+        bad = (EXAMPLES / "cryptovlan.yaml").read_text().replace("10.250.0.0/24", "10.0.0.0/33")
+        refused = kubectl(cp.kubeconfig, "apply", "-n", "default", "-f", "-", stdin=bad)
+        assert refused.returncode != 0
+        assert "denied the request" in refused.stderr and "10.0.0.0/33" in refused.stderr
+        # ... which admits the examples.
+        for example in ("mvlan.yaml", "cryptovlan.yaml"):
+            done = kubectl(cp.kubeconfig, "apply", "-n", "default", "-f", str(EXAMPLES / example))
+            assert done.returncode == 0, done.stderr
+
+        # The mutating webhook injects the sidecar into the labelled pod as it is created.
+        done = kubectl(cp.kubeconfig, "apply", "-n", "default", "-f", str(EXAMPLES / "pod.yaml"))
+        assert done.returncode == 0, done.stderr
+        containers = [c["name"] for c in _pod(cp, "lab-client")["spec"]["containers"]]
+        assert "peertap" in containers, containers
+
+        # Everything the operator does for it, it does with the chart's RBAC: the member
+        # objects, the VLAN status, the MVLAN's relay Deployment (which the controller
+        # manager turns into a ReplicaSet).
+        wait_for("lab-client in the VLAN's members", lambda: _members(cp) == ["lab-client"])
+        key = _pod(cp, "lab-client")["metadata"]["annotations"]["peertap.io/member"]
+        cm = cp.request("GET", f"/api/v1/namespaces/default/configmaps/peertap-m-{key}")
+        assert "node.json" in cm["data"]
+        wait_for(
+            "the relay's ReplicaSet",
+            lambda: cp.request(
+                "GET", "/apis/apps/v1/namespaces/default/replicasets?labelSelector="
+            )["items"],
+        )
+        log = op.output()
+    assert "forbidden" not in log.lower(), log
+
+
+def test_chart_service_account_cannot_act_beyond_its_rules(installed: Installed) -> None:
+    cp = installed.cp
+    sa = cp.kubeconfig_for_service_account(NAMESPACE, installed.service_account())
+    # Webhook configurations: only the release's own, by name.
+    other = kubectl(
+        cp.kubeconfig,
+        "create",
+        "-f",
+        "-",
+        stdin=(
+            "apiVersion: admissionregistration.k8s.io/v1\n"
+            "kind: ValidatingWebhookConfiguration\nmetadata:\n  name: someone-else\n"
+        ),
+    )
+    assert other.returncode == 0, other.stderr
+    patch = '{"metadata":{"labels":{"x":"y"}}}'
+    denied = kubectl(sa, "patch", "validatingwebhookconfiguration", "someone-else", "-p", patch)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
+    allowed = kubectl(sa, "patch", "validatingwebhookconfiguration", FULLNAME, "-p", patch)
+    assert allowed.returncode == 0, allowed.stderr
+    # Pods: read only; RBAC objects and namespaces: untouchable.
+    for args in (
+        ("delete", "pods", "--all", "-n", "default"),
+        ("create", "clusterrolebinding", "x", "--clusterrole=cluster-admin", "--user=x"),
+        ("create", "namespace", "x"),
+        ("delete", "namespace", NAMESPACE),
+    ):
+        done = kubectl(sa, *args)
+        assert done.returncode != 0 and "forbidden" in done.stderr.lower(), (args, done)
