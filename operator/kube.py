@@ -128,7 +128,17 @@ class KubeApi:
 
     async def list_objects(self, path: str) -> list[JsonObj]:
         result = await asyncio.to_thread(self._call, "GET", path)
-        return list(result.get("items") or [])
+        # The items of a list carry no kind or apiVersion (only the list does); owner
+        # references made from them need both, as clients' typed lists restore them.
+        kind = str(result.get("kind") or "").removesuffix("List")
+        api_version = result.get("apiVersion")
+        items = list(result.get("items") or [])
+        for item in items:
+            if kind:
+                item.setdefault("kind", kind)
+            if api_version:
+                item.setdefault("apiVersion", api_version)
+        return items
 
     async def create(self, path: str, body: JsonObj) -> JsonObj:
         return await asyncio.to_thread(
