@@ -158,7 +158,8 @@ class ServiceProxy:
         while not self._stop.wait(1.0):
             try:
                 self.sync()
-            except (ApiError, OSError, RuntimeError) as err:
+            except Exception as err:
+                # Keep going: the next Service change may well apply.
                 log.warning("service rules not updated: %s", err)
 
     def stop(self) -> None:

@@ -139,8 +139,6 @@ def launch(
             host = host / mount["subPath"]
         mounts[mount["mountPath"]] = host
     env = container_env(pod, container, service_env=service_env, secrets={})
-    if kubeconfig is not None and SA_MOUNT in mounts:
-        env["KUBECONFIG"] = str(kubeconfig)
     argv_k8s = [*(container.get("command") or image.entrypoint)]
     argv_k8s += container.get("args") or ([] if container.get("command") else list(image.cmd))
     if not argv_k8s:
@@ -148,6 +146,9 @@ def launch(
     argv = [map_paths(expand(a, env), mounts) for a in argv_k8s]
     argv[0] = program(argv[0])
     env = {k: map_paths(v, mounts) for k, v in env.items()}
+    if kubeconfig is not None and SA_MOUNT in mounts:
+        # A host path already: added after the mapping (a mount at /tmp would catch it).
+        env["KUBECONFIG"] = str(kubeconfig)
     container_dir.mkdir(parents=True, exist_ok=True)
     return Launch(argv=argv, env=env, cwd=container_dir)
 

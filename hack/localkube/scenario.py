@@ -209,6 +209,22 @@ def run(
                 + cluster.kubectl("get", "deploy", "-n", "peertap-system", "--no-headers").strip()
             )
 
+        for cluster in started:
+            # The webhooks answer once the operator published its CA and the Service rules
+            # lead to its pod: a server-side dry run goes through them.
+            wait_for(
+                f"{cluster.name}'s webhooks to answer",
+                lambda c=cluster: c.kubectl(
+                    "apply",
+                    "--dry-run=server",
+                    "-n",
+                    NAMESPACE,
+                    "-f",
+                    str(EXAMPLES / "cluster-a" / "campus-mvlan.yaml"),
+                ),
+                timeout=60,
+            )
+
         east = started[0]
         say("==> 3/8 east: kubectl apply -f deploy/examples/cross-cluster/cluster-a/")
         say(_indent(east.kubectl("apply", "-n", NAMESPACE, "-f", str(EXAMPLES / "cluster-a"))))
