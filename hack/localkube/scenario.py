@@ -92,17 +92,18 @@ class Outcome:
         sent = sum(p.sent for p in self.pings)
         cross = [p for p in self.pings if p.source.split("/")[0] != p.target.split("/")[0]]
         where = (
-            f"{len(cross)} of {len(self.pings)} ping runs crossed between clusters through relays "
-            + " and ".join(self.relays)
+            f"{len(cross)} of {len(self.pings)} ping runs between the clusters"
             if cross
-            else f"in one cluster through relay {' and '.join(self.relays)}"
+            else f"{len(self.pings)} ping run(s) in one cluster"
         )
         verdict = "PASS" if self.ok else "FAIL"
+        plural = "s" if self.clusters > 1 else ""
         return (
             f"{verdict}: private VLAN {VLAN} ({self.vlan_id[:12]}...) on {self.clusters} "
-            f"cluster{'s' if self.clusters > 1 else ''}: {answered}/{sent} echo replies, {where}, "
-            f"{self.relay_bytes} bytes relayed as ciphertext; {self.left} left the MLS group "
-            f"({self.group_before} -> {self.group_after} members) in {self.seconds:.0f} s"
+            f"cluster{plural}: {answered}/{sent} echo replies on {IFACE}, {where}; relays "
+            f"{', '.join(self.relays)} carried {self.relay_bytes} bytes they cannot read; "
+            f"{self.left} left the MLS group ({self.group_before} -> {self.group_after} "
+            f"members); {self.seconds:.0f} s"
         )
 
 
@@ -169,8 +170,8 @@ def _relay_bytes(cluster: LocalCluster) -> int:
     )["items"]
     for pod in pods:
         status = _sidecar_status(cluster, pod["metadata"]["name"])
-        for peer in status.get("trunk_peers") or []:
-            total += int(peer.get("bytes_sent") or 0)
+        for counters in (status.get("trunk_peers") or {}).values():
+            total += int(counters.get("bytes_sent") or 0)
     return total
 
 
