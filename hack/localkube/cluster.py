@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import services
-from .api import Api, ApiError
+from .api import Api
 from .door import ApiDoor
 from .fabric import HOST_ADDR, Fabric
 from .kubelet import Kubelet

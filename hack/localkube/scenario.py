@@ -185,6 +185,14 @@ def run(
 ) -> Outcome:
     began = time.monotonic()
     outcome = Outcome(clusters=clusters)
+    plain_say = say
+
+    def say(text: str) -> None:
+        # Step lines carry the seconds since the start: where the time goes.
+        if text.startswith("==>"):
+            text = f"==> [{time.monotonic() - began:5.1f} s]" + text[3:]
+        plain_say(text)
+
     fabric = Fabric(prefix)
     started: list[LocalCluster] = []
     proxy: ServiceProxy | None = None
