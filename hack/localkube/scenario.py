@@ -185,35 +185,34 @@ def run(
 ) -> Outcome:
     began = time.monotonic()
     outcome = Outcome(clusters=clusters)
-    plain_say = say
 
-    def say(text: str) -> None:
+    def tell(text: str) -> None:
         # Step lines carry the seconds since the start: where the time goes.
         if text.startswith("==>"):
             text = f"==> [{time.monotonic() - began:5.1f} s]" + text[3:]
-        plain_say(text)
+        say(text)
 
     fabric = Fabric(prefix)
     started: list[LocalCluster] = []
     proxy: ServiceProxy | None = None
     try:
-        say(f"==> 1/8 {clusters} control plane(s) and their pod networks ({prefix}-net)")
+        tell(f"==> 1/8 {clusters} control plane(s) and their pod networks ({prefix}-net)")
         fabric.up()
         names = ["east", "west"][:clusters]
         for index, name in enumerate(names, start=1):
             cluster = LocalCluster.start(fabric, index=index, name=name, workdir=workdir)
             started.append(cluster)
-            say(
+            tell(
                 f"    {name}: {cluster.control_plane.version} at {cluster.control_plane.server}, "
                 f"pods on {fabric.segments[index].cidr}, node {cluster.kubelet.node_address}"
             )
         proxy = ServiceProxy(fabric, started)
         proxy.start()
 
-        say("==> 2/8 helm install peertap (operator from the chart's Deployment)")
+        tell("==> 2/8 helm install peertap (operator from the chart's Deployment)")
         for cluster in started:
             cluster.install_chart()
-            say(
+            tell(
                 f"    {cluster.name}: "
                 + cluster.kubectl("get", "deploy", "-n", "peertap-system", "--no-headers").strip()
             )
@@ -235,8 +234,8 @@ def run(
             )
 
         east = started[0]
-        say("==> 3/8 east: kubectl apply -f deploy/examples/cross-cluster/cluster-a/")
-        say(_indent(east.kubectl("apply", "-n", NAMESPACE, "-f", str(EXAMPLES / "cluster-a"))))
+        tell("==> 3/8 east: kubectl apply -f deploy/examples/cross-cluster/cluster-a/")
+        tell(_indent(east.kubectl("apply", "-n", NAMESPACE, "-f", str(EXAMPLES / "cluster-a"))))
         relay = wait_for(
             "east's relay address",
             lambda: (
@@ -246,13 +245,13 @@ def run(
                 or {}
             ).get("relayAddresses"),
         )
-        say(f"    east relay: {relay[0]}")
+        tell(f"    east relay: {relay[0]}")
         outcome.relays.append("east/campus-relay")
 
         pods = {"east": ["east-1", "east-2"]}
         if clusters > 1:
             west = started[1]
-            say(
+            tell(
                 "==> 4/8 west: copy the VLAN authority; apply cluster-b/, "
                 "bootstrapping from east's relay"
             )
@@ -292,7 +291,7 @@ def run(
             manifests = "\n---\n".join(
                 p.read_text() for p in sorted((EXAMPLES / "cluster-b").glob("*.yaml"))
             )
-            say(
+            tell(
                 _indent(
                     west.kubectl(
                         "apply",
@@ -307,10 +306,10 @@ def run(
             outcome.relays.append("west/campus-relay")
             pods["west"] = ["west-1"]
         else:
-            say("==> 4/8 (one cluster: nothing to copy)")
+            tell("==> 4/8 (one cluster: nothing to copy)")
 
         by_name = {c.name: c for c in started}
-        say("==> 5/8 wait for the member pods and their VLAN status")
+        tell("==> 5/8 wait for the member pods and their VLAN status")
         for cname, names_ in pods.items():
             cluster = by_name[cname]
             for pod in names_:
@@ -324,7 +323,7 @@ def run(
                     and all(_ipv4(_members(c), p) for p in n)
                 ),
             )
-            say(_indent(cluster.kubectl("get", "cryptovlan", VLAN, "-n", NAMESPACE)))
+            tell(_indent(cluster.kubectl("get", "cryptovlan", VLAN, "-n", NAMESPACE)))
         vlan_ids = {
             json.loads(c.kubectl("get", "cryptovlan", VLAN, "-n", NAMESPACE, "-o", "json"))[
                 "status"
@@ -342,7 +341,7 @@ def run(
         )
         outcome.group_before = total
 
-        say("==> 6/8 ping on pt-lab")
+        tell("==> 6/8 ping on pt-lab")
         targets: list[
             tuple[str, str, str, str]
         ] = []  # (from cluster, from pod, to cluster, to pod)
@@ -367,9 +366,9 @@ def run(
 
             got, text = wait_for(f"{src} -> {dst} ({address})", attempt, timeout=120, every=2)
             outcome.pings.append(Ping(f"{src_c}/{src}", f"{dst_c}/{dst}", address, got, 3, text))
-            say(f"    {src_c}/{src} -> {dst_c}/{dst} {address}: {got}/3 replies")
+            tell(f"    {src_c}/{src} -> {dst_c}/{dst} {address}: {got}/3 replies")
 
-        say("==> 7/8 delete east-2: it leaves the group")
+        tell("==> 7/8 delete east-2: it leaves the group")
         east.kubectl("delete", "pod", "east-2", "-n", NAMESPACE, "--wait=true", "--timeout=120s")
         outcome.left = "east/east-2"
         wait_for(
@@ -381,7 +380,7 @@ def run(
             lambda: n if (n := _group_size(east, "east-1")) == total - 1 else None,
             timeout=180,
         )
-        say(_indent(east.kubectl("get", "cryptovlan", VLAN, "-n", NAMESPACE)))
+        tell(_indent(east.kubectl("get", "cryptovlan", VLAN, "-n", NAMESPACE)))
         if clusters > 1:
             got, _ = wait_for(
                 "west-1 -> east-1 after the change",
@@ -398,10 +397,10 @@ def run(
                 every=2,
             )
             outcome.pings.append(Ping("west/west-1", "east/east-1", "link-local", got, 3, ""))
-            say(f"    west/west-1 -> east/east-1 after the change: {got}/3 replies")
+            tell(f"    west/west-1 -> east/east-1 after the change: {got}/3 replies")
         outcome.relay_bytes = sum(_relay_bytes(c) for c in started)
         outcome.seconds = time.monotonic() - began
-        say("==> 8/8 " + outcome.summary())
+        tell("==> 8/8 " + outcome.summary())
         if keep is not None:
             keep()
         return outcome

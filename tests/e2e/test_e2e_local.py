@@ -5,6 +5,9 @@ kube-apiserver and kube-controller-manager per cluster, the chart installed with
 Helm, the operator running from the chart's Deployment under its ServiceAccount,
 every Pod the API servers hold realized as a network namespace running its
 (webhook-mutated) containers' processes, deploy/examples/cross-cluster/ applied.
+
+The two-cluster run includes the in-cluster case (east-1 -> east-2 in one cluster);
+`make e2e-local CLUSTERS=1` runs that case alone, which CI does not repeat.
 """
 
 from __future__ import annotations
@@ -23,21 +26,15 @@ def test_two_clusters_ping_on_a_private_vlan_through_both_relays_and_a_deleted_p
 ) -> None:
     outcome = scenario.run(clusters=2, workdir=tmp_path, prefix=prefix)
     print(outcome.summary())
-    crossing = [p for p in outcome.pings if p.source[:4] != p.target[:4]]
-    assert crossing, "no ping crossed between the clusters"
+    runs = [(p.source, p.target) for p in outcome.pings]
+    assert runs == [
+        ("east/east-1", "east/east-2"),
+        ("east/east-1", "west/west-1"),
+        ("west/west-1", "east/east-2"),
+        ("west/west-1", "east/east-1"),
+    ]
     assert all(p.received > 0 for p in outcome.pings), outcome.pings
     assert outcome.relays == ["east/campus-relay", "west/campus-relay"]
     assert (outcome.group_before, outcome.group_after) == (3, 2)
     assert len(outcome.vlan_id) == 32
     assert outcome.relay_bytes > 0
-
-
-@pytest.mark.timeout(600)
-def test_one_cluster_pings_in_cluster_and_a_deleted_pod_leaves(
-    fabric_lock: None, prefix: str, tmp_path: Path
-) -> None:
-    outcome = scenario.run(clusters=1, workdir=tmp_path, prefix=prefix)
-    print(outcome.summary())
-    assert [(p.source, p.target) for p in outcome.pings] == [("east/east-1", "east/east-2")]
-    assert outcome.pings[0].received > 0
-    assert (outcome.group_before, outcome.group_after) == (2, 1)
