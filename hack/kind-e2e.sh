@@ -124,12 +124,16 @@ for c in "${NAMES[@]}"; do
   wait_for "the ${c} operator to publish its webhook CA" ca_bundle_published "${c}"
 done
 
+# The MVLAN and the CryptoVLAN first; the member pods once the MVLAN lists its relay
+# addresses (a sidecar reads its bootstrap peers when it starts).
+relay_address() { k "$1" get mvlan campus -o jsonpath='{.status.relayAddresses[0]}'; }
+has_relay_address() { [[ -n "$(relay_address "$1")" ]]; }
+
 step "4/8 east: apply ${EXAMPLES}/cluster-a"
-k east apply -f "${EXAMPLES}/cluster-a"
-relay_address() { k east get mvlan campus -o jsonpath='{.status.relayAddresses[0]}'; }
-has_relay_address() { [[ -n "$(relay_address)" ]]; }
-wait_for "east's relay address" has_relay_address
-relay="$(relay_address)"
+k east apply -f "${EXAMPLES}/cluster-a/campus-mvlan.yaml" -f "${EXAMPLES}/cluster-a/lab-cryptovlan.yaml"
+wait_for "east's relay address" has_relay_address east
+k east apply -f "${EXAMPLES}/cluster-a/members.yaml"
+relay="$(relay_address east)"
 echo "east relay: ${relay}"
 
 members=(east:east-1 east:east-2)
@@ -140,10 +144,10 @@ if ((CLUSTERS == 2)); then
     k west create secret generic "${VLAN}-authority" --from-file=authority.key=/dev/stdin
   k west label secret "${VLAN}-authority" app.kubernetes.io/managed-by=peertap-operator \
     peertap.io/component=vlan-authority "peertap.io/cryptovlan=${VLAN}"
-  for f in "${EXAMPLES}"/cluster-b/*.yaml; do
-    sed "s#CLUSTER_A_RELAY#${relay}#" "${f}"
-    echo "---"
-  done | k west apply -f -
+  sed "s#CLUSTER_A_RELAY#${relay}#" "${EXAMPLES}/cluster-b/campus-mvlan.yaml" | k west apply -f -
+  k west apply -f "${EXAMPLES}/cluster-b/lab-cryptovlan.yaml"
+  wait_for "west's relay address" has_relay_address west
+  k west apply -f "${EXAMPLES}/cluster-b/members.yaml"
   members+=(west:west-1)
 else
   step "5/8 (one cluster: nothing to copy)"

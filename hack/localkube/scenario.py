@@ -235,16 +235,7 @@ def run(
 
         east = started[0]
         tell("==> 3/8 east: kubectl apply -f deploy/examples/cross-cluster/cluster-a/")
-        tell(_indent(east.kubectl("apply", "-n", NAMESPACE, "-f", str(EXAMPLES / "cluster-a"))))
-        relay = wait_for(
-            "east's relay address",
-            lambda: (
-                json.loads(
-                    east.kubectl("get", "mvlan", "campus", "-n", NAMESPACE, "-o", "json")
-                ).get("status")
-                or {}
-            ).get("relayAddresses"),
-        )
+        relay = _apply_example(east, EXAMPLES / "cluster-a", tell=tell)
         tell(f"    east relay: {relay[0]}")
         outcome.relays.append("east/campus-relay")
 
@@ -288,21 +279,7 @@ def run(
                 f"peertap.io/cryptovlan={VLAN}",
             )
             keyfile.unlink()
-            manifests = "\n---\n".join(
-                p.read_text() for p in sorted((EXAMPLES / "cluster-b").glob("*.yaml"))
-            )
-            tell(
-                _indent(
-                    west.kubectl(
-                        "apply",
-                        "-n",
-                        NAMESPACE,
-                        "-f",
-                        "-",
-                        stdin=manifests.replace(PLACEHOLDER, relay[0]),
-                    )
-                )
-            )
+            _apply_example(west, EXAMPLES / "cluster-b", tell=tell, relay=relay[0])
             outcome.relays.append("west/campus-relay")
             pods["west"] = ["west-1"]
         else:
@@ -410,6 +387,31 @@ def run(
         for cluster in reversed(started):
             cluster.stop()
         fabric.down()
+
+
+def _relay_addresses(cluster: LocalCluster) -> list[str]:
+    obj = json.loads(cluster.kubectl("get", "mvlan", "campus", "-n", NAMESPACE, "-o", "json"))
+    return list((obj.get("status") or {}).get("relayAddresses") or [])
+
+
+def _apply_example(
+    cluster: LocalCluster, directory: Path, *, tell: Say, relay: str | None = None
+) -> list[str]:
+    """Apply one cluster's example files: the MVLAN and the CryptoVLAN first, the member
+    pods once the MVLAN lists its relay addresses (a sidecar reads its bootstrap peers
+    from node.json when it starts). Returns the relay addresses."""
+    texts = {p.name: p.read_text() for p in sorted(directory.glob("*.yaml"))}
+    if relay is not None:
+        texts = {name: text.replace(PLACEHOLDER, relay) for name, text in texts.items()}
+    first = [name for name in texts if name != "members.yaml"]
+    for names in (first, ["members.yaml"]):
+        manifests = "\n---\n".join(texts[name] for name in names)
+        tell(_indent(cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", stdin=manifests)))
+        if names is first:
+            addresses = wait_for(
+                f"{cluster.name}'s relay addresses", lambda: _relay_addresses(cluster)
+            )
+    return addresses
 
 
 def _indent(text: str) -> str:
