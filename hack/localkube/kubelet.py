@@ -56,6 +56,7 @@ class Running:
     ready: bool = False
     last_probe: float = 0.0
     sidecar: bool = False
+    exited_at: float | None = None
 
 
 @dataclass
@@ -185,7 +186,14 @@ class PodWorker:
         for running in self.containers.values():
             code = running.proc.poll()
             if code is not None:
-                log.info("pod %s: %s exited with %s, restarting", self.key, running.name, code)
+                # CrashLoopBackOff: 1, 2, 4 ... 30 s between restarts.
+                if running.exited_at is None:
+                    running.exited_at = time.monotonic()
+                    running.ready = False
+                    log.info("pod %s: %s exited with %s", self.key, running.name, code)
+                if time.monotonic() - running.exited_at < min(2**running.restarts, 30):
+                    continue
+                running.exited_at = None
                 running.proc = runtime.start(
                     running.launch, pod_ns=self.netns, log=self.log_path(running.name)
                 )
@@ -260,6 +268,15 @@ class PodWorker:
                     }
                 )
                 return {**base, "ready": done, "started": False, "restartCount": 0, "state": state}
+            if running.exited_at is not None:
+                waiting = {"reason": "CrashLoopBackOff", "message": "the process exited"}
+                return {
+                    **base,
+                    "ready": False,
+                    "started": False,
+                    "restartCount": running.restarts,
+                    "state": {"waiting": waiting},
+                }
             return {
                 **base,
                 "ready": running.ready,
