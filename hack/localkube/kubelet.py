@@ -37,7 +37,6 @@ from .fabric import Fabric, write_hosts
 log = logging.getLogger("localkube.kubelet")
 JsonObj = dict[str, Any]
 SYNC_S = 1.0
-PROBE_S = 2.0
 REFRESH_S = 5.0
 LEASE_S = 10.0
 
@@ -57,6 +56,9 @@ class Running:
     last_probe: float = 0.0
     sidecar: bool = False
     exited_at: float | None = None
+    probes: int = 0
+    passes: int = 0
+    failures: int = 0
 
 
 @dataclass
@@ -199,14 +201,29 @@ class PodWorker:
                 )
                 running.restarts += 1
                 running.ready = False
+                running.probes = running.passes = running.failures = 0
                 running.started_at = now()
                 continue
             probe = self._container(running.name).get("readinessProbe")
             if probe is None:
                 running.ready = True
-            elif time.monotonic() - running.last_probe >= PROBE_S:
-                running.last_probe = time.monotonic()
-                running.ready = self._probe(self._container(running.name), probe)
+                continue
+            # As the kubelet: every periodSeconds, each try given timeoutSeconds; ready after
+            # successThreshold passes in a row, not ready after failureThreshold failures.
+            period = float(probe.get("periodSeconds") or 10)
+            if running.probes and time.monotonic() - running.last_probe < period:
+                continue
+            running.last_probe = time.monotonic()
+            timeout = float(probe.get("timeoutSeconds") or 1)
+            if self._probe(self._container(running.name), probe, timeout=timeout):
+                running.passes, running.failures = running.passes + 1, 0
+                if running.passes >= int(probe.get("successThreshold") or 1):
+                    running.ready = True
+            else:
+                running.passes, running.failures = 0, running.failures + 1
+                if running.failures >= int(probe.get("failureThreshold") or 3):
+                    running.ready = False
+            running.probes += 1
 
     def _container(self, name: str) -> JsonObj:
         spec = self.pod.get("spec") or {}
@@ -215,7 +232,7 @@ class PodWorker:
                 return dict(c)
         return {}
 
-    def _probe(self, container: JsonObj, probe: JsonObj) -> bool:
+    def _probe(self, container: JsonObj, probe: JsonObj, *, timeout: float) -> bool:
         get = probe.get("httpGet")
         if get is None:
             return True  # exec and tcpSocket probes: running counts as ready here
@@ -227,7 +244,7 @@ class PodWorker:
             )
         url = f"{get.get('scheme', 'HTTP').lower()}://{self.address}:{port}{get.get('path', '/')}"
         try:
-            with urllib.request.urlopen(url, timeout=1.0) as answer:
+            with urllib.request.urlopen(url, timeout=timeout) as answer:
                 return 200 <= int(answer.status) < 400
         except (OSError, ValueError):
             return False

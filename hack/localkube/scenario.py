@@ -290,6 +290,7 @@ def run(
         for cname, names_ in pods.items():
             cluster = by_name[cname]
             for pod in names_:
+                _check_sidecar(cluster, pod)
                 wait_for(
                     f"{cname}/{pod} Ready", lambda c=cluster, p=pod: _pod_ready(c, p), timeout=240
                 )
@@ -387,6 +388,19 @@ def run(
         for cluster in reversed(started):
             cluster.stop()
         fabric.down()
+
+
+def _check_sidecar(cluster: LocalCluster, pod: str) -> None:
+    """The webhook added the sidecar; a pod created while it did not answer has none
+    (failurePolicy Ignore) and would never join, whatever its status says."""
+    obj = json.loads(cluster.kubectl("get", "pod", pod, "-n", NAMESPACE, "-o", "json"))
+    spec = obj.get("spec") or {}
+    names = [c["name"] for c in [*(spec.get("initContainers") or []), *spec["containers"]]]
+    if "peertap" not in names:
+        raise ScenarioError(
+            f"{cluster.name}/{pod} has no peertap sidecar (containers: {', '.join(names)}): "
+            "the webhook did not answer when it was created"
+        )
 
 
 def _relay_addresses(cluster: LocalCluster) -> list[str]:
