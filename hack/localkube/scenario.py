@@ -425,6 +425,27 @@ def _apply_example(
             addresses = wait_for(
                 f"{cluster.name}'s relay addresses", lambda: _relay_addresses(cluster)
             )
+            # The relay restarts once it holds a credential of the VLAN: let that settle
+            # first, so members meet the relay that stays.
+            wait_for(
+                f"{cluster.name}'s relay to admit the VLAN's nodes",
+                lambda: (
+                    '"credential"'
+                    in cluster.kubectl(
+                        "get",
+                        "configmap",
+                        "campus-relay",
+                        "-n",
+                        NAMESPACE,
+                        "-o",
+                        "jsonpath={.data.node\\.json}",
+                        check=False,
+                    )
+                ),
+            )
+            cluster.kubectl(
+                "rollout", "status", "deployment/campus-relay", "-n", NAMESPACE, "--timeout=120s"
+            )
     return addresses
 
 
