@@ -47,6 +47,9 @@ def main() -> int:
             print(f"another e2e-local run holds {LOCK}", file=sys.stderr)
             return 1
         workdir = Path(tempfile.mkdtemp(prefix="peertap-e2e-"))
+        # Containers that drop to an unprivileged user keep group root: they must be able
+        # to walk down to their volume files.
+        workdir.chmod(0o750)
         prefix = "lk" + secrets.token_hex(2)
 
         def keep() -> None:

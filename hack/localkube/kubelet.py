@@ -120,7 +120,10 @@ class PodWorker:
             sidecar = c.get("restartPolicy") == "Always"
             if not self._start(c, mounts, sidecar=sidecar):
                 return
-            if not sidecar:
+            if sidecar:
+                # The next container starts once a native sidecar's startup probe passed.
+                self._await_startup(c)
+            else:
                 code = self.containers[c["name"]].proc.wait()
                 if code != 0:
                     self.message = f"init container {c['name']} exited with {code}"
@@ -180,6 +183,19 @@ class PodWorker:
         )
         log.info("pod %s: started %s (pid %d)", self.key, container["name"], proc.pid)
         return True
+
+    def _await_startup(self, container: JsonObj) -> None:
+        probe = container.get("startupProbe")
+        if probe is None:
+            return
+        period = float(probe.get("periodSeconds") or 10)
+        tries = int(probe.get("failureThreshold") or 3)
+        timeout = float(probe.get("timeoutSeconds") or 1)
+        for _ in range(tries):
+            if self.stop.is_set() or self._probe(container, probe, timeout=timeout):
+                return
+            self.stop.wait(period)
+        log.warning("pod %s: %s never passed its startup probe", self.key, container["name"])
 
     def log_path(self, container: str) -> Path:
         return self.directory / "logs" / f"{container}.log"

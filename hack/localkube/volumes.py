@@ -139,8 +139,12 @@ def volume_files(api: Api, pod: JsonObj, volume: JsonObj) -> dict[str, bytes] | 
     return None
 
 
-def _write(directory: Path, files: Mapping[str, bytes], mode: int) -> None:
+def _write(directory: Path, files: Mapping[str, bytes], mode: int, group: int | None) -> None:
+    """Files with the volume's mode, owned by root and the pod's fsGroup (if any), as the
+    kubelet leaves them: an unprivileged container user reads them through its groups."""
     directory.mkdir(parents=True, exist_ok=True)
+    if group is not None:
+        os.chown(directory, 0, group)
     for rel, content in files.items():
         target = directory / rel
         if target.is_file() and target.read_bytes() == content:
@@ -148,8 +152,9 @@ def _write(directory: Path, files: Mapping[str, bytes], mode: int) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_bytes(content)
-        # The pod's processes run as root here; the mode is kept for what it tells.
         os.chmod(tmp, mode)
+        if group is not None:
+            os.chown(tmp, 0, group)
         os.replace(tmp, target)
 
 
@@ -157,6 +162,7 @@ def materialize(api: Api, pod: JsonObj, pod_dir: Path, *, with_tokens: bool) -> 
     """Write every volume of `pod`; volume name -> the host path that holds it. Tokens are
     requested only when `with_tokens` (at start: they live an hour, the demo less)."""
     out: dict[str, Path] = {}
+    group = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
     for volume in (pod.get("spec") or {}).get("volumes") or []:
         name = volume["name"]
         if "hostPath" in volume:
@@ -176,6 +182,6 @@ def materialize(api: Api, pod: JsonObj, pod_dir: Path, *, with_tokens: bool) -> 
             if k in volume
         )
         mode = int((volume.get(kind) or {}).get("defaultMode") or 0o644)
-        _write(pod_dir / "volumes" / name, files, mode)
+        _write(pod_dir / "volumes" / name, files, mode, group)
         out[name] = pod_dir / "volumes" / name
     return out

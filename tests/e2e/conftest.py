@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,3 +37,24 @@ def fabric_lock() -> Iterator[None]:
 @pytest.fixture
 def prefix() -> str:
     return "lt" + secrets.token_hex(2)
+
+
+@pytest.fixture
+def e2e_workdir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A run's directory that unprivileged container users (group root) can walk into, which
+    pytest's own tmp_path (mode 0700) is not. Kept when the test fails, for its logs."""
+    path = Path(tempfile.mkdtemp(prefix="peertap-e2e-"))
+    path.chmod(0o750)
+    yield path
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(f"logs kept in {path}")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

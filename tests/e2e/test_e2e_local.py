@@ -22,9 +22,9 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 @pytest.mark.timeout(600)
 def test_two_clusters_ping_on_a_private_vlan_through_both_relays_and_a_deleted_pod_leaves(
-    fabric_lock: None, prefix: str, tmp_path: Path
+    fabric_lock: None, prefix: str, e2e_workdir: Path
 ) -> None:
-    outcome = scenario.run(clusters=2, workdir=tmp_path, prefix=prefix)
+    outcome = scenario.run(clusters=2, workdir=e2e_workdir, prefix=prefix)
     print(outcome.summary())
     runs = [(p.source, p.target) for p in outcome.pings]
     assert runs == [
