@@ -152,7 +152,8 @@ def _write(directory: Path, files: Mapping[str, bytes], mode: int, group: int | 
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_bytes(content)
-        os.chmod(tmp, mode)
+        # With an fsGroup the kubelet also lets that group read (SetVolumeOwnership).
+        os.chmod(tmp, mode if group is None else mode | 0o440)
         if group is not None:
             os.chown(tmp, 0, group)
         os.replace(tmp, target)
