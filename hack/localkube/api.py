@@ -19,7 +19,7 @@ class ApiError(Exception):
 class Api:
     def __init__(self, kubeconfig: str) -> None:
         configuration = kubernetes.client.Configuration()
-        kubernetes.config.load_kube_config(
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=kubeconfig, client_configuration=configuration
         )
         self.client = kubernetes.client.ApiClient(configuration)
@@ -41,7 +41,7 @@ class Api:
             response = self.client.call_api(method, url, header_params=headers, body=body)
         except kubernetes.client.ApiException as err:
             raise ApiError(err.status or 0, str(err.reason)) from err
-        data = response.read()
+        data = response.read()  # type: ignore[no-untyped-call]
         if int(response.status) >= 400:
             try:
                 message = json.loads(data).get("message", "")

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import time
@@ -110,6 +111,12 @@ class Outcome:
 def _members(cluster: LocalCluster) -> list[dict[str, Any]]:
     obj = json.loads(cluster.kubectl("get", "cryptovlan", VLAN, "-n", NAMESPACE, "-o", "json"))
     return list((obj.get("status") or {}).get("members") or [])
+
+
+def _all_listed(cluster: LocalCluster, pods: list[str]) -> bool:
+    """Every pod is in the CryptoVLAN's status with an address."""
+    members = _members(cluster)
+    return {m["pod"] for m in members} >= set(pods) and all(_ipv4(members, p) for p in pods)
 
 
 def _pod_ready(cluster: LocalCluster, pod: str) -> bool:
@@ -222,7 +229,8 @@ def run(
             # lead to its pod: a server-side dry run goes through them.
             wait_for(
                 f"{cluster.name}'s webhooks to answer",
-                lambda c=cluster: c.kubectl(
+                functools.partial(
+                    cluster.kubectl,
                     "apply",
                     "--dry-run=server",
                     "-n",
@@ -292,14 +300,11 @@ def run(
             for pod in names_:
                 _check_sidecar(cluster, pod)
                 wait_for(
-                    f"{cname}/{pod} Ready", lambda c=cluster, p=pod: _pod_ready(c, p), timeout=240
+                    f"{cname}/{pod} Ready", functools.partial(_pod_ready, cluster, pod), timeout=240
                 )
             wait_for(
                 f"{cname}'s CryptoVLAN listing {', '.join(names_)}",
-                lambda c=cluster, n=names_: (
-                    {m["pod"] for m in _members(c)} >= set(n)
-                    and all(_ipv4(_members(c), p) for p in n)
-                ),
+                functools.partial(_all_listed, cluster, names_),
             )
             tell(_indent(cluster.kubectl("get", "cryptovlan", VLAN, "-n", NAMESPACE)))
         vlan_ids = {
@@ -332,7 +337,7 @@ def run(
             else:
                 address = wait_for(
                     f"{dst}'s link-local address",
-                    lambda c=by_name[dst_c], d=dst: _link_local(c, d),
+                    functools.partial(_link_local, by_name[dst_c], dst),
                     timeout=60,
                 )
 
