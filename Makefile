@@ -15,7 +15,7 @@ TARGET ?=
 # make e2e-local CLUSTERS=1: the in-cluster case only
 CLUSTERS ?= 2
 
-.PHONY: help venv sysdeps kube-bins test demo e2e-local bench bench-mls bench-private fuzz lint format crds crds-check clean
+.PHONY: help venv sysdeps kube-bins test demo e2e-local bench bench-mls bench-private bench-kube fuzz lint format crds crds-check clean
 
 help:
 	@echo "make demo       - three pods (a - relay - b) on an encrypted VLAN: ping, ARP, iperf3"
@@ -27,6 +27,7 @@ help:
 	@echo "make fuzz       - coverage-guided fuzzing of every peer-input parser (RUNS=, TARGET=)"
 	@echo "make lint       - ruff and mypy --strict on sidecar/ and operator/"
 	@echo "make kube-bins  - build kube-apiserver and kube-controller-manager once (cached)"
+	@echo "make bench-kube - start time and memory of the tests' Kubernetes control plane"
 	@echo "make crds       - regenerate CRDs, the chart's copies and the values schema"
 
 $(STAMP): pyproject.toml
@@ -67,6 +68,9 @@ bench-mls: venv
 
 bench-private: venv sysdeps
 	$(PY) hack/bench-private.py
+
+bench-kube: venv kube-bins
+	$(PY) hack/bench-kube.py
 
 fuzz: $(FUZZ_STAMP)
 	$(PY) hack/fuzz.py --runs $(RUNS) $(if $(TARGET),--target $(TARGET))

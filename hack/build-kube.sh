@@ -21,7 +21,8 @@ commands=(kube-apiserver kube-controller-manager)
 have_all() {
     local c
     for c in "${commands[@]}"; do
-        [ -x "$bin/$c" ] && "$bin/$c" --version >/dev/null 2>&1 || return 1
+        [ -x "$bin/$c" ] || return 1
+        [ "$("$bin/$c" --version 2>/dev/null)" = "Kubernetes $version" ] || return 1
     done
 }
 
@@ -55,12 +56,22 @@ packages=()
 for c in "${commands[@]}"; do
     packages+=("k8s.io/kubernetes/cmd/$c")
 done
+# The version the binaries report (/version, --version) is stamped at link time, as
+# Kubernetes' own build does (hack/lib/version.sh there).
+major_minor="${version#v}"
+stamp=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    stamp+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=${major_minor%%.*}"
+    minor="${major_minor#*.}"
+    stamp+=" -X $pkg.gitMinor=${minor%%.*} -X $pkg.gitTreeState=clean"
+    stamp+=" -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+done
 # GOTOOLCHAIN=auto: should the release need a newer Go than the local one, the go
 # command fetches that toolchain through the module proxy.
 (
     cd "$module"
     GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 \
-        "$go" build -trimpath -ldflags '-s -w' -o "$staging/" "${packages[@]}"
+        "$go" build -trimpath -ldflags "-s -w$stamp" -o "$staging/" "${packages[@]}"
 )
 for c in "${commands[@]}"; do
     mv -f "$staging/$c" "$bin/$c"

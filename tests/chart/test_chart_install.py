@@ -82,7 +82,9 @@ def test_installed_chart_runs_the_operator_under_its_service_account(
         # The mutating webhook injects the sidecar into the labelled pod as it is created.
         done = kubectl(cp.kubeconfig, "apply", "-n", "default", "-f", str(EXAMPLES / "pod.yaml"))
         assert done.returncode == 0, done.stderr
-        containers = [c["name"] for c in _pod(cp, "lab-client")["spec"]["containers"]]
+        spec = _pod(cp, "lab-client")["spec"]
+        # A regular container or a native (init, restartPolicy: Always) sidecar.
+        containers = [c["name"] for c in spec.get("initContainers", []) + spec["containers"]]
         assert "peertap" in containers, containers
 
         # Everything the operator does for it, it does with the chart's RBAC: the member
@@ -123,11 +125,44 @@ def test_chart_service_account_cannot_act_beyond_its_rules(installed: Installed)
     allowed = kubectl(sa, "patch", "validatingwebhookconfiguration", FULLNAME, "-p", patch)
     assert allowed.returncode == 0, allowed.stderr
     # Pods: read only; RBAC objects and namespaces: untouchable.
+    made = kubectl(cp.kubeconfig, "run", "victim", "--image=busybox:1.36", "-n", "default")
+    assert made.returncode == 0, made.stderr
+    assert kubectl(sa, "get", "pod", "victim", "-n", "default").returncode == 0
     for args in (
-        ("delete", "pods", "--all", "-n", "default"),
+        ("delete", "pod", "victim", "-n", "default"),
         ("create", "clusterrolebinding", "x", "--clusterrole=cluster-admin", "--user=x"),
         ("create", "namespace", "x"),
         ("delete", "namespace", NAMESPACE),
     ):
         done = kubectl(sa, *args)
         assert done.returncode != 0 and "forbidden" in done.stderr.lower(), (args, done)
+
+
+def test_watching_namespaces_confines_the_service_account_to_them(
+    control_plane: ControlPlane,
+) -> None:
+    cp = control_plane
+    cp.wipe()
+    for ns in ("team-a", "team-b"):
+        done = kubectl(cp.kubeconfig, "create", "namespace", ns)
+        assert done.returncode == 0 or "AlreadyExists" in done.stderr, done.stderr
+    try:
+        with install(cp, {"watchNamespaces": ["team-a"]}) as release:
+            sa = cp.kubeconfig_for_service_account(NAMESPACE, release.service_account())
+            assert kubectl(sa, "get", "secrets", "-n", "team-a").returncode == 0
+            for args in (
+                ("get", "secrets", "-n", "team-b"),
+                ("get", "secrets", "-A"),
+                ("create", "configmap", "x", "-n", "team-b"),
+            ):
+                done = kubectl(sa, *args)
+                assert done.returncode != 0 and "forbidden" in done.stderr.lower(), (args, done)
+            # Its own namespace: only the webhook certificate Secret, by name.
+            cert = f"{FULLNAME}-webhook-cert"
+            made = kubectl(sa, "create", "secret", "generic", cert, "-n", NAMESPACE)
+            assert made.returncode == 0, made.stderr
+            assert kubectl(sa, "get", "secret", cert, "-n", NAMESPACE).returncode == 0
+            other = kubectl(sa, "get", "secrets", "-n", NAMESPACE)
+            assert other.returncode != 0 and "forbidden" in other.stderr.lower()
+    finally:
+        cp.wipe()

@@ -18,6 +18,10 @@ Pending unless something plays the node. The API server resolves the names in
 /etc/hosts), so webhooks addressed as `https://NAME.NAMESPACE.svc:PORT/...` reach
 an operator on this machine and are verified against its certificate.
 
+The components get SIGKILL when the thread that started them ends (so a killed
+test run leaves nothing behind): start a control plane from a thread that outlives
+it, such as the main thread.
+
 `python -m kube.controlplane DIR` (with tests/ on PYTHONPATH) runs one until
 interrupted and prints its kubeconfig.
 """
@@ -27,6 +31,7 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -103,6 +108,16 @@ class _Process:
         self._log_file.close()
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGKILL it when the process that started it dies,
+    so a killed test run leaves no API server or etcd behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def _spawn(name: str, argv: Sequence[str], log: Path) -> _Process:
     log_file = log.open("ab")
     popen = subprocess.Popen(
@@ -111,6 +126,7 @@ def _spawn(name: str, argv: Sequence[str], log: Path) -> _Process:
         stdout=log_file,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     return _Process(name=name, popen=popen, log=log, _log_file=log_file)
 
@@ -366,25 +382,27 @@ class ControlPlane:
         self.kubeconfig.write_text(self._kubeconfig_text("admin", user))
 
     def _kubeconfig_text(self, user_name: str, user: dict[str, str]) -> str:
-        return yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": self.name,
-                        "cluster": {
-                            "server": self.server,
-                            "certificate-authority": str(self.pki.ca_cert),
-                        },
-                    }
-                ],
-                "users": [{"name": user_name, "user": user}],
-                "contexts": [
-                    {"name": self.name, "context": {"cluster": self.name, "user": user_name}}
-                ],
-                "current-context": self.name,
-            }
+        return str(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [
+                        {
+                            "name": self.name,
+                            "cluster": {
+                                "server": self.server,
+                                "certificate-authority": str(self.pki.ca_cert),
+                            },
+                        }
+                    ],
+                    "users": [{"name": user_name, "user": user}],
+                    "contexts": [
+                        {"name": self.name, "context": {"cluster": self.name, "user": user_name}}
+                    ],
+                    "current-context": self.name,
+                }
+            )
         )
 
     def kubeconfig_for_service_account(
@@ -491,6 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default="peertap-test")
     parser.add_argument("--loopback-name", action="append", default=[])
     args = parser.parse_args(argv)
+    # Blocked, so sigwait() receives them and the control plane is stopped in order.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     cp = ControlPlane.start(args.workdir, args.name, loopback_names=args.loopback_name)
     print(f"{cp.version} at {cp.server} in {cp.startup_seconds:.1f} s")
     print(f"KUBECONFIG={cp.kubeconfig}", flush=True)

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from .controlplane import ControlPlane
+from . import binaries
+from .controlplane import ControlPlane, ControlPlaneError
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "kubectl"
@@ -145,3 +146,43 @@ def test_two_control_planes_run_side_by_side(cp: ControlPlane, tmp_path: Path) -
         with pytest.raises(urllib.error.HTTPError) as denied:
             urllib.request.urlopen(f"{cp.server}/api/v1/namespaces", context=ctx, timeout=10)
         assert denied.value.code == 401
+
+
+def test_missing_binaries_name_the_make_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PEERTAP_KUBE_CACHE", str(tmp_path))
+    with pytest.raises(binaries.MissingBinary, match="make kube-bins"):
+        binaries.find()
+
+
+def _processes_under(path: Path) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(path) in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def test_a_component_that_cannot_start_is_reported_with_its_log_and_nothing_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A build that fails at start, as one with a flag this fixture passes but it lacks.
+    bin_dir = tmp_path / "cache" / binaries.kube_version() / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in ("kube-apiserver", "kube-controller-manager"):
+        script = bin_dir / name
+        script.write_text(
+            "#!/bin/sh\necho 'Error: unknown flag: --endpoint-reconciler-type'\nexit 1\n"
+        )
+        script.chmod(0o755)
+    monkeypatch.setenv("PEERTAP_KUBE_CACHE", str(tmp_path / "cache"))
+    work = tmp_path / "work"
+    with pytest.raises(ControlPlaneError, match=r"kube-apiserver exited \(1\)[\s\S]*unknown flag"):
+        ControlPlane.start(work, "broken")
+    # etcd, started first, was stopped with it.
+    assert _processes_under(work) == []

@@ -1,4 +1,4 @@
-"""Reading the emulated cluster in tests: objects of namespace "default" by name."""
+"""Reading the cluster under test (the real API server): objects of namespace "default" by name."""
 
 from __future__ import annotations
 
@@ -6,22 +6,21 @@ import base64
 from typing import Any
 
 import yaml
-from kube_emulator import EmulatorThread
-from operator_harness import ROOT
+from operator_harness import ROOT, ClusterView
 
 EXAMPLES = ROOT / "deploy" / "examples"
 NS = "default"
 
 
-def cryptovlan(emulator: EmulatorThread, name: str = "lab") -> dict[str, Any]:
+def cryptovlan(emulator: ClusterView, name: str = "lab") -> dict[str, Any]:
     return emulator.objects("peertap.io/v1alpha1/cryptovlans", NS).get(name, {})
 
 
-def secrets(emulator: EmulatorThread) -> dict[str, dict[str, Any]]:
+def secrets(emulator: ClusterView) -> dict[str, dict[str, Any]]:
     return emulator.objects("v1/secrets", NS)
 
 
-def configmaps(emulator: EmulatorThread) -> dict[str, dict[str, Any]]:
+def configmaps(emulator: ClusterView) -> dict[str, dict[str, Any]]:
     return emulator.objects("v1/configmaps", NS)
 
 
@@ -36,7 +35,7 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
     return None
 
 
-def members(emulator: EmulatorThread, name: str = "lab") -> list[dict[str, Any]]:
+def members(emulator: ClusterView, name: str = "lab") -> list[dict[str, Any]]:
     return list((cryptovlan(emulator, name).get("status") or {}).get("members") or [])
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import hashlib
 import os
 import subprocess
 import time
@@ -180,34 +181,46 @@ def kubectl(emulator: ClusterView, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     kubeconfig = emulator.control_plane.kubeconfig
     use_kubeconfig(monkeypatch, kubeconfig)
     k = Kubectl(kubeconfig=kubeconfig, cache=tmp_path / "kubecache", webhook_port=free_port())
-    k.apply(ROOT / "crds")
-    _, _, operator_namespace = WEBHOOK_SERVICE.partition(".")
-    k.apply_text(f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {operator_namespace}\n")
-    _wait_established(k)
-    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
-        k.apply_text(
-            yaml.safe_dump(
+    _prepare_once(k, emulator.control_plane)
+    admission = "/apis/admissionregistration.k8s.io/v1"
+    for plural, kind in (
+        ("mutatingwebhookconfigurations", "MutatingWebhookConfiguration"),
+        ("validatingwebhookconfigurations", "ValidatingWebhookConfiguration"),
+    ):
+        config = {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": kind,
+            "metadata": {"name": WEBHOOK_CONFIG},
+            "webhooks": [
                 {
-                    "apiVersion": "admissionregistration.k8s.io/v1",
-                    "kind": kind,
-                    "metadata": {"name": WEBHOOK_CONFIG},
-                    "webhooks": [
-                        {
-                            "name": "hook.peertap.io",
-                            "clientConfig": {"url": k.webhook_url("/mutate-pods")},
-                            "admissionReviewVersions": ["v1"],
-                            "sideEffects": "None",
-                        }
-                    ],
+                    "name": "hook.peertap.io",
+                    "clientConfig": {"url": k.webhook_url("/mutate-pods")},
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
                 }
-            )
-        )
+            ],
+        }
+        emulator.control_plane.request("POST", f"{admission}/{plural}", config)
     return k
 
 
-def _wait_established(k: Kubectl) -> None:
-    """New CRDs serve their resources only once Established."""
+# The CRDs applied to each session's control plane, by server: wipe() keeps CRDs and
+# namespaces, so they are applied once (again only if the files change).
+_prepared: dict[str, str] = {}
+
+
+def _prepare_once(k: Kubectl, cp: ControlPlane) -> None:
+    digest = hashlib.sha256(
+        b"".join(p.read_bytes() for p in sorted((ROOT / "crds").glob("*.yaml")))
+    ).hexdigest()
+    if _prepared.get(cp.server) == digest:
+        return
+    k.apply(ROOT / "crds")
+    _, _, operator_namespace = WEBHOOK_SERVICE.partition(".")
+    k.apply_text(f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {operator_namespace}\n")
+    # New CRDs serve their resources only once Established.
     k("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    _prepared[cp.server] = digest
 
 
 def wait_for(what: str, probe: Callable[[], Any], *, timeout: float = 30.0) -> Any:

@@ -4,6 +4,7 @@ happen on `kubectl apply`, over HTTPS verified against the caBundle the operator
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import emulated as em
 import yaml
@@ -17,6 +18,20 @@ def _ca_bundles(emulator: ClusterView) -> list[str] | None:
         config = emulator.objects(f"admissionregistration.k8s.io/v1/{plural}")[WEBHOOK_CONFIG]
         bundles += [h["clientConfig"].get("caBundle") for h in config["webhooks"]]
     return bundles if all(bundles) else None
+
+
+def _names(pod: dict[str, Any]) -> list[str]:
+    spec = pod["spec"]
+    return [c["name"] for c in spec.get("initContainers", []) + spec["containers"]]
+
+
+def _sidecar(pod: dict[str, Any]) -> dict[str, Any]:
+    """The injected container (a regular or a native, restartPolicy: Always, sidecar)."""
+    spec = pod["spec"]
+    (found,) = [
+        c for c in spec.get("initContainers", []) + spec["containers"] if c["name"] == "peertap"
+    ]
+    return dict(found)
 
 
 def test_api_server_injects_the_sidecar_and_validates_through_the_operator(
@@ -42,8 +57,7 @@ def test_api_server_injects_the_sidecar_and_validates_through_the_operator(
         # Injection: the pod as stored already has the sidecar and its projected config.
         kubectl.apply_text(em.pod_yaml("web-1", {"app": "lab-node"}))
         pod = emulator.objects("v1/pods", NS)["web-1"]
-        containers = {c["name"]: c for c in pod["spec"]["containers"]}
-        assert containers["peertap"]["image"] == "registry.example/peertap:test"
+        assert _sidecar(pod)["image"] == "registry.example/peertap:test"
         key = pod["metadata"]["annotations"]["peertap.io/member"]
         volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
         assert {"configMap": {"name": f"peertap-m-{key}"}} in volumes["peertap-config"][
@@ -55,13 +69,11 @@ def test_api_server_injects_the_sidecar_and_validates_through_the_operator(
         # A pod no VLAN selects is stored as it was sent.
         kubectl.apply_text(em.pod_yaml("plain", {"app": "web"}))
         plain = emulator.objects("v1/pods", NS)["plain"]
-        assert [c["name"] for c in plain["spec"]["containers"]] == ["app"]
+        assert _names(plain) == ["app"]
 
     # With the operator down, the chart's policies: pods still start (Ignore), without a
     # sidecar; PeerTap resources cannot change (Fail).
     kubectl.apply_text(em.pod_yaml("web-2", {"app": "lab-node"}))
-    assert [c["name"] for c in emulator.objects("v1/pods", NS)["web-2"]["spec"]["containers"]] == [
-        "app"
-    ]
+    assert _names(emulator.objects("v1/pods", NS)["web-2"]) == ["app"]
     refused = kubectl("label", "cryptovlan", "lab", "-n", NS, "touched=yes", check=False)
     assert "failed calling webhook" in refused
