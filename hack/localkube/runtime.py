@@ -31,7 +31,8 @@ SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 class ImageUnknown(Exception):
-    """No program on this machine stands for the container's image."""
+    """No program on this machine stands for the container (its image, or an env source
+    this stand-in does not resolve)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class Launch:
 
 
 def container_env(
-    pod: JsonObj, container: JsonObj, *, service_env: Mapping[str, str], secrets: Mapping[str, str]
+    pod: JsonObj, container: JsonObj, *, service_env: Mapping[str, str]
 ) -> dict[str, str]:
     env: dict[str, str] = {
         "PATH": f"{VENV_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -114,9 +115,8 @@ def container_env(
             env[item["name"]] = expand(str(item["value"]), env)
         elif "fieldRef" in (item.get("valueFrom") or {}):
             env[item["name"]] = field_value(pod, item["valueFrom"]["fieldRef"]["fieldPath"])
-        elif "secretKeyRef" in (item.get("valueFrom") or {}):
-            ref = item["valueFrom"]["secretKeyRef"]
-            env[item["name"]] = secrets.get(f"{ref['name']}/{ref['key']}", "")
+        else:
+            raise ImageUnknown(f"env {item['name']}: only values and fieldRefs are supported here")
     return env
 
 
@@ -138,7 +138,7 @@ def launch(
         if mount.get("subPath"):
             host = host / mount["subPath"]
         mounts[mount["mountPath"]] = host
-    env = container_env(pod, container, service_env=service_env, secrets={})
+    env = container_env(pod, container, service_env=service_env)
     argv_k8s = [*(container.get("command") or image.entrypoint)]
     argv_k8s += container.get("args") or ([] if container.get("command") else list(image.cmd))
     if not argv_k8s:
