@@ -12,12 +12,15 @@ FUZZ_STAMP := $(VENV)/.installed-fuzz
 # make fuzz RUNS=20000 TARGET=mls_message: inputs per target, one target (default: all)
 RUNS ?= 1000000
 TARGET ?=
+# make e2e-local CLUSTERS=1: the in-cluster case only
+CLUSTERS ?= 2
 
-.PHONY: help venv sysdeps kube-bins test demo bench bench-mls bench-datagram bench-private bench-sender bench-kube fuzz lint format crds crds-check clean
+.PHONY: help venv sysdeps kube-bins test demo e2e-local bench bench-mls bench-datagram bench-private bench-sender bench-kube fuzz lint format crds crds-check clean
 
 help:
 	@echo "make demo       - three pods (a - relay - b) on an encrypted VLAN: ping, ARP, iperf3"
 	@echo "make test       - lint, then every test (unit, MLS vectors, netns, operator, chart)"
+	@echo "make e2e-local  - two local Kubernetes clusters, chart installed, pods ping across relays (CLUSTERS=1)"
 	@echo "make bench      - throughput/latency vs plain veth, tinc and OpenVPN"
 	@echo "make bench-mls  - MLS commit/join timings for 10..10000 members"
 	@echo "make bench-datagram - datagram path against trunk stream, side by side"
@@ -55,6 +58,9 @@ test: venv sysdeps lint kube-bins
 
 demo: venv sysdeps
 	$(PY) hack/demo.py
+
+e2e-local: venv sysdeps kube-bins
+	$(PY) hack/e2e-local.py --clusters $(CLUSTERS)
 
 bench: venv sysdeps
 	$(PY) hack/bench.py

@@ -15,8 +15,8 @@ need tincd tinc
 need openvpn openvpn
 need curl curl
 need ss iproute2
-# Traffic control (tc tbf) for the multi-path benchmark, and nftables for its lossy runs
-# (1% random drop: this kernel has no netem).
+# Traffic control (tc tbf) for the multi-path benchmark; nftables for its lossy runs
+# (1% random drop: this kernel has no netem) and the local clusters' Service rules.
 need tc iproute2
 need nft nftables
 # The web UI's browser test (Playwright drives this Chromium; it downloads none).

@@ -143,6 +143,7 @@ class ControlPlane:
     etcd_endpoint: str
     pki: pki.Pki
     startup_seconds: float = 0.0
+    service_cidr: str = SERVICE_CIDR
     _processes: list[_Process] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -154,6 +155,7 @@ class ControlPlane:
         controller_manager: bool = True,
         loopback_names: Sequence[str] = (),
         timeout: float = 90.0,
+        service_cidr: str = SERVICE_CIDR,
     ) -> ControlPlane:
         """Starts etcd, kube-apiserver (and kube-controller-manager) under workdir/name/."""
         began = time.monotonic()
@@ -171,6 +173,7 @@ class ControlPlane:
             version="",
             etcd_endpoint=f"http://127.0.0.1:{etcd_port}",
             pki=keys,
+            service_cidr=service_cidr,
         )
         atexit.register(cp.stop)
         try:
@@ -247,7 +250,7 @@ class ControlPlane:
             f"--service-account-issuer={ISSUER}",
             f"--service-account-key-file={self.pki.sa_pub}",
             f"--service-account-signing-key-file={self.pki.sa_key}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={self.service_cidr}",
             "--allow-privileged=true",
             # No kubelets or nodes: nothing to maintain the kubernetes Service's endpoints for.
             "--endpoint-reconciler-type=none",
