@@ -116,7 +116,7 @@ def sidecar_volumes(member_key: str) -> list[JsonObj]:
         {
             "name": CONFIG_VOLUME,
             "projected": {
-                "defaultMode": 0o400,
+                "defaultMode": 0o440,
                 "sources": [
                     {"configMap": {"name": membership.member_object_name(member_key)}},
                     {"secret": {"name": membership.member_object_name(member_key, "node")}},

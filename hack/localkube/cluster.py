@@ -13,6 +13,7 @@ of a fabric in step with their Services and EndpointSlices.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -108,6 +109,11 @@ class LocalCluster:
             for part in parents:
                 node = node.setdefault(part, {})
             node[leaf] = value
+        if not _tun_open_to_all():
+            # A sidecar dropping to an unprivileged user opens /dev/net/tun through its
+            # file mode; most distributions ship it 0666, this machine's is narrower, so
+            # the local clusters keep the sidecar's user root (still NET_ADMIN only).
+            values.setdefault("sidecar", {})["runAsUser"] = 0
         with helm.Config(kubeconfig_path=self.kubeconfig, namespace=RELEASE_NAMESPACE) as cfg:
             cfg.install(
                 str(CHART),
@@ -166,3 +172,12 @@ class ServiceProxy:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+
+
+def _tun_open_to_all() -> bool:
+    """Whether any user may open /dev/net/tun (mode o+rw), as an unprivileged sidecar must."""
+    try:
+        mode = os.stat("/dev/net/tun").st_mode
+    except OSError:
+        return False
+    return mode & 0o006 == 0o006
