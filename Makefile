@@ -15,11 +15,12 @@ TARGET ?=
 # make e2e-local CLUSTERS=1: the in-cluster case only
 CLUSTERS ?= 2
 
-.PHONY: help venv sysdeps kube-bins test demo e2e-local bench bench-mls bench-datagram bench-private bench-sender bench-kube fuzz lint format crds crds-check clean
+.PHONY: help venv sysdeps kube-bins test test-clusters demo e2e-local bench bench-mls bench-datagram bench-private bench-sender bench-kube fuzz lint format crds crds-check clean
 
 help:
 	@echo "make demo       - three pods (a - relay - b) on an encrypted VLAN: ping, ARP, iperf3"
 	@echo "make test       - lint, then every test (unit, MLS vectors, netns, operator, chart)"
+	@echo "make test-clusters - the two-cluster Kubernetes test (left out of make test)"
 	@echo "make e2e-local  - two local Kubernetes clusters, chart installed, pods ping across relays (CLUSTERS=1)"
 	@echo "make bench      - throughput/latency vs plain veth, tinc and OpenVPN"
 	@echo "make bench-mls  - MLS commit/join timings for 10..10000 members"
@@ -53,8 +54,13 @@ sysdeps:
 kube-bins:
 	bash hack/build-kube.sh
 
+# The two-cluster run (tests/e2e/test_e2e_local.py, 2-3 minutes) is left out of make
+# test to keep it short; make test-clusters runs it, make e2e-local shows the same flow.
 test: venv sysdeps lint kube-bins
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m "not clusters"
+
+test-clusters: venv sysdeps kube-bins
+	$(VENV)/bin/pytest -m clusters tests/e2e
 
 demo: venv sysdeps
 	$(PY) hack/demo.py

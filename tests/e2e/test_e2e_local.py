@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from localkube import scenario
 
-pytestmark = [pytest.mark.netns, pytest.mark.slow]
+pytestmark = [pytest.mark.netns, pytest.mark.slow, pytest.mark.clusters]
 
 
 @pytest.mark.timeout(600)
