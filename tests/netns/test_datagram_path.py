@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from overlay_checks import pings, wait_until
 
 from peertap.sidecar.lab import Lab, topology
 
@@ -23,24 +24,6 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 PING_PATTERN = "7065657274617021"  # "peertap!" in every echo payload
 TRUNK_PORT = 4001
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def pings(lab: Lab, src: str, dst: str, *, count: int = 1, extra: tuple[str, ...] = ()) -> bool:
-    r = lab.exec(
-        src,
-        ["ping", "-c", str(count), "-W", "1", "-i", "0.2", *extra, lab.overlay_address(dst)],
-        capture_output=True,
-    )
-    return r.returncode == 0
 
 
 def path_to(lab: Lab, pod: str, peer_pod: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import relay_knowledge
+from overlay_checks import pings, wait_until
 
 from peertap.sidecar import admission, identity
 from peertap.sidecar.lab import Lab, topology
@@ -24,24 +25,6 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow]
 MARKER = "PEERTAP-PLAINTEXT-MARKER"
 MARKER_HEX = MARKER.encode().hex()
 PING_PATTERN = "7065657274617021"  # "peertap!" repeated by ping -p in every echo payload
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float = 40.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def pings(lab: Lab, src: str, dst: str, *, count: int = 1, extra: tuple[str, ...] = ()) -> bool:
-    r = lab.exec(
-        src,
-        ["ping", "-c", str(count), "-W", "1", "-i", "0.2", *extra, lab.overlay_address(dst)],
-        capture_output=True,
-    )
-    return r.returncode == 0
 
 
 def wait_ping(lab: Lab, src: str, dst: str, timeout: float = 40.0) -> None:
