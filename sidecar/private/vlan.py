@@ -145,10 +145,12 @@ class PrivateVlan:
         self._found_at: float | None = None
         self._reoffer = False
         self._wake = trio.Event()
-        try:
-            self._creds.check(credential, self.own_key)
-        except authority.CredentialError as err:
-            log.error("vlan %s: our own credential is not valid: %s", vlan_id.hex(), err)
+        # Why our own credential is not valid now (None while it is): a node that holds no
+        # valid credential neither founds a group nor offers to join one, since no member
+        # would accept it; it waits for a renewed credential instead.
+        self._own_invalid: str | None = None
+        self._own_checked = float("-inf")
+        self._own_credential_ok(clock())
 
     # ---- receiving ----------------------------------------------------------------------
 
@@ -546,6 +548,7 @@ class PrivateVlan:
             return
         self.credential = fresh
         self._bundle = None
+        self._own_checked = float("-inf")
 
     def _hello(self) -> m.Hello:
         g = self.group
@@ -561,7 +564,28 @@ class PrivateVlan:
             del self._groups[tag]
         return [lc.GroupView(tag, n) for tag, (_, n) in self._groups.items()]
 
+    def _own_credential_ok(self, now: float) -> bool:
+        """Whether our credential is valid now (checked at most once a second: validity
+        changes only with the wall clock and the credential file)."""
+        if now - self._own_checked < 1.0:
+            return self._own_invalid is None
+        self._own_checked = now
+        try:
+            self._creds.check(self.credential, self.own_key)
+        except authority.CredentialError as err:
+            if self._own_invalid is None:
+                log.error("vlan %s: our own credential is not valid: %s", self.vlan_id.hex(), err)
+            self._own_invalid = err.reason
+            return False
+        if self._own_invalid is not None:
+            log.info("vlan %s: our credential is valid again", self.vlan_id.hex())
+        self._own_invalid = None
+        return True
+
     async def _joining(self, now: float) -> None:
+        if not self._own_credential_ok(now):
+            self._found_at = None
+            return
         groups = self._heard_groups(now)
         best = lc.best_group(groups)
         connected_for = 0.0 if self._connected_since is None else now - self._connected_since
@@ -736,6 +760,13 @@ class PrivateVlan:
     def status(self) -> dict[str, Any]:
         g = self.group
         if g is None:
+            if self._own_invalid is not None:
+                return {
+                    "mls_state": "credential_invalid",
+                    "credential_error": self._own_invalid,
+                    "members": 0,
+                    "committer": False,
+                }
             return {"mls_state": "joining", "members": 0, "committer": False}
         return {
             "mls_state": "member",

@@ -196,8 +196,38 @@ def test_member_with_an_invalid_credential_is_never_added(
             await net.start(nursery, bad)
             await trio.sleep(5 * SETTINGS.member_timeout_s)
             assert not bad.keys.joined
+            assert bad.pv.status()["mls_state"] == "credential_invalid"
+            assert bad.pv.status()["credential_error"] == reason
             assert good[0].counters.drops[f"mvlan_rejected_{reason}"] > 0
             await converged(good, 2)
+            nursery.cancel_scope.cancel()
+
+    run_virtual(main)
+
+
+def test_a_node_without_a_valid_credential_founds_no_group_until_it_gets_one() -> None:
+    """Alone, a node with an expired credential would found a group of one and report
+    itself a member; it waits instead, and founds once its credential file is renewed."""
+    renewed: list[bytes] = []
+
+    async def main() -> None:
+        net = Mvlan()
+        async with trio.open_nursery() as nursery:
+            node = identity.generate()
+            alone = net.add(
+                "alone",
+                node=node,
+                cred=lambda n: credential(n, days=-1),
+                reload=lambda: renewed[0] if renewed else None,
+            )
+            await net.start(nursery, alone)
+            await trio.sleep(10 * SETTINGS.member_timeout_s)
+            assert not alone.keys.joined
+            assert alone.pv.status()["mls_state"] == "credential_invalid"
+            assert alone.counters.events["mvlan_groups_founded"] == 0
+            renewed.append(credential(node))
+            await converged([alone], 1, timeout=10 * SETTINGS.member_timeout_s)
+            assert alone.pv.status()["mls_state"] == "member"
             nursery.cancel_scope.cancel()
 
     run_virtual(main)
