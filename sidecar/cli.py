@@ -14,6 +14,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from . import __version__, config, identity, ids
@@ -30,7 +31,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except config.ConfigError as err:
         print(f"peertap: {err}", file=sys.stderr)
         return EXIT_CONFIG
-    return run_node(cfg, base_dir=base, trace_path=args.trace)
+    return run_node(cfg, base_dir=base, trace_path=args.trace, config_path=Path(args.config))
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:

@@ -34,7 +34,8 @@ from .admission.files import OwnCredentials
 from .admission.gate import AdmissionGate
 from .announcements import AnnounceIntake, IntakeLimits, OwnAnnouncer
 from .api import ApiServer, StatusBoard
-from .config import NodeConfig, VlanConfig
+from .config import ConfigError, NodeConfig, VlanConfig
+from .config_watch import ConfigWatch
 from .counters import Counters
 from .crypto.keys import KeyProvider, PublicKeyProvider
 from .crypto.psk_keys import PskFileError, PskKeyProvider
@@ -50,7 +51,7 @@ from .switch.scores import PathScores
 from .tap.device import TapDevice, TapSettings
 from .tap.emulated import EmulatedTap
 from .trace import Trace
-from .trunk.base import TrunkSettings
+from .trunk.base import TrunkConfigError, TrunkSettings
 from .trunk.libp2p_trunk import Trunk
 
 log = logging.getLogger("peertap.node")
@@ -74,6 +75,7 @@ class RunOptions:
     config: NodeConfig
     base_dir: Path
     trace_path: str | None = None
+    config_path: Path | None = None  # followed while running (config_watch.py)
 
 
 class Node:
@@ -120,6 +122,9 @@ class Node:
             relay=self.relay,
             counters=self.counters,
             datagram=cfg.trunk.datagram,
+        )
+        self._config_watch = (
+            ConfigWatch(options.config_path, cfg) if options.config_path is not None else None
         )
         self.trunk = Trunk(
             TrunkSettings(
@@ -386,6 +391,7 @@ class Node:
             await trio.sleep(HOUSEKEEPING_S)
             for peer in self.gate.expired(time.time()):
                 self.trunk.disconnect(peer)
+            self._follow_config()
             if self.credentials.reload():
                 intro = self.gate.intro()
                 for peer in self.trunk.peers():
@@ -398,6 +404,40 @@ class Node:
                 except PskFileError as err:
                     self.counters.drop("psk_reload_failed")
                     log.warning("vlan %s: keeping the secrets in use: %s", label, err)
+
+    def _follow_config(self) -> None:
+        """Take a changed config file's new bootstrap list; say what needs a restart."""
+        if self._config_watch is None:
+            return
+        try:
+            change = self._config_watch.poll()
+        except ConfigError as err:
+            self.counters.drop("config_reload_failed")
+            log.warning("config file changed but is not usable, keeping the running one: %s", err)
+            return
+        if change is None:
+            return
+        self.counters.inc("config_reloads")
+        if "bootstrap" in change.live:
+            bootstrap = list(change.config.bootstrap)
+            try:
+                added, retired = self.trunk.set_bootstrap(bootstrap)
+            except TrunkConfigError as err:
+                self.counters.drop("config_reload_failed")
+                log.warning("new bootstrap list not usable, keeping the running one: %s", err)
+                return
+            self.gate.policy.pinned = frozenset(a.rsplit("/p2p/", 1)[1] for a in bootstrap)
+            log.info(
+                "bootstrap list changed: dialing %s; no longer redialing %s",
+                ", ".join(added) or "no new peer",
+                ", ".join(retired) or "none",
+            )
+        if change.restart:
+            self.counters.inc("config_restart_needed")
+            log.warning(
+                "config file changed %s: that takes effect at the next start",
+                ", ".join(sorted(change.restart)),
+            )
 
     # ---- trunk events --------------------------------------------------------------
 

@@ -30,7 +30,9 @@ async def _main(node: Node) -> None:
                 break
 
 
-def run_node(cfg: NodeConfig, *, base_dir: Path, trace_path: str | None) -> int:
+def run_node(
+    cfg: NodeConfig, *, base_dir: Path, trace_path: str | None, config_path: Path | None = None
+) -> int:
     # Importing libp2p turns off propagation on its logger; keep its records in ours.
     import libp2p  # noqa: F401
 
@@ -44,7 +46,11 @@ def run_node(cfg: NodeConfig, *, base_dir: Path, trace_path: str | None) -> int:
     for name in ("libp2p.transport.tcp.tcp", "libp2p.network.swarm"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
-        node = Node(RunOptions(config=cfg, base_dir=base_dir, trace_path=trace_path))
+        node = Node(
+            RunOptions(
+                config=cfg, base_dir=base_dir, trace_path=trace_path, config_path=config_path
+            )
+        )
         trio.run(_main, node)
     except (IdentityError, TapError, OSError) as err:
         log.error("%s", err)

@@ -135,6 +135,11 @@ def _offers_datagram(intro: bytes) -> bool:
         return False
 
 
+def _address_of(info: PeerInfo) -> str:
+    """A bootstrap entry as one string: its address(es) and peer id."""
+    return " ".join(str(a) for a in info.addrs) + f"/p2p/{info.peer_id}"
+
+
 def _parse_bootstrap(addr: str) -> PeerInfo:
     try:
         return info_from_p2p_addr(Multiaddr(addr))
@@ -162,6 +167,10 @@ class Trunk:
         self._peer_id_bytes = _peer_bytes(self.peer_id)
         self._listen = [_parse_listen(a) for a in settings.listen]
         self._bootstrap = [_parse_bootstrap(a) for a in settings.bootstrap]
+        # Bootstrap addresses being dialed (each with an event set when it leaves the
+        # list): set_bootstrap() adds and retires them while running.
+        self._dialers: dict[str, tuple[PeerInfo, trio.Event]] = {}
+        self._nursery: trio.Nursery | None = None
         self._host: IHost | None = None
         self._links: dict[str, _Link] = {}
         self._up: set[str] = set()
@@ -203,19 +212,51 @@ class Trunk:
                 if datagram is not None:
                     log.info("datagram path listening on udp port %d", datagram.port)
                     nursery.start_soon(datagram.run, self._events.records)
-                for info in self._bootstrap:
-                    if str(info.peer_id) == self.peer_id:
-                        log.warning("skipping own address in bootstrap list: %s", info)
-                        continue
-                    nursery.start_soon(self._dial_loop, info)
+                self._nursery = nursery
+                self._follow_bootstrap(self._bootstrap)
                 addrs = self.listen_addrs()
                 log.info("trunk %s listening on %s", self.peer_id, ", ".join(addrs))
                 task_status.started(addrs)
                 await trio.sleep_forever()
         finally:
             self._host = None
+            self._nursery = None
             if datagram is not None:
                 datagram.close()
+
+    def set_bootstrap(self, addresses: list[str]) -> tuple[list[str], list[str]]:
+        """Dial the addresses of a new bootstrap list from now on (a node whose config
+        file changed); returns the addresses (added, retired). A retired address's trunk,
+        if up, stays until it breaks; it is just not redialed. Raises TrunkConfigError
+        for an address that is not a /.../p2p/<id> multiaddr, changing nothing."""
+        infos = [_parse_bootstrap(a) for a in addresses]
+        before = set(self._dialers)
+        self._bootstrap = infos
+        if self._nursery is None:
+            return [], []
+        self._follow_bootstrap(infos)
+        return sorted(set(self._dialers) - before), sorted(before - set(self._dialers))
+
+    def _follow_bootstrap(self, infos: list[PeerInfo]) -> None:
+        """One dial loop per bootstrap address (a peer listed with a TCP and a /ws address
+        has two; each dials only while the peer has no trunk)."""
+        nursery = self._nursery
+        assert nursery is not None
+        wanted: dict[str, PeerInfo] = {}
+        for info in infos:
+            if str(info.peer_id) == self.peer_id:
+                log.warning("skipping own address in bootstrap list: %s", info)
+                continue
+            wanted.setdefault(_address_of(info), info)
+        for address, (_, retired) in list(self._dialers.items()):
+            if address not in wanted:
+                retired.set()
+                del self._dialers[address]
+        for address, info in wanted.items():
+            if address not in self._dialers:
+                retired = trio.Event()
+                self._dialers[address] = (info, retired)
+                nursery.start_soon(self._dial_loop, info, retired)
 
     def listen_addrs(self) -> list[str]:
         if self._host is None:
@@ -592,17 +633,25 @@ class Trunk:
 
     # ----- dialing -----
 
-    async def _dial_loop(self, info: PeerInfo) -> None:
+    async def _dial_loop(self, info: PeerInfo, retired: trio.Event) -> None:
+        """Keep a trunk to one bootstrap peer until it leaves the bootstrap list."""
         peer = str(info.peer_id)
         backoff = Backoff(self._settings.reconnect_min_s, self._settings.reconnect_max_s)
         had_trunk = False
-        while True:
+
+        async def pause(delay: float) -> None:
+            with trio.move_on_after(delay):
+                await retired.wait()
+
+        while not retired.is_set():
             while (current := self._links.get(peer)) is not None:
                 await current.finished.wait()
+            if retired.is_set():
+                return
             stream = await self._dial(info)
             if stream is None:
                 self._counters.dial_failures += 1
-                await trio.sleep(backoff.next_delay())
+                await pause(backoff.next_delay())
                 continue
             if had_trunk:
                 self._counters.reconnects += 1
@@ -612,7 +661,7 @@ class Trunk:
             if trio.current_time() - started >= self._settings.reconnect_max_s:
                 # It held for a while: this is a fresh failure, not a flapping peer.
                 backoff.reset()
-            await trio.sleep(backoff.next_delay())
+            await pause(backoff.next_delay())
 
     async def _dial(self, info: PeerInfo) -> INetStream | None:
         host = self._host
