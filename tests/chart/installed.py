@@ -33,7 +33,7 @@ RELEASE = "pt"
 NAMESPACE = "peertap-system"
 FULLNAME = "pt-peertap"
 WEBHOOK_HOST = f"{FULLNAME}-webhook.{NAMESPACE}.svc"
-LISTEN_FLAGS = ("--webhook-listen", "--health-listen", "--metrics-listen")
+LISTEN_FLAGS = ("--webhook-listen", "--health-listen", "--metrics-listen", "--ui-listen")
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
@@ -142,6 +142,10 @@ def operator_args(installed: Installed, ports: dict[str, int]) -> list[str]:
     for arg in container.get("args", []):
         flag = arg.partition("=")[0]
         args.append(f"{flag}=127.0.0.1:{ports[flag]}" if flag in LISTEN_FLAGS else arg)
+    # Listeners the chart leaves at their loopback default (the web UI) get a free port
+    # too, so that several operator processes can run side by side.
+    given = {arg.partition("=")[0] for arg in args}
+    args += [f"{flag}=127.0.0.1:{ports[flag]}" for flag in LISTEN_FLAGS if flag not in given]
     return args
 
 
@@ -152,10 +156,18 @@ def loopback_ports() -> dict[str, int]:
 
 @contextlib.contextmanager
 def run_operator(
-    installed: Installed, kubeconfig: Path, workdir: Path, ports: dict[str, int]
+    installed: Installed,
+    kubeconfig: Path,
+    workdir: Path,
+    ports: dict[str, int],
+    *,
+    pod_name: str | None = None,
 ) -> Iterator[OperatorProcess]:
-    log = workdir / "operator.log"
+    """The operator as the pod runs it; `pod_name` is its POD_ID (its name among peers)."""
+    log = workdir / f"operator{'-' + pod_name if pod_name else ''}.log"
     env = dict(os.environ, KUBECONFIG=str(kubeconfig), PYTHONSAFEPATH="1")
+    if pod_name is not None:
+        env["POD_ID"] = pod_name
     with log.open("w") as out:
         popen = subprocess.Popen(
             [
