@@ -23,6 +23,7 @@ from peertap.sidecar import identity
 
 from . import (
     kube,
+    membership,
     models,
     options,
     reconcile,
@@ -281,6 +282,27 @@ async def pod_event(*, namespace: str | None, **kwargs: Any) -> None:
     except kube.KubeError as err:
         # The periodic resync retries; pod events themselves are not retried by kopf.
         log.warning("reconcile of %s after a pod event failed: %s", namespace, err)
+
+
+def _authority_secret(name: str | None, **_: Any) -> bool:
+    return bool(name) and str(name).endswith(membership.authority_secret_name(""))
+
+
+@kopf.on.event("", "v1", "secrets", when=_authority_secret)
+async def authority_secret_event(
+    *, namespace: str | None, event: kopf.RawEvent, **kwargs: Any
+) -> None:
+    """A VLAN's authority Secret deleted or restored: act now, not at the next resync.
+    Copied Secrets need not carry our labels, so these are told apart by name."""
+    index: kopf.Index[str | None, str] = kwargs["cryptovlans_by_namespace"]
+    if event.get("type") is None:
+        return  # the initial listing: the resume handlers reconcile every VLAN anyway
+    if namespace is None or namespace not in index or _runtime is None:
+        return
+    try:
+        await _runtime.reconciler.reconcile_namespace(namespace)
+    except kube.KubeError as err:
+        log.warning("reconcile of %s after an authority Secret event failed: %s", namespace, err)
 
 
 async def _mvlan(
