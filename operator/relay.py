@@ -45,6 +45,7 @@ from . import (
     podspec,
     relay_addresses,
     render,
+    revocations,
     selectors,
     sidecar_status,
     specs,
@@ -136,6 +137,10 @@ class ServedVlan:
     authority_hex: str
     vlan_id: str
     key: identity.Identity | None
+    # Private (mls) VLANs: the label and the signed revocation list (armoured text, empty
+    # before the first), which the relays send on over the management VLAN.
+    label: str | None = None
+    revocation_list: str = ""
 
 
 def _hash(obj: Any) -> str:
@@ -177,11 +182,20 @@ def relay_objects(
     ns, name = meta["namespace"], meta["name"]
     instance = {NAME_LABEL: "peertap-relay", INSTANCE_LABEL: name}
     served = served or {}
+    private = {v: s for v, s in sorted(served.items()) if s.label is not None}
     config = render.relay_config(
         spec,
         {v: s.authority_hex for v, s in served.items()},
         vlan_ids=[s.vlan_id for s in served.values()],
+        revocations=[
+            (s.authority_hex, s.label or "", revocations.file_name(v)) for v, s in private.items()
+        ],
     )
+    # The lists are files next to node.json, re-read by the relays when they change; the
+    # pods' config hash covers node.json only, so a new list restarts no relay.
+    revocation_files = {
+        revocations.file_name(v): s.revocation_list for v, s in private.items() if s.revocation_list
+    }
     settings = pod or podspec.PodSettings()
 
     def meta_for(
@@ -293,7 +307,7 @@ def relay_objects(
         )
     configmap = objects.configmap(
         meta=meta_for(objects.RELAY_CONFIG, config_name(name), {"node.json": config}, instance),
-        data={render.CONFIG_FILE: config},
+        data={render.CONFIG_FILE: config, **revocation_files},
     )
     return Desired(configmap=configmap, relays=units)
 
@@ -375,14 +389,26 @@ class RelayReconciler:
         secrets = {
             objects.name_of(s): s for s in await self.api.list_objects(kube.SECRETS.path(ns))
         }
+        configmaps = {
+            objects.name_of(c): c for c in await self.api.list_objects(kube.CONFIGMAPS.path(ns))
+        }
         for vlan in sorted(wanted):
             cvlan = by_name[vlan]
             recorded = objects.annotations_of(cvlan).get(specs.AUTHORITY_ANNOTATION)
             label = vlan_label(cvlan)
+            private: dict[str, Any] = {}
+            if (cvlan.get("spec") or {}).get("security") == "mls":
+                cm = configmaps.get(membership.vlan_configmap_name(vlan)) or {}
+                private = {
+                    "label": label,
+                    "revocation_list": revocations.parse(cm.get("data")).text,
+                }
             secret = secrets.get(membership.authority_secret_name(vlan))
             if secret is None:
                 if recorded:
-                    out[vlan] = ServedVlan(recorded, ids.vlan_id_hex(recorded, label), None)
+                    out[vlan] = ServedVlan(
+                        recorded, ids.vlan_id_hex(recorded, label), None, **private
+                    )
                 continue
             pem = objects.decode(secret.get("data")).get("authority.key", "")
             try:
@@ -392,7 +418,9 @@ class RelayReconciler:
                 continue
             if recorded not in (None, key.public_hex):
                 continue
-            out[vlan] = ServedVlan(key.public_hex, ids.vlan_id_hex(key.public_hex, label), key)
+            out[vlan] = ServedVlan(
+                key.public_hex, ids.vlan_id_hex(key.public_hex, label), key, **private
+            )
         return out
 
     async def _ensure_credentials(

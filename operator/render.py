@@ -176,10 +176,16 @@ def member_config(vlans: Sequence[MemberVlan]) -> str:
 
 
 def relay_config(
-    spec: models.MVLANSpec, authorities: Mapping[str, str], *, vlan_ids: Sequence[str] = ()
+    spec: models.MVLANSpec,
+    authorities: Mapping[str, str],
+    *,
+    vlan_ids: Sequence[str] = (),
+    revocations: Sequence[tuple[str, str, str]] = (),
 ) -> str:
     """The node.json every relay of an MVLAN shares; `authorities` maps the CryptoVLANs the
-    relays serve to their authority public keys (hex), `vlan_ids` are their VLAN-IDs.
+    relays serve to their authority public keys (hex), `vlan_ids` are their VLAN-IDs, and
+    `revocations` names, per private VLAN served (creator hex, label, file), the file that
+    holds its revocation list (absent until there is one).
 
     A relay is a member of no VLAN, so the sidecar's `restricted` ACL would forward nothing:
     the CRD's `restricted` (the default) means the VLANs the relays serve, rendered as a
@@ -192,7 +198,13 @@ def relay_config(
         listen=listen_addrs(["tcp"]),
         bootstrap=list(spec.bootstrap_peers),
         api=sc.ApiConfig(listen=API_LISTEN),
-        relay=sc.RelayConfig(enabled=True, acl=relay_acl),
+        relay=sc.RelayConfig(
+            enabled=True,
+            acl=relay_acl,
+            revocations=[
+                sc.RelayRevocations(creator=c, label=label, file=f) for c, label, f in revocations
+            ],
+        ),
         vlans=[],
         admission=admission(authorities),
     )

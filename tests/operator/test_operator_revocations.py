@@ -152,8 +152,19 @@ def test_the_operator_publishes_the_list_when_a_pod_is_revoked(
         "apiVersion": "peertap.io/v1alpha1",
         "kind": "CryptoVLAN",
         "metadata": {"name": "lab"},
-        "spec": {"security": "mls", "interface": {"ipam": {"subnet": "10.251.9.0/24"}}},
+        "spec": {
+            "security": "mls",
+            "interface": {"ipam": {"subnet": "10.251.9.0/24"}},
+            "mvlanRef": {"name": "campus"},
+        },
     }
+    mvlan = {
+        "apiVersion": "peertap.io/v1alpha1",
+        "kind": "MVLAN",
+        "metadata": {"name": "campus"},
+        "spec": {"relays": {"replicas": 1, "serviceType": "ClusterIP"}},
+    }
+    kubectl.apply_text(yaml.safe_dump(mvlan))
     kubectl.apply_text(yaml.safe_dump(vlan))
     kubectl.apply_text("---\n".join(pod_yaml(p, {"peertap.io/vlans": "lab"}) for p in "abc"))
 
@@ -193,6 +204,22 @@ def test_the_operator_publishes_the_list_when_a_pod_is_revoked(
             assert lst.revoked == {c_key}
             (vcfg,) = sc.NodeConfig.model_validate_json(cm["data"]["node.json"]).vlans
             assert vcfg.revocations == "lab.revocations"
+        # The relays get it too (they spread it to members that missed it), as a file
+        # their config names.
+        relay_cm = wait_for(
+            "the relays' list",
+            lambda: (
+                (c := get("configmap", "campus-relay")) and "lab.revocations" in c["data"] and c
+            ),
+        )
+        lst = revocation.load_revocation_list(
+            relay_cm["data"]["lab.revocations"].encode(), authority.public_bytes, "lab"
+        )
+        assert lst.revoked == {c_key}
+        relay_cfg = sc.NodeConfig.model_validate_json(relay_cm["data"]["node.json"])
+        assert [(r.creator, r.label, r.file) for r in relay_cfg.relay.revocations] == [
+            (authority.public_hex, "lab", "lab.revocations")
+        ]
         # c is no member any more: its objects are gone, the status no longer lists it.
         wait_for("c released", lambda: get("configmap", "peertap-m-c") is None)
         members = get("cryptovlans.peertap.io", "lab")["status"]["members"]  # type: ignore[index]
