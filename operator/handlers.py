@@ -160,6 +160,11 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
             api, image=opts.sidecar_image, clock=reconcile.utcnow, pod=opts.pod_settings()
         ),
     )
+
+    async def relays_take_the_list(namespace: str) -> None:
+        await _relays_follow(rt, namespace)
+
+    rt.reconciler.on_revocations_changed = relays_take_the_list
     try:
         await _start_servers(rt, opts)
     except BaseException:

@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,6 +28,7 @@ from . import (
     models,
     objects,
     render,
+    revocations,
     selectors,
     sidecar_status,
     specs,
@@ -91,6 +92,10 @@ class Reconciler:
         self._queued: dict[str, bool] = {}
         self._sidecars: dict[str, dict[str, sidecar_status.Report]] = {}
         self._observed_at: dict[str, float] = {}
+        # Called with the namespace after a run changed a VLAN's revocation list: the
+        # MVLAN relays serving it carry the list too (handlers wire it to the relays).
+        self.on_revocations_changed: Callable[[str], Awaitable[None]] | None = None
+        self._revocations_changed: set[str] = set()
 
     def lock(self, namespace: str) -> asyncio.Lock:
         return self._locks.setdefault(namespace, asyncio.Lock())
@@ -168,7 +173,10 @@ class Reconciler:
                 metrics.ERRORS.labels("CryptoVLAN", type(err).__name__).inc()
                 raise
             metrics.RECONCILES.labels("CryptoVLAN", "ok").inc()
-            return plan
+        if namespace in self._revocations_changed and self.on_revocations_changed is not None:
+            self._revocations_changed.discard(namespace)
+            await self.on_revocations_changed(namespace)
+        return plan
 
     async def _observe(self, ns: str) -> None:
         """Refresh the namespace's sidecar reports (by pod uid) when the last round is old."""
@@ -287,6 +295,11 @@ class Reconciler:
         for vp in plan.vlans:
             cvlan = cvlans[vp.name]
             if vp.configmap is not None:
+                have = (cm_by_name.get(membership.vlan_configmap_name(vp.name)) or {}).get("data")
+                if (have or {}).get(revocations.LIST_FILE) != vp.configmap.get(
+                    revocations.LIST_FILE
+                ):
+                    self._revocations_changed.add(ns)
                 await self._ensure_configmap(
                     ns,
                     name=membership.vlan_configmap_name(vp.name),

@@ -305,9 +305,12 @@ def relay_objects(
                 },
             )
         )
+    data = {render.CONFIG_FILE: config, **revocation_files}
     configmap = objects.configmap(
-        meta=meta_for(objects.RELAY_CONFIG, config_name(name), {"node.json": config}, instance),
-        data={render.CONFIG_FILE: config, **revocation_files},
+        # The hash covers every file, so a new revocation list is written; the pods' own
+        # hash (above) covers node.json only, so it restarts no relay.
+        meta=meta_for(objects.RELAY_CONFIG, config_name(name), data, instance),
+        data=data,
     )
     return Desired(configmap=configmap, relays=units)
 
