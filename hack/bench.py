@@ -348,9 +348,11 @@ def slow_down(lab: Lab, pod: str, peer: str) -> None:
 
 
 def forwarded(lab: Lab, relay: str) -> int:
-    """Bytes the relay's trunks have sent (relays send nothing of their own but probes)."""
-    trunk: dict[str, int] = lab.status(relay)["trunk"]
-    return trunk["bytes_sent"]
+    """Bytes the relay has sent on its trunk streams and datagram paths (relays send
+    nothing of their own but probes and announcements)."""
+    status = lab.status(relay)
+    datagrams = sum(int(p.get("bytes_sent", 0)) for p in status["transports"].values())
+    return int(status["trunk"]["bytes_sent"]) + datagrams
 
 
 def run_paths(opts: Options, result: Result, *, scored: bool = True) -> None:
