@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from peertap.sidecar import wire
 from peertap.sidecar.announcements import digest_of
 from peertap.sidecar.counters import Counters
@@ -90,10 +92,9 @@ def test_an_up_datagram_path_is_scored_from_its_own_probes_and_draws_no_stream_p
     node.run(3.0, r1=0.0004, r2=0.120)
     assert node.stream == [] and node.monitor.counters.events["probe_tx"] == 0
     status = node.monitor.status()
-    transports = node.paths.snapshot()
-    for peer in ("r1", "r2"):
+    for peer, ms in (("r1", 0.4), ("r2", 120.0)):
         assert status[peer]["source"] == "datagram"
-        assert status[peer]["rtt_ms"] == transports[peer]["rtt_ms"]
+        assert status[peer]["rtt_ms"] == pytest.approx(ms)
         assert status[peer]["samples"] > 0 and not status[peer]["stalled"]
     # The queued (slow) path ranks worse; the route table moves the destination off it.
     assert node.monitor.rank("r2") > node.monitor.rank("r1")
@@ -102,6 +103,14 @@ def test_an_up_datagram_path_is_scored_from_its_own_probes_and_draws_no_stream_p
     routes.learn("r2", ann, digest=digest_of(ann))  # learned first: would win a tie
     routes.learn("r1", ann, digest=digest_of(ann))
     assert routes.next_hops(b"v" * 16, b"t" * 16) == ("r1",)
+
+
+def test_a_path_whose_queue_fills_ranks_worse_within_a_second_of_probes() -> None:
+    node = Node("r1", "r2")
+    node.run(3.0, r1=0.005, r2=0.005)  # a busy machine: 5 ms through either relay
+    assert node.monitor.rank("r1") == node.monitor.rank("r2")
+    node.run(1.0, r1=0.005, r2=0.100)  # r2's link queues 100 ms (a full tbf queue)
+    assert node.monitor.rank("r2") >= node.monitor.rank("r1") + 3
 
 
 def test_datagrams_refused_by_a_full_socket_buffer_mark_the_path_saturated() -> None:
