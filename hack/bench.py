@@ -13,9 +13,10 @@ after the other:
                   (nftables `numgen random`; this kernel has no netem): TCP only
   peertap-paths   a and b both dial two pure relays r1 and r2; a's and b's links to
                   the relay a sends b's traffic through are slowed with `tc tbf`
-                  just before a TCP flow; shows which relay carried the flow
+                  just before a TCP flow; shows which relay carried the flow (bytes
+                  each relay sent, on trunk streams and datagram paths together)
   peertap-paths-unscored
-                  the same with probes every 10 s (next to no path scores): the control
+                  the same with path scores taken every 10 s (next to none): the control
 
 Measured from a to b: iperf3 single TCP flow (-J), ping RTT (median, p99), 64-byte
 UDP datagrams delivered per second (iperf3 -u -l 64 -b 0), and the peak RSS (VmHWM)
