@@ -6,9 +6,9 @@ by two at once:
 - **datagram path up** (DATA travels in UDP datagrams): the datagram channel probes
   the path itself (datagram/path.py); every interval this module reads its figures
   (`paths()`, the trunk's path_stats) and sends no PROBE on the stream:
-      smoothed RTT, loss share            -> the score's RTT and loss
+      probe_replies rose                  -> answered; rtt_last_ms is an RTT sample
+      loss share                          -> the score's loss
       probes_sent rose, probe_replies not -> a round waits (since this tick): stall
-      probe_replies rose                  -> answered
       send_refused rose                   -> saturated (load)
 - **stream only** (no datagram path, or it is down): PROBE records on the trunk
   stream, as follows.
