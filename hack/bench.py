@@ -13,9 +13,11 @@ after the other:
                   (nftables `numgen random`; this kernel has no netem): TCP only
   peertap-paths   a and b both dial two pure relays r1 and r2; a's and b's links to
                   the relay a sends b's traffic through are slowed with `tc tbf`
-                  just before a TCP flow; shows which relay carried the flow
+                  just before a TCP flow; shows which relay carried the flow (bytes
+                  each relay sent, on trunk streams and datagram paths together)
   peertap-paths-unscored
-                  the same with probes every 10 s (next to no path scores): the control
+                  the same with path scores taken every 10 s, the flow started just
+                  after one (so none falls in an 8 s flow): the control
 
 Measured from a to b: iperf3 single TCP flow (-J), ping RTT (median, p99), 64-byte
 UDP datagrams delivered per second (iperf3 -u -l 64 -b 0), and the peak RSS (VmHWM)
@@ -348,9 +350,21 @@ def slow_down(lab: Lab, pod: str, peer: str) -> None:
 
 
 def forwarded(lab: Lab, relay: str) -> int:
-    """Bytes the relay's trunks have sent (relays send nothing of their own but probes)."""
-    trunk: dict[str, int] = lab.status(relay)["trunk"]
-    return trunk["bytes_sent"]
+    """Bytes the relay has sent on its trunk streams and datagram paths (relays send
+    nothing of their own but probes and announcements)."""
+    status = lab.status(relay)
+    datagrams = sum(int(p.get("bytes_sent", 0)) for p in status["transports"].values())
+    return int(status["trunk"]["bytes_sent"]) + datagrams
+
+
+def wait_scores_taken(lab: Lab, pod: str, *, timeout: float) -> None:
+    """Until `pod` reads its path measurements (their sample counts change)."""
+    samples = {peer: p["samples"] for peer, p in lab.status(pod)["paths"].items()}
+    deadline = time.monotonic() + timeout
+    while {peer: p["samples"] for peer, p in lab.status(pod)["paths"].items()} == samples:
+        if time.monotonic() > deadline:
+            raise BenchError(f"{pod} took no path scores in {timeout:.0f} s")
+        time.sleep(0.05)
 
 
 def run_paths(opts: Options, result: Result, *, scored: bool = True) -> None:
@@ -370,6 +384,11 @@ def run_paths(opts: Options, result: Result, *, scored: bool = True) -> None:
             if time.monotonic() > deadline:
                 raise BenchError("the members did not learn both relays as paths")
             time.sleep(0.3)
+        if not scored:
+            # Start right after a's path scores were taken: the next read is 10 s away,
+            # after the flow (one read of a datagram path's latest RTT sample in the
+            # middle of the flow would be enough to move it).
+            wait_scores_taken(lab, "a", timeout=2 * UNSCORED_PROBE_INTERVAL_S + 5)
         # Slow the relay a uses for b now: unscored, the flow would stay on it.
         ids = {lab.status(r)["peer_id"]: r for r in ("r1", "r2")}
         (origin,) = lab.status("a")["origins"]

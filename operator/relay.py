@@ -1,5 +1,6 @@
-"""MVLAN: its relays (one Deployment of one pod, one key and one Service each) on port 4001,
-status.relayAddresses and status.peersSeen.
+"""MVLAN: its relays (one Deployment of one pod, one key and one Service each) on port 4001
+(TCP for the trunk stream, UDP for the datagram path), status.relayAddresses and
+status.peersSeen.
 
 Each relay is a libp2p peer with its own identity, so replicas are separate
 Deployments of one pod rather than one Deployment of N: relay 0 is
@@ -225,6 +226,8 @@ def relay_objects(
             ],
             "ports": [
                 {"name": "p2p", "containerPort": render.P2P_PORT, "protocol": "TCP"},
+                # The datagram path (trunk.datagram_port defaults to the TCP listen port).
+                {"name": "p2p-udp", "containerPort": render.P2P_PORT, "protocol": "UDP"},
                 {"name": "api", "containerPort": admission.READY_PORT, "protocol": "TCP"},
             ],
             "volumeMounts": [
@@ -282,8 +285,15 @@ def relay_objects(
         service_spec = {
             "type": spec.relays.service_type,
             "selector": selector,
+            # TCP first: relay addresses are read from the first port (relay_addresses).
             "ports": [
-                {"name": "p2p", "port": render.P2P_PORT, "targetPort": "p2p", "protocol": "TCP"}
+                {"name": "p2p", "port": render.P2P_PORT, "targetPort": "p2p", "protocol": "TCP"},
+                {
+                    "name": "p2p-udp",
+                    "port": render.P2P_PORT,
+                    "targetPort": "p2p-udp",
+                    "protocol": "UDP",
+                },
             ],
         }
         units.append(

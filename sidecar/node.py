@@ -142,7 +142,8 @@ class Node:
             ),
             self,
         )
-        # Path scores: probes on every trunk rank neighbours; routes prefer the best.
+        # Path scores: every trunk's path measured (its datagram path's own probes while
+        # up, else PROBEs on the stream) ranks neighbours; routes prefer the best.
         self.paths = PathMonitor(
             scores=PathScores(),
             peers=self.trunk.peers,
@@ -152,6 +153,7 @@ class Node:
             on_change=self.routes.rescore,
             counters=self.counters,
             interval_s=cfg.routing.probe_interval_s,
+            paths=self.trunk.path_stats,
         )
         self.routes.rank = self.paths.rank
         # VLAN selection from the web UI (api.vlan_control): the API thread reaches the
@@ -696,6 +698,8 @@ class Node:
                 "distance": distance,
                 "tokens": tokens,
                 "paths": paths,
+                # What the route table compares per path: distance + the path's rank.
+                "scores": {n: d + self.paths.rank(n) for n, d in paths.items()},
             }
             for origin, vid, via, distance, tokens, paths in self.routes.origins()[
                 :MAX_STATUS_ORIGINS

@@ -127,6 +127,7 @@ class PathStats:
             "send_bytes_per_s": round(bps),
             "send_datagrams_per_s": round(dps),
             "datagrams_sent": self.datagrams_sent,
+            "bytes_sent": self.bytes_sent,
             "datagrams_received": self.datagrams_received,
             "send_refused": self.send_refused,
             "probes_sent": self.probes_sent,

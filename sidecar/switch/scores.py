@@ -1,13 +1,17 @@
 """Path scores: latency, loss and load of the path to each neighbour, as a route rank.
 
-Whatever measures a path (PROBE round trips on a stream trunk today, a datagram
-channel's own acknowledgements later) feeds samples in; the route table asks for
-one small integer per neighbour, its *rank*, and adds it to an origin's distance
-to choose the best next hop for that destination (routes.py):
+One mechanism measures each path at a time, the one whose path carries the DATA
+(probes.py picks it): the datagram path's own probes while it is up (`datagram`),
+PROBE round trips on the trunk stream otherwise (`stream`). Either feeds samples in;
+the route table asks for one small integer per neighbour, its *rank*, and adds it to
+an origin's distance to choose the best next hop for that destination (routes.py):
 
-  rtt sample -> smoothed RTT (RFC 6298 weights) -> cost in ms
-  lost probe -> loss rate (EWMA)                -> + LOSS_COST_MS x rate
-  queue      -> saturated (queue over a quarter of its bound) -> + SATURATED_RANK
+  stream:   rtt sample -> smoothed RTT (RFC 6298 weights); lost probe -> loss (EWMA)
+  datagram: the path's own RTT samples -> smoothed RTT (gain DATAGRAM_RTT_GAIN);
+            its loss share, taken as it is
+  cost = smoothed RTT + LOSS_COST_MS x loss     -> bucket
+  load: stream queue over a quarter of its bound, or datagrams refused by a full
+        socket buffer since the last look   -> saturated -> + SATURATED_RANK
   no answer for STALL_S while probes wait       -> stalled      -> + STALLED_RANK
 
   raw rank = bucket(cost) (log scale, with hysteresis) + penalties
@@ -40,6 +44,11 @@ STALLED_RANK = 100
 UNKNOWN_RANK = 2
 BUCKET_BASE_MS = 0.5
 HYSTERESIS = 0.2
+DATAGRAM_RTT_GAIN = 0.5
+"""Smoothing gain for the datagram path's RTT samples. It probes 2 times a second, a
+stream 10 times: at 1/2 per sample the smoothed RTT follows a change (a relay's queue
+filling) as fast as RFC 6298's 1/8 does at 10 samples a second (the old estimate keeps
+about a quarter of its weight after one second either way)."""
 
 
 def bucket(cost_ms: float) -> int:
@@ -67,6 +76,9 @@ class PathScore:
     held_until: float = 0.0
     samples: int = 0
     lost: int = 0
+    source: str = "stream"  # which probes measure the path: "stream" or "datagram"
+    send_bytes_per_s: int = 0  # datagram path only: the load it carries
+    send_refused: int = 0  # datagram path only: datagrams a full socket buffer refused
 
     def cost_ms(self) -> float:
         srtt = self.srtt_ms if self.srtt_ms is not None else 0.0
@@ -112,10 +124,54 @@ class PathScores:
             p.loss = (1.0 - LOSS_WEIGHT) * p.loss + LOSS_WEIGHT
         p.lost += count
 
-    def load(self, peer: str, *, queued_bytes: int, limit_bytes: int) -> None:
+    def datagram(
+        self,
+        peer: str,
+        *,
+        srtt_ms: float,
+        rtt_last_ms: float | None,
+        loss: float,
+        new_replies: int,
+        waiting_since: float | None,
+        send_bytes_per_s: int,
+        send_refused: int,
+    ) -> None:
+        """The datagram path's own measurements (datagram/path.py), read once a tick:
+        `new_replies` probe replies came since the last look, the latest after
+        `rtt_last_ms` (a sample; the path's `srtt_ms` seeds a first estimate); its loss
+        share replaces ours; `waiting_since`: when a probe round went out that no reply
+        has followed yet (None: answered)."""
+        p = self._path(peer)
+        if p.srtt_ms is None:
+            p.srtt_ms, p.rttvar_ms = srtt_ms, srtt_ms / 2
+        elif new_replies and rtt_last_ms is not None:
+            p.rttvar_ms = 0.75 * p.rttvar_ms + 0.25 * abs(p.srtt_ms - rtt_last_ms)
+            p.srtt_ms += DATAGRAM_RTT_GAIN * (rtt_last_ms - p.srtt_ms)
+        p.loss = loss
+        p.samples += new_replies
+        if new_replies:
+            p.last_answer = self._clock()
+        p.waiting_since = waiting_since
+        p.source = "datagram"
+        p.send_bytes_per_s = send_bytes_per_s
+        p.send_refused = send_refused
+
+    def stream(self, peer: str) -> None:
+        """The stream's PROBEs measure the path from now on (the datagram path is down
+        or absent); a stall the datagram probes found stays until a PROBE is answered."""
+        p = self._paths.get(peer)
+        if p is not None and p.source != "stream":
+            p.source = "stream"
+            p.send_bytes_per_s = 0
+
+    def load(
+        self, peer: str, *, queued_bytes: int, limit_bytes: int, refused: bool = False
+    ) -> None:
+        """Load sample: the stream's send queue, and whether datagrams to the peer were
+        refused by a full socket buffer since the last sample."""
         p = self._path(peer)
         p.queued_bytes = queued_bytes
-        p.saturated = queued_bytes > SATURATED_FRACTION * limit_bytes
+        p.saturated = queued_bytes > SATURATED_FRACTION * limit_bytes or refused
 
     def forget(self, peer: str) -> None:
         self._paths.pop(peer, None)
@@ -166,6 +222,7 @@ class PathScores:
         for peer, p in sorted(self._paths.items()):
             out[peer] = {
                 "rank": self.rank(peer),
+                "source": p.source,
                 "rtt_ms": None if p.srtt_ms is None else round(p.srtt_ms, 3),
                 "rttvar_ms": round(p.rttvar_ms, 3),
                 "loss": round(p.loss, 4),
@@ -174,5 +231,7 @@ class PathScores:
                 "stalled": self.stalled(peer),
                 "samples": p.samples,
                 "lost": p.lost,
+                "send_bytes_per_s": p.send_bytes_per_s,
+                "send_refused": p.send_refused,
             }
         return out

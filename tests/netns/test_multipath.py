@@ -1,5 +1,6 @@
-"""Two relays between two members: paths are scored, and a relay that dies or freezes
-costs at most about a second of pings. Real nodes in namespaces; assertions on ping
+"""Two relays between two members: paths are scored (by their datagram paths' own
+probes, with no stream PROBEs beside them), and a relay that dies or freezes costs at
+most about a second of pings. Real nodes in namespaces; assertions on ping
 counts at a fixed interval and on which relay forwarded, never on elapsed time."""
 
 from __future__ import annotations
@@ -75,7 +76,19 @@ def relays(lab_factory: Callable[..., Lab]) -> Iterator[Lab]:
         ),
         timeout=20,
     )
+    wait_until(
+        "both relays measured by their datagram paths on a and b",
+        lambda: all(
+            all(p["source"] == "datagram" for p in lab.status(m)["paths"].values())
+            for m in ("a", "b")
+        ),
+        timeout=20,
+    )
     yield lab
+
+
+def samples(lab: Lab, pod: str) -> dict[str, int]:
+    return {peer: p["samples"] for peer, p in lab.status(pod)["paths"].items()}
 
 
 def start_ping(lab: Lab) -> subprocess.Popen[str]:
@@ -95,6 +108,21 @@ def test_a_frozen_relay_then_a_killed_one_cost_at_most_a_second_of_pings_each(
     paths = lab.status("a")["paths"]
     assert set(paths) == set(ids.values())
     assert all(p["rtt_ms"] > 0 and not p["stalled"] for p in paths.values())
+
+    # One measurement per path: while the datagram paths are up, their own probes score
+    # them (samples grow) and no PROBE goes out on the trunk streams.
+    probes_before = counters(lab, "a")["events"].get("probe_tx", 0)
+    seen = samples(lab, "a")
+    wait_until(
+        "new samples from both datagram paths",
+        lambda: all(n >= seen[peer] + 2 for peer, n in samples(lab, "a").items()),
+        timeout=20,
+    )
+    assert counters(lab, "a")["events"].get("probe_tx", 0) == probes_before
+    # Per destination: every path's distance + rank, the best one the route in use.
+    (origin,) = [o for o in lab.status("a")["origins"] if len(o["paths"]) == 2]
+    assert set(origin["scores"]) == set(ids.values())
+    assert origin["scores"][origin["via"]] == min(origin["scores"].values())
 
     # Frozen (SIGSTOP): its trunks stay up, only the probes notice.
     frozen = relay_in_use(lab)

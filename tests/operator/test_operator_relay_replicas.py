@@ -55,7 +55,8 @@ def relay_addresses(emulator: EmulatorThread) -> list[str]:
 def allocate_node_port(kubectl: Kubectl, service: str, port: int) -> None:
     """What the API server does for a NodePort Service; the emulator does not."""
     ports = [
-        {"name": "p2p", "port": 4001, "targetPort": "p2p", "protocol": "TCP", "nodePort": port}
+        {"name": "p2p", "port": 4001, "targetPort": "p2p", "protocol": "TCP", "nodePort": port},
+        {"name": "p2p-udp", "port": 4001, "targetPort": "p2p-udp", "protocol": "UDP"},
     ]
     kubectl(
         "patch", "service", service, "-n", NS, "--type=merge",
@@ -100,6 +101,18 @@ def test_replicas_get_one_key_deployment_and_service_each_and_are_listed_by_addr
             for other in names:
                 labels = deployments[other]["spec"]["template"]["metadata"]["labels"]
                 assert (svc["spec"]["selector"].items() <= labels.items()) == (other == name)
+            # The relay's trunk stream (TCP) and datagram path (UDP), both on 4001.
+            udp = ("p2p-udp", 4001, "UDP")
+            service_ports = [(p["name"], p["port"], p["protocol"]) for p in svc["spec"]["ports"]]
+            assert service_ports == [("p2p", 4001, "TCP"), udp]
+            assert (
+                next(p for p in svc["spec"]["ports"] if p["protocol"] == "UDP")["targetPort"]
+                == "p2p-udp"
+            )
+            (container,) = dep["spec"]["template"]["spec"]["containers"]
+            assert udp in [
+                (p["name"], p["containerPort"], p["protocol"]) for p in container["ports"]
+            ]
             for obj in (dep, svc):
                 # What the operator wrote; the status is the API server's and its version's.
                 spec_only = {k: v for k, v in obj.items() if k != "status"}
