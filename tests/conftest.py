@@ -30,6 +30,15 @@ __all__ = ["control_plane"]
 os.environ["PYTHONSAFEPATH"] = "1"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `make test` runs two workers (pytest-xdist, --dist loadgroup): the tests that run
+    # network namespaces and peertap processes go one after the other on one worker, so
+    # that no two labs share the two cores; everything else spreads over both.
+    for item in items:
+        if item.get_closest_marker("netns") is not None:
+            item.add_marker(pytest.mark.xdist_group("netns"))
+
+
 def pytest_report_header() -> str:
     # The Kubernetes the operator and chart tests run against (tests/kube).
     return f"kube-apiserver: {apiserver_version()}"

@@ -65,6 +65,16 @@ def plain_tap() -> Iterator[PlainTap]:
         subprocess.run(
             ["ip", "-6", "addr", "add", "fd09::1/64", "dev", "pt-seg", "nodad"], check=True
         )
+        # The stack takes frames for an address only once it is installed and the link is
+        # up; on a loaded machine that can trail the commands above.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            shown = subprocess.run(
+                ["ip", "-o", "addr", "show", "dev", "pt-seg", "up"], capture_output=True, text=True
+            ).stdout
+            if "10.9.0.1/24" in shown and "fd09::1/64" in shown and "tentative" not in shown:
+                break
+            time.sleep(0.05)
         yield PlainTap(tap, name)
     finally:
         if tap is not None:

@@ -98,6 +98,7 @@ def test_any_change_to_a_signed_control_packet_breaks_its_signature(field: str) 
         (_control().encode()[:3] + b"\x01" + _control().encode()[4:], "flags"),
         (wire.with_hop_limit(_control().encode(), 0), "hop_limit"),
     ],
+    ids=["short", "flags", "hop_limit"],  # the packets are random: stable ids for xdist
 )
 def test_malformed_control_packets_name_their_fault(packet: bytes, reason: str) -> None:
     with pytest.raises(wire.MalformedPacket) as info:
