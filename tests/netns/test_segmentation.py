@@ -72,7 +72,8 @@ def plain_tap() -> Iterator[PlainTap]:
             shown = subprocess.run(
                 ["ip", "-o", "addr", "show", "dev", "pt-seg", "up"], capture_output=True, text=True
             ).stdout
-            if "10.9.0.1/24" in shown and "fd09::1/64" in shown and "tentative" not in shown:
+            ours = [line for line in shown.splitlines() if "fd09::1/64" in line]
+            if "10.9.0.1/24" in shown and ours and "tentative" not in ours[0]:
                 break
             time.sleep(0.05)
         yield PlainTap(tap, name)
