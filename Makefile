@@ -56,8 +56,10 @@ kube-bins:
 
 # The two-cluster run (tests/e2e/test_e2e_local.py, 2-3 minutes) is left out of make
 # test to keep it short; make test-clusters runs it, make e2e-local shows the same flow.
+# Two workers: the network-namespace tests run one after the other on one of them
+# (tests/conftest.py groups them), everything else spreads over both.
 test: venv sysdeps lint kube-bins
-	$(VENV)/bin/pytest -m "not clusters"
+	$(VENV)/bin/pytest -m "not clusters" -n 2 --dist loadgroup --durations=30
 
 test-clusters: venv sysdeps kube-bins
 	$(VENV)/bin/pytest -m clusters tests/e2e
