@@ -23,6 +23,10 @@ EXIT_RUNTIME = 1
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from . import lean_imports
+
+    if lean_imports.enabled():
+        lean_imports.install()  # before anything imports libp2p or pyroute2
     from .runner import run_node
 
     try:
