@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from peertap.sidecar.lab import Lab, topology
+from peertap.sidecar.lab import Lab, LabError, topology
 
 _spec = importlib.util.spec_from_file_location("bench", Path(__file__).with_name("bench.py"))
 assert _spec is not None and _spec.loader is not None
@@ -44,7 +45,15 @@ class Run:
     udp64_pps: float | None = None
     idle_rss_mib: dict[str, float] = field(default_factory=dict)
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
+    phase_peak_mib: dict[str, dict[str, float]] = field(default_factory=dict)
+    """VmHWM of each node after each phase (ping, tcp, udp64): where the peak was reached."""
     error: str | None = None
+
+
+def mark(run: Run, phase: str, pids: dict[str, int | None]) -> None:
+    run.phase_peak_mib[phase] = {
+        pod: status_mib(pid, "VmHWM") for pod, pid in pids.items() if pid is not None
+    }
 
 
 def status_mib(pid: int, key: str) -> float:
@@ -78,13 +87,21 @@ def run_once(name: str, env: dict[str, str], topo: str, opts: Any) -> Run:
             for pod, pid in pids.items():
                 assert pid is not None, pod
                 run.idle_rss_mib[pod] = status_mib(pid, "VmRSS")
+            dst = lab.overlay_address("b")
+            bench.wait_reachable(lab, dst)
             result = bench.Result(scenario=name)
-            bench.measure(lab, lab.overlay_address("b"), opts, result)
-            run.gbps, run.udp64_pps = result.gbps, result.udp64_pps
-            for pod, pid in pids.items():
-                assert pid is not None, pod
-                run.peak_rss_mib[pod] = status_mib(pid, "VmHWM")
-    except (bench.BenchError, OSError) as err:
+            bench.measure_ping(lab, dst, opts, result)
+            mark(run, "ping", pids)
+            tcp = bench.iperf(lab, dst, opts, ["-t", str(opts.duration)])
+            run.gbps = tcp["end"]["sum_received"]["bits_per_second"] / 1e9
+            mark(run, "tcp", pids)
+            udp = bench.iperf(
+                lab, dst, opts, ["-u", "-l", "64", "-b", "0", "-t", str(bench.UDP_SECONDS)]
+            )["end"]["sum"]
+            run.udp64_pps = (udp["packets"] - udp["lost_packets"]) / udp["seconds"]
+            mark(run, "udp64", pids)
+            run.peak_rss_mib = dict(run.phase_peak_mib["udp64"])
+    except (bench.BenchError, LabError, OSError, subprocess.SubprocessError) as err:
         run.error = f"{type(err).__name__}: {err}"
         print(f"   {name} failed: {run.error}", file=sys.stderr)
     finally:
@@ -152,7 +169,7 @@ def main() -> int:
                 runs.append(run)
                 print(
                     f"   Gbit/s {run.gbps}, 64B pps {run.udp64_pps}, idle {run.idle_rss_mib},"
-                    f" peak {run.peak_rss_mib}",
+                    f" peak after each phase {run.phase_peak_mib}",
                     flush=True,
                 )
     print()
