@@ -24,6 +24,10 @@ EXIT_RUNTIME = 1
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from . import lean_imports
+
+    if lean_imports.enabled():
+        lean_imports.install()  # before anything imports libp2p or pyroute2
     from .runner import run_node
 
     try:
@@ -124,7 +128,15 @@ def _cmd_mls_vectors(args: argparse.Namespace) -> int:
     return int(conformance.main(list(args.files)))
 
 
-def build_parser() -> argparse.ArgumentParser:
+_COMMANDS = frozenset(
+    {"run", "keygen", "pubkey", "vlan-id", "status", "topology", "config", "mls-vectors"}
+)
+"""Subcommands defined here; the others (lab, authority, psk, sim) come with their modules."""
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; for one of _COMMANDS, without the other modules' subcommands, whose
+    imports (the lab's alone pulls in pyroute2 whole and pytest) a node would carry."""
     p = argparse.ArgumentParser(prog="peertap", description="Encrypted Layer-2 overlay node.")
     p.add_argument("--version", action="version", version=f"peertap {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -176,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     mv.add_argument("files", nargs="+")
     mv.set_defaults(fn=_cmd_mls_vectors)
 
+    if command in _COMMANDS:
+        return p
     from .lab.cli import add_lab_parser
 
     add_lab_parser(sub)
@@ -192,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -2,7 +2,7 @@
 
 Every packet starts with a 4-byte common prefix:
 
-    0  u8  version      (2)
+    0  u8  version      (3; INTRO alone keeps 2, its frozen format)
     1  u8  type         (1 DATA, 2 ANNOUNCE, 3 CONTROL, 4 INTRO, 5 PROBE)
     2  u8  hop limit    (decremented by every forwarding node; 0 is never sent)
     3  u8  flags        (DATA: bit 0 = FRAGMENT, bit 1 = SENDER_TAGS; others must be 0)
@@ -59,7 +59,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-VERSION = 2
+VERSION = 3
+"""Packet version this implementation sends (docs/protocol.md, section 9: what changed)."""
+INTRO_VERSION = 2
+"""Prefix version of every INTRO, whatever the versions its sender speaks: the INTRO
+format is frozen so that nodes of any version can read each other's and refuse visibly."""
 TYPE_DATA = 1
 TYPE_ANNOUNCE = 2
 TYPE_CONTROL = 3
@@ -133,9 +137,9 @@ _TYPE_NAMES = {
 def packet_type(packet: bytes | memoryview) -> int:
     if len(packet) < PREFIX_LEN:
         raise MalformedPacket("short", f"{len(packet)} bytes")
-    if packet[0] != VERSION:
-        raise MalformedPacket("version", f"unsupported version {packet[0]}")
     t = packet[1]
+    if packet[0] != VERSION and (packet[0], t) != (INTRO_VERSION, TYPE_INTRO):
+        raise MalformedPacket("version", f"unsupported version {packet[0]}")
     if t not in _TYPE_NAMES:
         raise MalformedPacket("type", f"unknown packet type {t}")
     if packet[HOP_OFFSET] == 0:
@@ -144,10 +148,19 @@ def packet_type(packet: bytes | memoryview) -> int:
 
 
 def _check_prefix(
-    version: int, ptype: int, hop: int, flags: int, *, expected: int, allowed_flags: int = 0
+    version: int,
+    ptype: int,
+    hop: int,
+    flags: int,
+    *,
+    expected: int,
+    allowed_flags: int = 0,
+    prefix_version: int = VERSION,
 ) -> None:
-    if version != VERSION or ptype != expected:
-        raise MalformedPacket("type", f"not a version-{VERSION} {_TYPE_NAMES[expected]} packet")
+    if version != prefix_version or ptype != expected:
+        raise MalformedPacket(
+            "type", f"not a version-{prefix_version} {_TYPE_NAMES[expected]} packet"
+        )
     if flags & ~allowed_flags:
         raise MalformedPacket("flags", f"unknown flags {flags:#x}")
     if hop == 0:
@@ -304,8 +317,9 @@ def decode_control(packet: bytes | memoryview) -> Control:
 ROLE_RELAY = 0x01
 ROLE_DATAGRAM = 0x02
 """INTRO roles bit 1: the sender runs the datagram path (docs/protocol.md, section 8b)."""
-LOWEST_VERSION = VERSION
-"""Oldest protocol version this implementation speaks."""
+LOWEST_VERSION = 3
+"""Oldest protocol version this implementation speaks: version 2 nodes cannot read
+version 3 packets (docs/protocol.md, section 9), so a node speaks 3 only."""
 
 
 def common_version(lowest: int, highest: int) -> int | None:
@@ -323,7 +337,7 @@ _INTRO = struct.Struct(">BBBBBBBB")
 class Intro:
     """A node's introduction: protocol versions, roles and its node credentials."""
 
-    lowest: int = VERSION
+    lowest: int = LOWEST_VERSION
     highest: int = VERSION
     roles: int = 0
     credentials: tuple[bytes, ...] = ()
@@ -333,7 +347,7 @@ class Intro:
             raise ValueError(f"at most {MAX_INTRO_CREDENTIALS} credentials fit an INTRO")
         out = [
             _INTRO.pack(
-                VERSION,
+                INTRO_VERSION,
                 TYPE_INTRO,
                 1,
                 0,
@@ -354,7 +368,7 @@ def decode_intro(packet: bytes | memoryview) -> Intro:
     if len(packet) < _INTRO.size:
         raise MalformedPacket("short", f"INTRO of {len(packet)} bytes")
     version, ptype, hop, flags, lowest, highest, roles, count = _INTRO.unpack_from(packet)
-    _check_prefix(version, ptype, hop, flags, expected=TYPE_INTRO)
+    _check_prefix(version, ptype, hop, flags, expected=TYPE_INTRO, prefix_version=INTRO_VERSION)
     if lowest > highest or count > MAX_INTRO_CREDENTIALS:
         raise MalformedPacket("intro", f"versions {lowest}..{highest}, {count} credentials")
     data = bytes(packet)

@@ -1,4 +1,4 @@
--- PeerTap packet dissector for Wireshark and tshark (protocol version 2).
+-- PeerTap packet dissector for Wireshark and tshark (protocol version 3).
 --
 -- Decodes the PeerTap packets in traces written by `peertap run --trace FILE.pcapng`:
 -- link type LINKTYPE_USER0 (147), one interface per trunk, each packet exactly as
@@ -179,7 +179,8 @@ function peertap.dissector(buf, pinfo, root)
     flags:add(f.fragment, buf(3, 1))
     flags:add(f.sender_tags, buf(3, 1))
     pinfo.cols.info = TYPES[kind] or string.format("type %d", kind)
-    if version ~= 2 then
+    -- INTRO keeps its frozen prefix version 2 (docs/protocol.md, section 9).
+    if version ~= 3 and not (version == 2 and kind == 4) then
         tree:add_proto_expert_info(ef_version)
         return buf:len()
     end

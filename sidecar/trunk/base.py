@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 PROTOCOL_ID = "/peertap/trunk/2.0.0"
-"""libp2p protocol id of the trunk stream."""
+"""libp2p protocol id of the trunk stream. It names the stream's framing (length-prefixed
+records), unchanged since version 2, not the packet version (wire.VERSION): nodes of
+packet versions 2 and 3 meet at the INTRO and refuse each other there, with a reason
+(docs/protocol.md, section 9)."""
 
 SIMULTANEOUS_OPEN_WINDOW_S = 5.0
 """A trunk younger than this loses to a stream opened by a lower peer id (tie-break)."""

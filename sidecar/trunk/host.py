@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Literal
+from typing import Any, Literal
 
 import trio
 from libp2p import new_host
@@ -24,6 +24,7 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.security.tls.transport import PROTOCOL_ID as TLS_PROTOCOL_ID
 from libp2p.security.tls.transport import TLSTransport
+from libp2p.stream_muxer import muxer_multistream
 from libp2p.stream_muxer.yamux import yamux as yamux_module
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
@@ -48,8 +49,76 @@ def security_options(key_pair: KeyPair, security: Security) -> TSecurityOptions:
     return {NOISE_PROTOCOL_ID: NoiseTransport(key_pair, noise_privkey=noise_key)}
 
 
+DEFAULT_RECEIVE_WINDOW = yamux_module.DEFAULT_WINDOW_SIZE
+RECEIVE_SLACK = 256 * 1024
+"""Bytes a peer may have buffered here beyond the receive window it was granted (the
+stream's Yamux target window) before its stream is cut off. An honest peer never sends
+past its window; the slack only absorbs frames already in flight when a window shrinks."""
+
+
+class FlowControlViolation(Exception):
+    """A peer sent more on a Yamux stream than the receive window it was granted."""
+
+
+class _Violations:
+    """Process-wide count of streams cut off for ignoring the receive window."""
+
+    count = 0
+
+
+def window_violations() -> int:
+    return _Violations.count
+
+
+class _BoundedBuffer(bytearray):
+    """A Yamux stream's receive buffer that refuses to grow past the stream's window.
+
+    py-libp2p only logs a peer that exceeds the receive window and keeps buffering what
+    it sends, so a peer ignoring flow control could fill memory while the node layer is
+    busy or before the INTRO is read. Refusing raises inside py-libp2p's frame reader,
+    which then marks the stream closed for reading: its reader sees the end of the
+    stream and the trunk drops it; the connection stays framed (the frame was read).
+    """
+
+    muxer: Yamux | None = None
+    stream_id = 0
+
+    def extend(self, data: Any) -> None:
+        muxer = self.muxer
+        stream = muxer.streams.get(self.stream_id) if muxer is not None else None
+        window = DEFAULT_RECEIVE_WINDOW
+        if stream is not None:
+            window = max(stream.target_recv_window, stream.recv_window)
+        if len(self) + len(data) > window + RECEIVE_SLACK:
+            _Violations.count += 1
+            raise FlowControlViolation(
+                f"stream {self.stream_id}: {len(self) + len(data)} bytes buffered, window {window}"
+            )
+        super().extend(data)
+
+
+class _BoundedBuffers(dict[int, bytearray]):
+    def __init__(self, muxer: Yamux) -> None:
+        super().__init__()
+        self.muxer = muxer
+
+    def __setitem__(self, stream_id: int, buffer: bytearray) -> None:
+        bounded = _BoundedBuffer(buffer)
+        bounded.muxer = self.muxer
+        bounded.stream_id = stream_id
+        super().__setitem__(stream_id, bounded)
+
+
+class BoundedYamux(Yamux):
+    """py-libp2p's Yamux whose stream receive buffers hold at most the granted window."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stream_buffers = _BoundedBuffers(self)
+
+
 def muxer_options() -> TMuxerOptions:
-    return {TProtocol(YAMUX_PROTOCOL_ID): Yamux}
+    return {TProtocol(YAMUX_PROTOCOL_ID): BoundedYamux}
 
 
 def quiet_libp2p_logging() -> None:
@@ -80,6 +149,8 @@ def tune_yamux() -> None:
     """
     os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
     yamux_module.MAX_MESSAGE_SIZE = min(yamux_module.MAX_MESSAGE_SIZE, YAMUX_FRAME_FOR_NOISE)
+    # py-libp2p builds its Yamux class by name, whatever class the muxer options give.
+    muxer_multistream.Yamux = BoundedYamux  # type: ignore[attr-defined]
 
 
 def trunk_connection_config() -> ConnectionConfig:

@@ -46,6 +46,7 @@ from .host import (
     peer_id_of,
     quiet_libp2p_logging,
     raise_receive_window,
+    window_violations,
     write_within_window,
 )
 from .records import RecordSplitter, check_record
@@ -329,6 +330,8 @@ class Trunk:
     def stats(self) -> dict[str, int]:
         counters = dict(vars(self._counters))
         counters["peers"] = len(self._up)
+        # Process-wide: streams cut off for sending past their receive window (host.py).
+        counters["window_violations"] = window_violations()
         if self._datagram is not None:
             counters.update(self._datagram.stats())
         counters["queued_bytes"] = sum(

@@ -207,7 +207,7 @@ class Hostile:
         keys = [identity.generate() for _ in range(50)]
         while True:
             batch = [self._signed_junk(random.choice(keys)) for _ in range(50)]
-            batch += [b"\x02\x03\x08\x00" + os.urandom(200) for _ in range(50)]
+            batch += [bytes([wire.VERSION, 3, 8, 0]) + os.urandom(200) for _ in range(50)]
             self.send("control_junk", batch)
             keys[random.randrange(len(keys))] = identity.generate()
             await trio.sleep(0)

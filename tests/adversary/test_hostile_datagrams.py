@@ -5,8 +5,8 @@ test_hostile_peers.py: a and b reach each other only through relay r; x is the a
   sessions, forgeries under live sessions and replays of real datagrams it captured:
   every one is dropped and counted, no replayed frame reaches a member, and the datagram
   paths stay up and keep carrying a's pings.
-- A peer speaking only a protocol version the relay does not speak is refused with a
-  counted reason, and never becomes a peer.
+- Peers speaking only an older (2) or a newer protocol version than the relay are
+  refused with a counted reason, and never become peers.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from test_hostile_peers import MAX_LOSS, hostile_lab, launch, ping_loss, report, start
 
+from peertap.sidecar import wire
 from peertap.sidecar.datagram import codec
 from peertap.sidecar.lab import Lab
 
@@ -160,14 +161,20 @@ def test_forged_replayed_and_garbage_datagrams_are_dropped_counted_and_change_no
     assert trunk(lab, "r")["datagram_peers_up"] >= 2
 
 
-def test_a_peer_speaking_only_a_newer_version_is_refused_and_counted(
+def test_peers_speaking_only_an_older_or_a_newer_version_are_refused_and_counted(
     lab_factory: Callable[..., Lab], tmp_path: Path
 ) -> None:
     lab = lab_factory(hostile_lab().model_copy(update={"trace": False}), start_nodes=False)
     start(lab)
-    proc = launch(lab, tmp_path, "stranger", duration=6, versions="3-4")
-    rep = report(proc)
-    assert not rep["admitted"]
+    # One peer speaks only version 2 (the INTRO a version 2 node sends), one only versions
+    # newer than this node's; both hold a valid credential, so only the version refuses.
+    ranges = {"older": "2-2", "newer": f"{wire.VERSION + 1}-{wire.VERSION + 2}"}
+    procs = {}
+    for name, versions in ranges.items():
+        (tmp_path / name).mkdir()
+        procs[name] = launch(lab, tmp_path / name, "stranger", duration=6, versions=versions)
+    for proc in procs.values():
+        assert not report(proc)["admitted"]
     relay = lab.status("r")
-    assert relay["counters"]["drops"]["admission_refused_version"] >= 1
+    assert relay["counters"]["drops"]["admission_refused_version"] >= len(ranges)
     assert len(relay["peers"]) == 2

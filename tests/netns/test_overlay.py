@@ -352,11 +352,11 @@ def test_malformed_and_replayed_packets_are_dropped_and_counted(
     malformed = [
         "00",  # too short
         "0101050000",  # wrong version
-        "02630500" + "00" * 80,  # unknown type
-        "02010000" + "00" * 80,  # hop limit 0
-        "02010580" + "00" * 80,  # unknown flags
-        "02010500" + "00" * 40,  # truncated DATA
-        "02020500" + "11" * 57 + "0005" + "00" * 64,  # ANNOUNCE whose count lies
+        "03630500" + "00" * 80,  # unknown type
+        "03010000" + "00" * 80,  # hop limit 0
+        "03010580" + "00" * 80,  # unknown flags
+        "03010500" + "00" * 40,  # truncated DATA
+        "03020500" + "11" * 57 + "0005" + "00" * 64,  # ANNOUNCE whose count lies
         # A fresh counter with the original ciphertext: passes dedup and replay, fails auth.
         captured[0][: 60 * 2] + "7f" * 8 + captured[0][68 * 2 :],
     ]

@@ -171,7 +171,7 @@ def test_a_trunk_that_floods_control_is_limited_and_others_are_not() -> None:
     mv = _mvlan(relay=True, limits=LimitsConfig(control_per_trunk_per_s=5))
     for _ in range(40):
         with contextlib.suppress(wire.MalformedPacket):  # the node counts these
-            mv.on_control("p1", b"\x02\x03\x05\x00 junk", {})
+            mv.on_control("p1", bytes([wire.VERSION, 3, 5, 0]) + b" junk", {})
     assert mv.counters.drops["control_rate_trunk"] == 30
     mv.on_control("p2", _packet(), {})
     assert mv.counters.events["control_rx"] == 1

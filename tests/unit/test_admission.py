@@ -14,6 +14,8 @@ import pytest
 from peertap.sidecar import admission, identity, wire
 from peertap.sidecar.admission.credential import from_text
 from peertap.sidecar.admission.files import CredentialFileError, OwnCredentials
+from peertap.sidecar.admission.gate import AdmissionGate
+from peertap.sidecar.counters import Counters
 from peertap.sidecar.private import authority
 
 AUTH = identity.generate()
@@ -134,3 +136,35 @@ def test_own_credential_files_load_reload_and_keep_the_old_on_a_bad_rewrite(
 def test_a_missing_own_credential_stops_the_node_with_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CredentialFileError, match="node credential"):
         OwnCredentials([tmp_path / "absent.cred"]).load()
+
+
+# The exact INTRO a version 2 node sends: frozen prefix 02 04 01 00, versions 2..2, no
+# roles, no credential.
+VERSION_2_INTRO = bytes.fromhex("0204010002020000")
+
+
+def gate(mode: str = "open") -> tuple[AdmissionGate, Counters]:
+    counters = Counters()
+    g = AdmissionGate(
+        policy=policy(mode), credentials=OwnCredentials([]), relay=False, counters=counters
+    )
+    return g, counters
+
+
+def test_a_version_2_node_and_this_one_refuse_each_other_with_a_counted_reason() -> None:
+    # This node reads the version 2 INTRO (frozen format) and refuses it for its versions,
+    # not as malformed, even in open mode.
+    g, counters = gate("open")
+    assert not g.admit(NODE.peer_id, VERSION_2_INTRO)
+    assert counters.drops["admission_refused_version"] == 1
+    assert counters.drops["admission_refused"] == 1
+    assert not any(k.startswith("admission_refused_malformed") for k in counters.drops)
+    # What this node sends keeps the version 2 layout: a version 2 node reads the range
+    # 3..3 from it, has no version in common and refuses with the same reason.
+    ours = g.intro()
+    assert ours[:4] == VERSION_2_INTRO[:4]
+    assert (ours[4], ours[5]) == (wire.VERSION, wire.VERSION) == (3, 3)
+    assert wire.common_version(2, 2) is None
+    # A fresh INTRO of an admitted peer is still recognised on a live trunk.
+    assert wire.packet_type(ours) == wire.TYPE_INTRO
+    assert g.admit(NODE.peer_id, ours)

@@ -61,9 +61,9 @@ def test_path_records_round_trip_and_refuse_bad_shapes() -> None:
         (offer.encode()[:-1], "path_kind"),
         (codec.Offer(0, bytes(32)).encode(), "path_offer"),
         (codec.Key(0, bytes(32), bytes(32)).encode(), "path_key"),
-        (b"\x02\x06\x01\x00\x09", "path_kind"),
-        (b"\x02\x06\x02\x00\x01" + bytes(34), "path_prefix"),
-        (b"\x02\x06", "path_short"),
+        (b"\x03\x06\x01\x00\x09", "path_kind"),
+        (b"\x03\x06\x02\x00\x01" + bytes(34), "path_prefix"),
+        (b"\x03\x06", "path_short"),
     ]:
         with pytest.raises(codec.MalformedDatagram) as err:
             codec.parse_path_record(bad)
@@ -274,10 +274,10 @@ def test_a_channel_drops_and_counts_datagrams_it_cannot_use() -> None:
 
 
 def test_intro_versions_pick_the_best_common_one() -> None:
-    assert wire.common_version(2, 2) == 2
+    assert wire.common_version(3, 3) == 3
     assert wire.common_version(1, 9) == wire.VERSION
-    assert wire.common_version(3, 4) is None
-    assert wire.common_version(1, 1) is None
+    assert wire.common_version(4, 5) is None
+    assert wire.common_version(2, 2) is None
 
 
 def test_socket_refuses_ip_fragmentation() -> None:

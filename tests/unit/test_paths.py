@@ -199,8 +199,8 @@ def test_a_probe_flood_draws_a_bounded_number_of_replies() -> None:
     [
         wire.Probe(1, 2).encode()[:-1],
         wire.Probe(1, 2).encode() + b"x",
-        bytes([2, 5, 1, 0x02]) + bytes(16),  # unknown flag
-        bytes([2, 5, 0, 0]) + bytes(16),  # hop limit 0
+        bytes([wire.VERSION, 5, 1, 0x02]) + bytes(16),  # unknown flag
+        bytes([wire.VERSION, 5, 0, 0]) + bytes(16),  # hop limit 0
     ],
 )
 def test_malformed_probes_raise_malformed_packet(packet: bytes) -> None:

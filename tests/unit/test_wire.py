@@ -100,7 +100,8 @@ def _data(**kw):
     [
         (b"\x01", "short"),
         (b"\x01\x01\x05\x00" + bytes(80), "version"),
-        (b"\x02\x09\x05\x00" + bytes(80), "type"),
+        (b"\x02\x01\x05\x00" + bytes(80), "version"),  # a version 2 DATA packet
+        (bytes([wire.VERSION, 9, 5, 0]) + bytes(80), "type"),
         (_data(hop_limit=0), "hop_limit"),
         (_data()[:70], "short"),
         (_data(flags=0x80), "flags"),
