@@ -1,6 +1,7 @@
 """Bodies of CONTROL packets on the management VLAN (docs/protocol.md, "Management VLAN").
 
-    HELLO       group tag (16) | epoch (u64) | MLS-ID (16) | members (u32) | credential
+    HELLO       group tag (16) | epoch (u64) | MLS-ID (16) | members (u32) | credential,
+                or 00 | credential digest (16) (credential_book.py)
     KEYPACKAGE  target group tag (16) | MLSMessage(KeyPackage)
     COMMIT      group tag (16) | epoch the commit applies to (u64) | MLSMessage(PublicMessage)
     WELCOME     group tag (16) | epoch it welcomes into (u64) | MLSMessage(Welcome)
@@ -45,6 +46,8 @@ _HELLO = struct.Struct(">16sQ16sI")
 _EPOCH_MSG = struct.Struct(">16sQ")
 _PART = struct.Struct(">16sBHH")
 PART_HEADER_LEN = _PART.size
+DIGEST_MARK = b"\x00"
+DIGEST_LEN = 16
 
 
 class MalformedControl(ValueError):
@@ -57,21 +60,35 @@ def group_tag(group_id: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Hello:
+    """A member's presence. It carries either its whole credential (`credential`) or,
+    once receivers can have it, the credential's digest (`digest`, credential is empty).
+    A credential document is JSON, so it never starts with the 00 byte that marks a digest."""
+
     group: bytes
     epoch: int
     mls_id: bytes
     members: int
     credential: bytes
+    digest: bytes = b""
 
     def encode(self) -> bytes:
-        return _HELLO.pack(self.group, self.epoch, self.mls_id, self.members) + self.credential
+        head = _HELLO.pack(self.group, self.epoch, self.mls_id, self.members)
+        if self.credential:
+            return head + self.credential
+        assert len(self.digest) == DIGEST_LEN
+        return head + DIGEST_MARK + self.digest
 
     @classmethod
     def decode(cls, body: bytes) -> Hello:
         if len(body) <= _HELLO.size:
             raise MalformedControl(f"HELLO of {len(body)} bytes")
         group, epoch, mls_id, members = _HELLO.unpack_from(body)
-        return cls(group, epoch, mls_id, members, body[_HELLO.size :])
+        rest = body[_HELLO.size :]
+        if rest[:1] != DIGEST_MARK:
+            return cls(group, epoch, mls_id, members, rest)
+        if len(rest) != 1 + DIGEST_LEN:
+            raise MalformedControl(f"HELLO with a credential digest of {len(rest) - 1} bytes")
+        return cls(group, epoch, mls_id, members, b"", rest[1:])
 
 
 @dataclass(frozen=True)

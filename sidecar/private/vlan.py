@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,10 +38,11 @@ from ..mls import Group, KeyPackageBundle, MLSError, make_key_package
 from ..mls.errors import DecryptError, SignatureError
 from ..mls.group import Member
 from ..mls.structs import Credential, KeyPackage, MLSMessage, Update
-from . import authority, chunks
+from . import authority, chunks, credential_book
 from . import handshake as hs
 from . import lifecycle as lc
 from . import messages as m
+from .credential_book import CredentialBook
 from .credentials import CredentialCheck
 from .lifecycle import PrivateSettings
 from .macprobe import MacClaim, MacProber, bind_claim
@@ -55,6 +57,9 @@ TICK_S = 0.25
 MAX_VIEWS = 64
 # Init keys of KeyPackages already added (a joiner republishes the same one until welcomed).
 MAX_CONSUMED = 4096
+# HELLOs naming a credential we do not know yet (by digest), kept, the latest per signer,
+# until a Welcome brings the tree that holds it.
+MAX_UNRESOLVED = 4096
 
 # Sends (kind, body) CONTROL messages of a VLAN in order, all or none; True once accepted
 # for sending (towards at least one peer).
@@ -137,7 +142,15 @@ class PrivateVlan:
         )
         self._roster_key: tuple[int, int] | None = None
         self._roster_list: list[Member] = []
+        self._roster_by_key: dict[bytes, Member] = {}
         self._own: Member | None = None
+        # Small HELLOs (credential_book.py): credentials verified from full HELLOs of nodes
+        # outside our group (our group's are in its tree), HELLOs whose digest we could
+        # not resolve yet, and whether our next HELLO must carry our whole credential.
+        self._book = CredentialBook()
+        self._unresolved: OrderedDict[bytes, tuple[float, m.Hello]] = OrderedDict()
+        self._full_due = True
+        self._own_digest = (b"", b"")
         self._parts = chunks.Reassembler(counters=counters, clock=clock)
         # A joiner's HELLO (or another group's) waits for an answer: our HELLO, at once.
         self._answer_due = False
@@ -191,13 +204,75 @@ class PrivateVlan:
             self.counters.drop("mvlan_error")
 
     def _on_hello(self, signer: bytes, hello: m.Hello) -> None:
+        now = self._clock()
         try:
-            self._creds.check(hello.credential, signer)
+            if hello.credential:
+                cred = self._creds.check(hello.credential, signer)
+                if self._leaf_of(signer) is None:
+                    self._book.learn(signer, hello.credential, cred)
+                self._unresolved.pop(signer, None)
+            else:
+                known_cred = self._known_credential(signer, hello.digest)
+                if known_cred is None:
+                    self._unresolvable(signer, hello, now)
+                    return
+                self._creds.valid(known_cred, signer)
+                self.counters.inc("mvlan_hello_digests")
         except authority.CredentialError as err:
             self.counters.drop(f"mvlan_rejected_{err.reason}")
             return
+        self._heard_hello(signer, hello, now)
+
+    def _known_credential(self, signer: bytes, digest: bytes) -> authority.MemberCredential | None:
+        """The credential `signer` names by `digest`: its leaf's in our group's tree, or one
+        verified from a full HELLO of `signer`; None if unknown. A digest stands only for a
+        credential verified for its signer (the signer's key is hashed into it)."""
+        leaf = self._leaf_of(signer)
+        if leaf is not None:
+            data = leaf.credential.identity
+            if credential_book.digest(signer, data) == digest:
+                return self._creds.check(data, signer)
+        return self._book.lookup(signer, digest)
+
+    def _leaf_of(self, key: bytes) -> Member | None:
+        """The leaf of node key `key` in our group's current tree, if any."""
+        if self.group is None:
+            return None
+        self._roster(self.group)
+        return self._roster_by_key.get(key)
+
+    def _unresolvable(self, signer: bytes, hello: m.Hello, now: float) -> None:
+        """A HELLO naming a credential we do not hold: not heard (it may be another's digest,
+        or a member's we will learn from a Welcome's tree, then it counts). Kept for that;
+        if it shows another group, the committer's answer (a full HELLO) tells its members
+        of ours, whose answer in turn tells us of theirs."""
+        self.counters.drop("mvlan_hello_unresolved")
+        self._unresolved[signer] = (now, hello)
+        self._unresolved.move_to_end(signer)
+        while len(self._unresolved) > MAX_UNRESOLVED:
+            self._unresolved.popitem(last=False)
+        if hello.group != self.tag and self.group is not None:
+            self._answer_due = True
+
+    def _resolve_unresolved(self) -> None:
+        """Our group's tree just changed (we entered it): HELLOs of its members heard by
+        digest count now, as heard when they arrived."""
+        for signer, (at, hello) in list(self._unresolved.items()):
+            try:
+                cred = self._known_credential(signer, hello.digest)
+                if cred is None:
+                    continue
+                self._creds.valid(cred, signer)
+            except authority.CredentialError:
+                continue
+            del self._unresolved[signer]
+            heard = self._heard.get(signer)
+            if heard is None or heard.at < at:
+                self._heard_hello(signer, hello, at)
+
+    def _heard_hello(self, signer: bytes, hello: m.Hello, now: float) -> None:
+        """A HELLO whose credential is valid, heard at `now`."""
         known = self._heard.get(signer)
-        now = self._clock()
         self._heard[signer] = Heard(now, hello)
         if hello.group != m.NO_GROUP:
             self._groups[hello.group] = (now, hello.members)
@@ -391,8 +466,10 @@ class PrivateVlan:
         self._self_update.refreshed(self._clock())
         self._new_epoch()
         self._last_hello = float("-inf")
+        self._full_due = True
         if self.mac_probe is not None:
             self.mac_probe.restart()
+        self._resolve_unresolved()
         self._wake.set()
 
     def _leave(self, *, keep_keys: bool = False) -> None:
@@ -462,6 +539,7 @@ class PrivateVlan:
             roster = sorted(group.members(), key=lambda x: x.index)
             own = next(x for x in roster if x.index == group.own_leaf_index)
             self._roster_key, self._roster_list, self._own = key, roster, own
+            self._roster_by_key = {x.signature_key: x for x in roster}
         return self._roster_list
 
     @property
@@ -472,8 +550,10 @@ class PrivateVlan:
         return self._own
 
     def hello_now(self) -> None:
-        """Send our HELLO at the next tick (a trunk just came up: tell whoever is behind it)."""
+        """Send our HELLO, with our whole credential, at the next tick (a trunk just came
+        up: tell whoever is behind it, who may not know us)."""
         self._last_hello = float("-inf")
+        self._full_due = True
         self._wake.set()
 
     def _members(self) -> int:
@@ -522,7 +602,7 @@ class PrivateVlan:
         if self._is_committer(now, group):
             self._last_answer = now
             self.counters.inc("mvlan_hello_answers")
-            await self._send(m.HELLO, self._hello().encode())
+            await self._send(m.HELLO, self._hello(full=True).encode())
 
     def _is_committer(self, now: float, group: Group) -> bool:
         """lc.committer for us, without building the live set: walk the leaves in order
@@ -547,16 +627,29 @@ class PrivateVlan:
             log.warning("vlan %s: ignoring the new credential: %s", self.vlan_id.hex(), err)
             return
         self.credential = fresh
+        self._full_due = True
         self._bundle = None
         self._own_checked = float("-inf")
 
-    def _hello(self) -> m.Hello:
+    def _hello(self, *, full: bool = False) -> m.Hello:
+        """Our HELLO. It carries our whole credential while we have no group (a joiner's
+        question must be understood by all), when `full` (an answer), from the committer
+        (what relays cache for joiners), and once after we enter a group, a trunk comes up
+        or our credential changes; otherwise the credential's digest (receivers know it
+        from our leaf or from an earlier full HELLO)."""
         g = self.group
         if g is None:
             return m.Hello(m.NO_GROUP, 0, bytes(16), 0, self.credential)
-        return m.Hello(
-            self.tag, g.epoch, self.keys.current().mls_id, len(self._roster(g)), self.credential
-        )
+        view = (self.tag, g.epoch, self.keys.current().mls_id, len(self._roster(g)))
+        if full or self._full_due or self._is_committer(self._clock(), g):
+            self._full_due = False
+            return m.Hello(*view, self.credential)
+        if self._own_digest[0] != self.credential:
+            self._own_digest = (
+                self.credential,
+                credential_book.digest(self.own_key, self.credential),
+            )
+        return m.Hello(*view, b"", self._own_digest[1])
 
     def _heard_groups(self, now: float) -> list[lc.GroupView]:
         timeout = self.settings.member_timeout_for
