@@ -8,6 +8,8 @@
     PROPOSAL    group tag (16) | epoch it applies to (u64) | MLSMessage(PublicMessage)
     MACPROBE    group tag (16) | epoch (u64) | MLSMessage(PrivateMessage: macprobe.py)
     PART        message id (16) | kind (u8) | index (u16) | count (u16) | data (chunks.py)
+    DIRECTED    count (u8) | count node keys (32 each) | kind (u8: WELCOME or PART) | body
+                (routes.py: relays send it only toward those nodes when they know the way)
     REVOCATION  the authority's signed revocation list (revocation.py), forwarded as is
 
 A group tag is BLAKE3-128 of the MLS group id; all zeros means "no group".
@@ -28,6 +30,7 @@ WELCOME = 4
 PROPOSAL = 5
 MACPROBE = 6
 PART = 7
+DIRECTED = 8
 REVOCATION = 16
 KINDS = {
     HELLO: "hello",
@@ -37,6 +40,7 @@ KINDS = {
     PROPOSAL: "proposal",
     MACPROBE: "macprobe",
     PART: "part",
+    DIRECTED: "directed",
     REVOCATION: "revocation",
 }
 
@@ -48,6 +52,10 @@ _PART = struct.Struct(">16sBHH")
 PART_HEADER_LEN = _PART.size
 DIGEST_MARK = b"\x00"
 DIGEST_LEN = 16
+KEY_LEN = 32
+MAX_DESTINATIONS = 64
+# What a DIRECTED message may carry: a Welcome, whole or in PARTs.
+DIRECTABLE = (WELCOME, PART)
 
 
 class MalformedControl(ValueError):
@@ -148,8 +156,45 @@ class Part:
         if len(body) <= _PART.size:
             raise MalformedControl(f"PART of {len(body)} bytes")
         mid, kind, index, count = _PART.unpack_from(body)
-        if kind not in KINDS or kind == PART:
+        if kind not in KINDS or kind in (PART, DIRECTED):
             raise MalformedControl(f"PART of a message of kind {kind}")
         if not index < count:
             raise MalformedControl(f"PART {index} of {count}")
         return cls(mid, kind, index, count, body[_PART.size :])
+
+
+def directed_overhead(destinations: int) -> int:
+    """Bytes a DIRECTED wrapper adds to the body it carries."""
+    return 2 + KEY_LEN * destinations
+
+
+@dataclass(frozen=True)
+class Directed:
+    """A message for a few nodes (a Welcome for its joiners): relays that learned the
+    trunk leading to each of them send it only there, others flood it (routes.py)."""
+
+    destinations: tuple[bytes, ...]
+    kind: int  # WELCOME or PART (of a WELCOME)
+    body: bytes
+
+    def encode(self) -> bytes:
+        assert 1 <= len(self.destinations) <= MAX_DESTINATIONS
+        assert all(len(d) == KEY_LEN for d in self.destinations)
+        keys = b"".join(self.destinations)
+        return bytes([len(self.destinations)]) + keys + bytes([self.kind]) + self.body
+
+    @classmethod
+    def decode(cls, body: bytes) -> Directed:
+        if not body:
+            raise MalformedControl("empty DIRECTED")
+        count = body[0]
+        if not 1 <= count <= MAX_DESTINATIONS:
+            raise MalformedControl(f"DIRECTED to {count} nodes")
+        end = 1 + KEY_LEN * count
+        if len(body) <= end + 1:
+            raise MalformedControl(f"DIRECTED of {len(body)} bytes to {count} nodes")
+        kind = body[end]
+        if kind not in DIRECTABLE:
+            raise MalformedControl(f"DIRECTED {KINDS.get(kind, kind)}")
+        keys = tuple(body[1 + KEY_LEN * i : 1 + KEY_LEN * (i + 1)] for i in range(count))
+        return cls(keys, kind, body[end + 1 :])

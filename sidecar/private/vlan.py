@@ -61,6 +61,26 @@ MAX_CONSUMED = 4096
 # until a Welcome brings the tree that holds it.
 MAX_UNRESOLVED = 4096
 
+# Welcomes sent toward their joiners, watched until WELCOME_REFLOOD_S later (vlan.py).
+WELCOME_REFLOOD_S = 2.0
+MAX_WATCHED_WELCOMES = 16
+
+# A message to send: kind, body, and the node keys it is for (empty: everyone).
+Outgoing = tuple[int, bytes, tuple[bytes, ...]]
+
+
+def _packets(kind: int, body: bytes, to: tuple[bytes, ...]) -> list[tuple[int, bytes]]:
+    """The CONTROL packets (kind, body) of one message: PARTs if it is too large for one,
+    each wrapped in DIRECTED if the message is for the nodes `to` only."""
+    if not to:
+        return chunks.split(kind, body)
+    extra = m.directed_overhead(len(to))
+    pieces = chunks.split(
+        kind, body, part_data=chunks.PART_DATA_MAX - extra, max_body=chunks.BODY_MAX - extra
+    )
+    return [(m.DIRECTED, m.Directed(to, k, b).encode()) for k, b in pieces]
+
+
 # Sends (kind, body) CONTROL messages of a VLAN in order, all or none; True once accepted
 # for sending (towards at least one peer).
 Emit = Callable[[bytes, Sequence[tuple[int, bytes]]], Awaitable[bool]]
@@ -155,6 +175,8 @@ class PrivateVlan:
         # A joiner's HELLO (or another group's) waits for an answer: our HELLO, at once.
         self._answer_due = False
         self._last_answer = float("-inf")
+        # Welcomes we sent toward their joiners: (when, WELCOME body, joiners' node keys).
+        self._welcomes: list[tuple[float, bytes, tuple[bytes, ...]]] = []
         self._found_at: float | None = None
         self._reoffer = False
         self._wake = trio.Event()
@@ -177,6 +199,13 @@ class PrivateVlan:
                 if whole is not None:
                     kind, body = whole
                     self.on_control(dataclasses.replace(msg, kind=kind, body=body))
+                return
+            if msg.kind == m.DIRECTED:
+                directed = m.Directed.decode(msg.body)
+                if self.own_key in directed.destinations:
+                    self.on_control(
+                        dataclasses.replace(msg, kind=directed.kind, body=directed.body)
+                    )
                 return
             if msg.kind == m.HELLO:
                 self._on_hello(msg.signer, m.Hello.decode(msg.body))
@@ -584,8 +613,10 @@ class PrivateVlan:
         elif self._answer_due:
             await self._answer(now)
         if self.group is None:
+            self._welcomes.clear()
             await self._joining(now)
         else:
+            await self._reflood_welcomes(now)
             await self._member(now, self.group)
 
     async def _answer(self, now: float) -> None:
@@ -806,30 +837,57 @@ class PrivateVlan:
             self.counters.drop("mvlan_commit_failed")
             self._offers.clear()
             return
-        out = [(m.COMMIT, m.EpochMessage(self.tag, epoch, result.commit_message.encode()))]
+        out: list[Outgoing] = [
+            (m.COMMIT, m.EpochMessage(self.tag, epoch, result.commit_message.encode()).encode(), ())
+        ]
+        # The WELCOME goes toward its joiners only (DIRECTED), when they are few enough.
+        joiners = tuple(kp.leaf_node.signature_key for kp in adds)
+        if len(joiners) > m.MAX_DESTINATIONS:
+            joiners = ()
+        welcome = b""
         if result.welcome is not None:
-            out.append((m.WELCOME, m.EpochMessage(self.tag, epoch + 1, result.welcome.encode())))
+            welcome = m.EpochMessage(self.tag, epoch + 1, result.welcome.encode()).encode()
+            out.append((m.WELCOME, welcome, joiners))
         # Nothing may await between commit and merge: an incoming COMMIT would apply to the
         # group underneath the pending one (_send_all awaits nothing when it fails early).
-        if not await self._send_all([(kind, msg.encode()) for kind, msg in out]):
+        if not await self._send_all(out):
             group.discard_pending_commit()
             log.warning("vlan %s: commit not sent, staying at epoch %d", self.vlan_id.hex(), epoch)
             self.counters.drop("mvlan_commit_unsent")
             return
         group.merge_pending_commit()
         self._added(adds)
+        if welcome and joiners:
+            self._welcomes.append((self._clock(), welcome, joiners))
+            del self._welcomes[:-MAX_WATCHED_WELCOMES]
         self._self_update.refreshed(self._clock())
         self.counters.inc("mvlan_commits")
         self._new_epoch()
 
-    async def _send(self, kind: int, body: bytes) -> bool:
-        return await self._send_all([(kind, body)])
+    async def _reflood_welcomes(self, now: float) -> None:
+        """A Welcome sent toward its joiners (DIRECTED) whose joiners are not all heard in
+        the group WELCOME_REFLOOD_S later is sent again to everyone: a learned route that
+        went stale may delay a join, never block it."""
+        while self._welcomes and now - self._welcomes[0][0] >= WELCOME_REFLOOD_S:
+            at, welcome, joiners = self._welcomes.pop(0)
+            if any(not self._in_group_since(k, at) for k in joiners):
+                self.counters.inc("mvlan_welcomes_reflooded")
+                await self._send_all([(m.WELCOME, welcome, ())])
 
-    async def _send_all(self, messages: Sequence[tuple[int, bytes]]) -> bool:
+    def _in_group_since(self, key: bytes, at: float) -> bool:
+        """Whether `key` said HELLO as a member of our group since `at`."""
+        h = self._heard.get(key)
+        return h is not None and h.at >= at and h.hello.group == self.tag
+
+    async def _send(self, kind: int, body: bytes) -> bool:
+        return await self._send_all([(kind, body, ())])
+
+    async def _send_all(self, messages: Sequence[Outgoing]) -> bool:
         """Send messages in order, all or none, split into PARTs where one packet is too
-        small; True once accepted for sending."""
+        small, each to everyone or (DIRECTED) toward the node keys given; True once
+        accepted for sending."""
         try:
-            packets = [p for kind, body in messages for p in chunks.split(kind, body)]
+            packets = [p for kind, body, to in messages for p in _packets(kind, body, to)]
         except chunks.MessageTooLarge as err:
             log.warning("vlan %s: %s", self.vlan_id.hex(), err)
             self.counters.drop("control_too_large")

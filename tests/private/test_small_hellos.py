@@ -99,6 +99,7 @@ def test_a_hello_naming_another_members_credential_by_digest_is_refused() -> Non
         mallory = identity.generate()
         tag, epoch, _, _ = members[0].pv.view() or (b"", 0, b"", 0)
         before = total(mesh, "mvlan_hello_unresolved", drops=True)
+        moves = total(mesh, "mvlan_group_moves") + total(mesh, "mvlan_resyncs")
         for claimed in (
             credential_book.digest(bob.node.public_bytes, bobs),
             credential_book.digest(mallory.public_bytes, bobs),
@@ -110,7 +111,7 @@ def test_a_hello_naming_another_members_credential_by_digest_is_refused() -> Non
         await trio.sleep(3 * FAST.hello_interval_s)
         # Each of the 4 members refused each of the 4 HELLOs, and nothing moved.
         assert total(mesh, "mvlan_hello_unresolved", drops=True) == before + 4 * 4
-        assert total(mesh, "mvlan_group_moves") == 0 and total(mesh, "mvlan_resyncs") == 0
+        assert total(mesh, "mvlan_group_moves") + total(mesh, "mvlan_resyncs") == moves
         assert mesh.converged() and len({x.pv.view() for x in members}) == 1
         assert (members[0].pv.view() or (0, 0, 0, 0))[3] == 4
 
