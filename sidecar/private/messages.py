@@ -156,7 +156,7 @@ class Part:
         if len(body) <= _PART.size:
             raise MalformedControl(f"PART of {len(body)} bytes")
         mid, kind, index, count = _PART.unpack_from(body)
-        if kind not in KINDS or kind in (PART, DIRECTED):
+        if not HELLO <= kind <= MACPROBE:
             raise MalformedControl(f"PART of a message of kind {kind}")
         if not index < count:
             raise MalformedControl(f"PART {index} of {count}")
