@@ -14,6 +14,10 @@ expired are removed). Members other than the committer propose an Update of thei
 leaf about every rekey interval; every member probes its MAC inside the group
 (macprobe.py). A commit is atomic: the new epoch is installed only once its COMMIT and
 WELCOME were accepted for sending, else the node stays at the old epoch.
+
+Most HELLOs name the member's credential by a digest (credential_book.py), resolved
+from the group's tree or an earlier full HELLO of the same signer; a Welcome travels
+DIRECTED toward its joiners (routes.py) and is flooded again if a joiner stays silent.
 """
 
 from __future__ import annotations
@@ -237,7 +241,8 @@ class PrivateVlan:
         try:
             if hello.credential:
                 cred = self._creds.check(hello.credential, signer)
-                if self._leaf_of(signer) is None:
+                leaf = self._leaf_of(signer)
+                if leaf is None or leaf.credential.identity != hello.credential:
                     self._book.learn(signer, hello.credential, cred)
                 self._unresolved.pop(signer, None)
             else:
