@@ -60,6 +60,12 @@ class CredentialCheck:
             if len(self._cache) >= MAX_CACHED_CREDENTIALS:
                 self._cache.clear()
             self._cache[data] = cred
+        return self.valid(cred, member_key)
+
+    def valid(
+        self, cred: authority.MemberCredential, member_key: bytes
+    ) -> authority.MemberCredential:
+        """`cred` (verified before) if valid now for `member_key`; CredentialError otherwise."""
         now = self._wall()
         if not cred.issued <= now < cred.expires:
             raise authority.CredentialExpired(f"credential of {cred.identity} is not valid now")

@@ -10,6 +10,10 @@ forge, alter or invent one; the joiner checks them like any CONTROL (stamp withi
 clock skew window, once per signer and stamp, signature, credential). A relay also
 sends them over a trunk that just came up: after a partition, the groups on either
 side learn of each other at once instead of at their next HELLO.
+
+Only HELLOs that carry their member's whole credential are cached: one that names it by
+digest (credential_book.py) tells nothing to a joiner, which holds no credential yet.
+Members make sure such HELLOs keep coming (the committer's always carry it).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class HelloCache:
             return []
         now = self._clock()
         if hello.group != m.NO_GROUP:
+            if not hello.credential:
+                return []  # a digest: useless to a joiner, keep the last full one
             groups = self._hellos.setdefault(msg.vlan_id, OrderedDict())
             self._hellos.move_to_end(msg.vlan_id)
             groups[hello.group] = (now, packet)

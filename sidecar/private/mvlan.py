@@ -6,8 +6,11 @@ The node hands every CONTROL packet to `on_control` and starts `run`. Here:
              -> verify the node signature -> signer rate limit
              -> once per (signer, timestamp) (freshness.StampGuard)
              -> the PrivateVlan of that VLAN-ID, if we are a member
-             -> relays whose ACL allows the VLAN flood it on (hop limit - 1)
+             -> relays whose ACL allows the VLAN flood it on (hop limit - 1);
+                a DIRECTED message goes only toward its destinations if routes.py
+                learned the way (from the trunks their own packets came in on)
     send:    PrivateVlan -> stamp and sign with the node key -> every trunk peer
+             (a DIRECTED message: only the trunks toward its destinations, if known)
 
 A replayed CONTROL packet of any age changes nothing: old ones fail the window,
 recent ones the per-signer stamp guard, and neither a flood of junk nor of
@@ -41,6 +44,7 @@ from .hello_cache import HelloCache
 from .lifecycle import PrivateSettings
 from .macprobe import MacClaim
 from .revocation import RevocationBook, RevocationFile, RevocationSpreader
+from .routes import Routes
 from .vlan import PrivateVlan
 
 log = logging.getLogger("peertap.mvlan")
@@ -133,6 +137,7 @@ class Mvlan:
         # joiner takes them only within its clock skew window.
         self._hello_cache = HelloCache(max_age_s=limits.clock_skew_s / 2)
         self._known_peers: set[str] = set()
+        self.routes = Routes()
 
     def add_vlan(
         self,
@@ -252,12 +257,25 @@ class Mvlan:
             self.counters.drop("control_too_large")
             log.exception("vlan %s: CONTROL message too large", vlan_id.hex())
             return False
+        peers = list(self._peers())
+        batches: dict[str, list[bytes]] = {p: [] for p in peers}
+        for (kind, body), packet in zip(messages, packets, strict=True):
+            for p in self._next_hops(kind, body, peers, came_from=None):
+                batches[p].append(packet)
         sent = False
-        for peer in list(self._peers()):
-            if self._send(peer, packets):
-                self.counters.inc("control_tx", len(packets))
+        for peer, batch in batches.items():
+            if batch and self._send(peer, batch):
+                self.counters.inc("control_tx", len(batch))
                 sent = True
         return sent
+
+    def _next_hops(
+        self, kind: int, body: bytes, peers: list[str], *, came_from: str | None
+    ) -> list[str]:
+        hops, routed = self.routes.next_hops(kind, body, peers, came_from=came_from)
+        if kind == m.DIRECTED:
+            self.counters.inc("control_directed_routed" if routed else "control_directed_flooded")
+        return hops
 
     def on_control(self, peer: str, packet: bytes, floods: dict[str, list[bytes]]) -> None:
         """One CONTROL packet from neighbour `peer`; what to flood on goes into `floods`."""
@@ -282,6 +300,7 @@ class Mvlan:
             self.counters.drop("control_duplicate")
             return
         self.counters.inc("control_rx")
+        self.routes.learned(msg.signer, peer)
         pv = self.vlans.get(msg.vlan_id)
         if pv is not None:
             pv.on_control(msg)
@@ -297,9 +316,8 @@ class Mvlan:
         if msg.hop_limit <= 1:
             return
         onward = wire.with_hop_limit(packet, msg.hop_limit - 1)
-        for p in self._peers():
-            if p != peer:
-                floods.setdefault(p, []).append(onward)
+        for p in self._next_hops(msg.kind, msg.body, list(self._peers()), came_from=peer):
+            floods.setdefault(p, []).append(onward)
 
     def status(self, vlan_id: bytes) -> dict[str, Any]:
         pv = self.vlans.get(vlan_id)

@@ -8,7 +8,9 @@ CONTROL message is signed with its member's node key and encoded as the wire pac
 the packet is decoded and its signature verified once (as the first node to receive
 it would), and every member it reaches takes it through PrivateVlan.on_control, which
 is what a node does after its checks. Relays answer a joiner's HELLO from their
-HelloCache, as a relay node does.
+HelloCache, as a relay node does, and learn routes (routes.py) from the packets they
+carry: a DIRECTED message (a Welcome) goes only toward its destinations when a relay
+knows the way, as it does in a relay node.
 
 Figures: members converged, distinct MLS-IDs, time to converge (virtual seconds:
 timers and hops, not CPU), largest CONTROL packet and message, control bytes per member
@@ -42,6 +44,7 @@ from . import messages as m
 from .hello_cache import HelloCache
 from .lifecycle import PrivateSettings
 from .macprobe import MacClaim
+from .routes import Routes
 from .vlan import PrivateVlan
 
 LABEL = "sim"
@@ -89,6 +92,7 @@ class Report:
     rx_bytes_per_member_per_min: float
     tx_bytes_per_member_per_min: float
     steady_window_s: float
+    churn_rx_bytes_per_member_per_min: float | None
     joins_s: list[float]
     removals_s: list[float]
     wall_s: float
@@ -111,6 +115,11 @@ class Report:
             f"received {self.rx_bytes_per_member_per_min:,.0f}, "
             f"sent {self.tx_bytes_per_member_per_min:,.0f}",
         ]
+        if self.churn_rx_bytes_per_member_per_min is not None:
+            out.append(
+                "control bytes per member per minute while churning: received "
+                f"{self.churn_rx_bytes_per_member_per_min:,.0f}"
+            )
         for what, times in (("joins", self.joins_s), ("removals", self.removals_s)):
             if times:
                 out.append(
@@ -148,6 +157,9 @@ class Mesh:
         self.caches = [
             HelloCache(max_age_s=30.0, clock=trio.current_time) for _ in range(self.relays)
         ]
+        self.routes = [Routes(clock=trio.current_time) for _ in range(self.relays)]
+        self.directed_routed = 0
+        self.directed_flooded = 0
         self.largest_packet = 0
         self.largest_message = 0
         self._stamp = 0
@@ -248,22 +260,66 @@ class Mesh:
                 raise AssertionError("a member's CONTROL packet does not verify")
             self._account(msg, len(packet))
             sender.tx_bytes += len(packet)
-            near = [
-                x
-                for x in self.members.values()
-                if x is not sender and x.running and x.part == sender.part
-            ]
-            self._schedule(2, msg, len(packet), [x for x in near if x.relay == sender.relay])
-            self._schedule(3, msg, len(packet), [x for x in near if x.relay != sender.relay])
+            near, far = self._route(sender, msg)
+            self._schedule(2, msg, len(packet), near)
+            self._schedule(3, msg, len(packet), far)
             if kind == m.HELLO:
                 self._relays_hear(sender, msg, packet)
         return True
 
+    def _route(
+        self, sender: SimMember, msg: wire.Control
+    ) -> tuple[list[SimMember], list[SimMember]]:
+        """The members a packet reaches through the sender's relay (near) and through the
+        other relays (far): every member of the sender's partition, or for a DIRECTED
+        message those the relays' learned routes lead to (routes.py, as in Mvlan)."""
+        src = sender.relay
+        on: dict[int, list[SimMember]] = {}
+        for x in self.members.values():
+            if x.running and x.part == sender.part:
+                on.setdefault(x.relay, []).append(x)
+        members = self.members
+
+        def member(peer: str) -> list[SimMember]:
+            return [members[peer[2:]]] if peer.startswith("m:") else []
+
+        relays = [f"r:{j}" for j in range(self.relays)]
+
+        def hops(relay: int, came_from: str) -> list[str]:
+            self.routes[relay].learned(msg.signer, came_from)
+            peers = [f"m:{x.name}" for x in on.get(relay, [])]
+            peers += [r for r in relays if r != f"r:{relay}"]
+            out, routed = self.routes[relay].next_hops(
+                msg.kind, msg.body, peers, came_from=came_from
+            )
+            if msg.kind == m.DIRECTED:
+                if routed:
+                    self.directed_routed += 1
+                else:
+                    self.directed_flooded += 1
+            return out
+
+        first = hops(src, f"m:{sender.name}")
+        near = [x for p in first for x in member(p)]
+        far = [
+            x
+            for j in range(self.relays)
+            if f"r:{j}" in first
+            for p in hops(j, f"r:{src}")
+            for x in member(p)
+        ]
+        return near, far
+
     def _account(self, msg: wire.Control, size: int) -> None:
         self.largest_packet = max(self.largest_packet, size)
         whole = len(msg.body)
-        if msg.kind == m.PART:
-            part = m.Part.decode(msg.body)
+        kind, body = msg.kind, msg.body
+        if kind == m.DIRECTED:
+            directed = m.Directed.decode(body)
+            kind, body = directed.kind, directed.body
+            whole = len(body)
+        if kind == m.PART:
+            part = m.Part.decode(body)
             if len(self._parts) > 1024:
                 self._parts.clear()
             whole = self._parts[part.message_id] = self._parts.get(part.message_id, 0) + len(
@@ -395,8 +451,12 @@ class Sim:
         rx1, tx1 = self._bytes()
         minutes = (trio.current_time() - window_start) / 60
         n = len(mesh.running())
+        churn_rx = None
         if self.churn_per_min > 0:
+            rx2 = self._bytes()[0]
+            start = trio.current_time()
             await self._churn(joins, removals)
+            churn_rx = (self._bytes()[0] - rx2) / n / ((trio.current_time() - start) / 60)
         views = mesh.views()
         groups = [c for v, c in views.items() if v is not None]
         drops: dict[str, int] = {}
@@ -414,6 +474,7 @@ class Sim:
             rx_bytes_per_member_per_min=(rx1 - rx0) / n / minutes,
             tx_bytes_per_member_per_min=(tx1 - tx0) / n / minutes,
             steady_window_s=self.steady_s,
+            churn_rx_bytes_per_member_per_min=churn_rx,
             joins_s=joins,
             removals_s=removals,
             wall_s=time.monotonic() - wall,

@@ -14,6 +14,10 @@ expired are removed). Members other than the committer propose an Update of thei
 leaf about every rekey interval; every member probes its MAC inside the group
 (macprobe.py). A commit is atomic: the new epoch is installed only once its COMMIT and
 WELCOME were accepted for sending, else the node stays at the old epoch.
+
+Most HELLOs name the member's credential by a digest (credential_book.py), resolved
+from the group's tree or an earlier full HELLO of the same signer; a Welcome travels
+DIRECTED toward its joiners (routes.py) and is flooded again if a joiner stays silent.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import datetime as dt
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,10 +42,11 @@ from ..mls import Group, KeyPackageBundle, MLSError, make_key_package
 from ..mls.errors import DecryptError, SignatureError
 from ..mls.group import Member
 from ..mls.structs import Credential, KeyPackage, MLSMessage, Update
-from . import authority, chunks
+from . import authority, chunks, credential_book
 from . import handshake as hs
 from . import lifecycle as lc
 from . import messages as m
+from .credential_book import CredentialBook
 from .credentials import CredentialCheck
 from .lifecycle import PrivateSettings
 from .macprobe import MacClaim, MacProber, bind_claim
@@ -55,6 +61,29 @@ TICK_S = 0.25
 MAX_VIEWS = 64
 # Init keys of KeyPackages already added (a joiner republishes the same one until welcomed).
 MAX_CONSUMED = 4096
+# HELLOs naming a credential we do not know yet (by digest), kept, the latest per signer,
+# until a Welcome brings the tree that holds it.
+MAX_UNRESOLVED = 4096
+
+# Welcomes sent toward their joiners, watched until WELCOME_REFLOOD_S later (vlan.py).
+WELCOME_REFLOOD_S = 2.0
+MAX_WATCHED_WELCOMES = 16
+
+# A message to send: kind, body, and the node keys it is for (empty: everyone).
+Outgoing = tuple[int, bytes, tuple[bytes, ...]]
+
+
+def _packets(kind: int, body: bytes, to: tuple[bytes, ...]) -> list[tuple[int, bytes]]:
+    """The CONTROL packets (kind, body) of one message: PARTs if it is too large for one,
+    each wrapped in DIRECTED if the message is for the nodes `to` only."""
+    if not to:
+        return chunks.split(kind, body)
+    extra = m.directed_overhead(len(to))
+    pieces = chunks.split(
+        kind, body, part_data=chunks.PART_DATA_MAX - extra, max_body=chunks.BODY_MAX - extra
+    )
+    return [(m.DIRECTED, m.Directed(to, k, b).encode()) for k, b in pieces]
+
 
 # Sends (kind, body) CONTROL messages of a VLAN in order, all or none; True once accepted
 # for sending (towards at least one peer).
@@ -137,11 +166,21 @@ class PrivateVlan:
         )
         self._roster_key: tuple[int, int] | None = None
         self._roster_list: list[Member] = []
+        self._roster_by_key: dict[bytes, Member] = {}
         self._own: Member | None = None
+        # Small HELLOs (credential_book.py): credentials verified from full HELLOs of nodes
+        # outside our group (our group's are in its tree), HELLOs whose digest we could
+        # not resolve yet, and whether our next HELLO must carry our whole credential.
+        self._book = CredentialBook()
+        self._unresolved: OrderedDict[bytes, tuple[float, m.Hello]] = OrderedDict()
+        self._full_due = True
+        self._own_digest = (b"", b"")
         self._parts = chunks.Reassembler(counters=counters, clock=clock)
         # A joiner's HELLO (or another group's) waits for an answer: our HELLO, at once.
         self._answer_due = False
         self._last_answer = float("-inf")
+        # Welcomes we sent toward their joiners: (when, WELCOME body, joiners' node keys).
+        self._welcomes: list[tuple[float, bytes, tuple[bytes, ...]]] = []
         self._found_at: float | None = None
         self._reoffer = False
         self._wake = trio.Event()
@@ -164,6 +203,13 @@ class PrivateVlan:
                 if whole is not None:
                     kind, body = whole
                     self.on_control(dataclasses.replace(msg, kind=kind, body=body))
+                return
+            if msg.kind == m.DIRECTED:
+                directed = m.Directed.decode(msg.body)
+                if self.own_key in directed.destinations:
+                    self.on_control(
+                        dataclasses.replace(msg, kind=directed.kind, body=directed.body)
+                    )
                 return
             if msg.kind == m.HELLO:
                 self._on_hello(msg.signer, m.Hello.decode(msg.body))
@@ -191,13 +237,76 @@ class PrivateVlan:
             self.counters.drop("mvlan_error")
 
     def _on_hello(self, signer: bytes, hello: m.Hello) -> None:
+        now = self._clock()
         try:
-            self._creds.check(hello.credential, signer)
+            if hello.credential:
+                cred = self._creds.check(hello.credential, signer)
+                leaf = self._leaf_of(signer)
+                if leaf is None or leaf.credential.identity != hello.credential:
+                    self._book.learn(signer, hello.credential, cred)
+                self._unresolved.pop(signer, None)
+            else:
+                known_cred = self._known_credential(signer, hello.digest)
+                if known_cred is None:
+                    self._unresolvable(signer, hello, now)
+                    return
+                self._creds.valid(known_cred, signer)
+                self.counters.inc("mvlan_hello_digests")
         except authority.CredentialError as err:
             self.counters.drop(f"mvlan_rejected_{err.reason}")
             return
+        self._heard_hello(signer, hello, now)
+
+    def _known_credential(self, signer: bytes, digest: bytes) -> authority.MemberCredential | None:
+        """The credential `signer` names by `digest`: its leaf's in our group's tree, or one
+        verified from a full HELLO of `signer`; None if unknown. A digest stands only for a
+        credential verified for its signer (the signer's key is hashed into it)."""
+        leaf = self._leaf_of(signer)
+        if leaf is not None:
+            data = leaf.credential.identity
+            if credential_book.digest(signer, data) == digest:
+                return self._creds.check(data, signer)
+        return self._book.lookup(signer, digest)
+
+    def _leaf_of(self, key: bytes) -> Member | None:
+        """The leaf of node key `key` in our group's current tree, if any."""
+        if self.group is None:
+            return None
+        self._roster(self.group)
+        return self._roster_by_key.get(key)
+
+    def _unresolvable(self, signer: bytes, hello: m.Hello, now: float) -> None:
+        """A HELLO naming a credential we do not hold: not heard (it may be another's digest,
+        or a member's we will learn from a Welcome's tree, then it counts). Kept for that;
+        if it shows another group, the committer's answer (a full HELLO) tells its members
+        of ours, whose answer in turn tells us of theirs."""
+        self.counters.drop("mvlan_hello_unresolved")
+        self._unresolved[signer] = (now, hello)
+        self._unresolved.move_to_end(signer)
+        while len(self._unresolved) > MAX_UNRESOLVED:
+            self._unresolved.popitem(last=False)
+        if hello.group != self.tag and self.group is not None:
+            self._answer_due = True
+
+    def _resolve_unresolved(self) -> None:
+        """Our group's tree just changed (we entered it): HELLOs of its members heard by
+        digest count now, as heard when they arrived."""
+        for signer, (at, hello) in list(self._unresolved.items()):
+            try:
+                cred = self._known_credential(signer, hello.digest)
+                if cred is None:
+                    continue
+                self._creds.valid(cred, signer)
+            except authority.CredentialError:
+                continue
+            del self._unresolved[signer]
+            heard = self._heard.get(signer)
+            if heard is None or heard.at < at:
+                self._heard_hello(signer, hello, at)
+
+    def _heard_hello(self, signer: bytes, hello: m.Hello, now: float) -> None:
+        """A HELLO whose credential is valid, heard at `now`."""
         known = self._heard.get(signer)
-        now = self._clock()
         self._heard[signer] = Heard(now, hello)
         if hello.group != m.NO_GROUP:
             self._groups[hello.group] = (now, hello.members)
@@ -391,8 +500,10 @@ class PrivateVlan:
         self._self_update.refreshed(self._clock())
         self._new_epoch()
         self._last_hello = float("-inf")
+        self._full_due = True
         if self.mac_probe is not None:
             self.mac_probe.restart()
+        self._resolve_unresolved()
         self._wake.set()
 
     def _leave(self, *, keep_keys: bool = False) -> None:
@@ -462,6 +573,7 @@ class PrivateVlan:
             roster = sorted(group.members(), key=lambda x: x.index)
             own = next(x for x in roster if x.index == group.own_leaf_index)
             self._roster_key, self._roster_list, self._own = key, roster, own
+            self._roster_by_key = {x.signature_key: x for x in roster}
         return self._roster_list
 
     @property
@@ -472,8 +584,10 @@ class PrivateVlan:
         return self._own
 
     def hello_now(self) -> None:
-        """Send our HELLO at the next tick (a trunk just came up: tell whoever is behind it)."""
+        """Send our HELLO, with our whole credential, at the next tick (a trunk just came
+        up: tell whoever is behind it, who may not know us)."""
         self._last_hello = float("-inf")
+        self._full_due = True
         self._wake.set()
 
     def _members(self) -> int:
@@ -504,8 +618,10 @@ class PrivateVlan:
         elif self._answer_due:
             await self._answer(now)
         if self.group is None:
+            self._welcomes.clear()
             await self._joining(now)
         else:
+            await self._reflood_welcomes(now)
             await self._member(now, self.group)
 
     async def _answer(self, now: float) -> None:
@@ -522,7 +638,7 @@ class PrivateVlan:
         if self._is_committer(now, group):
             self._last_answer = now
             self.counters.inc("mvlan_hello_answers")
-            await self._send(m.HELLO, self._hello().encode())
+            await self._send(m.HELLO, self._hello(full=True).encode())
 
     def _is_committer(self, now: float, group: Group) -> bool:
         """lc.committer for us, without building the live set: walk the leaves in order
@@ -547,16 +663,29 @@ class PrivateVlan:
             log.warning("vlan %s: ignoring the new credential: %s", self.vlan_id.hex(), err)
             return
         self.credential = fresh
+        self._full_due = True
         self._bundle = None
         self._own_checked = float("-inf")
 
-    def _hello(self) -> m.Hello:
+    def _hello(self, *, full: bool = False) -> m.Hello:
+        """Our HELLO. It carries our whole credential while we have no group (a joiner's
+        question must be understood by all), when `full` (an answer), from the committer
+        (what relays cache for joiners), and once after we enter a group, a trunk comes up
+        or our credential changes; otherwise the credential's digest (receivers know it
+        from our leaf or from an earlier full HELLO)."""
         g = self.group
         if g is None:
             return m.Hello(m.NO_GROUP, 0, bytes(16), 0, self.credential)
-        return m.Hello(
-            self.tag, g.epoch, self.keys.current().mls_id, len(self._roster(g)), self.credential
-        )
+        view = (self.tag, g.epoch, self.keys.current().mls_id, len(self._roster(g)))
+        if full or self._full_due or self._is_committer(self._clock(), g):
+            self._full_due = False
+            return m.Hello(*view, self.credential)
+        if self._own_digest[0] != self.credential:
+            self._own_digest = (
+                self.credential,
+                credential_book.digest(self.own_key, self.credential),
+            )
+        return m.Hello(*view, b"", self._own_digest[1])
 
     def _heard_groups(self, now: float) -> list[lc.GroupView]:
         timeout = self.settings.member_timeout_for
@@ -713,30 +842,57 @@ class PrivateVlan:
             self.counters.drop("mvlan_commit_failed")
             self._offers.clear()
             return
-        out = [(m.COMMIT, m.EpochMessage(self.tag, epoch, result.commit_message.encode()))]
+        out: list[Outgoing] = [
+            (m.COMMIT, m.EpochMessage(self.tag, epoch, result.commit_message.encode()).encode(), ())
+        ]
+        # The WELCOME goes toward its joiners only (DIRECTED), when they are few enough.
+        joiners = tuple(kp.leaf_node.signature_key for kp in adds)
+        if len(joiners) > m.MAX_DESTINATIONS:
+            joiners = ()
+        welcome = b""
         if result.welcome is not None:
-            out.append((m.WELCOME, m.EpochMessage(self.tag, epoch + 1, result.welcome.encode())))
+            welcome = m.EpochMessage(self.tag, epoch + 1, result.welcome.encode()).encode()
+            out.append((m.WELCOME, welcome, joiners))
         # Nothing may await between commit and merge: an incoming COMMIT would apply to the
         # group underneath the pending one (_send_all awaits nothing when it fails early).
-        if not await self._send_all([(kind, msg.encode()) for kind, msg in out]):
+        if not await self._send_all(out):
             group.discard_pending_commit()
             log.warning("vlan %s: commit not sent, staying at epoch %d", self.vlan_id.hex(), epoch)
             self.counters.drop("mvlan_commit_unsent")
             return
         group.merge_pending_commit()
         self._added(adds)
+        if welcome and joiners:
+            self._welcomes.append((self._clock(), welcome, joiners))
+            del self._welcomes[:-MAX_WATCHED_WELCOMES]
         self._self_update.refreshed(self._clock())
         self.counters.inc("mvlan_commits")
         self._new_epoch()
 
-    async def _send(self, kind: int, body: bytes) -> bool:
-        return await self._send_all([(kind, body)])
+    async def _reflood_welcomes(self, now: float) -> None:
+        """A Welcome sent toward its joiners (DIRECTED) whose joiners are not all heard in
+        the group WELCOME_REFLOOD_S later is sent again to everyone: a learned route that
+        went stale may delay a join, never block it."""
+        while self._welcomes and now - self._welcomes[0][0] >= WELCOME_REFLOOD_S:
+            at, welcome, joiners = self._welcomes.pop(0)
+            if any(not self._in_group_since(k, at) for k in joiners):
+                self.counters.inc("mvlan_welcomes_reflooded")
+                await self._send_all([(m.WELCOME, welcome, ())])
 
-    async def _send_all(self, messages: Sequence[tuple[int, bytes]]) -> bool:
+    def _in_group_since(self, key: bytes, at: float) -> bool:
+        """Whether `key` said HELLO as a member of our group since `at`."""
+        h = self._heard.get(key)
+        return h is not None and h.at >= at and h.hello.group == self.tag
+
+    async def _send(self, kind: int, body: bytes) -> bool:
+        return await self._send_all([(kind, body, ())])
+
+    async def _send_all(self, messages: Sequence[Outgoing]) -> bool:
         """Send messages in order, all or none, split into PARTs where one packet is too
-        small; True once accepted for sending."""
+        small, each to everyone or (DIRECTED) toward the node keys given; True once
+        accepted for sending."""
         try:
-            packets = [p for kind, body in messages for p in chunks.split(kind, body)]
+            packets = [p for kind, body, to in messages for p in _packets(kind, body, to)]
         except chunks.MessageTooLarge as err:
             log.warning("vlan %s: %s", self.vlan_id.hex(), err)
             self.counters.drop("control_too_large")

@@ -110,11 +110,15 @@ def test_malformed_control_packets_name_their_fault(packet: bytes, reason: str) 
     "message",
     [
         m.Hello(b"\x01" * 16, 7, b"\x02" * 16, 5, b"{cred}"),
+        m.Hello(b"\x01" * 16, 7, b"\x02" * 16, 5, b"", b"\x09" * 16),
         m.KeyPackageOffer(b"\x03" * 16, b"kp bytes"),
         m.EpochMessage(b"\x04" * 16, 2**40, b"commit bytes"),
+        m.Directed((b"\x05" * 32, b"\x06" * 32), m.WELCOME, b"welcome bytes"),
     ],
 )
-def test_control_bodies_round_trip(message: m.Hello | m.KeyPackageOffer | m.EpochMessage) -> None:
+def test_control_bodies_round_trip(
+    message: m.Hello | m.KeyPackageOffer | m.EpochMessage | m.Directed,
+) -> None:
     assert type(message).decode(message.encode()) == message
 
 

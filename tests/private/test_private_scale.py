@@ -165,7 +165,8 @@ def test_a_commit_that_cannot_be_sent_leaves_the_group_at_its_epoch_and_the_offe
         refused: list[int] = []
 
         def refuse(sender: SimMember, msgs: Sequence[tuple[int, bytes]]) -> bool:
-            if any(kind == m.WELCOME for kind, _ in msgs):
+            # A Welcome travels DIRECTED toward its joiner.
+            if any(kind in (m.WELCOME, m.DIRECTED) for kind, _ in msgs):
                 refused.append(len(msgs))
                 return True
             return False

@@ -1,4 +1,5 @@
-"""CONTROL bodies: `private.messages` Hello, KeyPackageOffer and EpochMessage decoders,
+"""CONTROL bodies: `private.messages` Hello, KeyPackageOffer, EpochMessage, Part and
+Directed decoders,
 the `private.handshake` helpers that read the MLS message inside, and the MACPROBE
 application data (`private.macprobe.MacMessage`).
 
@@ -43,6 +44,9 @@ def seeds() -> list[bytes]:
         bytes([MAC_DATA]) + MacMessage(PROBE, b"\x02" * 6).encode(),
         bytes([MAC_DATA]) + MacMessage(RESPONSE, b"\x02\x00\x00\x00\x00\x01").encode(),
         bytes([m.PART]) + m.Part(tag, m.WELCOME, 0, 2, w.welcome.encode()[:100]).encode(),
+        bytes([m.HELLO]) + m.Hello(tag, 1, b"\x01" * 16, 2, b"", b"\x07" * 16).encode(),
+        bytes([m.DIRECTED])
+        + m.Directed((b"\x03" * 32,), m.WELCOME, m.EpochMessage(tag, 1, b"w").encode()).encode(),
     ]
 
 
@@ -77,6 +81,9 @@ def check(data: bytes) -> None:
         elif kind == m.PART:
             part = m.Part.decode(body)
             assert part.encode() == body
+        elif kind == m.DIRECTED:
+            directed = m.Directed.decode(body)
+            assert directed.encode() == body
         elif kind == m.KEYPACKAGE:
             offer = m.KeyPackageOffer.decode(body)
             assert offer.encode() == body
