@@ -217,6 +217,11 @@ class Trunk:
             if datagram is not None:
                 datagram.close()
 
+    @property
+    def datagram(self) -> DatagramChannel | None:
+        """The datagram path's channel (None without one)."""
+        return self._datagram
+
     def listen_addrs(self) -> list[str]:
         if self._host is None:
             raise TrunkNotRunningError("listen_addrs() needs a running trunk")
