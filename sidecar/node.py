@@ -387,12 +387,12 @@ class Node:
                 return None
             return functools.partial(fast.run_in_loop, self._send_own, later)
 
-        worker = fast.tap_thread(tap.settings.name, tap.fd, work)
+        fast.tap_thread(tap.settings.name, tap.fd, work)
         try:
             await trio.sleep_forever()
         finally:
             with trio.CancelScope(shield=True):
-                await worker.stop()
+                await fast.stop_tap_thread(tap.settings.name)
 
     async def _send_own(self, batches: Batches) -> None:
         """Our own traffic to peers without a datagram path up, on the trunk stream."""
@@ -730,6 +730,7 @@ class Node:
             "trunk": self.trunk.stats(),
             "trunk_peers": self.trunk.peer_stats(),
             "transports": self.trunk.path_stats(),
+            "fast_path": self.fast.status() if self.fast is not None else {"enabled": False},
             "paths": self.paths.status(),
             "time": time.time(),
         }

@@ -57,6 +57,7 @@ class FastPath:
         self._token: trio.lowlevel.TrioToken | None = None
         self._trio_thread: int | None = None
         self._udp: Worker | None = None
+        self._taps: dict[str, Worker] = {}
         if channel is not None:
             channel.threaded_receive = True  # before the trunk starts the channel
 
@@ -92,7 +93,21 @@ class FastPath:
     def tap_thread(self, name: str, fd: int, work: Work) -> Worker:
         worker = self._worker(f"tap-{name}", fd, work)
         worker.start()
+        self._taps[name] = worker
         return worker
+
+    async def stop_tap_thread(self, name: str) -> None:
+        worker = self._taps.pop(name, None)
+        if worker is not None:
+            await worker.stop()
+
+    def status(self) -> dict[str, Any]:
+        """Its threads and the batches each handled (and batches that raised)."""
+        workers = ([self._udp] if self._udp is not None else []) + list(self._taps.values())
+        return {
+            "enabled": True,
+            "threads": {w.name: {"batches": w.batches, "errors": w.errors} for w in workers},
+        }
 
     # ----- sending -----
 

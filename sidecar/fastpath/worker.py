@@ -43,6 +43,7 @@ class Worker:
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._run, name=f"peertap-{name}", daemon=True)
         self.errors = 0
+        self.batches = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -81,6 +82,7 @@ class Worker:
             follow_up = None
             try:
                 with lock:
+                    self.batches += 1
                     follow_up = work()
                 if follow_up is not None:
                     follow_up()
