@@ -371,7 +371,7 @@ class Node:
             stopped.set()
 
     async def _tap_thread(self, tap: TapDevice, fast: FastPath) -> None:
-        """Read `tap` on a fast-path thread until cancelled."""
+        """Read `tap` on the fast-path thread until cancelled."""
         port = next(p for p in self.ports.values() if p.info.interface == tap.settings.name)
 
         def work() -> Callable[[], None] | None:
@@ -387,12 +387,11 @@ class Node:
                 return None
             return functools.partial(fast.run_in_loop, self._send_own, later)
 
-        fast.tap_thread(tap.settings.name, tap.fd, work)
+        fast.add_tap(tap.settings.name, tap.fd, work)
         try:
             await trio.sleep_forever()
         finally:
-            with trio.CancelScope(shield=True):
-                await fast.stop_tap_thread(tap.settings.name)
+            fast.remove_tap(tap.fd)
 
     async def _send_own(self, batches: Batches) -> None:
         """Our own traffic to peers without a datagram path up, on the trunk stream."""

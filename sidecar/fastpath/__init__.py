@@ -2,9 +2,9 @@
 
 An established data path costs, per packet, a wake-up of the thread waiting for the TAP
 or the UDP socket, the Python work (classify, seal or open, route) and one syscall out.
-Under trio every wake-up also costs a pass of its scheduler and a task switch. Here a
-thread per TAP device (TAP -> seal -> datagram) and one for the UDP socket (datagram ->
-open -> TAP, or forward as a relay) block in `poll` and do that work directly.
+Under trio every wake-up also costs a pass of its scheduler and a task switch. Here one
+thread serves the TAP devices (TAP -> seal -> datagram) and the UDP socket (datagram ->
+open -> TAP, or forward as a relay): it blocks in epoll and does that work directly.
 
 Concurrency model (docs/operations.md, "Threads of a node"): one lock, `LoopLock`, is
 held by the trio thread whenever it runs Python and released only while trio waits for

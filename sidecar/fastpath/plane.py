@@ -1,13 +1,13 @@
-"""The fast path of one node: its threads, and sending from them.
+"""The fast path of one node: its thread, and sending from it.
 
-- `start` (in the trio loop) installs the loop lock and starts the UDP thread, which
-  receives datagrams, opens them and hands the DATA records to the node's synchronous
-  record handler (deliver to a TAP, forward as a relay) without trio.
-- `tap_thread` starts a thread for one TAP device; its work function (node.py) reads a
+- `start` (in the trio loop) installs the loop lock and starts the thread, serving the
+  UDP socket: datagrams are received, opened and their DATA records handed to the
+  node's synchronous record handler (deliver to a TAP, forward as a relay) without trio.
+- `add_tap` has the thread serve a TAP device too; its work function (node.py) reads a
   batch, seals it and sends over datagram paths (`split` says which peers have one).
-- `send` is the trunk's send for the forwarder, usable from any thread: on a fast-path
-  thread, records for a peer with a datagram path up go out in datagrams at once; the
-  rest (the stream fallback, trio-only) is handed to the trio loop without waiting.
+- `send` is the trunk's send for the forwarder, usable from either thread: on the
+  fast-path thread, records for a peer with a datagram path up go out in datagrams at
+  once; the rest (the stream fallback, trio-only) is handed to the trio loop.
 - `PEERTAP_FASTPATH=0` in the environment turns it off (everything runs in trio, as
   before), for side-by-side measurements.
 """
@@ -56,57 +56,48 @@ class FastPath:
         self._counters = counters
         self._token: trio.lowlevel.TrioToken | None = None
         self._trio_thread: int | None = None
-        self._udp: Worker | None = None
-        self._taps: dict[str, Worker] = {}
+        self._worker = Worker(self.loop_lock.lock, lambda: counters.drop("internal_error"))
         if channel is not None:
             channel.threaded_receive = True  # before the trunk starts the channel
 
     def start(self, deliver: Deliver) -> None:
-        """From the trio loop, once the trunk runs: take turns, start the UDP thread."""
+        """From the trio loop, once the trunk runs: take turns, start the thread."""
         self._token = trio.lowlevel.current_trio_token()
         self._trio_thread = threading.get_ident()
         self.loop_lock.install()
         channel = self.channel
-        if channel is None:
-            return
+        if channel is not None:
 
-        def receive() -> None:
-            for peer, records in channel.receive_batch().items():
-                deliver(peer, records)
+            def receive() -> None:
+                for peer, records in channel.receive_batch().items():
+                    deliver(peer, records)
 
-        self._udp = self._worker("udp", channel.fileno, receive)
-        self._udp.start()
-        log.info("fast path: datagram receive thread started")
+            self._worker.add("udp", channel.fileno, receive)
+        self._worker.start()
+        log.info("fast path: thread started")
 
     async def stop(self) -> None:
-        if self._udp is not None:
-            udp, self._udp = self._udp, None
-            await udp.stop()
+        if self._token is None:
+            return
+        await self._worker.stop()
         self.loop_lock.uninstall()
+        self._token = None
 
-    def _worker(self, name: str, fd: int, work: Callable[[], Any]) -> Worker:
-        def count_error() -> None:
-            self._counters.drop("internal_error")
+    def add_tap(self, name: str, fd: int, work: Work) -> None:
+        """Serve a TAP device's descriptor (from the trio loop)."""
+        self._worker.add(f"tap-{name}", fd, work)
 
-        return Worker(name, fd, work, self.loop_lock.lock, count_error)
-
-    def tap_thread(self, name: str, fd: int, work: Work) -> Worker:
-        worker = self._worker(f"tap-{name}", fd, work)
-        worker.start()
-        self._taps[name] = worker
-        return worker
-
-    async def stop_tap_thread(self, name: str) -> None:
-        worker = self._taps.pop(name, None)
-        if worker is not None:
-            await worker.stop()
+    def remove_tap(self, fd: int) -> None:
+        """Stop serving it (from the trio loop, before the descriptor is closed)."""
+        self._worker.remove(fd)
 
     def status(self) -> dict[str, Any]:
-        """Its threads and the batches each handled (and batches that raised)."""
-        workers = ([self._udp] if self._udp is not None else []) + list(self._taps.values())
+        """What the thread serves, and the batches it handled (and that raised) for each."""
         return {
             "enabled": True,
-            "threads": {w.name: {"batches": w.batches, "errors": w.errors} for w in workers},
+            "threads": {
+                s.name: {"batches": s.batches, "errors": s.errors} for s in self._worker.sources
+            },
         }
 
     # ----- sending -----

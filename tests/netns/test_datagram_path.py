@@ -37,6 +37,15 @@ def transport(lab: Lab, pod: str, peer_pod: str) -> str | None:
     return str(value) if value is not None else None
 
 
+def fast_batches(lab: Lab, pod: str, thread: str) -> int:
+    """Batches the node's fast-path thread `thread` handled (fastpath/: outside trio)."""
+    fast = lab.status(pod)["fast_path"]
+    assert fast["enabled"], fast
+    row: dict[str, int] = fast["threads"][thread]
+    assert row["errors"] == 0, fast
+    return row["batches"]
+
+
 def captured(lab: Lab, pod: str, path: Path, bpf: str) -> subprocess.Popen[bytes]:
     return lab.spawn(
         pod,
@@ -95,7 +104,11 @@ def test_data_crosses_in_encrypted_datagrams(
         captured(lab, "b", tcp_file, f"tcp port {TRUNK_PORT} and greater 200"),
     ]
     time.sleep(1.0)
+    tap_before, udp_before = fast_batches(lab, "a", "tap-pt-lab"), fast_batches(lab, "b", "udp")
     assert pings(lab, "a", "b", count=10, extra=("-p", PING_PATTERN, "-s", "1200"))
+    # The fast-path threads carried them: a's TAP thread sealed, b's UDP thread opened.
+    assert fast_batches(lab, "a", "tap-pt-lab") - tap_before >= 10
+    assert fast_batches(lab, "b", "udp") - udp_before >= 10
     time.sleep(0.3)
     for c in caps:
         c.terminate()
@@ -124,7 +137,10 @@ def test_falls_back_to_the_stream_while_udp_is_blocked(
 
     udp_blocked(lab, "b")
     wait_until("a's fallback to the stream", lambda: transport(lab, "a", "b") == "stream", 10)
+    # a's TAP thread hands what has no datagram path to the trio loop's trunk stream.
+    tap_before = fast_batches(lab, "a", "tap-pt-lab")
     assert pings(lab, "a", "b", count=5)
+    assert fast_batches(lab, "a", "tap-pt-lab") - tap_before >= 5
     assert path_to(lab, "a", "b")["went_down"] >= 1
 
     unblock(lab, "b")

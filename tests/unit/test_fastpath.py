@@ -1,9 +1,9 @@
 """The fast path's threads on real UDP sockets (loopback) beside a real trio loop.
 
-Two datagram channels whose receive runs on fast-path threads (FastPath), their PATH
+Two datagram channels whose receive runs on the fast-path thread (FastPath), their PATH
 records crossing in memory as the trunk stream would carry them: DATA sealed on a
-fast-path thread arrives on the peer's UDP thread, the sessions rekey every 0.6 s and
-traffic under each new key keeps flowing through the threads, a datagram under a session
+fast-path thread arrives on the peer's fast-path thread, the sessions rekey every 0.6 s and
+traffic under each new key keeps flowing through it, a datagram under a session
 that was retired is refused (`unknown_session`), and forged and replayed datagrams
 under the live session are refused and counted, never delivered."""
 
@@ -99,7 +99,7 @@ async def _scenario() -> None:
                     await wait_for(lambda: len(got) >= len(sent))
                 await trio.sleep(0.05)
             assert got == sent
-            assert receiving_threads == {"peertap-udp"}
+            assert receiving_threads == {"peertap-fastpath"}
 
             # The first session has been retired by b (two rekeys since): refused.
             before = dict(b.counters)
