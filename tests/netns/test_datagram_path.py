@@ -37,11 +37,11 @@ def transport(lab: Lab, pod: str, peer_pod: str) -> str | None:
     return str(value) if value is not None else None
 
 
-def fast_batches(lab: Lab, pod: str, thread: str) -> int:
-    """Batches the node's fast-path thread `thread` handled (fastpath/: outside trio)."""
+def fast_batches(lab: Lab, pod: str, source: str) -> int:
+    """Batches the node's fast-path thread handled for `source` (fastpath/: outside trio)."""
     fast = lab.status(pod)["fast_path"]
     assert fast["enabled"], fast
-    row: dict[str, int] = fast["threads"][thread]
+    row: dict[str, int] = fast["threads"][source]
     assert row["errors"] == 0, fast
     return row["batches"]
 
@@ -106,9 +106,14 @@ def test_data_crosses_in_encrypted_datagrams(
     time.sleep(1.0)
     tap_before, udp_before = fast_batches(lab, "a", "tap-pt-lab"), fast_batches(lab, "b", "udp")
     assert pings(lab, "a", "b", count=10, extra=("-p", PING_PATTERN, "-s", "1200"))
-    # The fast-path threads carried them: a's TAP thread sealed, b's UDP thread opened.
-    assert fast_batches(lab, "a", "tap-pt-lab") - tap_before >= 10
-    assert fast_batches(lab, "b", "udp") - udp_before >= 10
+    # The fast-path thread carried them: on a it read the TAP and sealed, on b it
+    # received and opened (/status is republished every 0.5 s: wait for it).
+    wait_until(
+        "a's fast path to count", lambda: fast_batches(lab, "a", "tap-pt-lab") >= tap_before + 10, 5
+    )
+    wait_until(
+        "b's fast path to count", lambda: fast_batches(lab, "b", "udp") >= udp_before + 10, 5
+    )
     time.sleep(0.3)
     for c in caps:
         c.terminate()
@@ -137,10 +142,12 @@ def test_falls_back_to_the_stream_while_udp_is_blocked(
 
     udp_blocked(lab, "b")
     wait_until("a's fallback to the stream", lambda: transport(lab, "a", "b") == "stream", 10)
-    # a's TAP thread hands what has no datagram path to the trio loop's trunk stream.
+    # a's fast path hands what has no datagram path to the trio loop's trunk stream.
     tap_before = fast_batches(lab, "a", "tap-pt-lab")
     assert pings(lab, "a", "b", count=5)
-    assert fast_batches(lab, "a", "tap-pt-lab") - tap_before >= 5
+    wait_until(
+        "a's fast path to count", lambda: fast_batches(lab, "a", "tap-pt-lab") >= tap_before + 5, 5
+    )
     assert path_to(lab, "a", "b")["went_down"] >= 1
 
     unblock(lab, "b")
