@@ -49,7 +49,7 @@ def fast_batches(lab: Lab, pod: str, source: str) -> int:
 def captured(lab: Lab, pod: str, path: Path, bpf: str) -> subprocess.Popen[bytes]:
     return lab.spawn(
         pod,
-        ["tcpdump", "-i", "any", "-U", "-s", "0", "-w", str(path), bpf],
+        ["tcpdump", "-i", "any", "-U", "--immediate-mode", "-s", "0", "-w", str(path), bpf],
         stderr=subprocess.DEVNULL,
     )
 
