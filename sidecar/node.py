@@ -139,12 +139,13 @@ class Node:
             ),
             self,
         )
-        # Established datagram paths run on threads outside trio (fastpath/).
+        # Established datagram paths run on a thread outside trio (fastpath/). Without a
+        # datagram path every frame would only be handed back to trio's trunk stream.
         self.fast = (
             FastPath(
                 channel=self.trunk.datagram, trunk_send=self.trunk.send, counters=self.counters
             )
-            if fast_path_enabled()
+            if fast_path_enabled() and self.trunk.datagram is not None
             else None
         )
         # Path scores: probes on every trunk rank neighbours; routes prefer the best.
