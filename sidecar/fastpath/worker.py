@@ -101,10 +101,13 @@ class Worker:
                         source = sources.get(fd)
                         if source is None:
                             continue  # removed meanwhile, or the wake-up pipe
-                        if mask & (select.EPOLLERR | select.EPOLLHUP):
-                            log.info("fast path: %s closed; no longer served", source.name)
+                        if mask & select.EPOLLHUP:
+                            log.info("fast path: %s hung up; no longer served", source.name)
                             self.remove(fd)
                             continue
+                        # EPOLLERR is no reason to stop: on the UDP socket it reports an
+                        # ICMP error for an earlier send (a peer gone for a while), which
+                        # the next receive clears.
                         source.batches += 1
                         follow_up = source.work()
                     if follow_up is not None:

@@ -268,6 +268,17 @@ def test_killed_relay_restarted_resumes_traffic(lab_factory: Callable[..., Lab])
     lab.start_node("r")
     lab.wait_ready(timeout=30, pods=["r"])
     wait_ping(lab, "a", "b", timeout=60)
+    # The datagram paths come back too: the ICMP errors the dead relay's address returned
+    # meanwhile (port unreachable) did not stop the members' fast paths from receiving.
+    r_id = lab.status("r")["peer_id"]
+    for pod in ("a", "b"):
+        wait_until(
+            f"{pod}'s datagram path to the restarted relay",
+            lambda pod=pod: (
+                lab.status(pod)["transports"].get(r_id, {}).get("transport") == "datagram"
+            ),
+            30,
+        )
 
 
 # A hostile peer: speaks the trunk protocol correctly but sends bad PeerTap packets.
