@@ -95,7 +95,8 @@ class FastPath:
         """What the thread serves, and the batches it handled (and that raised) for each."""
         return {
             "enabled": True,
-            "threads": {
+            "thread": "peertap-fastpath",
+            "sources": {
                 s.name: {"batches": s.batches, "errors": s.errors} for s in self._worker.sources
             },
         }

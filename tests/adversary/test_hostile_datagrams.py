@@ -115,7 +115,7 @@ def test_forged_replayed_and_garbage_datagrams_are_dropped_counted_and_change_no
     )
     time.sleep(1.0)
     before = trunk(lab, "r")
-    fast_before = lab.status("r")["fast_path"]["threads"]["udp"]
+    fast_before = lab.status("r")["fast_path"]["sources"]["udp"]
     r = lab.exec(
         "x",
         [
@@ -155,7 +155,7 @@ def test_forged_replayed_and_garbage_datagrams_are_dropped_counted_and_change_no
     assert after["datagram_partial_records"] == 0
     # The relay's fast-path thread (outside trio) took all of it, and nothing it sent
     # tripped an internal error there.
-    fast_after = lab.status("r")["fast_path"]["threads"]["udp"]
+    fast_after = lab.status("r")["fast_path"]["sources"]["udp"]
     assert fast_after["batches"] > fast_before["batches"] and fast_after["errors"] == 0
     assert lab.status("r")["counters"]["drops"].get("internal_error", 0) == 0
     # Nothing the attacker sent reached b's interface ...

@@ -41,7 +41,7 @@ def fast_batches(lab: Lab, pod: str, source: str) -> int:
     """Batches the node's fast-path thread handled for `source` (fastpath/: outside trio)."""
     fast = lab.status(pod)["fast_path"]
     assert fast["enabled"], fast
-    row: dict[str, int] = fast["threads"][source]
+    row: dict[str, int] = fast["sources"][source]
     assert row["errors"] == 0, fast
     return row["batches"]
 

@@ -37,8 +37,8 @@ def mls_id(lab: Lab, pod: str) -> str:
 def fast_batches(lab: Lab, pod: str) -> int:
     """Datagram batches the node's fast-path thread received and opened (outside trio)."""
     fast = lab.status(pod)["fast_path"]
-    assert fast["enabled"] and fast["threads"]["udp"]["errors"] == 0, fast
-    batches: int = fast["threads"]["udp"]["batches"]
+    assert fast["enabled"] and fast["sources"]["udp"]["errors"] == 0, fast
+    batches: int = fast["sources"]["udp"]["batches"]
     return batches
 
 

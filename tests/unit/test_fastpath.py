@@ -122,8 +122,8 @@ async def _scenario() -> None:
             assert got[-1] == data_packet(1000)
             assert got.count(data_packet(1000)) == 1
 
-            threads = fast_b.status()["threads"]
-            assert threads["udp"]["batches"] > 0 and threads["udp"]["errors"] == 0
+            sources = fast_b.status()["sources"]
+            assert sources["udp"]["batches"] > 0 and sources["udp"]["errors"] == 0
             await fast_a.stop()
             await fast_b.stop()
             nursery.cancel_scope.cancel()
