@@ -482,7 +482,7 @@ class Node:
         self._records_now(peer, records)
 
     def _records_now(self, peer: str, records: list[bytes]) -> None:
-        """Handle records from `peer`: on the trio loop, or on the fast path's UDP thread
+        """Handle records from `peer`: on the trio loop, or on the fast-path thread
         (DATA only) with the loop lock held."""
         forwards: Batches = {}
         floods: Batches = {}
