@@ -1,8 +1,9 @@
 """Datagram path against trunk stream (`make bench-datagram`, as root), side by side.
 
-For each round, for the `pair` (direct) and `relay` labs, runs the lab once with the
-datagram path (trunk.datagram true) and once without (every packet on the trunk
-stream), alternating so machine noise hits both alike, and measures from a to b:
+For each round, for the `pair` (direct) and `relay` labs, runs the lab with the datagram
+path and the fast-path thread (`fast`), with the datagram path all in the trio loop
+(`trio`, PEERTAP_FASTPATH=0) and without the datagram path (`stream`: every packet on
+the trunk stream), alternating so machine noise hits all alike, and measures from a to b:
 iperf3 single TCP flow, ping RTT (median, p10, p99), the CPU seconds each node process
 spent per GB delivered (steadier than Gbit/s on a shared machine) and peak RSS.
 Then, in-process: the cost of sealing and opening one 64 KiB unit at a 1500-byte MTU,
@@ -29,6 +30,7 @@ from peertap.sidecar.datagram.channel import DatagramChannel
 from peertap.sidecar.datagram.session import SendSession
 from peertap.sidecar.lab import Lab, topology
 
+MODES = {"fast": (True, True), "trio": (True, False), "stream": (False, False)}
 UNIT = bytes([wire.VERSION, wire.TYPE_DATA, 8, 0]) + os.urandom(65000)
 A_ID, B_ID = b"\x00\x24" + bytes(36), b"\x00\x24" + b"\x01" * 36
 
@@ -43,7 +45,9 @@ def peak_rss_mib(pid: int) -> int:
     return int(m.group(1)) // 1024 if m else -1
 
 
-def run_lab(topo: str, datagram: bool, seconds: int, pings: int) -> dict[str, Any]:
+def run_lab(topo: str, datagram: bool, seconds: int, pings: int, fast: bool) -> dict[str, Any]:
+    # The nodes inherit the environment: PEERTAP_FASTPATH=0 keeps all in the trio loop.
+    os.environ["PEERTAP_FASTPATH"] = "1" if fast else "0"
     spec = topology(topo).model_copy(update={"trace": False, "datagram": datagram})
     with tempfile.TemporaryDirectory(prefix="bench-datagram-") as state:
         lab = Lab.up(spec, state_dir=Path(state))
@@ -142,21 +146,34 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--duration", type=int, default=6, help="iperf3 seconds")
     parser.add_argument("--pings", type=int, default=300)
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=list(MODES),
+        default=list(MODES),
+        help="datagram path with the fast-path thread (fast), without it, all in the trio "
+        "loop (trio), or no datagram path (stream)",
+    )
     args = parser.parse_args()
     rows = []
     for n in range(args.rounds):
         for topo in ("pair", "relay"):
-            for datagram in (True, False):
+            for mode in args.modes:
+                datagram, fast = MODES[mode]
                 load = Path("/proc/loadavg").read_text().split()[0]
-                result = run_lab(topo, datagram, args.duration, args.pings)
-                rows.append((n + 1, topo, datagram, load, result))
-                print(f"round {n + 1} {topo} datagram={datagram} load {load}: {result}", flush=True)
+                result = run_lab(topo, datagram, args.duration, args.pings, fast)
+                rows.append((n + 1, topo, mode, load, result))
+                print(f"round {n + 1} {topo} {mode} load {load}: {result}", flush=True)
     print()
-    print(f"{'lab':6} {'transport':9} {'Gbit/s':>7} {'RTT med':>8} {'p10':>6} {'p99':>7}  CPU s/GB")
-    for _, topo, _, _, r in rows:
+    print(
+        f"{'lab':6} {'mode':6} {'transport':9} {'Gbit/s':>7} {'RTT med':>8} {'p10':>6} "
+        f"{'p99':>7}  CPU s/GB"
+    )
+    for _, topo, mode, _, r in rows:
         cpu = " ".join(f"{p} {v:.1f}" for p, v in r["cpu_s_per_gb"].items())
         print(
-            f"{topo:6} {r['transport'] or '-':9} {r['gbps']:7.3f} {r['rtt_median'] or 0:8.3f} "
+            f"{topo:6} {mode:6} {r['transport'] or '-':9} {r['gbps']:7.3f} "
+            f"{r['rtt_median'] or 0:8.3f} "
             f"{r['rtt_p10'] or 0:6.3f} {r['rtt_p99'] or 0:7.2f}  {cpu}  RSS {r['rss_mib']}"
         )
     seal_us, open_us = unit_costs()

@@ -40,6 +40,8 @@ from .counters import Counters
 from .crypto.keys import KeyProvider, PublicKeyProvider
 from .crypto.psk_keys import PskFileError, PskKeyProvider
 from .datagram.udp import port_for
+from .fastpath import FastPath
+from .fastpath import enabled as fast_path_enabled
 from .forwarding import Batches, Forwarder
 from .port import PortInfo, VlanPort
 from .private.macprobe import set_link_mac
@@ -142,6 +144,15 @@ class Node:
             ),
             self,
         )
+        # Established datagram paths run on a thread outside trio (fastpath/). Without a
+        # datagram path every frame would only be handed back to trio's trunk stream.
+        self.fast = (
+            FastPath(
+                channel=self.trunk.datagram, trunk_send=self.trunk.send, counters=self.counters
+            )
+            if fast_path_enabled() and self.trunk.datagram is not None
+            else None
+        )
         # Path scores: every trunk's path measured (its datagram path's own probes while
         # up, else PROBEs on the stream) ranks neighbours; routes prefer the best.
         self.paths = PathMonitor(
@@ -181,7 +192,7 @@ class Node:
             acl=self.acl,
             relay=self.relay,
             counters=self.counters,
-            send=self.trunk.send,
+            send=self.fast.send if self.fast is not None else self.trunk.send,
             trace=self.trace,
         )
         # Private VLANs (security "mls"): their groups talk over the management VLAN.
@@ -290,6 +301,8 @@ class Node:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(self._run_trunk)
+                if self.fast is not None:
+                    self.fast.start(self._records_now)
                 for tap in self.taps:
                     self._start_tap(tap)
                 nursery.start_soon(self._task, "announce", self._announce_loop)
@@ -304,6 +317,9 @@ class Node:
                 self._publish()
                 log.info("node ready: listening on %s", ", ".join(self.trunk.listen_addrs()))
         finally:
+            if self.fast is not None:
+                with trio.CancelScope(shield=True):
+                    await self.fast.stop()
             self._ready = False
             self.vlan_bridge.token = None
             self._nursery = None
@@ -352,12 +368,44 @@ class Node:
     ) -> None:
         try:
             with scope:
+                if self.fast is not None and isinstance(tap, TapDevice):
+                    await self._tap_thread(tap, self.fast)
+                    return
                 async with trio.open_nursery() as nursery:
                     if isinstance(tap, EmulatedTap):
                         nursery.start_soon(tap.follow_addresses)
                     await self._tap_loop(tap)
         finally:
             stopped.set()
+
+    async def _tap_thread(self, tap: TapDevice, fast: FastPath) -> None:
+        """Read `tap` on the fast-path thread until cancelled."""
+        port = next(p for p in self.ports.values() if p.info.interface == tap.settings.name)
+
+        def work() -> Callable[[], None] | None:
+            units = tap.read_batch(TAP_BATCH)
+            if not units:
+                return None
+            batches: Batches = {}
+            if self.forwarder.route_out(port, units, batches):
+                fast.call_soon(lambda: self._announce_now.set())
+            now, later = fast.split(batches)
+            self.forwarder.send_batches(now, "tx")
+            if not later:
+                return None
+            return functools.partial(fast.run_in_loop, self._send_own, later)
+
+        fast.add_tap(tap.settings.name, tap.fd, work)
+        try:
+            await trio.sleep_forever()
+        finally:
+            fast.remove_tap(tap.fd)
+
+    async def _send_own(self, batches: Batches) -> None:
+        """Our own traffic to peers without a datagram path up, on the trunk stream."""
+        for peer in batches:
+            await self.trunk.wait_for_room(peer, timeout=ROOM_WAIT_S)
+        self.forwarder.send_batches(batches, "tx")
 
     async def _tap_loop(self, tap: TapDevice | EmulatedTap) -> None:
         port = next(p for p in self.ports.values() if p.info.interface == tap.settings.name)
@@ -371,9 +419,7 @@ class Node:
                 self._announce_now.set()
             # Our own traffic waits briefly for a busy, draining peer (never for a stalled
             # one), so local TCP flows slow down rather than lose whole bursts.
-            for peer in batches:
-                await self.trunk.wait_for_room(peer, timeout=ROOM_WAIT_S)
-            self.forwarder.send_batches(batches, "tx")
+            await self._send_own(batches)
 
     # ---- admission (admission/gate.py decides) -----------------------------------------
 
@@ -475,6 +521,11 @@ class Node:
         self._publish()
 
     async def records(self, peer: str, records: list[bytes]) -> None:
+        self._records_now(peer, records)
+
+    def _records_now(self, peer: str, records: list[bytes]) -> None:
+        """Handle records from `peer`: on the trio loop, or on the fast-path thread
+        (DATA only) with the loop lock held."""
         forwards: Batches = {}
         floods: Batches = {}
         for packet in records:
@@ -723,6 +774,7 @@ class Node:
             "trunk": self.trunk.stats(),
             "trunk_peers": self.trunk.peer_stats(),
             "transports": self.trunk.path_stats(),
+            "fast_path": self.fast.status() if self.fast is not None else {"enabled": False},
             "paths": self.paths.status(),
             "time": time.time(),
         }

@@ -100,6 +100,7 @@ class DatagramChannel:
         self._peers: dict[str, _Peer] = {}
         self._receive: dict[int, ReceiveSession] = {}
         self.counters: Counter[str] = Counter()
+        self.threaded_receive = False
 
     # ----- lifecycle -----
 
@@ -122,10 +123,20 @@ class DatagramChannel:
         self._receive.clear()
 
     async def run(self, deliver: Deliver) -> None:
-        """Receive and probe until cancelled (the socket must be open)."""
+        """Receive and probe until cancelled (the socket must be open). With
+        `threaded_receive` set, a fast-path thread receives (`receive_batch`) and this
+        only probes."""
+        if self.threaded_receive:
+            await self._probe_loop()
+            return
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._probe_loop)
             await self._receive_loop(deliver)
+
+    @property
+    def fileno(self) -> int:
+        assert self._sock is not None
+        return self._sock.fileno()
 
     # ----- peers (called by the trunk) -----
 
@@ -310,22 +321,28 @@ class DatagramChannel:
         assert sock is not None
         while True:
             await trio.lowlevel.wait_readable(sock.fileno())
-            by_peer: dict[str, list[bytes]] = {}
-            now = time.monotonic()
-            for _ in range(RECEIVE_BUDGET):
-                got = udp.receive(sock)
-                if got is None:
-                    break
-                data, segment, source = got
-                if not data:
-                    if source[0]:  # an empty datagram (not an ICMP error report)
-                        self.counters["malformed_short"] += 1
-                    continue
-                for datagram in udp.split(data, segment):
-                    self.on_datagram(datagram, now, by_peer)
-            for peer, records in by_peer.items():
-                if peer in self._peers:
-                    await deliver(peer, records)
+            for peer, records in self.receive_batch().items():
+                await deliver(peer, records)
+
+    def receive_batch(self) -> dict[str, list[bytes]]:
+        """Receive what waits (up to RECEIVE_BUDGET receives): DATA records by peer."""
+        sock = self._sock
+        if sock is None:
+            return {}
+        by_peer: dict[str, list[bytes]] = {}
+        now = time.monotonic()
+        for _ in range(RECEIVE_BUDGET):
+            got = udp.receive(sock)
+            if got is None:
+                break
+            data, segment, source = got
+            if not data:
+                if source[0]:  # an empty datagram (not an ICMP error report)
+                    self.counters["malformed_short"] += 1
+                continue
+            for datagram in udp.split(data, segment):
+                self.on_datagram(datagram, now, by_peer)
+        return {peer: records for peer, records in by_peer.items() if peer in self._peers}
 
     def on_datagram(
         self, datagram: bytes | memoryview, now: float, out: dict[str, list[bytes]]

@@ -259,6 +259,11 @@ class Trunk:
                 self._dialers[address] = (info, retired)
                 nursery.start_soon(self._dial_loop, info, retired)
 
+    @property
+    def datagram(self) -> DatagramChannel | None:
+        """The datagram path's channel (None without one)."""
+        return self._datagram
+
     def listen_addrs(self) -> list[str]:
         if self._host is None:
             raise TrunkNotRunningError("listen_addrs() needs a running trunk")

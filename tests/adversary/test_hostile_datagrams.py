@@ -3,8 +3,9 @@ test_hostile_peers.py: a and b reach each other only through relay r; x is the a
 
 - An off-path attacker in x sends the relay's UDP port garbage, datagrams under unknown
   sessions, forgeries under live sessions and replays of real datagrams it captured:
-  every one is dropped and counted, no replayed frame reaches a member, and the datagram
-  paths stay up and keep carrying a's pings.
+  every one is dropped and counted (by the relay's fast-path thread, which receives
+  outside trio), no replayed frame reaches a member, and the datagram paths stay up and
+  keep carrying a's pings.
 - Peers speaking only an older (2) or a newer protocol version than the relay are
   refused with a counted reason, and never become peers.
 """
@@ -115,6 +116,7 @@ def test_forged_replayed_and_garbage_datagrams_are_dropped_counted_and_change_no
     )
     time.sleep(1.0)
     before = trunk(lab, "r")
+    fast_before = lab.status("r")["fast_path"]["sources"]["udp"]
     r = lab.exec(
         "x",
         [
@@ -152,6 +154,11 @@ def test_forged_replayed_and_garbage_datagrams_are_dropped_counted_and_change_no
     assert delta("fragments_given_up") + delta("fragment_conflict") >= 1
     # Nothing the attacker sent is kept: no record is waiting in reassembly.
     assert after["datagram_partial_records"] == 0
+    # The relay's fast-path thread (outside trio) took all of it, and nothing it sent
+    # tripped an internal error there.
+    fast_after = lab.status("r")["fast_path"]["sources"]["udp"]
+    assert fast_after["batches"] > fast_before["batches"] and fast_after["errors"] == 0
+    assert lab.status("r")["counters"]["drops"].get("internal_error", 0) == 0
     # Nothing the attacker sent reached b's interface ...
     icmp = subprocess.run(["tcpdump", "-r", str(seen), "-n"], capture_output=True, text=True)
     assert PING_PATTERN not in icmp.stdout and icmp.stdout.strip() == ""

@@ -37,10 +37,19 @@ def transport(lab: Lab, pod: str, peer_pod: str) -> str | None:
     return str(value) if value is not None else None
 
 
+def fast_batches(lab: Lab, pod: str, source: str) -> int:
+    """Batches the node's fast-path thread handled for `source` (fastpath/: outside trio)."""
+    fast = lab.status(pod)["fast_path"]
+    assert fast["enabled"], fast
+    row: dict[str, int] = fast["sources"][source]
+    assert row["errors"] == 0, fast
+    return row["batches"]
+
+
 def captured(lab: Lab, pod: str, path: Path, bpf: str) -> subprocess.Popen[bytes]:
     return lab.spawn(
         pod,
-        ["tcpdump", "-i", "any", "-U", "-s", "0", "-w", str(path), bpf],
+        ["tcpdump", "-i", "any", "-U", "--immediate-mode", "-s", "0", "-w", str(path), bpf],
         stderr=subprocess.DEVNULL,
     )
 
@@ -95,7 +104,16 @@ def test_data_crosses_in_encrypted_datagrams(
         captured(lab, "b", tcp_file, f"tcp port {TRUNK_PORT} and greater 200"),
     ]
     time.sleep(1.0)
+    tap_before, udp_before = fast_batches(lab, "a", "tap-pt-lab"), fast_batches(lab, "b", "udp")
     assert pings(lab, "a", "b", count=10, extra=("-p", PING_PATTERN, "-s", "1200"))
+    # The fast-path thread carried them: on a it read the TAP and sealed, on b it
+    # received and opened (/status is republished every 0.5 s: wait for it).
+    wait_until(
+        "a's fast path to count", lambda: fast_batches(lab, "a", "tap-pt-lab") >= tap_before + 10, 5
+    )
+    wait_until(
+        "b's fast path to count", lambda: fast_batches(lab, "b", "udp") >= udp_before + 10, 5
+    )
     time.sleep(0.3)
     for c in caps:
         c.terminate()
@@ -124,7 +142,12 @@ def test_falls_back_to_the_stream_while_udp_is_blocked(
 
     udp_blocked(lab, "b")
     wait_until("a's fallback to the stream", lambda: transport(lab, "a", "b") == "stream", 10)
+    # a's fast path hands what has no datagram path to the trio loop's trunk stream.
+    tap_before = fast_batches(lab, "a", "tap-pt-lab")
     assert pings(lab, "a", "b", count=5)
+    wait_until(
+        "a's fast path to count", lambda: fast_batches(lab, "a", "tap-pt-lab") >= tap_before + 5, 5
+    )
     assert path_to(lab, "a", "b")["went_down"] >= 1
 
     unblock(lab, "b")

@@ -1,5 +1,7 @@
 """psk VLANs in network namespaces: a pre-shared secret rotates on running nodes in three
-steps while a pings b, without a restart and without losing the VLAN."""
+steps while a pings b, without a restart and without losing the VLAN; the new keys reach
+the fast path (frames under each keep flowing through it) and, after its grace, frames
+under the retired key are refused and counted."""
 
 from __future__ import annotations
 
@@ -32,6 +34,22 @@ def mls_id(lab: Lab, pod: str) -> str:
     return vlan["mls_id"]
 
 
+def fast_batches(lab: Lab, pod: str) -> int:
+    """Datagram batches the node's fast-path thread received and opened (outside trio)."""
+    fast = lab.status(pod)["fast_path"]
+    assert fast["enabled"] and fast["sources"]["udp"]["errors"] == 0, fast
+    batches: int = fast["sources"]["udp"]["batches"]
+    return batches
+
+
+def refused_old_key(lab: Lab) -> int:
+    """b's frames under the retired key that went nowhere: a no longer announces tokens
+    under that epoch's salt (b finds no route), and an opener holding no key for an epoch
+    drops its frames (unknown_epoch)."""
+    drops = {p: lab.status(p)["counters"]["drops"] for p in ("a", "b")}
+    return drops["b"].get("no_route", 0) + sum(d.get("unknown_epoch", 0) for d in drops.values())
+
+
 def wait_until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -49,6 +67,7 @@ def test_a_secret_rotates_on_running_nodes_without_losing_the_vlan(
     old = secret_file(lab, "a").read_text().strip()
     new = os.urandom(32).hex()
     start = mls_id(lab, "a")
+    batches_before = fast_batches(lab, "b")
     ping = lab.spawn(
         "a",
         ["ping", "-q", "-c", "150", "-i", "0.1", "-W", "3", dst],
@@ -73,10 +92,19 @@ def test_a_secret_rotates_on_running_nodes_without_losing_the_vlan(
     assert m, out
     sent, got = int(m.group(1)), int(m.group(2))
     assert got >= sent - 1, out
+    # b's fast-path thread opened them, under each key in turn (no restart, no fallback).
+    wait_until("b's fast path to count", lambda: fast_batches(lab, "b") >= batches_before + 140)
     # After the rotation only the new secret works: a node left on the old one is cut off
     # once the grace window (epoch_grace_s, 10 s) for frames in flight has passed.
     write(secret_file(lab, "b"), old)
     wait_until("b back on the old secret", lambda: mls_id(lab, "b") == start)
     time.sleep(11.0)
+    refused_before = refused_old_key(lab)
     assert lab.exec("a", ["ping", "-c2", "-W1", dst], capture_output=True).returncode != 0
+    a_addr = lab.overlay_address("a")
+    assert lab.exec("b", ["ping", "-c2", "-W1", a_addr], capture_output=True).returncode != 0
+    # Refused with a counted reason, not silently lost.
+    wait_until(
+        "frames under the retired key refused", lambda: refused_old_key(lab) > refused_before
+    )
     assert lab.status("b")["counters"]["drops"].get("psk_reload_failed", 0) == 0
