@@ -193,7 +193,10 @@ class ReceiveSession:
             # Not from the honest sender (it cut each record once): keep the first word.
             self.refused = "fragment_conflict"
             return None, given_up
-        partial.pieces[index] = piece
+        # A copy: a view would keep the whole receive buffer it points into (up to 64 KiB
+        # per coalesced run) alive for a piece of any size, so kept pieces could pin far
+        # more memory than the bound below counts.
+        partial.pieces[index] = bytes(piece)
         partial.size += len(piece)
         if partial.size > MAX_SEALED:
             del self._partial[base]

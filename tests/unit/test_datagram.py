@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import tracemalloc
 from collections.abc import Callable
 
 import pytest
@@ -148,6 +149,34 @@ def test_reassembly_is_bounded() -> None:
     header = codec.parse_header(late)
     _, lost = rx.reassemble(header, late, time.monotonic() + 60)
     assert lost == MAX_PARTIAL
+
+
+def test_kept_fragments_hold_only_their_own_bytes_not_the_receive_buffers() -> None:
+    """Anyone who can reach the port can start partial records (fragments are checked only
+    once whole): each kept piece must cost its own size, not the receive buffer (a
+    coalesced run of up to 64 KiB) it arrived in."""
+    _, rx = keyed_pair()
+    pieces_per_record = 8
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        now = time.monotonic()
+        for record in range(MAX_PARTIAL):
+            base = 1 + record * 256
+            for i in range(pieces_per_record):
+                header = codec.Header(codec.KIND_DATA, i, 200, rx.session, base + i)
+                received = bytearray(header.encode() + bytes(64 * 1024 - codec.HEADER_LEN))
+                view = memoryview(bytes(received))
+                rx.add_fragment(
+                    i, 200, base + i, view[codec.HEADER_LEN : codec.HEADER_LEN + 16], now
+                )
+                del view, received
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert rx.partial_records == MAX_PARTIAL
+    # 512 pieces of 16 bytes; pinned buffers would be 32 MiB.
+    assert held - before < 1024 * 1024
 
 
 def test_forged_fragments_never_deliver_and_old_records_leave_no_state() -> None:
