@@ -50,7 +50,7 @@ from .codec import (
     unpack_records,
 )
 from .keys import KeyExchangeError, OfferKey, seal_session
-from .path import PROBE_INTERVAL_S, PathStats, candidate_sizes
+from .path import LOSS_WINDOW, PROBE_INTERVAL_S, PathStats, candidate_sizes
 from .session import ReceiveSession, SendSession, SessionExhausted
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,9 @@ class _Peer:
     pending: tuple[int, bytes] | None = None  # a KEY sent, its ACK awaited
     send_session: SendSession | None = None
     receive_sessions: list[int] = field(default_factory=list)
-    probe_round: int = 0
+    probe_round: int = 0  # rounds so far: which ones sweep every size
+    # Our probe rounds still answerable: random wire id -> when we sent it (ns). The RTT
+    # is measured against this, never against the time a reply echoes.
     probe_sent: dict[int, int] = field(default_factory=dict)
 
 
@@ -303,10 +305,15 @@ class DatagramChannel:
         if sock is None or state.address is None:
             return
         state.probe_round += 1
-        round_id = state.probe_round
-        sizes = state.stats.sizes_for(round_id)
+        sizes = state.stats.sizes_for(state.probe_round)
+        # A random id per round: the peer can answer only a probe it received, not one it
+        # expects (sequence numbers would let it answer early and look faster).
+        round_id = secrets.randbits(64)
         state.stats.round_started(round_id, len(sizes))
         sent_ns = time.monotonic_ns()
+        state.probe_sent[round_id] = sent_ns
+        while len(state.probe_sent) > LOSS_WINDOW:
+            del state.probe_sent[next(iter(state.probe_sent))]
         for size in sizes:
             try:
                 datagram = session.seal(KIND_PROBE, probe_body(round_id, sent_ns, size))
@@ -394,9 +401,13 @@ class DatagramChannel:
             elif kind == KIND_PROBE:
                 self._answer_probe(state, plaintext, len(datagram))
             else:
-                probe_id, sent_ns, size = parse_probe_reply(plaintext)
-                rtt = (time.monotonic_ns() - sent_ns) / 1e9
-                if 0 <= rtt < 60:
+                probe_id, _echoed_ns, size = parse_probe_reply(plaintext)
+                sent_ns = state.probe_sent.get(probe_id)
+                if sent_ns is None:
+                    # Not a round of ours still open: guessed, replayed or long late.
+                    self.counters["probe_unknown"] += 1
+                else:
+                    rtt = (time.monotonic_ns() - sent_ns) / 1e9
                     state.stats.reply(probe_id, size, rtt, now)
         except MalformedDatagram as err:
             # Authentic but ill-formed: only a broken peer sends this.

@@ -377,6 +377,62 @@ async def _two_channels() -> None:
         assert not any(k.startswith(("malformed", "stale", "bad")) for k in channel.counters)
 
 
+def test_a_peer_cannot_make_its_path_look_faster_with_its_probe_replies() -> None:
+    """The peer holds the session, so its replies authenticate: still, a reply to a round
+    it guessed is no sample (round ids are random), and one to a real round that echoes a
+    later send time is measured from when the round was really sent."""
+    trio.run(_forged_probe_replies)
+
+
+async def _forged_probe_replies() -> None:
+    a = DatagramChannel(own_id=A_ID, host="127.0.0.1")
+    b = DatagramChannel(own_id=B_ID, host="127.0.0.1")
+    a.open(), b.open()
+    pending: list[tuple[DatagramChannel, str, bytes]] = []
+    try:
+        async with trio.open_nursery() as nursery:
+
+            async def nothing(peer: str, records: list[bytes]) -> None:
+                pass
+
+            nursery.start_soon(a.run, nothing)
+            nursery.start_soon(b.run, nothing)
+            a.link_up("b", B_ID, "127.0.0.1", lambda r: pending.append((b, "a", r)) is None)
+            b.link_up("a", A_ID, "127.0.0.1", lambda r: pending.append((a, "b", r)) is None)
+
+            async def stream() -> None:
+                while True:
+                    while pending:
+                        channel, peer, record = pending.pop(0)
+                        channel.on_path_record(peer, record)
+                    await trio.sleep(0.01)
+
+            nursery.start_soon(stream)
+            with trio.fail_after(10):
+                while not (a.usable("b") and b.usable("a")):
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        forger = b._peers["a"].send_session  # what a hostile b holds
+        assert forger is not None
+        state = a._peers["b"]
+        out: dict[str, list[bytes]] = {}
+        # Guessed rounds (sequence numbers, as a counter would give them), claiming ~0 RTT.
+        replies = state.stats.replies
+        for guess in range(1, 101):
+            body = codec.probe_reply_body(guess, time.monotonic_ns(), 1232)
+            a.on_datagram(forger.seal(codec.KIND_PROBE_REPLY, body), time.monotonic(), out)
+        assert a.counters["probe_unknown"] == 100
+        assert state.stats.replies == replies
+        # A real round, answered with a send time echoed as just now.
+        round_id, sent_ns = next(reversed(state.probe_sent.items()))
+        await trio.sleep(0.05)
+        body = codec.probe_reply_body(round_id, time.monotonic_ns(), 1232)
+        a.on_datagram(forger.seal(codec.KIND_PROBE_REPLY, body), time.monotonic(), out)
+        assert state.stats.rtt_last_s >= 0.05
+    finally:
+        a.close(), b.close()
+
+
 def test_path_measurements_are_prometheus_gauges_per_peer() -> None:
     import urllib.request
 
