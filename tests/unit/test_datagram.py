@@ -424,7 +424,7 @@ async def _forged_probe_replies() -> None:
         assert a.counters["probe_unknown"] == 100
         assert state.stats.replies == replies
         # A real round, answered with a send time echoed as just now.
-        round_id, sent_ns = next(reversed(state.probe_sent.items()))
+        round_id = next(reversed(state.probe_sent))
         await trio.sleep(0.05)
         body = codec.probe_reply_body(round_id, time.monotonic_ns(), 1232)
         a.on_datagram(forger.seal(codec.KIND_PROBE_REPLY, body), time.monotonic(), out)
