@@ -55,8 +55,13 @@ def test_create_get_patch_list_delete_round_trip(api: kube.KubeApi) -> None:
             kube.CONFIGMAPS.path("ns", "a"), [{"op": "replace", "path": "/data/y", "value": "9"}]
         )
         assert patched["data"]["y"] == "9"
-        # Every namespace also holds the cluster's CA bundle.
-        names = {o["metadata"]["name"] for o in await api.list_objects(path)}
+        # Every namespace also holds the cluster's CA bundle, which the controller manager
+        # publishes shortly after the namespace appears.
+        for _ in range(300):
+            names = {o["metadata"]["name"] for o in await api.list_objects(path)}
+            if "kube-root-ca.crt" in names:
+                break
+            await asyncio.sleep(0.1)
         assert names == {"a", "kube-root-ca.crt"}
         assert await api.delete(kube.CONFIGMAPS.path("ns", "a")) is True
         assert await api.delete(kube.CONFIGMAPS.path("ns", "a")) is False
