@@ -9,6 +9,8 @@ from typing import Any
 import helm_python as helm
 import pytest
 import yaml  # type: ignore[import-untyped]
+from installed import Installed, install
+from kube.controlplane import ControlPlane
 
 REPO = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO / "helm" / "peertap"
@@ -39,3 +41,14 @@ def render(chart: helm.Chart) -> Render:
         return manifests
 
     return _render
+
+
+@pytest.fixture
+def installed(control_plane: ControlPlane) -> Iterator[Installed]:
+    """The chart installed with real Helm into the session's control plane, wiped around."""
+    control_plane.wipe()
+    try:
+        with install(control_plane) as release:
+            yield release
+    finally:
+        control_plane.wipe()

@@ -194,3 +194,10 @@ def run_operator(
             except subprocess.TimeoutExpired:
                 popen.kill()
                 popen.wait(30)
+
+
+def vlan_members(cp: ControlPlane, vlan: str = "lab", namespace: str = "default") -> list[str]:
+    """The pods a CryptoVLAN's status lists as members, sorted."""
+    path = f"/apis/peertap.io/v1alpha1/namespaces/{namespace}/cryptovlans/{vlan}"
+    status = cp.request("GET", path).get("status") or {}
+    return sorted(m["pod"] for m in status.get("members") or [])

@@ -9,11 +9,9 @@ shows as a refused CryptoVLAN or a pod without its sidecar.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from installed import (
     FULLNAME,
     NAMESPACE,
@@ -22,6 +20,7 @@ from installed import (
     kubectl,
     loopback_ports,
     run_operator,
+    vlan_members,
     wait_for,
 )
 from kube.controlplane import ControlPlane
@@ -29,23 +28,8 @@ from kube.controlplane import ControlPlane
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
 
 
-@pytest.fixture
-def installed(control_plane: ControlPlane) -> Iterator[Installed]:
-    control_plane.wipe()
-    try:
-        with install(control_plane) as release:
-            yield release
-    finally:
-        control_plane.wipe()
-
-
 def _pod(cp: ControlPlane, name: str, namespace: str = "default") -> dict[str, Any]:
     return dict(cp.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}"))
-
-
-def _members(cp: ControlPlane) -> list[str]:
-    vlan = cp.request("GET", "/apis/peertap.io/v1alpha1/namespaces/default/cryptovlans/lab")
-    return [m["pod"] for m in (vlan.get("status") or {}).get("members") or []]
 
 
 def _published_ca_bundles(cp: ControlPlane) -> list[str] | None:
@@ -90,7 +74,7 @@ def test_installed_chart_runs_the_operator_under_its_service_account(
         # Everything the operator does for it, it does with the chart's RBAC: the member
         # objects, the VLAN status, the MVLAN's relay Deployment (which the controller
         # manager turns into a ReplicaSet).
-        wait_for("lab-client in the VLAN's members", lambda: _members(cp) == ["lab-client"])
+        wait_for("lab-client in the VLAN's members", lambda: vlan_members(cp) == ["lab-client"])
         key = _pod(cp, "lab-client")["metadata"]["annotations"]["peertap.io/member"]
         cm = cp.request("GET", f"/api/v1/namespaces/default/configmaps/peertap-m-{key}")
         assert "node.json" in cm["data"]

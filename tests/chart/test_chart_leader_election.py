@@ -8,19 +8,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from installed import (
     FULLNAME,
     NAMESPACE,
     Installed,
-    install,
     kubectl,
     loopback_ports,
     run_operator,
+    vlan_members,
     wait_for,
 )
 from kube.controlplane import ControlPlane
@@ -28,21 +26,6 @@ from kube.controlplane import ControlPlane
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
 PEERING = f"/apis/kopf.dev/v1/clusterkopfpeerings/{FULLNAME}"
 TAKEOVER_S = 120.0  # a dead leader's record lasts the peering lifetime (30 s), then more
-
-
-@pytest.fixture
-def installed(control_plane: ControlPlane) -> Iterator[Installed]:
-    control_plane.wipe()
-    try:
-        with install(control_plane) as release:
-            yield release
-    finally:
-        control_plane.wipe()
-
-
-def _members(cp: ControlPlane) -> list[str]:
-    vlan = cp.request("GET", "/apis/peertap.io/v1alpha1/namespaces/default/cryptovlans/lab")
-    return sorted(m["pod"] for m in (vlan.get("status") or {}).get("members") or [])
 
 
 def _peers(cp: ControlPlane) -> dict[str, Any]:
@@ -71,7 +54,7 @@ def test_a_standby_replica_takes_over_when_the_leader_dies(
         }
         for op in ops.values():
             wait_for("operator health", op.healthy)
-        peers = wait_for("both replicas in the peering", lambda: len(_peers(cp)) == 2 or None)
+        wait_for("both replicas in the peering", lambda: len(_peers(cp)) == 2)
         peers = _peers(cp)
         leader = max(peers, key=lambda p: peers[p]["priority"])
         standby = next(p for p in peers if p != leader)
@@ -84,7 +67,7 @@ def test_a_standby_replica_takes_over_when_the_leader_dies(
             assert done.returncode == 0, done.stderr
         done = kubectl(cp.kubeconfig, "apply", "-n", "default", "-f", "-", stdin=_pod("first"))
         assert done.returncode == 0, done.stderr
-        wait_for("the leader to take the first pod in", lambda: _members(cp) == ["first"])
+        wait_for("the leader to take the first pod in", lambda: vlan_members(cp) == ["first"])
         # The standby paused for the leader: it reconciled nothing.
         wait_for("the standby to pause", lambda: "Pausing" in ops[standby].output())
 
@@ -94,7 +77,7 @@ def test_a_standby_replica_takes_over_when_the_leader_dies(
         assert done.returncode == 0, done.stderr
         wait_for(
             "the standby to take over and take the second pod in",
-            lambda: _members(cp) == ["first", "second"],
+            lambda: vlan_members(cp) == ["first", "second"],
             timeout=TAKEOVER_S,
         )
         assert ops[standby].healthy()

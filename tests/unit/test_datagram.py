@@ -8,19 +8,15 @@ import os
 import socket
 import time
 import tracemalloc
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 import trio
+from datagram_links import A_ID, B_ID, link_and_wait
 
 from peertap.sidecar import wire
 from peertap.sidecar.datagram import codec, keys, path, udp
 from peertap.sidecar.datagram.channel import DatagramChannel
 from peertap.sidecar.datagram.session import MAX_PARTIAL, ReceiveSession, SendSession
-
-A_ID = b"\x00\x24\x08\x01\x12\x20" + b"a" * 32
-B_ID = b"\x00\x24\x08\x01\x12\x20" + b"b" * 32
 
 
 def data_packet(size: int) -> bytes:
@@ -326,34 +322,6 @@ def test_two_channels_key_probe_carry_data_and_rekey_over_loopback() -> None:
     trio.run(_two_channels)
 
 
-async def link_and_wait(
-    nursery: trio.Nursery, a: DatagramChannel, b: DatagramChannel, deliver: Callable[..., Any]
-) -> None:
-    """Run both channels, cross their PATH records in memory (standing in for the trunk
-    stream) and wait until each has a usable datagram path to the other."""
-    pending: list[tuple[DatagramChannel, str, bytes]] = []
-
-    def to(channel: DatagramChannel, peer: str) -> Callable[[bytes], bool]:
-        return lambda record: pending.append((channel, peer, record)) is None
-
-    nursery.start_soon(a.run, lambda p, r: deliver("a", p, r))
-    nursery.start_soon(b.run, lambda p, r: deliver("b", p, r))
-    a.link_up("b", B_ID, "127.0.0.1", to(b, "a"))
-    b.link_up("a", A_ID, "127.0.0.1", to(a, "b"))
-
-    async def stream() -> None:
-        while True:
-            while pending:
-                channel, peer, record = pending.pop(0)
-                channel.on_path_record(peer, record)
-            await trio.sleep(0.01)
-
-    nursery.start_soon(stream)
-    with trio.fail_after(10):
-        while not (a.usable("b") and b.usable("a")):
-            await trio.sleep(0.05)
-
-
 async def _two_channels() -> None:
     got: dict[str, list[bytes]] = {"a": [], "b": []}
     a = DatagramChannel(own_id=A_ID, host="127.0.0.1", rekey_after_s=0.6)
@@ -365,7 +333,13 @@ async def _two_channels() -> None:
 
     try:
         async with trio.open_nursery() as nursery:
-            await link_and_wait(nursery, a, b, deliver_to)
+            await link_and_wait(
+                nursery,
+                a,
+                b,
+                lambda p, r: deliver_to("a", p, r),
+                lambda p, r: deliver_to("b", p, r),
+            )
             first_a, _ = a.sessions("b")
             packets = [data_packet(n) for n in (64, 1400, 9000, 65000)]
             assert a.send("b", packets) and b.send("a", packets[:1])
@@ -401,10 +375,10 @@ async def _forged_probe_replies() -> None:
     try:
         async with trio.open_nursery() as nursery:
 
-            async def nothing(name: str, peer: str, records: list[bytes]) -> None:
+            async def nothing(peer: str, records: list[bytes]) -> None:
                 pass
 
-            await link_and_wait(nursery, a, b, nothing)
+            await link_and_wait(nursery, a, b, nothing, nothing)
             nursery.cancel_scope.cancel()
         forger = b._peers["a"].send_session  # what a hostile b holds
         assert forger is not None

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 
 import trio
+from datagram_links import A_ID, B_ID, link_and_wait
 
 from peertap.sidecar import wire
 from peertap.sidecar.counters import Counters
@@ -21,9 +22,6 @@ from peertap.sidecar.datagram import codec
 from peertap.sidecar.datagram.channel import DatagramChannel
 from peertap.sidecar.datagram.session import SendSession
 from peertap.sidecar.fastpath import FastPath
-
-A_ID = b"\x00\x24\x08\x01\x12\x20" + b"a" * 32
-B_ID = b"\x00\x24\x08\x01\x12\x20" + b"b" * 32
 
 
 def data_packet(tag: int, size: int = 200) -> bytes:
@@ -43,10 +41,6 @@ async def _scenario() -> None:
     fast_b = FastPath(channel=b, trunk_send=lambda p, r: False, counters=Counters())
     got: list[bytes] = []
     receiving_threads: set[str] = set()
-    pending: list[tuple[DatagramChannel, str, bytes]] = []
-
-    def to(channel: DatagramChannel, peer: str) -> Callable[[bytes], bool]:
-        return lambda record: pending.append((channel, peer, record)) is None
 
     def deliver_b(peer: str, records: list[bytes]) -> None:
         receiving_threads.add(threading.current_thread().name)
@@ -65,22 +59,9 @@ async def _scenario() -> None:
     spy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(a.run, None)
-            nursery.start_soon(b.run, None)
             fast_a.start(lambda peer, records: None)
             fast_b.start(deliver_b)
-            a.link_up("b", B_ID, "127.0.0.1", to(b, "a"))
-            b.link_up("a", A_ID, "127.0.0.1", to(a, "b"))
-
-            async def stream() -> None:
-                while True:
-                    while pending:
-                        channel, peer, record = pending.pop(0)
-                        channel.on_path_record(peer, record)
-                    await trio.sleep(0.01)
-
-            nursery.start_soon(stream)
-            await wait_for(lambda: a.usable("b") and b.usable("a"))
+            await link_and_wait(nursery, a, b, None, None)
 
             sessions_seen: list[SendSession] = []
             sent: list[bytes] = []
