@@ -184,11 +184,14 @@ def decode_data(packet: bytes | memoryview) -> DataHeader:
     return DataHeader(hop, flags, vid, mid, vft, sender, counter)
 
 
+_HOP_BYTES = [bytes((i,)) for i in range(256)]
+
+
 def with_hop_limit(packet: bytes | memoryview, hop_limit: int) -> bytes:
     """A copy of the packet with a new hop limit (the only field a relay may change)."""
-    out = bytearray(packet)
-    out[HOP_OFFSET] = hop_limit
-    return bytes(out)
+    # One copy of the packet (a relay does this for every 64 KiB unit it forwards).
+    view = memoryview(packet)
+    return b"".join((view[:HOP_OFFSET], _HOP_BYTES[hop_limit], view[HOP_OFFSET + 1 :]))
 
 
 # ---- ANNOUNCE ----------------------------------------------------------------------------

@@ -347,9 +347,70 @@ class DatagramChannel:
                 if source[0]:  # an empty datagram (not an ICMP error report)
                     self.counters["malformed_short"] += 1
                 continue
-            for datagram in udp.split(data, segment):
-                self.on_datagram(datagram, now, by_peer)
+            if 0 < segment < len(data):
+                self._on_run(memoryview(data), segment, now, by_peer)
+            else:
+                self.on_datagram(data, now, by_peer)
         return {peer: records for peer, records in by_peer.items() if peer in self._peers}
+
+    def _on_run(
+        self, run: memoryview, segment: int, now: float, out: dict[str, list[bytes]]
+    ) -> None:
+        """The datagrams of one GRO receive (each `segment` bytes, the last may be
+        shorter): consecutive fragments of one record go to its reassembly as one block
+        (one GSO send of a sender comes back as one GRO receive, so a 64 KiB unit costs
+        a block or two, not a call per fragment); anything else goes one by one."""
+        size = len(run)
+        pos = 0
+        while pos < size:
+            taken = self._fragment_block(run, pos, segment, now, out)
+            if taken:
+                pos += taken
+                continue
+            end = min(pos + segment, size)
+            self.on_datagram(run[pos:end], now, out)
+            pos = end
+
+    def _fragment_block(
+        self, run: memoryview, pos: int, segment: int, now: float, out: dict[str, list[bytes]]
+    ) -> int:
+        """Hand the fragments of one record that follow each other from `pos` to its
+        session at once: the bytes taken, or 0 (nothing done, nothing counted) when the
+        datagram at `pos` and the next are not two such fragments."""
+        size = len(run)
+        if size - pos <= segment + HEADER_LEN:
+            return 0
+        version, kind, index, count, sid, counter = unpack_header(run, pos)
+        if count < 2 or not header_ok(version, kind, index, count, sid):
+            return 0
+        session = self._receive.get(sid)
+        if session is None:
+            return 0
+        # Each further datagram must be the next fragment of the same record: a lost or
+        # foreign datagram ends the block (it and the rest go their own way).
+        pieces = [run[pos + HEADER_LEN : pos + segment]]
+        p = pos + segment
+        while p + HEADER_LEN < size and len(pieces) < count - index:
+            n = len(pieces)
+            if unpack_header(run, p) != (version, kind, index + n, count, sid, counter + n):
+                break
+            pieces.append(run[p + HEADER_LEN : p + segment])
+            p += segment
+        if len(pieces) < 2:
+            return 0
+        taken = min(p, size) - pos
+        record, given_up = session.add_pieces(index, count, counter - index, pieces, now)
+        if given_up:
+            self.counters["fragments_given_up"] += given_up
+        if session.refused:
+            self.counters[session.refused] += 1
+        state = self._peers.get(session.peer)
+        if state is not None:
+            state.stats.datagrams_received += len(pieces)
+            state.stats.bytes_received += taken
+            if record is not None:
+                self._deliver_records(session.peer, [record], out)
+        return taken
 
     def on_datagram(
         self, datagram: bytes | memoryview, now: float, out: dict[str, list[bytes]]

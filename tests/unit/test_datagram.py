@@ -459,3 +459,91 @@ def test_a_busy_datagram_port_is_a_clear_startup_error() -> None:
             Trunk(settings, events=None)  # type: ignore[arg-type]
     finally:
         busy.close()
+
+
+def test_a_gro_run_reassembles_in_blocks_and_a_lost_or_forged_fragment_costs_nothing_else() -> None:
+    """One GRO receive hands over many fragments at once; they are reassembled as blocks of
+    consecutive fragments. A fragment lost from the middle of a run leaves only its own
+    record waiting (the next record in the same run still opens, and the lost one opens
+    once the fragment comes), and a forged copy of a fragment inside a run is refused
+    without costing the honest record."""
+    trio.run(_gro_run_blocks)
+
+
+async def _gro_run_blocks() -> None:
+    a = DatagramChannel(own_id=A_ID, host="127.0.0.1")
+    b = DatagramChannel(own_id=B_ID, host="127.0.0.1")
+    a.open(), b.open()
+    try:
+        async with trio.open_nursery() as nursery:
+
+            async def nothing(peer: str, records: list[bytes]) -> None:
+                pass
+
+            await link_and_wait(nursery, a, b, nothing, nothing)
+            nursery.cancel_scope.cancel()
+        sender = a._peers["b"].send_session
+        assert sender is not None
+        size = 1472
+        room = size - codec.HEADER_LEN
+        # Sealed records that fill their last fragment, so one run can hold two records.
+        first, second = data_packet(6 * room - codec.TAG_LEN), data_packet(5 * room - codec.TAG_LEN)
+        datagrams = sender.seal_records([first, second], size)
+        assert len(datagrams) == 11 and {len(d) for d in datagrams} == {size}
+        now = time.monotonic()
+        out: dict[str, list[bytes]] = {}
+        lost = datagrams.pop(3)  # a fragment of the first record
+        b._on_run(memoryview(b"".join(datagrams)), size, now, out)
+        assert out == {"a": [second]}
+        assert b.stats()["datagram_partial_records"] == 1
+        b.on_datagram(lost, now, out)
+        assert out == {"a": [second, first]}
+        assert b.stats()["datagram_partial_records"] == 0
+
+        # A forged copy of fragment 1 (its header, other bytes) right after the real one.
+        out = {}
+        third = data_packet(6 * room - codec.TAG_LEN)
+        honest = sender.seal_records([third], size)
+        forged = honest[1][: codec.HEADER_LEN] + os.urandom(room)
+        b._on_run(memoryview(b"".join([*honest[:2], forged, *honest[2:]])), size, now, out)
+        assert out == {"a": [third]}
+        assert b.counters["fragment_conflict"] == 1
+        assert b.stats()["datagram_partial_records"] == 0
+        assert "auth" not in b.counters
+    finally:
+        a.close(), b.close()
+
+
+def test_a_64k_record_sent_in_gso_runs_arrives_whole_through_gro() -> None:
+    """A record fragmented at a 1,472-byte datagram size crosses a real UDP socket pair:
+    sent in GSO runs, received in GRO runs, reassembled in blocks, intact and in order."""
+    trio.run(_gso_gro_records)
+
+
+async def _gso_gro_records() -> None:
+    got: list[bytes] = []
+    a = DatagramChannel(own_id=A_ID, host="127.0.0.1")
+    b = DatagramChannel(own_id=B_ID, host="127.0.0.1")
+    a.open(), b.open()
+
+    async def deliver(peer: str, records: list[bytes]) -> None:
+        got.extend(records)
+
+    async def nothing(peer: str, records: list[bytes]) -> None:
+        pass
+
+    records = [data_packet(n) for n in (65000, 30000, 65000, 1400, 65000)]
+    try:
+        async with trio.open_nursery() as nursery:
+            await link_and_wait(nursery, a, b, nothing, deliver)
+            a._peers["b"].stats.datagram_size = 1472
+            assert a.send("b", records)
+            with trio.fail_after(10):
+                while len(got) < len(records):
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+        assert got == records
+        assert b.stats()["datagram_partial_records"] == 0
+        assert b._peers["a"].stats.datagrams_received >= 3 * 45
+    finally:
+        a.close(), b.close()
