@@ -736,6 +736,7 @@ class Node:
                     "tap": tap.counts(),
                     "wanted_tokens": len(port.wanted),
                     "learned_macs": len(port.local.macs),
+                    "reassembly": port.reassembler.status(),
                     "groups": sorted(ids.mac_str(g) for g in port.local.groups),
                     "joined": True,
                     **self.mvlan.status(vid),
