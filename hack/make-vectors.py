@@ -6,9 +6,10 @@ From fixed inputs (key seeds, labels, times, secrets) it records what this
 implementation produces for: the member credential (canonical payload, signed bytes,
 document), the frame key schedule of a private VLAN (MLS exporter -> frame key ->
 MLS-ID, VFT salt, tokens, sender key, one sealed DATA packet), sender-bound frames
-(pair key and tag) and a revocation list. tests/unit/test_peertap_vectors.py recomputes every
-output from the inputs with the implementation and compares. Regenerate only when a
-format changes on purpose (and say so in docs/protocol.md).
+(pair key and tag), a revocation list and the credential digest of small HELLOs.
+tests/unit/test_peertap_vectors.py recomputes every output from the inputs with the
+implementation (and the digests also from their documented formulas) and compares.
+Regenerate only when a format changes on purpose (and say so in docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from peertap.sidecar.crypto.mls_keys import FRAME_KEY_LABEL, FRAME_KEY_LEN
 from peertap.sidecar.identity import Identity
 from peertap.sidecar.mls.key_schedule import mls_exporter
 from peertap.sidecar.mls.suites import get_suite
-from peertap.sidecar.private import authority, revocation
+from peertap.sidecar.private import authority, credential_book, revocation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,14 +160,29 @@ def revocation_vector() -> dict[str, object]:
     }
 
 
+def credential_digest_vector(cred: dict[str, object]) -> dict[str, object]:
+    """The digest that names the `credential` vector's document in small HELLOs signed by
+    its member's key (docs/protocol.md, 10.2)."""
+    signer = bytes.fromhex(str(cred["member_public"]))
+    document = str(cred["document"]).encode("ascii")
+    return {
+        "signer_public": signer.hex(),
+        "document": document.decode("ascii"),
+        "hashed": (b"peertap credential digest\x00" + signer + document).hex(),
+        "digest": credential_book.digest(signer, document).hex(),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", default=str(ROOT / "tests" / "data" / "peertap-vectors.json"))
     args = p.parse_args()
+    cred = credential_vector()
     doc = {
-        "credential": credential_vector(),
+        "credential": cred,
         "frame": frame_vector(),
         "revocation": revocation_vector(),
+        "credential_digest": credential_digest_vector(cred),
     }
     Path(args.out).write_text(json.dumps(doc, indent=2, ensure_ascii=True) + "\n")
     print(f"wrote {args.out}")

@@ -9,8 +9,8 @@ sealed as its own DATA packet with flag FRAGMENT and this inner header:
     24  .. chunk
 
 Relays see ordinary DATA packets and keep no fragment state. Receivers keep a
-bounded number of partial units for a short time; anything inconsistent is
-dropped and counted.
+bounded number and a bounded total size of partial units for a short time, giving
+up the oldest to make room; anything inconsistent is dropped and counted.
 """
 
 from __future__ import annotations
@@ -32,6 +32,15 @@ MAX_CHUNK = MAX_PLAINTEXT - FRAG_HEADER_LEN
 MAX_UNIT = 256 * 1024
 MAX_PENDING = 256
 PENDING_TTL_S = 2.0
+# Bytes of partial units one reassembler may hold. Anyone with the VLAN's frame key
+# can open units and never finish them; without a byte bound, 256 units of 256 KiB
+# would be 64 MiB per port. A unit's fragments leave the sender in one batch, so few
+# are partial at once; 4 MiB still holds 64 half-arrived 64 KiB GSO units (or 16 of
+# the largest) from paths that reorder, and stays small beside a node's 128 MiB.
+MAX_PENDING_BYTES = 4 * 1024 * 1024
+# What one held chunk costs beyond its bytes (bytes object, int key, dict slot:
+# about 100 bytes measured), charged so that many tiny chunks cannot hide from the bound.
+CHUNK_OVERHEAD = 128
 
 
 class FragmentError(Exception):
@@ -62,13 +71,31 @@ class _Partial:
     created: float
     chunks: dict[int, bytes] = field(default_factory=dict)
     received: int = 0
+    held: int = 0  # received plus CHUNK_OVERHEAD per chunk: what counts against the bound
 
 
 class Reassembler:
-    def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
+    """Partial units of one VLAN port, oldest first.
+
+    Units given up before they complete are counted here (`expired`: older than
+    PENDING_TTL_S; `evicted`: pushed out by the unit-count or byte bound) and reported
+    to `on_give_up(reason, units)` with reason `fragment_expired` or `fragment_evicted`.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] | None = None,
+        max_bytes: int = MAX_PENDING_BYTES,
+        on_give_up: Callable[[str, int], None] | None = None,
+    ) -> None:
         self._pending: OrderedDict[bytes, _Partial] = OrderedDict()
         self._clock = clock or time.monotonic
+        self._on_give_up = on_give_up
+        self.max_bytes = max_bytes
+        self.held_bytes = 0
         self.expired = 0
+        self.evicted = 0
 
     def add(self, fragment: bytes) -> bytes | None:
         """Feed one decrypted fragment; returns the whole unit once complete."""
@@ -85,19 +112,27 @@ class Reassembler:
         part = self._pending.get(fid)
         if part is None:
             if len(self._pending) >= MAX_PENDING:
-                self._pending.popitem(last=False)
-                self.expired += 1
+                self._forget(next(iter(self._pending)))
+                self._gave_up("fragment_evicted", 1)
             part = self._pending[fid] = _Partial(total, now)
         elif part.total != total:
-            del self._pending[fid]
+            self._forget(fid)
             raise FragmentError("fragment_mismatch")
         if offset in part.chunks:
             raise FragmentError("fragment_duplicate")
+        cost = len(chunk) + CHUNK_OVERHEAD
+        if self.held_bytes + cost > self.max_bytes and not self._make_room(cost, fid):
+            # This unit alone would pass the bound (only tiny chunks can do that).
+            self._forget(fid)
+            self._gave_up("fragment_evicted", 1)
+            return None
         part.chunks[offset] = chunk
         part.received += len(chunk)
+        part.held += cost
+        self.held_bytes += cost
         if part.received < total:
             return None
-        del self._pending[fid]
+        self._forget(fid)
         # As many bytes as the unit, but they must also tile it: chunks that overlap
         # leave a gap of the same size somewhere else.
         end = 0
@@ -109,13 +144,53 @@ class Reassembler:
             raise FragmentError("fragment_overlap")
         return b"".join(part.chunks[o] for o in sorted(part.chunks))
 
+    def _make_room(self, cost: int, keep: bytes) -> bool:
+        """Give up the oldest partial units but `keep` until `cost` more bytes fit;
+        False if they do not fit even with `keep` alone left."""
+        need = self.held_bytes + cost - self.max_bytes
+        victims: list[bytes] = []
+        for fid, part in self._pending.items():
+            if need <= 0:
+                break
+            if fid != keep:
+                victims.append(fid)
+                need -= part.held
+        for fid in victims:
+            self._forget(fid)
+        self._gave_up("fragment_evicted", len(victims))
+        return need <= 0
+
     def _expire(self, now: float) -> None:
+        gone = 0
         while self._pending:
             fid, part = next(iter(self._pending.items()))
             if now - part.created < PENDING_TTL_S:
                 break
-            del self._pending[fid]
-            self.expired += 1
+            self._forget(fid)
+            gone += 1
+        self._gave_up("fragment_expired", gone)
+
+    def _forget(self, fid: bytes) -> None:
+        self.held_bytes -= self._pending.pop(fid).held
+
+    def _gave_up(self, reason: str, units: int) -> None:
+        if units == 0:
+            return
+        if reason == "fragment_expired":
+            self.expired += units
+        else:
+            self.evicted += units
+        if self._on_give_up is not None:
+            self._on_give_up(reason, units)
+
+    def status(self) -> dict[str, int]:
+        """What this reassembler holds now and what it has given up so far."""
+        return {
+            "pending_units": len(self._pending),
+            "pending_bytes": self.held_bytes,
+            "expired_units": self.expired,
+            "evicted_units": self.evicted,
+        }
 
     def __len__(self) -> int:
         return len(self._pending)

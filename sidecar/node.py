@@ -32,6 +32,7 @@ from . import __version__, identity, ids, vlan_control, wire
 from .admission import Admission
 from .admission.files import OwnCredentials
 from .admission.gate import AdmissionGate
+from .admission.policy import pinned_peer_ids
 from .announcements import AnnounceIntake, IntakeLimits, OwnAnnouncer
 from .api import ApiServer, StatusBoard
 from .config import ConfigError, NodeConfig, VlanConfig
@@ -110,14 +111,13 @@ class Node:
             allow=cfg.relay.acl.allow,
             deny=cfg.relay.acl.deny,
         )
-        bootstrap_ids = [a.rsplit("/p2p/", 1)[1] for a in cfg.bootstrap]
         self.credentials = OwnCredentials([self._path(p) for p in cfg.admission.credentials])
         self.gate = AdmissionGate(
             policy=Admission(
                 mode=cfg.admission_mode,
                 peers=cfg.admission.peers,
                 authorities=[bytes.fromhex(k) for k in cfg.admission.authorities],
-                pinned=bootstrap_ids,
+                pinned=pinned_peer_ids(cfg.bootstrap),
                 skew_s=cfg.limits.clock_skew_s,
             ),
             credentials=self.credentials,
@@ -474,7 +474,7 @@ class Node:
                 self.counters.drop("config_reload_failed")
                 log.warning("new bootstrap list not usable, keeping the running one: %s", err)
                 return
-            self.gate.policy.pinned = frozenset(a.rsplit("/p2p/", 1)[1] for a in bootstrap)
+            self.gate.policy.pinned = pinned_peer_ids(bootstrap)
             log.info(
                 "bootstrap list changed: dialing %s; no longer redialing %s",
                 ", ".join(added) or "no new peer",
@@ -736,6 +736,7 @@ class Node:
                     "tap": tap.counts(),
                     "wanted_tokens": len(port.wanted),
                     "learned_macs": len(port.local.macs),
+                    "reassembly": port.reassembler.status(),
                     "groups": sorted(ids.mac_str(g) for g in port.local.groups),
                     "joined": True,
                     **self.mvlan.status(vid),

@@ -60,7 +60,8 @@ class VlanPort:
         self.counters = counters
         self.sealer = FrameSealer(info.vlan_id, keys)
         self.opener = FrameOpener(keys)
-        self.reassembler = fragment.Reassembler()
+        # Units given up before they complete count as drops (fragment_expired/_evicted).
+        self.reassembler = fragment.Reassembler(on_give_up=counters.drop)
         self.local = LocalPort(own_mac=info.mac)
         self._tokens = vft.TokenCache(info.vlan_id, keys.current().vft_salt)
         self._older: dict[bytes, vft.TokenCache] = {}

@@ -26,6 +26,12 @@ Mode = Literal["open", "peers", "credential"]
 FOREVER = float("inf")
 
 
+def pinned_peer_ids(bootstrap: Iterable[str]) -> frozenset[str]:
+    """The peer ids a bootstrap list pins: what follows each address's last /p2p/
+    (the config admits only addresses that have one)."""
+    return frozenset(a.rsplit("/p2p/", 1)[1] for a in bootstrap)
+
+
 @dataclass(frozen=True)
 class Verdict:
     admitted: bool

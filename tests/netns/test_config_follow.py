@@ -1,5 +1,6 @@
-"""A running node follows its config file: a new bootstrap list is dialed at once (a
-Kubernetes member whose MVLAN relays got addresses after it started), a broken file or
+"""A running node follows its config file: a new bootstrap list is dialed at once and its
+peers admitted (a Kubernetes member whose MVLAN relays got addresses after it started),
+a broken file or
 a change that needs a restart changes nothing and is counted. Real `peertap run`
 processes in network namespaces."""
 
@@ -37,7 +38,10 @@ def test_a_node_dials_the_bootstrap_peers_written_to_its_config_while_running(
     lab = lab_factory(topology("relay"))
     lab.wait_ready(timeout=30)
     path = lab.config_path("b")
+    # b admits no one but its bootstrap peers (it still presents its own credential to
+    # the relay): the relay's trunk comes up only if a new bootstrap list pins it.
     original = json.loads(path.read_text())
+    original["admission"] = {**original["admission"], "mode": "peers", "authorities": []}
     assert original["bootstrap"], "the relay topology gives b a bootstrap peer"
 
     # b starts knowing no peer: it cannot reach a.

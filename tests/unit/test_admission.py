@@ -106,6 +106,15 @@ def test_peers_mode_admits_the_listed_and_bootstrap_peers_only() -> None:
     assert not refused.admitted and refused.reason == "not_listed"
 
 
+def test_a_bootstrap_list_pins_the_peer_ids_its_addresses_end_in() -> None:
+    a, b, stranger = (identity.generate().peer_id for _ in range(3))
+    bootstrap = [f"/ip4/10.0.0.1/tcp/4001/p2p/{a}", f"/dns4/relay.example/tcp/443/ws/p2p/{b}"]
+    assert admission.policy.pinned_peer_ids(bootstrap) == {a, b}
+    p = policy("credential", pinned=admission.policy.pinned_peer_ids(bootstrap))
+    assert p.decide(b, wire.Intro()).admitted
+    assert not p.decide(stranger, wire.Intro()).admitted
+
+
 def test_open_mode_admits_anyone() -> None:
     assert policy("open").decide(identity.generate().peer_id, wire.Intro()).admitted
 

@@ -21,7 +21,7 @@ from peertap.sidecar.crypto.mls_keys import MlsKeyProvider
 from peertap.sidecar.identity import Identity
 from peertap.sidecar.mls.key_schedule import mls_exporter
 from peertap.sidecar.mls.suites import get_suite
-from peertap.sidecar.private import authority, revocation
+from peertap.sidecar.private import authority, credential_book, revocation
 
 VECTORS = json.loads((Path(__file__).parents[1] / "data" / "peertap-vectors.json").read_text())
 
@@ -151,3 +151,22 @@ def test_revocation_list() -> None:
     assert data.hex() == v["list"]
     lst = revocation.load_revocation_list(data, auth.public_bytes, v["label"])
     assert lst.version == v["version"] and lst.revoked == frozenset(keys)
+
+
+def test_credential_digest_of_small_hellos(cred: dict[str, Any]) -> None:
+    v = VECTORS["credential_digest"]
+    # It names the credential vector's document, signed by that credential's member.
+    assert v["signer_public"] == cred["member_public"]
+    assert v["document"] == cred["document"]
+    signer = bytes.fromhex(v["signer_public"])
+    document = v["document"].encode("ascii")
+    # From the formula of docs/protocol.md 10.2: BLAKE3-128 of the 25-byte label, a zero
+    # byte, the 32-byte signer key and the document.
+    hashed = b"peertap credential digest" + b"\x00" + signer + document
+    assert len(hashed) == 25 + 1 + 32 + len(document)
+    assert hashed.hex() == v["hashed"]
+    assert blake3.blake3(hashed).digest()[:16].hex() == v["digest"]
+    # And the implementation agrees, bound to the signer: another key gives another digest.
+    assert credential_book.digest(signer, document).hex() == v["digest"]
+    other = bytes.fromhex(cred["authority_public"])
+    assert credential_book.digest(other, document).hex() != v["digest"]

@@ -137,3 +137,24 @@ def test_short_units_from_the_tap_are_counted_not_sent() -> None:
     a, _ = port(MAC_A)
     sealed, _ = a.outgoing([b"\x00" * 12], reachable=everywhere)
     assert sealed == [] and a.counters.drops["tap_short"] == 1
+
+
+def test_units_a_member_never_finishes_are_given_up_within_the_byte_bound() -> None:
+    # A member holding the key sends every fragment of its units but the last; the
+    # receiving port holds at most the byte bound, counts what it gives up, and still
+    # reassembles an honest super-frame that arrives afterwards.
+    a, _ = port(MAC_A)
+    b, sink = port(MAC_B)
+    unit = frame(MAC_B, MAC_A, os.urandom(65535 - 14))
+    unfinished = 2 * fragment.MAX_PENDING_BYTES // len(unit)
+    for _ in range(unfinished):
+        sealed, _ = a.outgoing([unit], reachable=everywhere)
+        for _, packet in sealed[:-1]:
+            assert b.deliver(packet, wire.decode_data(packet))
+    held = b.reassembler.status()
+    assert held["pending_bytes"] <= fragment.MAX_PENDING_BYTES
+    assert held["pending_units"] < unfinished
+    assert held["evicted_units"] == b.counters.drops["fragment_evicted"] > 0
+    assert sink.units == []
+    carry(a, b, [unit])
+    assert sink.units == [unit]

@@ -5,7 +5,8 @@ clock step (u8, tenths of a second), offset (u32), total (u32), chunk length (u2
 The chunk is that slice of one fixed pseudo-random unit, so a unit that completes
 must be exactly its first `total` bytes. Asserts that `add` returns None or a
 correct unit, or raises FragmentError, and that the pending units stay within
-MAX_PENDING. An input shorter than a descriptor picks a unit size instead: the
+MAX_PENDING and their bytes within the reassembler's byte bound (small here, 1 MiB, so
+that inputs reach eviction). An input shorter than a descriptor picks a unit size instead: the
 fragments `fragment.split` makes of it must reassemble to the unit.
 """
 
@@ -72,7 +73,7 @@ def seeds() -> list[bytes]:
 
 def check(data: bytes) -> None:
     clock = _Clock()
-    reassembler = fragment.Reassembler(clock=clock)
+    reassembler = fragment.Reassembler(clock=clock, max_bytes=1024 * 1024)
     for unit, step, offset, total, length in _descriptors(data):
         clock.now += step / 10
         fid = unit.to_bytes(2, "big") * 8
@@ -84,6 +85,7 @@ def check(data: bytes) -> None:
             continue
         finally:
             assert len(reassembler) <= fragment.MAX_PENDING
+            assert 0 <= reassembler.held_bytes <= reassembler.max_bytes
         if whole is not None:
             assert whole == _UNIT[:total], "a reassembled unit differs from what was fragmented"
     if len(data) >= _DESC_LEN:
