@@ -11,6 +11,9 @@ after the other:
   openvpn-lossy, peertap-direct-lossy
                   the same with 1% of the packets r forwards dropped at random
                   (nftables `numgen random`; this kernel has no netem): TCP only
+  python-floor    the floor of any Python data plane: hack/floor_forwarder.py moves
+                  frames between a TAP and UDP, one syscall each way, no encryption,
+                  no switching (not a VPN: a bound on what Python reaches here)
   peertap-paths   a and b both dial two pure relays r1 and r2; a's and b's links to
                   the relay a sends b's traffic through are slowed with `tc tbf`
                   just before a TCP flow; shows which relay carried the flow (bytes
@@ -53,6 +56,7 @@ SCENARIOS = (
     "openvpn",
     "peertap-direct",
     "peertap-relay",
+    "python-floor",
     "openvpn-lossy",
     "peertap-direct-lossy",
     "peertap-paths-unscored",
@@ -79,6 +83,8 @@ TINC_CIPHER = ("aes-256-cbc", "sha256")
 OPENVPN_CIPHER = ("AES-256-CBC", "SHA256")
 TINC_IF = "pt-tinc"
 OPENVPN_IF = "pt-ovpn"
+FLOOR_IF = "pt-floor"
+FLOOR_SCRIPT = Path(__file__).with_name("floor_forwarder.py")
 
 
 class BenchError(Exception):
@@ -436,6 +442,26 @@ def run_openvpn(opts: Options, result: Result) -> None:
         measure(lab, OVERLAY["b"], opts, result)
 
 
+def run_floor(opts: Options, result: Result) -> None:
+    with Lab.up(routed_spec(), start_nodes=False) as lab:
+        for pod in ("a", "b"):
+            peer = "b" if pod == "a" else "a"
+            log_path = opts.work / f"floor-{pod}.log"
+            log = log_path.open("w")
+            proc = lab.spawn(
+                pod,
+                [
+                    *(sys.executable, "-P", str(FLOOR_SCRIPT), FLOOR_IF, f"{OVERLAY[pod]}/24"),
+                    *(lab.underlay_address(pod, "r"), lab.underlay_address(peer, "r")),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            log.close()
+            wait_interface(lab, pod, FLOOR_IF, proc, log_path)
+        measure(lab, OVERLAY["b"], opts, result)
+
+
 def run_scenario(name: str, opts: Options) -> Result:
     result = Result(scenario=name)
     started = time.monotonic()
@@ -452,6 +478,8 @@ def run_scenario(name: str, opts: Options) -> Result:
             run_peertap(direct, opts, result, loss=name.endswith("-lossy"))
         elif name == "peertap-relay":
             run_peertap(topology("relay"), opts, result)
+        elif name == "python-floor":
+            run_floor(opts, result)
         elif name == "peertap-paths":
             run_paths(opts, result)
         elif name == "peertap-paths-unscored":
@@ -570,6 +598,30 @@ def targets(results: list[Result]) -> list[Target]:
     ]
 
 
+def floor_lines(results: list[Result]) -> list[str]:
+    """Where the bare Python forwarder stands against the targets that are about latency
+    and small packets: what no Python design can beat here, whatever it does per frame."""
+    by = {r.scenario: r for r in results if r.error is None}
+    floor, veth = by.get("python-floor"), by.get("veth")
+    if floor is None:
+        return []
+    lines = []
+    if veth is not None and floor.rtt_median_ms is not None and veth.rtt_median_ms is not None:
+        lines.append(
+            f"  RTT over underlay, ms: {floor.rtt_median_ms - veth.rtt_median_ms:.3f} "
+            "(target for PeerTap direct: <= 0.3)"
+        )
+    anchors = [
+        by[s].udp64_pps for s in ("openvpn", "tinc") if s in by and by[s].udp64_pps is not None
+    ]
+    if floor.udp64_pps is not None and anchors:
+        lines.append(
+            f"  64 B pps / best of OpenVPN, tinc: {floor.udp64_pps / max(anchors):.2f}x "
+            "(target for PeerTap direct: >= 2.0)"
+        )
+    return lines
+
+
 def missing_tools(scenarios: list[str]) -> list[str]:
     needed = ["iperf3"]
     needed += [t for t, s in (("tincd", "tinc"), ("openvpn", "openvpn")) if s in scenarios]
@@ -628,6 +680,10 @@ def main() -> int:
     print("\ntargets (ratios of this run):")
     for target in targets(results):
         print(target.line())
+    floor = floor_lines(results)
+    if floor:
+        print("\nthe floor of a Python data plane on this machine (python-floor: no crypto):")
+        print("\n".join(floor))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(_report(results, args), indent=2) + "\n")
