@@ -12,8 +12,11 @@ after the other:
                   the same with 1% of the packets r forwards dropped at random
                   (nftables `numgen random`; this kernel has no netem): TCP only
   python-floor    the floor of any Python data plane: hack/floor_forwarder.py moves
-                  frames between a TAP and UDP, one syscall each way, no encryption,
-                  no switching (not a VPN: a bound on what Python reaches here)
+                  frames between a TAP and UDP (one TAP syscall per frame, frames
+                  packed into datagrams), no encryption, no switching: not a VPN, a
+                  bound on what Python reaches on this machine
+  python-floor-relay
+                  the same through a bare Python UDP relay on r (a and b send to r)
   peertap-paths   a and b both dial two pure relays r1 and r2; a's and b's links to
                   the relay a sends b's traffic through are slowed with `tc tbf`
                   just before a TCP flow; shows which relay carried the flow (bytes
@@ -57,6 +60,7 @@ SCENARIOS = (
     "peertap-direct",
     "peertap-relay",
     "python-floor",
+    "python-floor-relay",
     "openvpn-lossy",
     "peertap-direct-lossy",
     "peertap-paths-unscored",
@@ -442,17 +446,22 @@ def run_openvpn(opts: Options, result: Result) -> None:
         measure(lab, OVERLAY["b"], opts, result)
 
 
-def run_floor(opts: Options, result: Result) -> None:
+def run_floor(opts: Options, result: Result, *, relayed: bool = False) -> None:
     with Lab.up(routed_spec(), start_nodes=False) as lab:
+        python = (sys.executable, "-P", str(FLOOR_SCRIPT))
+        if relayed:
+            a, b = lab.underlay_address("a", "r"), lab.underlay_address("b", "r")
+            lab.spawn("r", [*python, "relay", "0.0.0.0", a, b], stdout=subprocess.DEVNULL)
         for pod in ("a", "b"):
             peer = "b" if pod == "a" else "a"
+            remote = lab.underlay_address("r", pod) if relayed else lab.underlay_address(peer, "r")
             log_path = opts.work / f"floor-{pod}.log"
             log = log_path.open("w")
             proc = lab.spawn(
                 pod,
                 [
-                    *(sys.executable, "-P", str(FLOOR_SCRIPT), FLOOR_IF, f"{OVERLAY[pod]}/24"),
-                    *(lab.underlay_address(pod, "r"), lab.underlay_address(peer, "r")),
+                    *(*python, "member", FLOOR_IF, f"{OVERLAY[pod]}/24"),
+                    *(lab.underlay_address(pod, "r"), remote),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -478,8 +487,8 @@ def run_scenario(name: str, opts: Options) -> Result:
             run_peertap(direct, opts, result, loss=name.endswith("-lossy"))
         elif name == "peertap-relay":
             run_peertap(topology("relay"), opts, result)
-        elif name == "python-floor":
-            run_floor(opts, result)
+        elif name in ("python-floor", "python-floor-relay"):
+            run_floor(opts, result, relayed=name.endswith("-relay"))
         elif name == "peertap-paths":
             run_paths(opts, result)
         elif name == "peertap-paths-unscored":
@@ -606,6 +615,18 @@ def floor_lines(results: list[Result]) -> list[str]:
     if floor is None:
         return []
     lines = []
+    relayed = by.get("python-floor-relay")
+    if relayed is not None and relayed.gbps is not None and floor.gbps:
+        lines.append(
+            f"  via relay TCP / direct: {relayed.gbps / floor.gbps:.3f} "
+            "(target for PeerTap: >= 0.8)"
+        )
+    relayed_rtt = relayed.rtt_median_ms if relayed is not None else None
+    if veth is not None and veth.rtt_median_ms is not None and relayed_rtt is not None:
+        lines.append(
+            f"  via relay RTT over underlay, ms: {relayed_rtt - veth.rtt_median_ms:.3f} "
+            "(target for PeerTap: <= 0.5)"
+        )
     if veth is not None and floor.rtt_median_ms is not None and veth.rtt_median_ms is not None:
         lines.append(
             f"  RTT over underlay, ms: {floor.rtt_median_ms - veth.rtt_median_ms:.3f} "

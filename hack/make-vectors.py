@@ -6,7 +6,8 @@ From fixed inputs (key seeds, labels, times, secrets) it records what this
 implementation produces for: the member credential (canonical payload, signed bytes,
 document), the frame key schedule of a private VLAN (MLS exporter -> frame key ->
 MLS-ID, VFT salt, tokens, sender key, one sealed DATA packet), sender-bound frames
-(pair key and tag), a revocation list and the credential digest of small HELLOs.
+(pair key and tag), a revocation list, the credential digest of small HELLOs and a
+bundle of two frames in one DATA packet.
 tests/unit/test_peertap_vectors.py recomputes every output from the inputs with the
 implementation (and the digests also from their documented formulas) and compares.
 Regenerate only when a format changes on purpose (and say so in docs/protocol.md).
@@ -22,7 +23,7 @@ from pathlib import Path
 import blake3
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from peertap.sidecar import ids, vft, wire
+from peertap.sidecar import bundle, ids, vft, wire
 from peertap.sidecar.crypto import senders
 from peertap.sidecar.crypto.keys import EpochKeys
 from peertap.sidecar.crypto.mls_keys import FRAME_KEY_LABEL, FRAME_KEY_LEN
@@ -173,16 +174,44 @@ def credential_digest_vector(cred: dict[str, object]) -> dict[str, object]:
     }
 
 
+def bundle_vector(frame: dict[str, object]) -> dict[str, object]:
+    """Two small frames from a to b sealed as one bundle (flag BUNDLE, docs/protocol.md,
+    4.5), under the `frame` vector's keys, as an open VLAN's sender key seals them."""
+    frame_key = bytes.fromhex(str(frame["frame_key"]))
+    epoch = EpochKeys(epoch=7, frame_key=frame_key)
+    mac_a, mac_b = bytes.fromhex(str(frame["mac_a"])), bytes.fromhex(str(frame["mac_b"]))
+    units = [bytes(10) + mac_b + mac_a + b"\x08\x00" + text for text in (b"one", b"two!")]
+    plaintext = bundle.join(units)
+    sender = bytes(range(8))
+    counter = 1_767_323_045_000_001
+    vlan_id = bytes.fromhex(str(frame["vlan_id"]))
+    token = bytes.fromhex(str(frame["unicast_vft_b"]))
+    header = wire.DataHeader(
+        16, wire.FLAG_BUNDLE, vlan_id, epoch.mls_id, token, sender, counter
+    ).encode()
+    nonce = bytes(4) + counter.to_bytes(8, "big")
+    sealed = epoch.sender_aead(sender).encrypt(nonce, plaintext, wire.aad_of(header))
+    return {
+        "units": [u.hex() for u in units],
+        "plaintext": plaintext.hex(),
+        "sender_id": sender.hex(),
+        "counter": counter,
+        "packet": (header + sealed).hex(),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", default=str(ROOT / "tests" / "data" / "peertap-vectors.json"))
     args = p.parse_args()
     cred = credential_vector()
+    frame = frame_vector()
     doc = {
         "credential": cred,
-        "frame": frame_vector(),
+        "frame": frame,
         "revocation": revocation_vector(),
         "credential_digest": credential_digest_vector(cred),
+        "bundle": bundle_vector(frame),
     }
     Path(args.out).write_text(json.dumps(doc, indent=2, ensure_ascii=True) + "\n")
     print(f"wrote {args.out}")

@@ -2,9 +2,10 @@
 
 Outgoing (TAP -> mesh), per unit read from the TAP:
   learn source MAC -> snoop IGMP/MLD -> classify destination -> token ->
-  fragment if too large -> seal -> (token, packet) for the forwarder
+  fragment if too large, bundle consecutive small ones (bundle.py) -> seal ->
+  (token, packet) for the forwarder
 Incoming (mesh -> TAP):
-  keys by MLS-ID -> replay check -> decrypt -> reassemble -> write to TAP
+  keys by MLS-ID -> replay check -> decrypt -> reassemble or split a bundle -> TAP
 
 The port knows nothing about trunks or peers; the forwarder (node.py) routes
 what it produces and hands it what the mesh delivers for this VLAN.
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from . import fragment, vft, wire
+from . import bundle, fragment, vft, wire
 from .counters import Counters
 from .crypto.frames import FrameOpener, FrameSealer, OpenError
 from .crypto.keys import KeyProvider
@@ -113,6 +114,10 @@ class VlanPort:
         out: list[tuple[bytes, bytes]] = []
         tokens = self.tokens
         learned = False
+        # Consecutive small units with one token and one destination: sealed as a bundle.
+        run: list[bytes] = []
+        run_token = run_dst = b""
+        run_bytes = 0
         for unit in units:
             if len(unit) < MIN_UNIT:
                 self.counters.drop("tap_short")
@@ -138,10 +143,45 @@ class VlanPort:
                 if not reachable(self.vlan_id, token):
                     self.counters.inc("multicast_no_subscriber")
                     continue
+            size = len(unit)
+            if run and (
+                token != run_token
+                or dst != run_dst
+                or size > bundle.MAX_UNIT
+                or run_bytes + bundle.LENGTH_LEN + size > bundle.MAX_BYTES
+            ):
+                self._seal_run(run, run_token, run_dst, out)
+                run = []
+            if size <= bundle.MAX_UNIT:
+                if not run:
+                    run_token, run_dst, run_bytes = token, dst, 0
+                run.append(unit)
+                run_bytes += bundle.LENGTH_LEN + size
+                continue
             out.extend((token, p) for p in self._seal(unit, token, dst))
+        if run:
+            self._seal_run(run, run_token, run_dst, out)
         self.counters.inc("tap_rx", len(units))
         changed = self.refresh_wanted() if learned else False
         return out, changed
+
+    def _seal_run(
+        self, run: list[bytes], token: bytes, dst: bytes, out: list[tuple[bytes, bytes]]
+    ) -> None:
+        """Seal small units kept back for a bundle: one alone as ever, two or more as
+        one bundle (MAX_BYTES leaves room for any sender-tag trailer in one packet)."""
+        if len(run) == 1:
+            out.extend((token, p) for p in self._seal(run[0], token, dst))
+            return
+        packet = self.sealer.seal(
+            vft=token,
+            plaintext=bundle.join(run),
+            hop_limit=self.hop_limit,
+            flags=wire.FLAG_BUNDLE,
+            dst=dst,
+        )
+        out.append((token, packet))
+        self.counters.inc("bundled_units", len(run))
 
     def _snoop(self, unit: bytes) -> bool:
         joins, leaves = snoop(unit[VNET_HDR_LEN:])
@@ -186,6 +226,13 @@ class VlanPort:
         except OpenError as err:
             self.counters.drop(err.reason)
             return False
+        if header.flags & wire.FLAG_BUNDLE:
+            try:
+                units = bundle.split(unit)
+            except bundle.BundleError as err:
+                self.counters.drop(err.reason)
+                return False
+            return all([self._write(u) for u in units])
         if header.flags & wire.FLAG_FRAGMENT:
             try:
                 whole = self.reassembler.add(unit)
@@ -195,6 +242,10 @@ class VlanPort:
             if whole is None:
                 return True
             unit = whole
+        return self._write(unit)
+
+    def _write(self, unit: bytes) -> bool:
+        """The last checks of a decrypted unit, then the TAP; False if dropped."""
         if len(unit) < MIN_UNIT:
             self.counters.drop("inner_short")
             return False

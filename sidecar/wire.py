@@ -2,10 +2,10 @@
 
 Every packet starts with a 4-byte common prefix:
 
-    0  u8  version      (3; INTRO alone keeps 2, its frozen format)
+    0  u8  version      (4; INTRO alone keeps 2, its frozen format)
     1  u8  type         (1 DATA, 2 ANNOUNCE, 3 CONTROL, 4 INTRO, 5 PROBE)
     2  u8  hop limit    (decremented by every forwarding node; 0 is never sent)
-    3  u8  flags        (DATA: bit 0 = FRAGMENT, bit 1 = SENDER_TAGS; others must be 0)
+    3  u8  flags        (DATA: bit 0 = FRAGMENT, bit 1 = SENDER_TAGS, bit 2 = BUNDLE; others 0)
 
 DATA (68-byte header, then AEAD ciphertext and 16-byte tag):
 
@@ -59,7 +59,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-VERSION = 3
+VERSION = 4
 """Packet version this implementation sends (docs/protocol.md, section 9: what changed)."""
 INTRO_VERSION = 2
 """Prefix version of every INTRO, whatever the versions its sender speaks: the INTRO
@@ -71,6 +71,8 @@ TYPE_INTRO = 4
 TYPE_PROBE = 5
 FLAG_FRAGMENT = 0x01
 FLAG_SENDER_TAGS = 0x02
+FLAG_BUNDLE = 0x04
+"""DATA: the plaintext is a bundle of small units (bundle.py); never with FRAGMENT."""
 
 PREFIX_LEN = 4
 DATA_HEADER_LEN = 68
@@ -179,8 +181,10 @@ def decode_data(packet: bytes | memoryview) -> DataHeader:
         hop,
         flags,
         expected=TYPE_DATA,
-        allowed_flags=FLAG_FRAGMENT | FLAG_SENDER_TAGS,
+        allowed_flags=FLAG_FRAGMENT | FLAG_SENDER_TAGS | FLAG_BUNDLE,
     )
+    if flags & FLAG_BUNDLE and flags & FLAG_FRAGMENT:
+        raise MalformedPacket("flags", "a bundle is never fragmented")
     return DataHeader(hop, flags, vid, mid, vft, sender, counter)
 
 
@@ -320,9 +324,9 @@ def decode_control(packet: bytes | memoryview) -> Control:
 ROLE_RELAY = 0x01
 ROLE_DATAGRAM = 0x02
 """INTRO roles bit 1: the sender runs the datagram path (docs/protocol.md, section 8b)."""
-LOWEST_VERSION = 3
-"""Oldest protocol version this implementation speaks: version 2 nodes cannot read
-version 3 packets (docs/protocol.md, section 9), so a node speaks 3 only."""
+LOWEST_VERSION = 4
+"""Oldest protocol version this implementation speaks: version 3 nodes cannot read
+version 4 packets (bundles, docs/protocol.md, section 9), so a node speaks 4 only."""
 
 
 def common_version(lowest: int, highest: int) -> int | None:

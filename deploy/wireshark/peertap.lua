@@ -1,4 +1,4 @@
--- PeerTap packet dissector for Wireshark and tshark (protocol version 3).
+-- PeerTap packet dissector for Wireshark and tshark (protocol version 4).
 --
 -- Decodes the PeerTap packets in traces written by `peertap run --trace FILE.pcapng`:
 -- link type LINKTYPE_USER0 (147), one interface per trunk, each packet exactly as
@@ -29,6 +29,7 @@ local f = {
     flags = ProtoField.uint8("peertap.flags", "Flags", base.HEX),
     fragment = ProtoField.bool("peertap.flags.fragment", "Fragment", 8, nil, 0x01),
     sender_tags = ProtoField.bool("peertap.flags.sender_tags", "Sender tags", 8, nil, 0x02),
+    bundle = ProtoField.bool("peertap.flags.bundle", "Bundle", 8, nil, 0x04),
     trailer = ProtoField.bytes("peertap.sender_tags", "Sender tags (receiver leaf, tag)"),
     tag_count = ProtoField.uint16("peertap.sender_tags.count", "Sender tag entries"),
     vlan_id = ProtoField.bytes("peertap.vlan_id", "VLAN-ID"),
@@ -57,7 +58,7 @@ local f = {
     credential = ProtoField.bytes("peertap.intro.credential", "Node credential"),
 }
 peertap.fields = {
-    f.version, f.type, f.hop_limit, f.flags, f.fragment, f.sender_tags, f.trailer,
+    f.version, f.type, f.hop_limit, f.flags, f.fragment, f.sender_tags, f.bundle, f.trailer,
     f.tag_count, f.vlan_id, f.mls_id, f.vft,
     f.sender, f.counter, f.ciphertext, f.tag, f.origin, f.sequence, f.distance, f.count,
     f.token, f.timestamp, f.kind, f.signer, f.body, f.signature, f.lowest, f.highest,
@@ -178,9 +179,10 @@ function peertap.dissector(buf, pinfo, root)
     local flags = tree:add(f.flags, buf(3, 1))
     flags:add(f.fragment, buf(3, 1))
     flags:add(f.sender_tags, buf(3, 1))
+    flags:add(f.bundle, buf(3, 1))
     pinfo.cols.info = TYPES[kind] or string.format("type %d", kind)
     -- INTRO keeps its frozen prefix version 2 (docs/protocol.md, section 9).
-    if version ~= 3 and not (version == 2 and kind == 4) then
+    if version ~= 4 and not (version == 2 and kind == 4) then
         tree:add_proto_expert_info(ef_version)
         return buf:len()
     end

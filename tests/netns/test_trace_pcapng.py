@@ -48,8 +48,8 @@ def test_tshark_decodes_the_relays_pcapng_trace_with_the_shipped_dissector(
         ).splitlines()
     ]
     assert {r["frame.interface_name"] for r in rows} == {ids["a"], ids["b"]}
-    # INTRO keeps its frozen prefix version 2; every other packet is version 3.
-    assert {r["peertap.version"] for r in rows if r["peertap.type"] != "4"} == {"3"}
+    # INTRO keeps its frozen prefix version 2; every other packet is version 4.
+    assert {r["peertap.version"] for r in rows if r["peertap.type"] != "4"} == {"4"}
     assert {r["peertap.version"] for r in rows if r["peertap.type"] == "4"} <= {"2"}
     forwarded = [r for r in rows if r["frame.comment"] == "fwd" and r["peertap.type"] == "1"]
     assert forwarded, "no forwarded DATA packet in the relay's trace"

@@ -147,9 +147,10 @@ def test_a_missing_own_credential_stops_the_node_with_a_clear_error(tmp_path: Pa
         OwnCredentials([tmp_path / "absent.cred"]).load()
 
 
-# The exact INTRO a version 2 node sends: frozen prefix 02 04 01 00, versions 2..2, no
-# roles, no credential.
+# The exact INTROs version 2 and version 3 nodes send: frozen prefix 02 04 01 00,
+# versions 2..2 (3..3), no roles, no credential.
 VERSION_2_INTRO = bytes.fromhex("0204010002020000")
+VERSION_3_INTRO = bytes.fromhex("0204010003030000")
 
 
 def gate(mode: str = "open") -> tuple[AdmissionGate, Counters]:
@@ -160,20 +161,23 @@ def gate(mode: str = "open") -> tuple[AdmissionGate, Counters]:
     return g, counters
 
 
-def test_a_version_2_node_and_this_one_refuse_each_other_with_a_counted_reason() -> None:
-    # This node reads the version 2 INTRO (frozen format) and refuses it for its versions,
+@pytest.mark.parametrize("theirs", [VERSION_2_INTRO, VERSION_3_INTRO], ids=["v2", "v3"])
+def test_an_older_node_and_this_one_refuse_each_other_with_a_counted_reason(
+    theirs: bytes,
+) -> None:
+    # This node reads the older INTRO (frozen format) and refuses it for its versions,
     # not as malformed, even in open mode.
     g, counters = gate("open")
-    assert not g.admit(NODE.peer_id, VERSION_2_INTRO)
+    assert not g.admit(NODE.peer_id, theirs)
     assert counters.drops["admission_refused_version"] == 1
     assert counters.drops["admission_refused"] == 1
     assert not any(k.startswith("admission_refused_malformed") for k in counters.drops)
-    # What this node sends keeps the version 2 layout: a version 2 node reads the range
-    # 3..3 from it, has no version in common and refuses with the same reason.
+    # What this node sends keeps the version 2 layout: an older node reads the range
+    # 4..4 from it, has no version in common and refuses with the same reason.
     ours = g.intro()
-    assert ours[:4] == VERSION_2_INTRO[:4]
-    assert (ours[4], ours[5]) == (wire.VERSION, wire.VERSION) == (3, 3)
-    assert wire.common_version(2, 2) is None
+    assert ours[:4] == theirs[:4]
+    assert (ours[4], ours[5]) == (wire.VERSION, wire.VERSION) == (4, 4)
+    assert wire.common_version(theirs[4], theirs[5]) is None
     # A fresh INTRO of an admitted peer is still recognised on a live trunk.
     assert wire.packet_type(ours) == wire.TYPE_INTRO
     assert g.admit(NODE.peer_id, ours)

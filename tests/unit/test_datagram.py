@@ -59,9 +59,9 @@ def test_path_records_round_trip_and_refuse_bad_shapes() -> None:
         (offer.encode()[:-1], "path_kind"),
         (codec.Offer(0, bytes(32)).encode(), "path_offer"),
         (codec.Key(0, bytes(32), bytes(32)).encode(), "path_key"),
-        (b"\x03\x06\x01\x00\x09", "path_kind"),
-        (b"\x03\x06\x02\x00\x01" + bytes(34), "path_prefix"),
-        (b"\x03\x06", "path_short"),
+        (bytes([wire.VERSION, 6, 1, 0, 9]), "path_kind"),
+        (bytes([wire.VERSION, 6, 2, 0, 1]) + bytes(34), "path_prefix"),
+        (bytes([wire.VERSION, 6]), "path_short"),
     ]:
         with pytest.raises(codec.MalformedDatagram) as err:
             codec.parse_path_record(bad)
@@ -300,9 +300,10 @@ def test_a_channel_drops_and_counts_datagrams_it_cannot_use() -> None:
 
 
 def test_intro_versions_pick_the_best_common_one() -> None:
-    assert wire.common_version(3, 3) == 3
+    assert wire.common_version(4, 4) == 4
     assert wire.common_version(1, 9) == wire.VERSION
-    assert wire.common_version(4, 5) is None
+    assert wire.common_version(5, 6) is None
+    assert wire.common_version(3, 3) is None
     assert wire.common_version(2, 2) is None
 
 

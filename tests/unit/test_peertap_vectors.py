@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from peertap.sidecar import ids, vft, wire
+from peertap.sidecar import bundle, ids, vft, wire
 from peertap.sidecar.crypto import senders
 from peertap.sidecar.crypto.frames import FrameOpener
 from peertap.sidecar.crypto.keys import EpochKeys
@@ -170,3 +170,23 @@ def test_credential_digest_of_small_hellos(cred: dict[str, Any]) -> None:
     assert credential_book.digest(signer, document).hex() == v["digest"]
     other = bytes.fromhex(cred["authority_public"])
     assert credential_book.digest(other, document).hex() != v["digest"]
+
+
+def test_a_bundle_of_two_frames(frame: dict[str, Any]) -> None:
+    """Its plaintext is each unit with its u16 length, and it opens under the sender key
+    like any DATA packet (flag BUNDLE); the units come back in order."""
+    v: dict[str, Any] = VECTORS["bundle"]
+    units = [bytes.fromhex(u) for u in v["units"]]
+    expected = b"".join(len(u).to_bytes(2, "big") + u for u in units)
+    assert expected.hex() == v["plaintext"] == bundle.join(units).hex()
+    packet = bytes.fromhex(v["packet"])
+    h = wire.decode_data(packet)
+    assert h.flags == wire.FLAG_BUNDLE and h.counter == v["counter"]
+    assert h.sender.hex() == v["sender_id"]
+    sender_key = blake3.blake3(
+        b"peertap/v1 sender key" + h.sender, key=bytes.fromhex(frame["frame_key"])
+    ).digest()
+    nonce = bytes(4) + h.counter.to_bytes(8, "big")
+    plaintext = AESGCM(sender_key).decrypt(nonce, packet[68:], wire.aad_of(packet))
+    assert plaintext.hex() == v["plaintext"]
+    assert bundle.split(plaintext) == units

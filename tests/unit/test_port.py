@@ -158,3 +158,71 @@ def test_units_a_member_never_finishes_are_given_up_within_the_byte_bound() -> N
     assert sink.units == []
     carry(a, b, [unit])
     assert sink.units == [unit]
+
+
+def test_a_burst_of_small_frames_to_one_mac_goes_as_few_bundles_and_arrives_in_order() -> None:
+    a, _ = port(MAC_A)
+    b, sink = port(MAC_B)
+    small = [frame(MAC_B, MAC_A, i.to_bytes(4, "big") * 16) for i in range(40)]
+    big = frame(MAC_B, MAC_A, os.urandom(1400))
+    units = [*small[:20], big, *small[20:], frame(wire_broadcast(), MAC_A, b"arp?" * 8)]
+    sealed, _ = a.outgoing(units, reachable=everywhere)
+    bundles = [p for _, p in sealed if wire.decode_data(p).flags & wire.FLAG_BUNDLE]
+    # 20 small units before the big one, 20 after: each run fills whole bundles; the big
+    # unit and the lone broadcast go alone, in their places.
+    assert len(bundles) >= 2 and len(sealed) < 10
+    assert a.counters.events["bundled_units"] == 40
+    assert all(len(p) <= 1232 - 38 for p in bundles)
+    carry(a, b, units)
+    assert sink.units == units
+
+
+def test_a_bundle_that_does_not_tile_is_dropped_whole_and_counted() -> None:
+    """Only a holder of the frame key can seal one: still, a bundle whose lengths do not
+    add up (or that holds one unit) writes nothing and is counted."""
+    a, _ = port(MAC_A)
+    b, sink = port(MAC_B)
+    unit = frame(MAC_B, MAC_A, b"x" * 40)
+    token = b.tokens.unicast(MAC_B)
+    for plaintext in (
+        len(unit).to_bytes(2, "big") + unit,  # one unit
+        (len(unit) + 1).to_bytes(2, "big") + unit + len(unit).to_bytes(2, "big") + unit,
+        len(unit).to_bytes(2, "big") + unit + b"\x00",
+        len(unit).to_bytes(2, "big") + unit + b"\x00\x00" + unit,  # a zero length
+    ):
+        packet = a.sealer.seal(
+            vft=token, plaintext=plaintext, hop_limit=8, flags=wire.FLAG_BUNDLE, dst=MAC_B
+        )
+        assert not b.deliver(packet, wire.decode_data(packet))
+    assert b.counters.drops["bundle_malformed"] == 4
+    assert sink.units == []
+    # A bundle of two short units: both refused by the checks every unit passes.
+    packet = a.sealer.seal(
+        vft=token,
+        plaintext=b"\x00\x05hello\x00\x05world",
+        hop_limit=8,
+        flags=wire.FLAG_BUNDLE,
+        dst=MAC_B,
+    )
+    assert not b.deliver(packet, wire.decode_data(packet))
+    assert b.counters.drops["inner_short"] == 2 and sink.units == []
+
+
+def test_a_bundle_that_claims_to_be_a_fragment_is_malformed() -> None:
+    a, _ = port(MAC_A)
+    packet = a.sealer.seal(
+        vft=bytes(16),
+        plaintext=b"\x00" * 40,
+        hop_limit=8,
+        flags=wire.FLAG_BUNDLE | wire.FLAG_FRAGMENT,
+    )
+    try:
+        wire.decode_data(packet)
+    except wire.MalformedPacket as err:
+        assert err.reason == "flags"
+    else:
+        raise AssertionError("a fragmented bundle was accepted")
+
+
+def wire_broadcast() -> bytes:
+    return b"\xff" * 6

@@ -105,6 +105,30 @@ def test_a_member_cannot_use_another_members_mac() -> None:
     assert c.counters.drops["sender_mac"] == 1
 
 
+def test_bundles_are_bound_to_their_sender_and_so_is_every_unit_inside() -> None:
+    """Small frames go in bundles, pairwise to one member or tagged for all; a bundle
+    opens only for its receivers, and a unit inside it with another member's MAC is
+    dropped while the sender's own units arrive."""
+    (a, _, _), (b, b_sink, _), (c, c_sink, _) = member(0), member(1), member(2)
+    to_b = [frame(MACS[1], MACS[0], bytes([i]) * 60) for i in range(6)]
+    to_all = [frame(BROADCAST, MACS[0], bytes([i]) * 60) for i in range(6)]
+    for units, wanted in ((to_b, {1}), (to_all, {1, 2})):
+        sealed, _ = a.outgoing(units, reachable=lambda v, t: True)
+        packets = [p for _, p in sealed]
+        assert len(packets) == 1 and wire.decode_data(packets[0]).flags & wire.FLAG_BUNDLE
+        deliver(b, packets)
+        deliver(c, packets)
+        for leaf, sink in ((1, b_sink), (2, c_sink)):
+            assert (sink.units[-len(units) :] == units) == (leaf in wanted)
+    assert c.counters.drops["pairwise_other"] + c.counters.drops["sender_tag"] >= 1
+    mixed = [frame(BROADCAST, MACS[0]), frame(BROADCAST, MACS[1]), frame(BROADCAST, MACS[0])]
+    before = len(c_sink.units)
+    sealed, _ = a.outgoing(mixed, reachable=lambda v, t: True)
+    deliver(c, [p for _, p in sealed])
+    assert c_sink.units[before:] == [mixed[0], mixed[2]]
+    assert c.counters.drops["sender_mac"] == 1
+
+
 def test_a_member_cannot_send_as_another_leaf() -> None:
     """a has the frame key and so every sender's AEAD key, but not b's pair key with c."""
     (a, _, a_keys), (c, c_sink, _) = member(0), member(2)
@@ -196,7 +220,11 @@ def test_large_units_fragment_below_the_trailer_and_reassemble() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(tail=st.binary(max_size=200), flags=st.sampled_from([0, 1, 2, 3]), leaf=st.integers(0, 5))
+@given(
+    tail=st.binary(max_size=200),
+    flags=st.sampled_from([0, 1, 2, 3, 4, 6]),
+    leaf=st.integers(0, 5),
+)
 def test_any_packet_after_a_valid_header_is_a_counted_drop(
     tail: bytes, flags: int, leaf: int
 ) -> None:
