@@ -1,6 +1,7 @@
 """A member port: one VLAN on this node, between its TAP and the mesh.
 
-Outgoing (TAP -> mesh), per unit read from the TAP:
+Outgoing (TAP -> mesh), per batch read from the TAP: a burst of one UDP flow becomes
+one GSO super-frame (tap/coalesce.py); then per unit:
   learn source MAC -> snoop IGMP/MLD -> classify destination -> token ->
   fragment if too large, bundle consecutive small ones (bundle.py) -> seal ->
   (token, packet) for the forwarder
@@ -23,6 +24,7 @@ from .crypto.frames import FrameOpener, FrameSealer, OpenError
 from .crypto.keys import KeyProvider
 from .switch.classify import Dest, classify, snoop
 from .switch.local import LocalPort
+from .tap.coalesce import coalesce
 from .tap.device import VNET_HDR_LEN
 
 MIN_UNIT = VNET_HDR_LEN + 14
@@ -112,6 +114,12 @@ class VlanPort:
     ) -> tuple[list[tuple[bytes, bytes]], bool]:
         """Seal units read from the TAP: ([(token, packet)], wanted-set changed)."""
         out: list[tuple[bytes, bytes]] = []
+        read = len(units)
+        if read > 1:
+            # A burst of one UDP flow crosses as one super-frame (tap/coalesce.py).
+            units, joined = coalesce(units)
+            if joined:
+                self.counters.inc("coalesced_datagrams", joined)
         tokens = self.tokens
         learned = False
         # Consecutive small units with one token and one destination: sealed as a bundle.
@@ -161,7 +169,7 @@ class VlanPort:
             out.extend((token, p) for p in self._seal(unit, token, dst))
         if run:
             self._seal_run(run, run_token, run_dst, out)
-        self.counters.inc("tap_rx", len(units))
+        self.counters.inc("tap_rx", read)
         changed = self.refresh_wanted() if learned else False
         return out, changed
 
