@@ -30,6 +30,7 @@ from .segment import (
     GSO_NONE,
     GSO_UDP_L4,
     IPPROTO_UDP,
+    MIN_GSO_SIZE,
     VNET_HDR_LEN,
     checksum,
 )
@@ -37,7 +38,8 @@ from .segment import (
 MAX_SEGMENTS = 64
 MAX_BYTES = 32768
 """A super-frame stays well inside one DATA packet (and a receiver's GSO limits)."""
-MIN_PAYLOAD = 1
+MIN_PAYLOAD = MIN_GSO_SIZE
+"""Receivers refuse smaller segments (segment.py): such datagrams go as they are."""
 IPV4_HLEN, IPV6_HLEN, UDP_HLEN = 20, 40, 8
 _VNET = struct.Struct("<BBHHHH")
 _ETHERTYPE = struct.Struct(">H")
