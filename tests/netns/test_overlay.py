@@ -16,7 +16,7 @@ import pytest
 import relay_knowledge
 from overlay_checks import pings, wait_until
 
-from peertap.sidecar import admission, identity
+from peertap.sidecar import admission, identity, wire
 from peertap.sidecar.lab import Lab, topology
 from peertap.sidecar.lab.nodes import CREATOR_KEY
 
@@ -370,14 +370,15 @@ def test_malformed_and_replayed_packets_are_dropped_and_counted(
         if t["dir"] == "fwd" and t["peer"] == b_peer and t["type"] == "data"
     ]
     replayed = captured[-10:]
+    v = f"{wire.VERSION:02x}"
     malformed = [
         "00",  # too short
         "0101050000",  # wrong version
-        "03630500" + "00" * 80,  # unknown type
-        "03010000" + "00" * 80,  # hop limit 0
-        "03010580" + "00" * 80,  # unknown flags
-        "03010500" + "00" * 40,  # truncated DATA
-        "03020500" + "11" * 57 + "0005" + "00" * 64,  # ANNOUNCE whose count lies
+        v + "630500" + "00" * 80,  # unknown type
+        v + "010000" + "00" * 80,  # hop limit 0
+        v + "010580" + "00" * 80,  # unknown flags
+        v + "010500" + "00" * 40,  # truncated DATA
+        v + "020500" + "11" * 57 + "0005" + "00" * 64,  # ANNOUNCE whose count lies
         # A fresh counter with the original ciphertext: passes dedup and replay, fails auth.
         captured[0][: 60 * 2] + "7f" * 8 + captured[0][68 * 2 :],
     ]

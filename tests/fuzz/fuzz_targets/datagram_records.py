@@ -14,6 +14,11 @@ Input: one mode byte, then a body.
   mode 3  the body as a DATA packet sealed by the session's sender into datagrams of a
           size the first body byte picks, into another channel: asserts it delivers
           exactly that packet (fragmented and reassembled when large), counting nothing.
+  mode 4  the body as one GRO receive (the first byte picks the segment size) into the
+          attacked channel: asserts nothing is delivered and the reassembly stays
+          within its bounds.
+  mode 5  as mode 3, but the datagrams arrive joined as one GRO receive: the same
+          packet, delivered once, counting nothing.
 """
 
 from __future__ import annotations
@@ -69,13 +74,15 @@ def seeds() -> list[bytes]:
         b"\x02" + codec.Ack(9).encode(),
         b"\x03" + bytes([10]) + b"z" * 200,
         b"\x03" + bytes([0]) + b"w" * 5000,
+        b"\x04" + bytes([150]) + b"".join(sealed),
+        b"\x05" + bytes([3]) + b"v" * 9000,
     ]
 
 
 def check(data: bytes) -> None:
     if not data:
         return
-    mode, body = data[0] % 4, data[1:]
+    mode, body = data[0] % 6, data[1:]
     if mode == 1:
         try:
             records = codec.unpack_records(body)
@@ -90,7 +97,7 @@ def check(data: bytes) -> None:
             return
         assert message.encode() == body
         return
-    channel, sender = _world("attacked" if mode == 0 else "clean")
+    channel, sender = _world("attacked" if mode in (0, 4) else "clean")
     before = sum(channel.counters.values())
     out: dict[str, list[bytes]] = {}
     if mode == 0:
@@ -104,10 +111,19 @@ def check(data: bytes) -> None:
         return
     if not body:
         return
+    if mode == 4:
+        channel._on_run(memoryview(body[1:]), codec.HEADER_LEN + 1 + body[0] * 8, 0.0, out)
+        assert out == {}, "an unauthenticated run delivered records"
+        assert channel.stats()["datagram_partial_records"] <= MAX_PARTIAL
+        return
     packet = _data(body[1:])
     size = 1232 + body[0]
-    for datagram in sender.seal_records([packet], size):
-        assert len(datagram) <= size
-        channel.on_datagram(datagram, time.monotonic(), out)
+    datagrams = sender.seal_records([packet], size)
+    if mode == 5 and len(datagrams) > 1:
+        channel._on_run(memoryview(b"".join(datagrams)), len(datagrams[0]), time.monotonic(), out)
+    else:
+        for datagram in datagrams:
+            assert len(datagram) <= size
+            channel.on_datagram(datagram, time.monotonic(), out)
     assert out == {PEER: [packet]}
     assert sum(channel.counters.values()) == before
