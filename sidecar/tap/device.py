@@ -5,6 +5,11 @@ Offloads are probed once at open: with IFF_VNET_HDR and TUNSETOFFLOAD
 with a 10-byte virtio_net_hdr in front, which is what makes a Python data plane
 fast. Without offloads every frame is at most MTU-sized and gets a zero header,
 so the wire format is the same either way. The mode in use is logged.
+
+UDP super-frames (GSO type UDP_L4, USO) are newer: a kernel that accepts USO4|USO6 in
+TUNSETOFFLOAD (Linux 6.2 on) also takes them in writes, and hands us those of local
+applications that use UDP GSO; on an older kernel they are segmented here before
+writing, as without offloads, since its TAP would refuse them.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 import pytun
 from pyroute2 import IPRoute
 
-from .segment import SegmentError, checksum, plain_frames
+from .segment import GSO_UDP_L4, SegmentError, checksum, plain_frames
 
 log = logging.getLogger("peertap.tap")
 
@@ -28,6 +33,8 @@ TUNSETOFFLOAD = 0x400454D0
 TUNSETVNETHDRSZ = 0x400454D8
 TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN = 0x01, 0x02, 0x04, 0x08
 OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
+TUN_F_USO4, TUN_F_USO6 = 0x20, 0x40
+GSO_TYPE_MASK = 0x7F  # the ECN bit aside
 READ_SIZE = VNET_HDR_LEN + 65535 + 14 + 4
 
 
@@ -61,13 +68,18 @@ class TapDevice:
             raise TapError(f"cannot create {kind} {settings.name}: {err}") from err
         self._dev = dev
         self.fd: int = dev.fileno()
+        self.uso = False  # set by _enable_offload when the kernel takes UDP super-frames
         self.vnet = settings.offload and self._enable_offload()
         if settings.offload and not self.vnet:
             # The device was opened with IFF_VNET_HDR; reopen without it.
             dev.close()
             dev = pytun.TunTapDevice(name=settings.name, flags=flags)
             self._dev, self.fd = dev, dev.fileno()
-        self.mode = "vnet-hdr+tso" if self.vnet else "plain+software-gso"
+        self.mode = (
+            ("vnet-hdr+tso+uso" if self.uso else "vnet-hdr+tso")
+            if self.vnet
+            else "plain+software-gso"
+        )
         # Without offloads, units from peers are segmented here (segment.py).
         self.stats: dict[str, int] = {"segmented_units": 0, "segments": 0, "refused_units": 0}
         self.refused: dict[str, int] = {}
@@ -82,6 +94,11 @@ class TapDevice:
         except OSError as err:
             log.warning("tap %s: offloads unavailable (%s); plain frames", self.settings.name, err)
             return False
+        try:
+            fcntl.ioctl(self.fd, TUNSETOFFLOAD, OFFLOADS | TUN_F_USO4 | TUN_F_USO6)
+            self.uso = True
+        except OSError:
+            pass  # a kernel before USO: UDP super-frames are segmented before writing
         return True
 
     def _configure(self) -> None:
@@ -120,7 +137,7 @@ class TapDevice:
         Without offloads a GSO super-frame is segmented in software first, and a
         partial checksum completed; a unit that cannot be is refused and counted.
         """
-        if self.vnet:
+        if self.vnet and (self.uso or len(unit) < 2 or unit[1] & GSO_TYPE_MASK != GSO_UDP_L4):
             return self._write_one(unit)
         try:
             frames = plain_frames(unit, l2=not self.settings.tun)
@@ -133,7 +150,7 @@ class TapDevice:
             self.stats["segments"] += len(frames)
         ok = True
         for frame in frames:
-            ok = self._write_one(frame) and ok
+            ok = self._write_one(ZERO_VNET_HDR + frame if self.vnet else frame) and ok
         return ok
 
     def _write_one(self, data: bytes) -> bool:

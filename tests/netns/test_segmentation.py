@@ -84,6 +84,56 @@ def plain_tap() -> Iterator[PlainTap]:
         netns.remove(name)
 
 
+@pytest.fixture
+def offloaded_tap() -> Iterator[PlainTap]:
+    """A TAP with offloads at 10.9.0.1/24, in a namespace of its own."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    name = f"ptuso{secrets.token_hex(3)}"
+    netns.create(name)
+    netns.pushns(name)
+    tap: TapDevice | None = None
+    try:
+        tap = TapDevice(
+            TapSettings(name="pt-uso", mtu=1500, mac=TAP_MAC, address="10.9.0.1/24", offload=True)
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            shown = subprocess.run(
+                ["ip", "-o", "addr", "show", "dev", "pt-uso", "up"], capture_output=True, text=True
+            ).stdout
+            if "10.9.0.1/24" in shown:
+                break
+            time.sleep(0.05)
+        yield PlainTap(tap, name)
+    finally:
+        if tap is not None:
+            tap.close()
+        netns.popns()
+        netns.remove(name)
+
+
+@pytest.mark.parametrize("uso", [True, False], ids=["kernel-uso", "older-kernel"])
+def test_a_udp_super_frame_reaches_a_socket_through_an_offloaded_tap(
+    offloaded_tap: PlainTap, uso: bool
+) -> None:
+    """What sender-side coalescing produces: the kernel cuts it (USO), or, on a kernel
+    without USO (emulated by turning the device's flag off), the node does first."""
+    tap = offloaded_tap.tap
+    assert tap.vnet
+    if uso and not tap.uso:
+        pytest.skip("this kernel has no UDP segmentation offload on TAPs")
+    tap.uso = uso  # an older kernel's TAP: the write path must segment
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("10.9.0.1", 5201))
+        sock.settimeout(2)
+        payload = os.urandom(9 * 100 + 37)
+        assert tap.write(gso_unit(payload, version=4, udp=True, mss=100))
+        got = [sock.recv(2048) for _ in range(10)]
+    assert got == [payload[i : i + 100] for i in range(0, len(payload), 100)]
+    assert (tap.counts()["segmented_units"] == 1) == (not uso)
+
+
 def settled(read: Callable[[], dict[str, int]], key: str, want: int) -> dict[str, int]:
     """The counters once `key` reached `want` (the stack takes frames in a softirq)."""
     deadline = time.monotonic() + 5
