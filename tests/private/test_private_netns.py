@@ -271,8 +271,13 @@ def test_when_the_committer_is_killed_another_member_takes_over_and_joins_still_
     for p in rest:
         wait_until(f"ping m4 -> {p}", lambda p=p: pings(lab, "m4", p), 20)  # type: ignore[misc]
     # Its Welcome went through the relay toward m4 only (learned route), and m4 takes the
-    # members' small HELLOs (credential digests) from the group's tree.
-    assert events(lab, "r").get("control_directed_routed", 0) > routed
+    # members' small HELLOs (credential digests) from the group's tree. (/status is a
+    # snapshot the node publishes every so often: wait for it to show the count.)
+    wait_until(
+        "the relay routes m4's Welcome",
+        lambda: events(lab, "r").get("control_directed_routed", 0) > routed,
+        20,
+    )
     wait_until(
         "m4 resolves small HELLOs", lambda: events(lab, "m4").get("mvlan_hello_digests", 0) > 0, 20
     )
@@ -444,11 +449,17 @@ def test_a_member_cannot_send_as_another_members_mac_nor_replay_its_frames(
 
     def refused() -> bool:
         d = drops(lab, "m3")
-        return d.get("sender_unknown", 0) >= sent["flush"] and (
+        # What m1's own trunk queue dropped under load never reached m3 to be refused.
+        unsent = lab.status("m1")["trunk"].get("queue_full", 0)
+        return d.get("sender_unknown", 0) >= sent["flush"] - unsent and (
             d.get("replay", 0) - windows_before >= 20
         )
 
-    wait_until("m3 to refuse the flush attempt and the replays", refused, 20)
+    try:
+        wait_until("m3 to refuse the flush attempt and the replays", refused, 30)
+    except AssertionError as err:
+        seen = {"m3 drops": drops(lab, "m3"), "m1 trunk": lab.status("m1")["trunk"]}
+        raise AssertionError(f"{err}: {seen}") from err
     wait_until("m2 still reaches m3", lambda: pings(lab, "m2", "m3"), 20)
     assert converged(lab, members)
 
