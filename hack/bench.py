@@ -304,25 +304,14 @@ def tinc_configs(lab: Lab, work: Path) -> dict[str, Path]:
 def run_tinc(opts: Options, result: Result) -> None:
     with Lab.up(routed_spec(), start_nodes=False) as lab:
         for pod, conf in tinc_configs(lab, opts.work).items():
-            log_path = opts.work / f"tinc-{pod}.log"
-            log = log_path.open("w")
-            proc = lab.spawn(
+            pid = str(conf / "pid")
+            start_daemon(
+                lab,
+                opts.work / f"tinc-{pod}.log",
                 pod,
-                [
-                    "tincd",
-                    "-D",
-                    "-n",
-                    "ptbench",
-                    "--config",
-                    str(conf),
-                    "--pidfile",
-                    str(conf / "pid"),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                TINC_IF,
+                [*("tincd", "-D", "-n", "ptbench"), *("--config", str(conf)), "--pidfile", pid],
             )
-            log.close()
-            wait_interface(lab, pod, TINC_IF, proc, log_path)
         measure(lab, OVERLAY["b"], opts, result)
 
 
@@ -417,6 +406,13 @@ def run_paths(opts: Options, result: Result, *, scored: bool = True) -> None:
                 result.peak_rss_kib[pod] = peak_rss_kib(pid)
 
 
+def start_daemon(lab: Lab, log_path: Path, pod: str, ifname: str, argv: list[str]) -> None:
+    """Start a VPN daemon in `pod`, its output to `log_path`, and wait for its interface."""
+    with log_path.open("w") as log:
+        proc = lab.spawn(pod, argv, stdout=log, stderr=subprocess.STDOUT)
+    wait_interface(lab, pod, ifname, proc, log_path)
+
+
 def run_openvpn(opts: Options, result: Result) -> None:
     key = opts.work / "openvpn-static.key"
     subprocess.run(["openvpn", "--genkey", "secret", str(key)], capture_output=True, check=True)
@@ -424,10 +420,11 @@ def run_openvpn(opts: Options, result: Result) -> None:
     with Lab.up(routed_spec(), start_nodes=False) as lab:
         for pod, direction in (("a", "0"), ("b", "1")):
             peer = "b" if pod == "a" else "a"
-            log_path = opts.work / f"openvpn-{pod}.log"
-            log = log_path.open("w")
-            proc = lab.spawn(
+            start_daemon(
+                lab,
+                opts.work / f"openvpn-{pod}.log",
                 pod,
+                OPENVPN_IF,
                 [
                     *("openvpn", "--dev", OPENVPN_IF, "--dev-type", "tap", "--proto", "udp"),
                     *("--port", "1194", "--secret", str(key), direction),
@@ -436,11 +433,7 @@ def run_openvpn(opts: Options, result: Result) -> None:
                     *("--ifconfig", OVERLAY[pod], "255.255.255.0"),
                     *("--cipher", cipher, "--auth", auth, "--verb", "1"),
                 ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
             )
-            log.close()
-            wait_interface(lab, pod, OPENVPN_IF, proc, log_path)
         if opts.tcp_only:
             lossy(lab)
         measure(lab, OVERLAY["b"], opts, result)
@@ -455,19 +448,16 @@ def run_floor(opts: Options, result: Result, *, relayed: bool = False) -> None:
         for pod in ("a", "b"):
             peer = "b" if pod == "a" else "a"
             remote = lab.underlay_address("r", pod) if relayed else lab.underlay_address(peer, "r")
-            log_path = opts.work / f"floor-{pod}.log"
-            log = log_path.open("w")
-            proc = lab.spawn(
+            start_daemon(
+                lab,
+                opts.work / f"floor-{pod}.log",
                 pod,
+                FLOOR_IF,
                 [
                     *(*python, "member", FLOOR_IF, f"{OVERLAY[pod]}/24"),
                     *(lab.underlay_address(pod, "r"), remote),
                 ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
             )
-            log.close()
-            wait_interface(lab, pod, FLOOR_IF, proc, log_path)
         measure(lab, OVERLAY["b"], opts, result)
 
 

@@ -399,18 +399,30 @@ class DatagramChannel:
         if len(pieces) < 2:
             return 0
         taken = min(p, size) - pos
-        record, given_up = session.add_pieces(index, count, counter - index, pieces, now)
+        added = session.add_pieces(index, count, counter - index, pieces, now)
+        self._fragments_added(session, added, len(pieces), taken, out)
+        return taken
+
+    def _fragments_added(
+        self,
+        session: ReceiveSession,
+        added: tuple[bytes | None, int],
+        datagrams: int,
+        size: int,
+        out: dict[str, list[bytes]],
+    ) -> None:
+        """Count what adding fragments to `session` did; deliver the record it completed."""
+        record, given_up = added
         if given_up:
             self.counters["fragments_given_up"] += given_up
         if session.refused:
             self.counters[session.refused] += 1
         state = self._peers.get(session.peer)
         if state is not None:
-            state.stats.datagrams_received += len(pieces)
-            state.stats.bytes_received += taken
+            state.stats.datagrams_received += datagrams
+            state.stats.bytes_received += size
             if record is not None:
                 self._deliver_records(session.peer, [record], out)
-        return taken
 
     def on_datagram(
         self, datagram: bytes | memoryview, now: float, out: dict[str, list[bytes]]
@@ -434,17 +446,8 @@ class DatagramChannel:
         view = datagram if isinstance(datagram, memoryview) else memoryview(datagram)
         if count > 1:
             # The bulk of a 64 KiB unit: fragments, opened once the record is whole.
-            record, given_up = session.add_fragment(index, count, counter, view[HEADER_LEN:], now)
-            if given_up:
-                self.counters["fragments_given_up"] += given_up
-            if session.refused:
-                self.counters[session.refused] += 1
-            state = self._peers.get(session.peer)
-            if state is not None:
-                state.stats.datagrams_received += 1
-                state.stats.bytes_received += size
-                if record is not None:
-                    self._deliver_records(session.peer, [record], out)
+            added = session.add_fragment(index, count, counter, view[HEADER_LEN:], now)
+            self._fragments_added(session, added, 1, size, out)
             return
         plaintext = session.open_counter(counter, view)
         if plaintext is None:

@@ -49,9 +49,8 @@ class PlainTap:
         return {k: int(v) for k, v in zip(rows[0][1:], rows[1][1:], strict=True)}
 
 
-@pytest.fixture
-def plain_tap() -> Iterator[PlainTap]:
-    """A TAP without offloads at 10.9.0.1/24 and fd09::1/64, in a namespace of its own."""
+def tap_in_namespace(*, offload: bool) -> Iterator[PlainTap]:
+    """A TAP (`offload` as given) at 10.9.0.1/24 and fd09::1/64, in a namespace of its own."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
     name = f"ptseg{secrets.token_hex(3)}"
@@ -60,7 +59,9 @@ def plain_tap() -> Iterator[PlainTap]:
     tap: TapDevice | None = None
     try:
         tap = TapDevice(
-            TapSettings(name="pt-seg", mtu=1500, mac=TAP_MAC, address="10.9.0.1/24", offload=False)
+            TapSettings(
+                name="pt-seg", mtu=1500, mac=TAP_MAC, address="10.9.0.1/24", offload=offload
+            )
         )
         subprocess.run(
             ["ip", "-6", "addr", "add", "fd09::1/64", "dev", "pt-seg", "nodad"], check=True
@@ -85,32 +86,15 @@ def plain_tap() -> Iterator[PlainTap]:
 
 
 @pytest.fixture
+def plain_tap() -> Iterator[PlainTap]:
+    """A TAP without offloads."""
+    yield from tap_in_namespace(offload=False)
+
+
+@pytest.fixture
 def offloaded_tap() -> Iterator[PlainTap]:
-    """A TAP with offloads at 10.9.0.1/24, in a namespace of its own."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    name = f"ptuso{secrets.token_hex(3)}"
-    netns.create(name)
-    netns.pushns(name)
-    tap: TapDevice | None = None
-    try:
-        tap = TapDevice(
-            TapSettings(name="pt-uso", mtu=1500, mac=TAP_MAC, address="10.9.0.1/24", offload=True)
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            shown = subprocess.run(
-                ["ip", "-o", "addr", "show", "dev", "pt-uso", "up"], capture_output=True, text=True
-            ).stdout
-            if "10.9.0.1/24" in shown:
-                break
-            time.sleep(0.05)
-        yield PlainTap(tap, name)
-    finally:
-        if tap is not None:
-            tap.close()
-        netns.popns()
-        netns.remove(name)
+    """A TAP with offloads."""
+    yield from tap_in_namespace(offload=True)
 
 
 @pytest.mark.parametrize("uso", [True, False], ids=["kernel-uso", "older-kernel"])

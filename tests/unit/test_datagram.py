@@ -362,6 +362,26 @@ async def _two_channels() -> None:
         assert not any(k.startswith(("malformed", "stale", "bad")) for k in channel.counters)
 
 
+async def keyed_channels() -> tuple[DatagramChannel, DatagramChannel]:
+    """Two open channels, a and b, keyed to each other over loopback, their tasks stopped
+    (datagrams are then fed by hand); the caller closes them."""
+    a = DatagramChannel(own_id=A_ID, host="127.0.0.1")
+    b = DatagramChannel(own_id=B_ID, host="127.0.0.1")
+    a.open(), b.open()
+
+    async def nothing(peer: str, records: list[bytes]) -> None:
+        pass
+
+    try:
+        async with trio.open_nursery() as nursery:
+            await link_and_wait(nursery, a, b, nothing, nothing)
+            nursery.cancel_scope.cancel()
+    except BaseException:
+        a.close(), b.close()
+        raise
+    return a, b
+
+
 def test_a_peer_cannot_make_its_path_look_faster_with_its_probe_replies() -> None:
     """The peer holds the session, so its replies authenticate: still, a reply to a round
     it guessed is no sample (round ids are random), and one to a real round that echoes a
@@ -370,17 +390,8 @@ def test_a_peer_cannot_make_its_path_look_faster_with_its_probe_replies() -> Non
 
 
 async def _forged_probe_replies() -> None:
-    a = DatagramChannel(own_id=A_ID, host="127.0.0.1")
-    b = DatagramChannel(own_id=B_ID, host="127.0.0.1")
-    a.open(), b.open()
+    a, b = await keyed_channels()
     try:
-        async with trio.open_nursery() as nursery:
-
-            async def nothing(peer: str, records: list[bytes]) -> None:
-                pass
-
-            await link_and_wait(nursery, a, b, nothing, nothing)
-            nursery.cancel_scope.cancel()
         forger = b._peers["a"].send_session  # what a hostile b holds
         assert forger is not None
         state = a._peers["b"]
@@ -472,17 +483,8 @@ def test_a_gro_run_reassembles_in_blocks_and_a_lost_or_forged_fragment_costs_not
 
 
 async def _gro_run_blocks() -> None:
-    a = DatagramChannel(own_id=A_ID, host="127.0.0.1")
-    b = DatagramChannel(own_id=B_ID, host="127.0.0.1")
-    a.open(), b.open()
+    a, b = await keyed_channels()
     try:
-        async with trio.open_nursery() as nursery:
-
-            async def nothing(peer: str, records: list[bytes]) -> None:
-                pass
-
-            await link_and_wait(nursery, a, b, nothing, nothing)
-            nursery.cancel_scope.cancel()
         sender = a._peers["b"].send_session
         assert sender is not None
         size = 1472
