@@ -33,6 +33,7 @@ from .segment import (
     MIN_GSO_SIZE,
     VNET_HDR_LEN,
     checksum,
+    pseudo_header,
 )
 
 MAX_SEGMENTS = 64
@@ -46,41 +47,42 @@ _ETHERTYPE = struct.Struct(">H")
 _U16 = struct.Struct(">H")
 _IPV4_DF = 0x4000
 _IPV4_FRAG = 0x3FFF  # MF and the fragment offset
+L3 = VNET_HDR_LEN + ETH_HLEN
+"""Where the IP header starts in a unit (only plain Ethernet frames are joined)."""
 
 
 def _flow(unit: bytes) -> tuple[bytes, int, int] | None:
-    """(the bytes every datagram of the run shares, L3 offset, UDP payload size), or None
+    """(the bytes every datagram of the run shares, L4 offset, UDP payload size), or None
     for a unit that is no atomic UDP datagram without options."""
-    if len(unit) < VNET_HDR_LEN + ETH_HLEN + IPV4_HLEN + UDP_HLEN or unit[1] != GSO_NONE:
+    if len(unit) < L3 + IPV4_HLEN + UDP_HLEN or unit[1] != GSO_NONE:
         return None
-    l3 = VNET_HDR_LEN + ETH_HLEN
-    (ethertype,) = _ETHERTYPE.unpack_from(unit, l3 - 2)
+    (ethertype,) = _ETHERTYPE.unpack_from(unit, L3 - 2)
     if ethertype == ETH_IP:
-        if unit[l3] != 0x45 or unit[l3 + 9] != IPPROTO_UDP:
+        if unit[L3] != 0x45 or unit[L3 + 9] != IPPROTO_UDP:
             return None
-        (total,) = _U16.unpack_from(unit, l3 + 2)
-        (frag,) = _U16.unpack_from(unit, l3 + 6)
-        if frag & _IPV4_FRAG or not frag & _IPV4_DF or l3 + total != len(unit):
+        (total,) = _U16.unpack_from(unit, L3 + 2)
+        (frag,) = _U16.unpack_from(unit, L3 + 6)
+        if frag & _IPV4_FRAG or not frag & _IPV4_DF or L3 + total != len(unit):
             return None
-        l4 = l3 + IPV4_HLEN
+        l4 = L3 + IPV4_HLEN
         # Shared: Ethernet header, version/IHL/TOS, flags, TTL, protocol, addresses, ports.
-        key = unit[VNET_HDR_LEN : l3 + 2] + unit[l3 + 6 : l3 + 10] + unit[l3 + 12 : l4 + 4]
+        key = unit[VNET_HDR_LEN : L3 + 2] + unit[L3 + 6 : L3 + 10] + unit[L3 + 12 : l4 + 4]
     elif ethertype == ETH_IPV6:
-        if len(unit) < l3 + IPV6_HLEN + UDP_HLEN or unit[l3] >> 4 != 6:
+        if len(unit) < L3 + IPV6_HLEN + UDP_HLEN or unit[L3] >> 4 != 6:
             return None
-        if unit[l3 + 6] != IPPROTO_UDP:
+        if unit[L3 + 6] != IPPROTO_UDP:
             return None
-        (payload_len,) = _U16.unpack_from(unit, l3 + 4)
-        if l3 + IPV6_HLEN + payload_len != len(unit):
+        (payload_len,) = _U16.unpack_from(unit, L3 + 4)
+        if L3 + IPV6_HLEN + payload_len != len(unit):
             return None
-        l4 = l3 + IPV6_HLEN
-        key = unit[VNET_HDR_LEN : l3 + 4] + unit[l3 + 6 : l4 + 4]
+        l4 = L3 + IPV6_HLEN
+        key = unit[VNET_HDR_LEN : L3 + 4] + unit[L3 + 6 : l4 + 4]
     else:
         return None
     (udp_len,) = _U16.unpack_from(unit, l4 + 4)
     if udp_len != len(unit) - l4 or udp_len < UDP_HLEN + MIN_PAYLOAD:
         return None
-    return key, l3, udp_len - UDP_HLEN
+    return key, l4, udp_len - UDP_HLEN
 
 
 def coalesce(units: list[bytes]) -> tuple[list[bytes], int]:
@@ -90,11 +92,11 @@ def coalesce(units: list[bytes]) -> tuple[list[bytes], int]:
     joined = 0
     run: list[bytes] = []
     run_key = b""
-    run_l3 = run_size = last_size = run_bytes = 0
+    run_l4 = run_size = last_size = run_bytes = 0
     for unit in units:
         flow = _flow(unit)
         if flow is not None:
-            key, l3, size = flow
+            key, l4, size = flow
             if (
                 run
                 and key == run_key
@@ -108,46 +110,43 @@ def coalesce(units: list[bytes]) -> tuple[list[bytes], int]:
                 last_size = size
                 continue
         if run:
-            joined += _flush(run, run_l3, run_size, out)
+            joined += _flush(run, run_l4, run_size, out)
             run = []
         if flow is None:
             out.append(unit)
             continue
-        run, run_key, run_l3 = [unit], key, l3
+        run, run_key, run_l4 = [unit], key, l4
         run_size = last_size = run_bytes = size
     if run:
-        joined += _flush(run, run_l3, run_size, out)
+        joined += _flush(run, run_l4, run_size, out)
     return out, joined
 
 
-def _flush(run: list[bytes], l3: int, size: int, out: list[bytes]) -> int:
+def _flush(run: list[bytes], l4: int, size: int, out: list[bytes]) -> int:
     if len(run) == 1:
         out.append(run[0])
         return 0
-    out.append(_super_frame(run, l3, size))
+    out.append(_super_frame(run, l4, size))
     return len(run)
 
 
-def _super_frame(run: list[bytes], l3: int, size: int) -> bytes:
+def _super_frame(run: list[bytes], l4: int, size: int) -> bytes:
     first = run[0]
-    ipv4 = first[l3] >> 4 == 4
-    l4 = l3 + (IPV4_HLEN if ipv4 else IPV6_HLEN)
     payload = b"".join([u[l4 + UDP_HLEN :] for u in run])
     udp_len = UDP_HLEN + len(payload)
-    if ipv4:
-        ip = bytearray(first[l3:l4])
+    ip = bytearray(first[L3:l4])
+    if l4 - L3 == IPV4_HLEN:
         ip[2:4] = _U16.pack(IPV4_HLEN + udp_len)
         ip[10:12] = b"\x00\x00"
         ip[10:12] = _U16.pack(checksum(ip))
-        pseudo = bytes(ip[12:20]) + bytes((0, IPPROTO_UDP)) + _U16.pack(udp_len)
+        addresses = bytes(ip[12:20])
     else:
-        ip = bytearray(first[l3:l4])
         ip[4:6] = _U16.pack(udp_len)
-        pseudo = bytes(ip[8:40]) + _U16.pack(0) + _U16.pack(udp_len) + bytes((0, 0, 0, IPPROTO_UDP))
+        addresses = bytes(ip[8:40])
     # The UDP checksum field holds the pseudo-header sum, folded and not inverted (a
     # partial checksum, NEEDS_CSUM): what GSO completes for each segment.
-    partial = ~checksum(pseudo) & 0xFFFF
+    partial = ~checksum(pseudo_header(addresses, IPPROTO_UDP, udp_len)) & 0xFFFF
     udp = first[l4 : l4 + 4] + _U16.pack(udp_len) + _U16.pack(partial)
     csum_start = l4 - VNET_HDR_LEN
     vnet = _VNET.pack(F_NEEDS_CSUM, GSO_UDP_L4, csum_start + UDP_HLEN, size, csum_start, 6)
-    return vnet + first[VNET_HDR_LEN:l3] + bytes(ip) + udp + payload
+    return vnet + first[VNET_HDR_LEN:L3] + bytes(ip) + udp + payload

@@ -56,6 +56,14 @@ def checksum(data: bytes | bytearray | memoryview) -> int:
     return ~total & 0xFFFF
 
 
+def pseudo_header(addresses: bytes, proto: int, length: int) -> bytes:
+    """The pseudo-header an L4 checksum covers: source and destination (8 bytes for IPv4,
+    32 for IPv6), then protocol and L4 length as each version lays them out."""
+    if len(addresses) == 8:
+        return addresses + struct.pack(">xBH", proto, length)
+    return addresses + struct.pack(">I3xB", length, proto)
+
+
 def plain_frames(unit: bytes, *, l2: bool = True) -> list[bytes]:
     """The plain frames (no virtio_net_hdr) for one unit; `l2` False for a TUN's IP packets."""
     if len(unit) < VNET_HDR_LEN:
@@ -140,7 +148,7 @@ def _segment(frame: bytes, gso: int, mss: int, *, l2: bool) -> list[bytes]:
     seq0 = int.from_bytes(header[l4 + 4 : l4 + 8], "big") if tcp else 0
     tcp_flags = header[l4 + 13] if tcp else 0
     ip_id = int.from_bytes(header[l3 + 4 : l3 + 6], "big") if version == 4 else 0
-    pseudo_fixed = bytes(src) + bytes(dst)
+    addresses = bytes(src) + bytes(dst)
     out: list[bytes] = []
     count = max(1, -(-len(payload) // mss))
     for i in range(count):
@@ -151,10 +159,9 @@ def _segment(frame: bytes, gso: int, mss: int, *, l2: bool) -> list[bytes]:
             header[l3 + 4 : l3 + 6] = ((ip_id + i) & 0xFFFF).to_bytes(2, "big")
             header[l3 + 10 : l3 + 12] = b"\x00\x00"
             header[l3 + 10 : l3 + 12] = checksum(header[l3:l4]).to_bytes(2, "big")
-            pseudo = pseudo_fixed + struct.pack(">xBH", proto, l4_total)
         else:
             header[l3 + 4 : l3 + 6] = (l4_total).to_bytes(2, "big")
-            pseudo = pseudo_fixed + struct.pack(">I3xB", l4_total, proto)
+        pseudo = pseudo_header(addresses, proto, l4_total)
         if tcp:
             header[l4 + 4 : l4 + 8] = ((seq0 + i * mss) & 0xFFFFFFFF).to_bytes(4, "big")
             f = tcp_flags
