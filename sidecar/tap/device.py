@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pytun
 from pyroute2 import IPRoute
 
-from .segment import GSO_UDP_L4, SegmentError, checksum, plain_frames
+from .segment import GSO_ECN, GSO_UDP_L4, SegmentError, checksum, plain_frames
 
 log = logging.getLogger("peertap.tap")
 
@@ -34,7 +34,6 @@ TUNSETVNETHDRSZ = 0x400454D8
 TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN = 0x01, 0x02, 0x04, 0x08
 OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
 TUN_F_USO4, TUN_F_USO6 = 0x20, 0x40
-GSO_TYPE_MASK = 0x7F  # the ECN bit aside
 READ_SIZE = VNET_HDR_LEN + 65535 + 14 + 4
 
 
@@ -137,7 +136,7 @@ class TapDevice:
         Without offloads a GSO super-frame is segmented in software first, and a
         partial checksum completed; a unit that cannot be is refused and counted.
         """
-        if self.vnet and (self.uso or len(unit) < 2 or unit[1] & GSO_TYPE_MASK != GSO_UDP_L4):
+        if self.vnet and (self.uso or len(unit) < 2 or unit[1] & ~GSO_ECN != GSO_UDP_L4):
             return self._write_one(unit)
         try:
             frames = plain_frames(unit, l2=not self.settings.tun)
