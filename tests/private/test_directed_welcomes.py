@@ -8,30 +8,21 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 import trio.testing
+from sim_runs import mvlan, run_mesh
 
 from peertap.sidecar import identity, stamps, wire
-from peertap.sidecar.config import LimitsConfig
-from peertap.sidecar.counters import Counters
 from peertap.sidecar.private import envelope
 from peertap.sidecar.private import messages as m
 from peertap.sidecar.private.lifecycle import PrivateSettings
 from peertap.sidecar.private.mvlan import Mvlan
 from peertap.sidecar.private.sim import Mesh, SimMember
-from peertap.sidecar.switch.acl import Acl
 
 # HELLOs only every 100 s: nothing periodic rescues a lost Welcome within these runs.
 SLOW = PrivateSettings(rekey_interval_s=3600.0, member_timeout_s=300.0, epoch_grace_s=10.0)
 
 
 def run(fn: Callable[[Mesh], Awaitable[None]], *, hop_latency_s: float = 0.002) -> None:
-    async def main() -> None:
-        mesh = Mesh(relays=2, settings=SLOW, hop_latency_s=hop_latency_s, mac_probes=False, seed=5)
-        async with trio.open_nursery() as nursery:
-            mesh.start(nursery)
-            await fn(mesh)
-            nursery.cancel_scope.cancel()
-
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    run_mesh(fn, relays=2, settings=SLOW, hop_latency_s=hop_latency_s, seed=5)
 
 
 def events(members: Sequence[SimMember], name: str) -> int:
@@ -90,16 +81,7 @@ def test_a_welcome_sent_along_a_stale_route_is_flooded_again_and_the_joiner_gets
 
 
 def _relay(peers: list[str]) -> Mvlan:
-    return Mvlan(
-        identity=identity.generate(),
-        counters=Counters(),
-        hop_limit=8,
-        relay=True,
-        acl=Acl(mode="open"),
-        limits=LimitsConfig(),
-        peers=lambda: list(peers),
-        send=lambda peer, packets: True,
-    )
+    return mvlan(relay=True, peers=peers)
 
 
 def _packet(signer: identity.Identity, kind: int, body: bytes) -> bytes:

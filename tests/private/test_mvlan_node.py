@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
+from sim_runs import mvlan
 
 from peertap.sidecar import identity, ids, stamps, wire
 from peertap.sidecar.config import LimitsConfig, VlanConfig
@@ -234,16 +235,7 @@ def test_emit_refuses_a_body_that_cannot_fit_one_packet_and_sends_nothing() -> N
 
 
 def test_emit_says_when_no_peer_took_the_messages() -> None:
-    mv = Mvlan(
-        identity=NODE,
-        counters=Counters(),
-        hop_limit=8,
-        relay=False,
-        acl=Acl(mode="open"),
-        limits=LimitsConfig(),
-        peers=lambda: ["p1"],
-        send=lambda peer, packets: False,
-    )
+    mv = mvlan(relay=False, peers=["p1"], send=lambda peer, packets: False, node=NODE)
     assert not trio.run(mv.emit, VLAN, [(m.HELLO, b"body")])
 
 
@@ -283,15 +275,11 @@ def test_a_trunk_coming_up_makes_private_vlans_say_hello_at_once(tmp_path: Path)
     _credential(tmp_path)
     peers = ["p1"]
     sent: list[tuple[str, list[bytes]]] = []
-    mv = Mvlan(
-        identity=NODE,
-        counters=Counters(),
-        hop_limit=8,
+    mv = mvlan(
         relay=False,
-        acl=Acl(mode="open"),
-        limits=LimitsConfig(),
-        peers=lambda: list(peers),
+        peers=peers,
         send=lambda peer, packets: sent.append((peer, packets)) is None,
+        node=NODE,
     )
     mv.add_vlan(_vlan("lab.cred"), vlan_id=VLAN, base_dir=tmp_path, on_epoch=lambda: None)
 
@@ -319,15 +307,11 @@ def test_a_trunk_coming_up_makes_private_vlans_say_hello_at_once(tmp_path: Path)
 def test_a_relay_passes_recent_group_hellos_over_a_trunk_that_comes_up() -> None:
     peers = ["p1"]
     sent: list[tuple[str, list[bytes]]] = []
-    mv = Mvlan(
-        identity=NODE,
-        counters=Counters(),
-        hop_limit=8,
+    mv = mvlan(
         relay=True,
-        acl=Acl(mode="open"),
-        limits=LimitsConfig(),
-        peers=lambda: list(peers),
+        peers=peers,
         send=lambda peer, packets: sent.append((peer, packets)) is None,
+        node=NODE,
     )
     group_hello = _group_hello(identity.generate(), b"\x01" * 16)
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import pytest
 import trio
 import trio.testing
+from sim_runs import run_mesh, total
 
 from peertap.sidecar.private import chunks
 from peertap.sidecar.private import messages as m
@@ -35,26 +36,13 @@ def run(
     hop_latency_s: float = 0.002,
     relay_answers: bool = True,
 ) -> None:
-    async def main() -> None:
-        mesh = Mesh(
-            relays=relays,
-            settings=settings,
-            hop_latency_s=hop_latency_s,
-            mac_probes=False,
-            seed=7,
-            relay_answers=relay_answers,
-        )
-        async with trio.open_nursery() as nursery:
-            mesh.start(nursery)
-            await fn(mesh)
-            nursery.cancel_scope.cancel()
-
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-
-
-def total(mesh: Mesh, name: str, *, drops: bool = False) -> int:
-    return sum(
-        (x.counters.drops if drops else x.counters.events)[name] for x in mesh.members.values()
+    run_mesh(
+        fn,
+        relays=relays,
+        settings=settings,
+        hop_latency_s=hop_latency_s,
+        seed=7,
+        relay_answers=relay_answers,
     )
 
 

@@ -8,36 +8,20 @@ from collections.abc import Awaitable, Callable
 
 import trio
 import trio.testing
+from sim_runs import mvlan, run_mesh, total
 
 from peertap.sidecar import identity, stamps, wire
-from peertap.sidecar.config import LimitsConfig
-from peertap.sidecar.counters import Counters
 from peertap.sidecar.private import credential_book, envelope
 from peertap.sidecar.private import messages as m
 from peertap.sidecar.private.lifecycle import PrivateSettings
-from peertap.sidecar.private.mvlan import Mvlan
 from peertap.sidecar.private.sim import HOP_LIMIT, Mesh, SimMember
-from peertap.sidecar.switch.acl import Acl
 
 # HELLOs every 2 s: several periodic rounds fit in a short virtual run.
 FAST = PrivateSettings(rekey_interval_s=3600.0, member_timeout_s=6.0, epoch_grace_s=10.0)
 
 
 def run(fn: Callable[[Mesh], Awaitable[None]], *, relays: int) -> None:
-    async def main() -> None:
-        mesh = Mesh(relays=relays, settings=FAST, hop_latency_s=0.002, mac_probes=False, seed=3)
-        async with trio.open_nursery() as nursery:
-            mesh.start(nursery)
-            await fn(mesh)
-            nursery.cancel_scope.cancel()
-
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-
-
-def total(mesh: Mesh, name: str, *, drops: bool = False) -> int:
-    return sum(
-        (x.counters.drops if drops else x.counters.events)[name] for x in mesh.members.values()
-    )
+    run_mesh(fn, relays=relays, settings=FAST, hop_latency_s=0.002, seed=3)
 
 
 async def group(mesh: Mesh, size: int) -> list[SimMember]:
@@ -138,16 +122,7 @@ def test_a_malformed_digest_is_a_counted_drop() -> None:
 
 
 def test_a_relay_keeps_answering_joiners_with_a_full_hello_after_digests_arrive() -> None:
-    relay = Mvlan(
-        identity=identity.generate(),
-        counters=Counters(),
-        hop_limit=8,
-        relay=True,
-        acl=Acl(mode="open"),
-        limits=LimitsConfig(),
-        peers=lambda: ["p1", "p2"],
-        send=lambda peer, packets: True,
-    )
+    relay = mvlan(relay=True, peers=["p1", "p2"])
     member, joiner = identity.generate(), identity.generate()
     tag, vlan = b"\x01" * 16, b"\x0a" * 16
 
