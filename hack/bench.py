@@ -27,7 +27,10 @@ after the other:
 
 Measured from a to b: iperf3 single TCP flow (-J), ping RTT (median, p99), 64-byte
 UDP datagrams delivered per second (iperf3 -u -l 64 -b 0), and the peak RSS (VmHWM)
-of each peertap process. Ratios are against OpenVPN TAP; the targets of the data
+of each peertap process. The pings run twice: as they come, then with every process of
+the lab and ping itself on CPU 0 ("1 CPU ms"). On a virtual machine, waking a halted
+virtual CPU is far dearer than on bare metal, and every contender pays it on each hop;
+the second figure leaves it out, so it shows what each data plane's own work costs. Ratios are against OpenVPN TAP; the targets of the data
 plane are printed last with pass/fail, each computed from figures of this run.
 PeerTap runs over whatever trunk transport its nodes pick.
 """
@@ -77,6 +80,7 @@ TOOLS = {
     "openvpn": "openvpn",
     "nft": "nftables",
     "tc": "iproute2",
+    "taskset": "util-linux",
 }
 OVERLAY = {"a": "10.250.0.1", "b": "10.250.0.2"}
 BASELINE = "openvpn"
@@ -102,6 +106,7 @@ class Result:
     retransmits: int | None = None
     rtt_median_ms: float | None = None
     rtt_p99_ms: float | None = None
+    rtt_one_cpu_ms: float | None = None  # median with every process of the lab on CPU 0
     udp64_pps: float | None = None
     peak_rss_kib: dict[str, int] = field(default_factory=dict)
     via: dict[str, int] = field(default_factory=dict)  # relay -> bytes forwarded
@@ -191,17 +196,47 @@ def measure(lab: Lab, dst_ip: str, opts: Options, result: Result) -> None:
 
 
 def measure_ping(lab: Lab, dst_ip: str, opts: Options, result: Result) -> None:
-    out = check(
-        lab,
-        "a",
-        ["ping", "-n", "-c", str(opts.pings), "-i", str(opts.interval), dst_ip],
-        timeout=opts.pings * opts.interval + 30,
-    )
+    rtts = ping(lab, dst_ip, opts)
+    result.rtt_median_ms = statistics.median(rtts)
+    result.rtt_p99_ms = rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))]
+    # The same pings with every process of the lab (and ping) on one CPU: no wake-up of
+    # an idle virtual CPU on the way. The difference is what the machine charges for
+    # waking the other CPU, paid alike by every contender.
+    pids = lab_pids(lab)
+    try:
+        set_affinity(pids, "0")
+        result.rtt_one_cpu_ms = statistics.median(ping(lab, dst_ip, opts, cpu="0"))
+    finally:
+        set_affinity(pids, f"0-{(os.cpu_count() or 1) - 1}")
+
+
+def ping(lab: Lab, dst_ip: str, opts: Options, *, cpu: str | None = None) -> list[float]:
+    """Round-trip times (ms, sorted) of `opts.pings` pings from a, on `cpu` if given."""
+    argv = ["ping", "-n", "-c", str(opts.pings), "-i", str(opts.interval), dst_ip]
+    if cpu is not None:
+        argv = ["taskset", "-c", cpu, *argv]
+    out = check(lab, "a", argv, timeout=opts.pings * opts.interval + 30)
     rtts = sorted(float(x.split("time=")[1].split()[0]) for x in out.splitlines() if "time=" in x)
     if not rtts:
         raise BenchError("ping: no replies")
-    result.rtt_median_ms = statistics.median(rtts)
-    result.rtt_p99_ms = rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))]
+    return rtts
+
+
+def lab_pids(lab: Lab) -> list[int]:
+    """Every process running in one of the lab's network namespaces."""
+    pids: list[int] = []
+    for pod in lab.pods:
+        out = subprocess.run(
+            ["ip", "netns", "pids", lab.netns(pod)], capture_output=True, text=True, check=False
+        ).stdout
+        pids += [int(p) for p in out.split()]
+    return pids
+
+
+def set_affinity(pids: list[int], cpus: str) -> None:
+    for pid in pids:
+        # Every thread of the process; one that has exited meanwhile does not matter.
+        subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], capture_output=True)
 
 
 def iperf(lab: Lab, dst_ip: str, opts: Options, args: list[str]) -> dict[str, Any]:
@@ -502,7 +537,7 @@ def table(results: list[Result]) -> str:
     base = next((r for r in results if r.scenario == BASELINE and r.error is None), None)
     head = (
         f"{'scenario':<21} {'Gbit/s':>7} {'vs OVPN':>8} {'retr':>7} {'RTT med ms':>11} "
-        f"{'RTT p99 ms':>11} {'64B pps':>9} {'peak RSS MiB':>22}"
+        f"{'RTT p99 ms':>11} {'1 CPU ms':>9} {'64B pps':>9} {'peak RSS MiB':>22}"
     )
     rows = [head, "-" * len(head)]
     for r in results:
@@ -514,7 +549,8 @@ def table(results: list[Result]) -> str:
             f"{r.scenario:<21} {_fmt(r.gbps, '7.3f')} "
             f"{_ratio(r.gbps, base.gbps if base else None):>8} "
             f"{_fmt(r.retransmits, '7d')} {_fmt(r.rtt_median_ms, '11.3f')} "
-            f"{_fmt(r.rtt_p99_ms, '11.3f')} {_fmt(r.udp64_pps, '9.0f')} {rss:>22}"
+            f"{_fmt(r.rtt_p99_ms, '11.3f')} {_fmt(r.rtt_one_cpu_ms, '9.3f')} "
+            f"{_fmt(r.udp64_pps, '9.0f')} {rss:>22}"
         )
     for r in results:
         if r.via and r.error is None:
@@ -622,6 +658,15 @@ def floor_lines(results: list[Result]) -> list[str]:
             f"  RTT over underlay, ms: {floor.rtt_median_ms - veth.rtt_median_ms:.3f} "
             "(target for PeerTap direct: <= 0.3)"
         )
+    for name, scenario in (("PeerTap direct", "peertap-direct"), ("floor", "python-floor")):
+        r = by.get(scenario)
+        if r is not None and r.rtt_one_cpu_ms is not None and veth is not None:
+            base = veth.rtt_one_cpu_ms
+            if base is not None:
+                lines.append(
+                    f"  with every process on one CPU, {name} RTT over underlay, ms: "
+                    f"{r.rtt_one_cpu_ms - base:.3f} (no idle-CPU wake-ups)"
+                )
     anchors = [
         by[s].udp64_pps for s in ("openvpn", "tinc") if s in by and by[s].udp64_pps is not None
     ]
@@ -634,7 +679,7 @@ def floor_lines(results: list[Result]) -> list[str]:
 
 
 def missing_tools(scenarios: list[str]) -> list[str]:
-    needed = ["iperf3"]
+    needed = ["iperf3", "taskset"]
     needed += [t for t, s in (("tincd", "tinc"), ("openvpn", "openvpn")) if s in scenarios]
     if any(s.endswith("-lossy") for s in scenarios):
         needed.append("nft")
