@@ -30,8 +30,9 @@ UDP datagrams delivered per second (iperf3 -u -l 64 -b 0), and the peak RSS (VmH
 of each peertap process. The pings run twice: as they come, then with every process of
 the lab and ping itself on CPU 0 ("1 CPU ms"). On a virtual machine, waking a halted
 virtual CPU is far dearer than on bare metal, and every contender pays it on each hop;
-the second figure leaves it out, so it shows what each data plane's own work costs. Ratios are against OpenVPN TAP; the targets of the data
-plane are printed last with pass/fail, each computed from figures of this run.
+the second figure leaves it out, so it shows what each data plane's own work costs.
+Ratios are against OpenVPN TAP; the targets of the data plane are printed last with
+pass/fail, each computed from figures of this run.
 PeerTap runs over whatever trunk transport its nodes pick.
 """
 

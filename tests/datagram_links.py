@@ -1,4 +1,4 @@
-"""Two datagram channels on 127.0.0.1 linked as two nodes' trunks would link them: shared
+"""Two datagram channels on loopback linked as two nodes' trunks would link them: shared
 by the datagram and fast-path unit tests."""
 
 from __future__ import annotations
@@ -20,10 +20,13 @@ async def link_and_wait(
     b: DatagramChannel,
     deliver_a: Callable[..., Any] | None,
     deliver_b: Callable[..., Any] | None,
+    *,
+    host: str = "127.0.0.1",
 ) -> None:
     """Run both channels (a and b, keyed as A_ID and B_ID; a None delivery for a channel
     whose fast-path thread receives), cross their PATH records in memory (standing in for
-    the trunk stream) and wait until each has a usable datagram path to the other."""
+    the trunk stream) and wait until each has a usable datagram path to the other. `host`
+    is the address each trunk reports for the other side."""
     pending: list[tuple[DatagramChannel, str, bytes]] = []
 
     def to(channel: DatagramChannel, peer: str) -> Callable[[bytes], bool]:
@@ -31,8 +34,8 @@ async def link_and_wait(
 
     nursery.start_soon(a.run, deliver_a)
     nursery.start_soon(b.run, deliver_b)
-    a.link_up("b", B_ID, "127.0.0.1", to(b, "a"))
-    b.link_up("a", A_ID, "127.0.0.1", to(a, "b"))
+    a.link_up("b", B_ID, host, to(b, "a"))
+    b.link_up("a", A_ID, host, to(a, "b"))
 
     async def stream() -> None:
         while True:

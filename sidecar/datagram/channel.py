@@ -143,14 +143,19 @@ class DatagramChannel:
     # ----- peers (called by the trunk) -----
 
     def link_up(self, peer: str, peer_bytes: bytes, host: str, send_record: SendRecord) -> None:
-        """The trunk to `peer` is up and both sides offer datagrams: offer ours."""
+        """The trunk to `peer` is up and both sides offer datagrams: offer ours. `host`
+        is the trunk's remote address, IPv4 or IPv6 (IPv4-mapped counts as IPv4)."""
+        sock = self._sock
         try:
-            sizes = candidate_sizes(udp.route_mtu(host))
-        except OSError as err:
+            address = udp.address_of(host)
+            if sock is not None and udp.peer_address(sock, host, 0) is None:
+                raise OSError(f"the datagram socket has no IPv{address.version}")
+            sizes = candidate_sizes(udp.route_mtu(host), ipv6=address.version == 6)
+        except (OSError, ValueError) as err:
             self.counters["no_route"] += 1
             log.info("no datagram path to %s (%s): %s", peer, host, err)
             return
-        state = _Peer(peer, peer_bytes, host, send_record, PathStats(sizes))
+        state = _Peer(peer, peer_bytes, str(address), send_record, PathStats(sizes))
         self._drop_peer(peer)
         self._peers[peer] = state
         self._offer(state)
@@ -215,7 +220,10 @@ class DatagramChannel:
         state.send_record(Offer(self._port, state.offer.public).encode())
 
     def _on_offer(self, state: _Peer, offer: Offer) -> None:
-        state.address = (state.host, offer.port)
+        sock = self._sock
+        if sock is None:
+            return
+        state.address = udp.peer_address(sock, state.host, offer.port)
         state.peer_offer = offer.public_key
         if state.send_session is None and state.pending is None:
             self._rekey(state)

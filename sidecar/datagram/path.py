@@ -29,11 +29,12 @@ RTT_GAIN = 0.125
 MIN_DATAGRAM = 1232
 """Smallest datagram size probed: IPv6's minimum MTU (1280) less IPv6 and UDP headers."""
 IPV4_UDP_HEADERS = 28
+IPV6_UDP_HEADERS = 48
 
 
-def candidate_sizes(route_mtu: int) -> list[int]:
+def candidate_sizes(route_mtu: int, *, ipv6: bool = False) -> list[int]:
     """Datagram sizes to probe, largest first, for a route of `route_mtu` bytes."""
-    top = route_mtu - IPV4_UDP_HEADERS
+    top = route_mtu - (IPV6_UDP_HEADERS if ipv6 else IPV4_UDP_HEADERS)
     sizes = {top, 1472, 1452, 1400, MIN_DATAGRAM}
     return sorted((s for s in sizes if MIN_DATAGRAM <= s <= top), reverse=True) or [MIN_DATAGRAM]
 

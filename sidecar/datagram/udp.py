@@ -4,15 +4,20 @@
   peer go out in one `sendmsg` with `UDP_SEGMENT`; the kernel (or the NIC) cuts them.
 - Receive: with `UDP_GRO` the kernel hands over runs of datagrams from one source in
   one `recvmsg`, with the segment size in a control message; `split` cuts them again.
-- `IP_PMTUDISC_DO` sets DF and makes the kernel refuse (EMSGSIZE) a datagram larger
-  than the route's MTU instead of fragmenting it; the path's real MTU is probed
-  (path.py).
+- `IP_PMTUDISC_DO` (and `IPV6_PMTUDISC_DO`) makes the kernel refuse (EMSGSIZE) a
+  datagram larger than the route's MTU instead of fragmenting it; the path's real MTU
+  is probed (path.py).
+- Families: bound to the wildcard (the default), the socket is one dual-stack IPv6
+  socket that serves IPv4 peers too, as IPv4-mapped addresses (::ffff:a.b.c.d); a
+  kernel without IPv6 gets an IPv4 socket. Bound to one address, it has that
+  address's family and reaches peers of that family only (`peer_address`).
 The socket is non-blocking: a full send buffer drops, it never waits.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 import struct
 
@@ -21,6 +26,12 @@ UDP_GRO = getattr(socket, "UDP_GRO", 104)
 IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
 IP_PMTUDISC_DO = getattr(socket, "IP_PMTUDISC_DO", 2)
 IP_MTU = getattr(socket, "IP_MTU", 14)
+IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
+IPV6_PMTUDISC_DO = getattr(socket, "IPV6_PMTUDISC_DO", 2)
+IPV6_MTU = getattr(socket, "IPV6_MTU", 24)
+WILDCARDS = ("", "0.0.0.0", "::")
+"""Hosts that mean "every address": the socket is then dual-stack where IPv6 exists."""
+_NO_IPV6 = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT)
 MAX_SEGMENTS = 64
 """Kernel limit on segments per GSO send (UDP_MAX_SEGMENTS)."""
 MAX_GSO_BYTES = 65000
@@ -37,10 +48,29 @@ Address = tuple[str, int]
 
 
 def open_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    """The bound, non-blocking socket: dual-stack on a wildcard `host` where the kernel
+    has IPv6 (IPv4 only where it has not), else of `host`'s family."""
+    if host in WILDCARDS:
+        try:
+            return _open(socket.AF_INET6, "::", port, dual_stack=True)
+        except OSError as err:
+            if err.errno not in _NO_IPV6:
+                raise
+        return _open(socket.AF_INET, "0.0.0.0", port, dual_stack=False)
+    family = socket.AF_INET6 if address_of(host).version == 6 else socket.AF_INET
+    return _open(family, host, port, dual_stack=False)
+
+
+def _open(family: socket.AddressFamily, host: str, port: int, *, dual_stack: bool) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         _set_buffers(sock)
-        sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack else 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO)
+        if family == socket.AF_INET or dual_stack:
+            # On a dual-stack socket this one governs the IPv4-mapped traffic.
+            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
         sock.setsockopt(socket.IPPROTO_UDP, UDP_GRO, 1)
         sock.bind((host, port))
         sock.setblocking(False)
@@ -48,6 +78,28 @@ def open_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def address_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """`host` as an address; an IPv4-mapped IPv6 address (how a dual-stack listener
+    sees an IPv4 peer) is its IPv4 address. ValueError if it is not an IP address."""
+    address = ipaddress.ip_address(host)
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def peer_address(sock: socket.socket, host: str, port: int) -> Address | None:
+    """Where `sock` sends to reach `host`:`port`, or None if its family cannot reach it
+    (an IPv6 peer from an IPv4-only socket, or the other way round)."""
+    address = address_of(host)
+    if sock.family == socket.AF_INET:
+        return (str(address), port) if address.version == 4 else None
+    if address.version == 4:
+        if sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+            return None
+        return (f"::ffff:{address}", port)
+    return (str(address), port)
 
 
 def _set_buffers(sock: socket.socket) -> None:
@@ -78,11 +130,17 @@ def port_for(listen: list[str], configured: int | None) -> int:
 
 
 def route_mtu(host: str) -> int:
-    """The MTU of the local route towards `host` (what IP_PMTUDISC_DO lets through)."""
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    """The MTU of the local route towards `host` (what the DF setting lets through)."""
+    address = address_of(host)
+    if address.version == 6:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        level, option = socket.IPPROTO_IPV6, IPV6_MTU
+    else:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        level, option = socket.IPPROTO_IP, IP_MTU
     try:
-        probe.connect((host, 9))
-        mtu: int = probe.getsockopt(socket.IPPROTO_IP, IP_MTU)
+        probe.connect((str(address), 9))
+        mtu: int = probe.getsockopt(level, option)
         return mtu
     finally:
         probe.close()

@@ -264,6 +264,8 @@ def test_candidate_sizes_and_path_bookkeeping() -> None:
     assert path.candidate_sizes(1500) == [1472, 1452, 1400, 1232]
     assert path.candidate_sizes(9000)[0] == 8972
     assert path.candidate_sizes(1280) == [1252, 1232]
+    assert path.candidate_sizes(1500, ipv6=True) == [1452, 1400, 1232]
+    assert path.candidate_sizes(1280, ipv6=True) == [1232]
     stats = path.PathStats(path.candidate_sizes(1500))
     assert stats.sizes_for(2) == stats.sizes  # nothing answered yet: sweep every round
     now = 100.0
@@ -307,26 +309,81 @@ def test_intro_versions_pick_the_best_common_one() -> None:
     assert wire.common_version(2, 2) is None
 
 
-def test_socket_refuses_ip_fragmentation() -> None:
-    sock = udp.open_socket("127.0.0.1", 0)
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "0.0.0.0"])
+def test_socket_refuses_ip_fragmentation(host: str) -> None:
+    """Whatever its family, the socket never lets the kernel fragment (a dual-stack
+    socket for its IPv4-mapped traffic too)."""
+    sock = udp.open_socket(host, 0)
     try:
-        value = sock.getsockopt(socket.IPPROTO_IP, udp.IP_MTU_DISCOVER)
-        assert value == udp.IP_PMTUDISC_DO
+        if sock.family == socket.AF_INET6:
+            assert sock.getsockopt(socket.IPPROTO_IPV6, udp.IPV6_MTU_DISCOVER) == (
+                udp.IPV6_PMTUDISC_DO
+            )
+        if host != "::1":
+            value = sock.getsockopt(socket.IPPROTO_IP, udp.IP_MTU_DISCOVER)
+            assert value == udp.IP_PMTUDISC_DO
     finally:
         sock.close()
 
 
-def test_two_channels_key_probe_carry_data_and_rekey_over_loopback() -> None:
-    """Two real channels on 127.0.0.1 whose PATH records cross in memory (standing in for
+def test_the_default_socket_is_dual_stack_and_a_bound_one_reaches_its_own_family_only() -> None:
+    dual = udp.open_socket("0.0.0.0", 0)
+    v4 = udp.open_socket("127.0.0.1", 0)
+    v6 = udp.open_socket("::1", 0)
+    try:
+        assert dual.family == socket.AF_INET6
+        assert udp.peer_address(dual, "10.1.2.3", 4001) == ("::ffff:10.1.2.3", 4001)
+        assert udp.peer_address(dual, "::ffff:10.1.2.3", 4001) == ("::ffff:10.1.2.3", 4001)
+        assert udp.peer_address(dual, "fd31::2", 4001) == ("fd31::2", 4001)
+        assert udp.peer_address(v4, "::ffff:10.1.2.3", 4001) == ("10.1.2.3", 4001)
+        assert udp.peer_address(v4, "fd31::2", 4001) is None
+        assert udp.peer_address(v6, "10.1.2.3", 4001) is None
+    finally:
+        dual.close(), v4.close(), v6.close()
+
+
+def test_a_peer_of_a_family_the_socket_lacks_stays_on_the_stream_counted() -> None:
+    """An IPv4-only datagram socket told of an IPv6 peer (and the other way round) offers
+    no datagram path: counted `no_route`, nothing sent, DATA stays on the trunk stream."""
+    for bind, host in (("127.0.0.1", "::1"), ("::1", "127.0.0.1"), ("0.0.0.0", "not-an-ip")):
+        channel = DatagramChannel(own_id=A_ID, host=bind)
+        channel.open()
+        sent: list[bytes] = []
+        try:
+            channel.link_up("b", B_ID, host, sent.append)
+            assert channel.counters["no_route"] == 1
+            assert sent == [] and not channel.usable("b")
+            assert not channel.send("b", [data_packet(100)])
+        finally:
+            channel.close()
+
+
+@pytest.mark.parametrize(
+    ("bind", "trunk_host"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("::1", "::1"),
+        ("0.0.0.0", "::1"),
+        ("0.0.0.0", "127.0.0.1"),
+        ("0.0.0.0", "::ffff:127.0.0.1"),
+    ],
+    ids=["ipv4", "ipv6", "dual-stack-ipv6", "dual-stack-ipv4", "dual-stack-ipv4-mapped"],
+)
+def test_two_channels_key_probe_carry_data_and_rekey_over_loopback(
+    bind: str, trunk_host: str
+) -> None:
+    """Two real channels on loopback whose PATH records cross in memory (standing in for
     the trunk stream): keyed both ways, the path comes up by probes, DATA crosses, and
-    rekeying replaces sessions without losing DATA and keeps two receive sessions."""
-    trio.run(_two_channels)
+    rekeying replaces sessions without losing DATA and keeps two receive sessions. Over
+    IPv4, IPv6, and dual-stack sockets (the default) reaching IPv6 and IPv4 peers, the
+    latter also as a dual-stack trunk listener reports them (IPv4-mapped)."""
+    trio.run(_two_channels, bind, trunk_host)
 
 
-async def _two_channels() -> None:
+async def _two_channels(bind: str, trunk_host: str) -> None:
     got: dict[str, list[bytes]] = {"a": [], "b": []}
-    a = DatagramChannel(own_id=A_ID, host="127.0.0.1", rekey_after_s=0.6)
-    b = DatagramChannel(own_id=B_ID, host="127.0.0.1", rekey_after_s=0.6)
+    a = DatagramChannel(own_id=A_ID, host=bind, rekey_after_s=0.6)
+    b = DatagramChannel(own_id=B_ID, host=bind, rekey_after_s=0.6)
     a.open(), b.open()
 
     async def deliver_to(name: str, peer: str, records: list[bytes]) -> None:
@@ -340,6 +397,7 @@ async def _two_channels() -> None:
                 b,
                 lambda p, r: deliver_to("a", p, r),
                 lambda p, r: deliver_to("b", p, r),
+                host=trunk_host,
             )
             first_a, _ = a.sessions("b")
             packets = [data_packet(n) for n in (64, 1400, 9000, 65000)]
