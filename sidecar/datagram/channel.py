@@ -51,7 +51,7 @@ from .codec import (
 )
 from .keys import KeyExchangeError, OfferKey, seal_session
 from .path import LOSS_WINDOW, PROBE_INTERVAL_S, PathStats, candidate_sizes
-from .session import ReceiveSession, SendSession, SessionExhausted
+from .session import Fragments, ReceiveSession, SendSession, SessionExhausted
 
 log = logging.getLogger(__name__)
 
@@ -199,15 +199,27 @@ class DatagramChannel:
         if not stats.up(time.monotonic()) or state.address is None:
             return False
         try:
-            datagrams = state.send_session.seal_records(records, stats.datagram_size)
+            sealed = state.send_session.seal_sends(records, stats.datagram_size)
         except SessionExhausted:
             state.send_session = None
             self._rekey(state)
             return False
-        refused = 0
-        for run in udp.runs(datagrams):
-            refused += udp.send_run(sock, run, state.address)
-        stats.sent(len(datagrams) - refused, sum(map(len, datagrams)))
+        address = state.address
+        refused = sent = size = 0
+        whole: list[bytes] = []  # consecutive whole datagrams, sent as GSO runs
+        for item in sealed:
+            if isinstance(item, Fragments):
+                for run in udp.runs(whole):
+                    refused += udp.send_run(sock, run, address)
+                sent, size, whole = sent + len(whole), size + sum(map(len, whole)), []
+                refused += udp.send_fragments(sock, item.parts, item.size, address)
+                sent, size = sent + item.count, size + item.nbytes()
+            else:
+                whole.append(item)
+        for run in udp.runs(whole):
+            refused += udp.send_run(sock, run, address)
+        sent, size = sent + len(whole), size + sum(map(len, whole))
+        stats.sent(sent - refused, size)
         if refused:
             stats.send_refused += refused
             self.counters["send_refused"] += refused

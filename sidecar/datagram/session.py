@@ -3,8 +3,8 @@
 `SendSession` packs small records into whole datagrams (u16 length each), each sealed
 on its own (AES-256-GCM, the counter as nonce, the header as associated data). A record
 too large for one datagram is sealed once as a whole and its ciphertext cut into
-fragments of exactly the path's datagram size, so a batch comes out as runs of
-equal-sized datagrams that one GSO send carries. One AEAD call per record instead of
+fragments of exactly the path's datagram size (`Fragments`: headers and pieces kept
+apart, so one GSO send gathers them without a copy in between). One AEAD call per record instead of
 one per fragment: a call's fixed cost is most of the cost of a 1.4 KB one.
 
 `ReceiveSession` checks the replay window before decrypting and moves it only after
@@ -69,8 +69,19 @@ class SendSession:
 
     def seal_records(self, records: list[bytes], datagram_size: int) -> list[bytes]:
         """DATA datagrams of at most `datagram_size` bytes carrying `records` in order."""
-        room = datagram_size - OVERHEAD
         out: list[bytes] = []
+        for item in self.seal_sends(records, datagram_size):
+            if isinstance(item, Fragments):
+                out.extend(item.datagrams())
+            else:
+                out.append(item)
+        return out
+
+    def seal_sends(self, records: list[bytes], datagram_size: int) -> list[bytes | Fragments]:
+        """`records` sealed in order, for sending: whole datagrams (small records packed
+        together) and, for each record too large for one, its `Fragments`."""
+        room = datagram_size - OVERHEAD
+        out: list[bytes | Fragments] = []
         batch: list[bytes] = []
         used = 0
         for record in records:
@@ -79,7 +90,7 @@ class SendSession:
                 if batch:
                     out.append(self.seal(KIND_DATA, pack_records(batch)))
                     batch, used = [], 0
-                out.extend(self._fragments(record, datagram_size))
+                out.append(self._fragments(record, datagram_size))
                 continue
             if used + need > room:
                 out.append(self.seal(KIND_DATA, pack_records(batch)))
@@ -90,7 +101,7 @@ class SendSession:
             out.append(self.seal(KIND_DATA, pack_records(batch)))
         return out
 
-    def _fragments(self, record: bytes, datagram_size: int) -> list[bytes]:
+    def _fragments(self, record: bytes, datagram_size: int) -> Fragments:
         room = datagram_size - HEADER_LEN
         count = -(-(len(record) + TAG_LEN) // room)
         if count > MAX_FRAGMENTS:
@@ -101,12 +112,34 @@ class SendSession:
             raise SessionExhausted
         session = self.session
         sealed = self._aead.encrypt(nonce(base), record, fragmented_aad(count, session, base))
-        with memoryview(sealed) as view:
-            return [
-                pack_header(VERSION, KIND_DATA, i, count, session, base + i)
-                + view[i * room : (i + 1) * room]
-                for i in range(count)
-            ]
+        # Header and piece of each fragment stay apart: the send call gathers them, so
+        # the ciphertext is copied once, by the kernel.
+        view = memoryview(sealed)
+        parts: list[bytes | memoryview] = []
+        for i in range(count):
+            parts.append(pack_header(VERSION, KIND_DATA, i, count, session, base + i))
+            parts.append(view[i * room : (i + 1) * room])
+        return Fragments(parts, datagram_size)
+
+
+@dataclass(frozen=True)
+class Fragments:
+    """The datagrams of one fragmented record as buffers in order: header, piece, header,
+    piece... Every datagram but the last is exactly `size` bytes."""
+
+    parts: list[bytes | memoryview]
+    size: int
+
+    @property
+    def count(self) -> int:
+        return len(self.parts) // 2
+
+    def nbytes(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def datagrams(self) -> list[bytes]:
+        parts = self.parts
+        return [bytes(parts[i]) + parts[i + 1] for i in range(0, len(parts), 2)]
 
 
 def fragmented_aad(count: int, session: int, base: int) -> bytes:

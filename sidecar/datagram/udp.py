@@ -20,6 +20,7 @@ import errno
 import ipaddress
 import socket
 import struct
+from collections.abc import Sequence
 
 UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
 UDP_GRO = getattr(socket, "UDP_GRO", 104)
@@ -173,14 +174,45 @@ def runs(datagrams: list[bytes]) -> list[list[bytes]]:
 
 def send_run(sock: socket.socket, run: list[bytes], address: Address) -> int:
     """Send one GSO run; the number of datagrams the kernel refused (buffer full)."""
+    if len(run) == 1:
+        return _send(sock, run, 0, address, 1)
+    return _send(sock, run, len(run[0]), address, len(run))  # one iovec per datagram
+
+
+def send_fragments(
+    sock: socket.socket, parts: Sequence[bytes | memoryview], size: int, address: Address
+) -> int:
+    """Send datagrams given as (header, piece) buffer pairs, each pair `size` bytes but
+    the last, in GSO sends that gather the pairs; the number of datagrams refused."""
+    per_send = max(1, min(MAX_SEGMENTS, MAX_GSO_BYTES // size)) * 2
+    refused = 0
+    for start in range(0, len(parts), per_send):
+        chunk = parts[start : start + per_send]
+        count = len(chunk) // 2
+        refused += _send(sock, chunk, size if count > 1 else 0, address, count)
+    return refused
+
+
+def _send(
+    sock: socket.socket,
+    buffers: Sequence[bytes | memoryview],
+    segment: int,
+    address: Address,
+    count: int,
+) -> int:
+    """One send call: `buffers` gathered, cut into `segment`-byte datagrams by the
+    kernel (0: they are one datagram); `count` (the datagrams) if the kernel refused."""
     try:
-        if len(run) == 1:
-            sock.sendto(run[0], address)
+        if segment:
+            sock.sendmsg(
+                buffers, [(socket.IPPROTO_UDP, UDP_SEGMENT, _SEGMENT.pack(segment))], 0, address
+            )
+        elif len(buffers) == 1:
+            sock.sendto(buffers[0], address)
         else:
-            segment = [(socket.IPPROTO_UDP, UDP_SEGMENT, _SEGMENT.pack(len(run[0])))]
-            sock.sendmsg(run, segment, 0, address)  # one iovec per datagram: no join
+            sock.sendmsg(buffers, [], 0, address)
     except BlockingIOError:
-        return len(run)
+        return count
     except OSError as err:
         if err.errno in (
             errno.EMSGSIZE,
@@ -191,7 +223,7 @@ def send_run(sock: socket.socket, run: list[bytes], address: Address) -> int:
             errno.EPERM,
             errno.EINVAL,
         ):
-            return len(run)
+            return count
         raise
     return 0
 

@@ -16,7 +16,12 @@ from datagram_links import A_ID, B_ID, link_and_wait
 from peertap.sidecar import wire
 from peertap.sidecar.datagram import codec, keys, path, udp
 from peertap.sidecar.datagram.channel import DatagramChannel
-from peertap.sidecar.datagram.session import MAX_PARTIAL, ReceiveSession, SendSession
+from peertap.sidecar.datagram.session import (
+    MAX_PARTIAL,
+    Fragments,
+    ReceiveSession,
+    SendSession,
+)
 
 
 def data_packet(size: int) -> bytes:
@@ -254,6 +259,47 @@ def test_gso_runs_over_a_real_socket_pair_arrive_as_the_datagrams_sent() -> None
             data, segment, _ = received
             got.extend(bytes(d) for d in udp.split(data, segment))
         assert sorted(got) == sorted(datagrams)
+        assert open_all(rx, got) == records
+    finally:
+        receiver.close()
+        sender.close()
+
+
+@pytest.mark.parametrize("size", [1232, 1472, 9000])
+def test_fragments_gathered_into_gso_sends_arrive_as_the_datagrams_they_stand_for(
+    size: int,
+) -> None:
+    """A fragmented record leaves as header and piece buffers gathered by the send call:
+    what arrives is exactly the datagrams those pairs stand for, and they open to the
+    records sent, with small records around them in order."""
+    receiver = udp.open_socket("127.0.0.1", 0)
+    sender = udp.open_socket("127.0.0.1", 0)
+    try:
+        tx, rx = keyed_pair()
+        records = [data_packet(100), data_packet(65000), data_packet(200), data_packet(size * 3)]
+        sealed = tx.seal_sends(records, size)
+        expected: list[bytes] = []
+        address = receiver.getsockname()
+        for item in sealed:
+            if isinstance(item, Fragments):
+                assert all(len(p) == codec.HEADER_LEN for p in item.parts[::2])
+                datagrams = item.datagrams()
+                assert all(len(d) == size for d in datagrams[:-1]) and len(datagrams[-1]) <= size
+                expected += datagrams
+                assert udp.send_fragments(sender, item.parts, item.size, address) == 0
+            else:
+                expected.append(item)
+                assert udp.send_run(sender, [item], address) == 0
+        got: list[bytes] = []
+        deadline = time.monotonic() + 5
+        while len(got) < len(expected) and time.monotonic() < deadline:
+            received = udp.receive(receiver)
+            if received is None:
+                time.sleep(0.01)
+                continue
+            data, segment, _ = received
+            got.extend(bytes(d) for d in udp.split(data, segment))
+        assert got == expected
         assert open_all(rx, got) == records
     finally:
         receiver.close()
