@@ -159,6 +159,8 @@ def test_the_link_size_defaults_per_family() -> None:
     assert LabSpec(pods=[]).link_prefixlen == 24
     assert LabSpec(pods=[], underlay_base="fd31::/48").link_prefixlen == 64
     assert LabSpec(pods=[], underlay_base="fd31:0:0:100::/56").link_prefixlen == 64
+    from_file = '{"pods": [], "underlay_base": "fd31::/48"}'  # as `lab up --spec FILE` reads it
+    assert LabSpec.model_validate_json(from_file).link_prefixlen == 64
 
 
 @pytest.mark.parametrize(
