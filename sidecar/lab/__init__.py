@@ -17,9 +17,10 @@ from .http import HttpResponse
 from .lab import Lab, random_prefix
 from .nodes import NODE_CMD_ENV
 from .spec import BootstrapSpec, LabSpec, LinkSpec, NodeRole, PodSpec
-from .topologies import topology
+from .topologies import IPV6_UNDERLAY, topology
 
 __all__ = [
+    "IPV6_UNDERLAY",
     "NODE_CMD_ENV",
     "BootstrapSpec",
     "HttpResponse",

@@ -14,7 +14,7 @@ from typing import Any
 from .errors import LabError, NodeApiUnreachable
 from .lab import Lab
 from .spec import LabSpec
-from .topologies import NAMES, topology
+from .topologies import IPV6_UNDERLAY, NAMES, topology
 
 DEFAULT_STATE = "./lab-state"
 
@@ -30,6 +30,12 @@ def add_lab_parser(subparsers: Any) -> argparse.ArgumentParser:
     up.add_argument("--spec", help="JSON lab spec file (instead of --topology)")
     up.add_argument("--members", type=int, default=3, help="members of a star")
     up.add_argument("--routed", action="store_true", help="relay topology: r forwards IP")
+    up.add_argument(
+        "--ipv6",
+        action="store_true",
+        help=f"a topology on an IPv6-only underlay: /64 links cut from {IPV6_UNDERLAY} (a "
+        "--spec sets underlay_base itself)",
+    )
     up.add_argument(
         "--security",
         choices=("public", "psk", "mls"),
@@ -91,12 +97,13 @@ def _spec(args: argparse.Namespace) -> LabSpec:
     if args.spec:
         with open(args.spec) as f:
             return LabSpec.model_validate_json(f.read())
+    underlay = IPV6_UNDERLAY if args.ipv6 else None
     if args.topology == "star":
-        spec = topology("star", members=args.members)
+        spec = topology("star", members=args.members, underlay=underlay)
     elif args.topology == "relay":
-        spec = topology("relay", routed=args.routed)
+        spec = topology("relay", routed=args.routed, underlay=underlay)
     else:
-        spec = topology(args.topology)
+        spec = topology(args.topology, underlay=underlay)
     if args.security:
         spec = spec.model_copy(update={"security": args.security})
     if args.trace_format:

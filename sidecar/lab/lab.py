@@ -124,7 +124,7 @@ class Lab:
                 ],
                 routes=pod.routes,
             )
-            netns.set_ip_forward(pod.netns, pod.ip_forward)
+            netns.set_ip_forward(pod.netns, pod.ip_forward, ipv6=plan.ipv6)
         if plan.node_pods():
             journal.owned(self.state_dir / "pods")
             journal.owned(self.state_dir / nodes.CREATOR_KEY)

@@ -18,13 +18,13 @@ import signal
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from ipaddress import IPv4Interface
 
 from pyroute2 import IPRoute, NetNS, netns
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
 from .errors import NetnsError
-from .plan import Route
+from .plan import Interface, Route
 
 _DEFERRED = {signal.SIGINT, signal.SIGTERM}
 
@@ -99,17 +99,26 @@ def delete_root_link(name: str) -> None:
 def configure(
     name: str,
     *,
-    addresses: Sequence[tuple[str, IPv4Interface]],
+    addresses: Sequence[tuple[str, Interface]],
     routes: Sequence[Route],
 ) -> None:
-    """Bring up lo and each (ifname, address); then add the routes."""
+    """Bring up lo and each (ifname, address); then add the routes.
+
+    IPv6 addresses skip duplicate address detection (IFA_F_NODAD): each link's two
+    addresses are unique by construction, and a tentative address could neither be bound
+    by a node starting at once nor be used as a route's source for about two seconds.
+    """
     with _signals_deferred(), NetNS(name) as ns:
         try:
             ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
             for ifname, address in addresses:
                 index = ns.link_lookup(ifname=ifname)[0]
                 ns.addr(
-                    "add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen
+                    "add",
+                    index=index,
+                    address=str(address.ip),
+                    prefixlen=address.network.prefixlen,
+                    **({"flags": IFA_F_NODAD} if address.version == 6 else {}),
                 )
                 ns.link("set", index=index, state="up")
             for route in routes:
@@ -118,10 +127,14 @@ def configure(
             raise NetnsError(f"cannot configure namespace {name}: {err}") from err
 
 
-def set_ip_forward(name: str, enabled: bool) -> None:
+def set_ip_forward(name: str, enabled: bool, *, ipv6: bool = False) -> None:
+    """Set IPv4 forwarding in the namespace, and with `ipv6` IPv6 forwarding too."""
     value = "1" if enabled else "0"
+    script = f"echo {value} > /proc/sys/net/ipv4/ip_forward"
+    if ipv6:
+        script += f" && echo {value} > /proc/sys/net/ipv6/conf/all/forwarding"
     result = subprocess.run(
-        ns_argv(name, ["sh", "-c", f"echo {value} > /proc/sys/net/ipv4/ip_forward"]),
+        ns_argv(name, ["sh", "-c", script]),
         capture_output=True,
         text=True,
         check=False,

@@ -127,7 +127,8 @@ def node_config(plan: Plan, pod: str, *, creator_hex: str, peer_ids: dict[str, s
     if role is None:
         raise NodeError(f"pod {pod} runs no peertap node")
     bootstrap = [
-        f"/ip4/{plan.bootstrap_address(pod, e.target)}/tcp/{TRUNK_PORT}/p2p/{peer_ids[e.target]}"
+        f"/{_proto(plan)}/{plan.bootstrap_address(pod, e.target)}/tcp/{TRUNK_PORT}"
+        f"/p2p/{peer_ids[e.target]}"
         for e in plan.spec.bootstrap
         if e.dialer == pod
     ]
@@ -148,7 +149,7 @@ def node_config(plan: Plan, pod: str, *, creator_hex: str, peer_ids: dict[str, s
         )
     return NodeConfig(
         identity=IdentityConfig(key_file="node.key"),
-        listen=[f"/ip4/0.0.0.0/tcp/{TRUNK_PORT}"],
+        listen=[f"/ip6/::/tcp/{TRUNK_PORT}" if plan.ipv6 else f"/ip4/0.0.0.0/tcp/{TRUNK_PORT}"],
         bootstrap=bootstrap,
         api=ApiConfig(
             listen=API_LISTEN, vlan_control=plan.spec.vlan_control and role.role == "member"
@@ -164,6 +165,11 @@ def node_config(plan: Plan, pod: str, *, creator_hex: str, peer_ids: dict[str, s
             mode="credential", authorities=[creator_hex], credentials=[NODE_CREDENTIAL]
         ),
     )
+
+
+def _proto(plan: Plan) -> str:
+    """The multiaddr protocol of the lab's underlay addresses."""
+    return "ip6" if plan.ipv6 else "ip4"
 
 
 def launch(

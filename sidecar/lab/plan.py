@@ -10,8 +10,17 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
+from typing import TypeAlias
 
 from .errors import LabSpecError
 from .spec import LabSpec, NodeRole
@@ -22,15 +31,20 @@ TAP_NAME = "pt-lab"
 API_LISTEN = "127.0.0.1:9464"
 TRUNK_PORT = 4001
 
+# The underlay is one family, IPv4 or IPv6, as its spec's underlay_base.
+Network: TypeAlias = IPv4Network | IPv6Network
+Interface: TypeAlias = IPv4Interface | IPv6Interface
+Address: TypeAlias = IPv4Address | IPv6Address
+
 
 @dataclass(frozen=True)
 class LinkPlan:
     index: int
     a: str
     b: str
-    subnet: IPv4Network
-    addr_a: IPv4Interface
-    addr_b: IPv4Interface
+    subnet: Network
+    addr_a: Interface
+    addr_b: Interface
     # Names while both ends still sit in the root namespace; unique per lab prefix.
     root_a: str
     root_b: str
@@ -42,14 +56,14 @@ class LinkPlan:
     def peer(self, pod: str) -> str:
         return self.b if pod == self.a else self.a
 
-    def address(self, pod: str) -> IPv4Interface:
+    def address(self, pod: str) -> Interface:
         return self.addr_a if pod == self.a else self.addr_b
 
 
 @dataclass(frozen=True)
 class Route:
-    dst: IPv4Network
-    gateway: IPv4Address
+    dst: Network
+    gateway: Address
 
 
 @dataclass(frozen=True)
@@ -78,11 +92,16 @@ class Plan:
     def links_of(self, pod: str) -> list[LinkPlan]:
         return [link for link in self.links if pod in (link.a, link.b)]
 
-    def underlay_address(self, pod: str, peer: str) -> IPv4Address:
+    @property
+    def ipv6(self) -> bool:
+        """Whether the underlay is IPv6 (only)."""
+        return ipaddress.ip_network(self.spec.underlay_base).version == 6
+
+    def underlay_address(self, pod: str, peer: str) -> Address:
         """`pod`'s address on its link to `peer`."""
         return self.link(pod, peer).address(pod).ip
 
-    def bootstrap_address(self, dialer: str, target: str) -> IPv4Address:
+    def bootstrap_address(self, dialer: str, target: str) -> Address:
         """The target's address on the last hop of the shortest path from the dialer."""
         path = _shortest_path(self.spec, dialer, target)
         if path is None:
@@ -98,17 +117,19 @@ def make_plan(spec: LabSpec, prefix: str) -> Plan:
         raise LabSpecError(
             f"prefix {prefix!r} must be 2-10 chars of a-z, 0-9 and '-', ending in '-'"
         )
-    base = IPv4Network(spec.underlay_base)
-    subnets = base.subnets(new_prefix=spec.link_prefixlen)
+    base = ipaddress.ip_network(spec.underlay_base)
+    subnets: Iterator[Network] = base.subnets(new_prefix=spec.link_prefixlen)
     links: list[LinkPlan] = []
     for i, link in enumerate(spec.links):
         try:
             subnet = next(subnets)
         except StopIteration as err:
             raise LabSpecError(f"{base} has too few /{spec.link_prefixlen} subnets") from err
-        hosts = subnet.hosts()
-        addr_a = IPv4Interface(f"{next(hosts)}/{subnet.prefixlen}")
-        addr_b = IPv4Interface(f"{next(hosts)}/{subnet.prefixlen}")
+        # The first two hosts: .1 and .2 in IPv4, ::1 and ::2 in IPv6 (hosts() skips the
+        # subnet-router anycast address ::0).
+        hosts: Iterator[Address] = subnet.hosts()
+        addr_a = ipaddress.ip_interface(f"{next(hosts)}/{subnet.prefixlen}")
+        addr_b = ipaddress.ip_interface(f"{next(hosts)}/{subnet.prefixlen}")
         links.append(
             LinkPlan(
                 index=i,

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 POD_NAME = r"^[a-z][a-z0-9]{0,9}$"
+IPV6_LINK_PREFIXLEN = 64
+IPV6_MIN_BASE = 56  # the longest IPv6 underlay_base prefix: 256 links of /64
 
 
 class _Model(BaseModel):
@@ -39,7 +41,9 @@ class NodeRole(_Model):
 
 class PodSpec(_Model):
     name: str = Field(pattern=POD_NAME, description="Pod name (a-z0-9, at most 10 chars).")
-    ip_forward: bool = Field(default=False, description="Route IPv4 for other pods.")
+    ip_forward: bool = Field(
+        default=False, description="Route IP (IPv4 or IPv6, the underlay's family) for other pods."
+    )
     node: NodeRole | None = Field(default=None, description="Run peertap here, in this role.")
 
 
@@ -58,9 +62,15 @@ class LabSpec(_Model):
     links: list[LinkSpec] = Field(default_factory=list)
     bootstrap: list[BootstrapSpec] = Field(default_factory=list)
     underlay_base: str = Field(
-        default="10.231.0.0/16", description="IPv4 network the link subnets are cut from."
+        default="10.231.0.0/16",
+        description="Network the link subnets are cut from: IPv4 (at least a /24) or IPv6 (at "
+        "least a /56); an IPv6 base gives an IPv6-only underlay.",
     )
-    link_prefixlen: Literal[24, 30] = Field(default=24, description="Size of each link subnet.")
+    link_prefixlen: Literal[24, 30, 64] = Field(
+        default=24,
+        description="Size of each link subnet: 24 or 30 with an IPv4 base, 64 with an IPv6 one "
+        "(the default when the base is IPv6).",
+    )
     vlan_label: str = Field(default="lab", min_length=1)
     security: Literal["public", "psk", "mls"] = Field(
         default="public",
@@ -89,16 +99,39 @@ class LabSpec(_Model):
     def _old_name(cls, v: object) -> object:
         return "public" if v == "open" else v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _link_prefixlen_for_family(cls, data: object) -> object:
+        # 24 is the IPv4 default; an IPv6 base left without a link size gets /64 links.
+        if isinstance(data, dict) and "link_prefixlen" not in data:
+            base = data.get("underlay_base")
+            if isinstance(base, str) and ":" in base:
+                return {**data, "link_prefixlen": IPV6_LINK_PREFIXLEN}
+        return data
+
     @field_validator("underlay_base")
     @classmethod
     def _base(cls, v: str) -> str:
-        net = ipaddress.IPv4Network(v)
-        if net.prefixlen > 24:
+        net = ipaddress.ip_network(v)
+        if net.version == 4 and net.prefixlen > 24:
             raise ValueError("underlay_base must be at least a /24")
+        if net.version == 6 and net.prefixlen > IPV6_MIN_BASE:
+            raise ValueError(
+                f"an IPv6 underlay_base must be at least a /{IPV6_MIN_BASE}: every link takes a "
+                f"/{IPV6_LINK_PREFIXLEN} (the subnet size IPv6 hosts and neighbour discovery "
+                f"expect), and a /{IPV6_MIN_BASE} holds {2 ** (64 - IPV6_MIN_BASE)} of them"
+            )
         return str(net)
 
     @model_validator(mode="after")
     def _consistent(self) -> LabSpec:
+        version = ipaddress.ip_network(self.underlay_base).version
+        if (version == 6) != (self.link_prefixlen == IPV6_LINK_PREFIXLEN):
+            allowed = f"{IPV6_LINK_PREFIXLEN}" if version == 6 else "24 or 30"
+            raise ValueError(
+                f"link_prefixlen {self.link_prefixlen} does not fit the IPv{version} "
+                f"underlay_base {self.underlay_base}: use {allowed}"
+            )
         names = [p.name for p in self.pods]
         if len(set(names)) != len(names):
             raise ValueError("pod names must be unique")

@@ -7,6 +7,7 @@ from typing import Any
 from .spec import BootstrapSpec, LabSpec, LinkSpec, NodeRole, PodSpec
 
 NAMES = ("pair", "relay", "star", "chain")
+IPV6_UNDERLAY = "fd31::/48"  # a unique-local network: the lab's IPv6-only underlay
 
 MEMBER = NodeRole(role="member")
 RELAY = NodeRole(role="relay")
@@ -78,14 +79,25 @@ def chain() -> LabSpec:
     )
 
 
-def topology(name: str, **options: Any) -> LabSpec:
-    """A built-in topology by name, e.g. `topology("relay", routed=True)`."""
+def on_underlay(spec: LabSpec, base: str) -> LabSpec:
+    """`spec` with its link subnets cut from `base`, at the default link size of its family
+    (e.g. `IPV6_UNDERLAY` for an IPv6-only underlay)."""
+    return LabSpec.model_validate(
+        {**spec.model_dump(exclude={"link_prefixlen"}), "underlay_base": base}
+    )
+
+
+def topology(name: str, *, underlay: str | None = None, **options: Any) -> LabSpec:
+    """A built-in topology by name, e.g. `topology("relay", routed=True)`; `underlay` names
+    another network for its links, e.g. `topology("relay", underlay=IPV6_UNDERLAY)`."""
     if name == "pair":
-        return pair(**options)
-    if name == "relay":
-        return relay(**options)
-    if name == "star":
-        return star(**options)
-    if name == "chain":
-        return chain(**options)
-    raise ValueError(f"unknown topology {name!r}; choose one of {', '.join(NAMES)}")
+        spec = pair(**options)
+    elif name == "relay":
+        spec = relay(**options)
+    elif name == "star":
+        spec = star(**options)
+    elif name == "chain":
+        spec = chain(**options)
+    else:
+        raise ValueError(f"unknown topology {name!r}; choose one of {', '.join(NAMES)}")
+    return spec if underlay is None else on_underlay(spec, underlay)

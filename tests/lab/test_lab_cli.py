@@ -60,3 +60,30 @@ def test_exec_without_a_lab_names_the_state_directory(state: Path) -> None:
     assert result.returncode == 1
     assert str(state) in result.stderr
     assert "holds no lab" in result.stderr
+
+
+def test_up_with_ipv6_builds_an_ipv6_only_underlay(state: Path) -> None:
+    prefix = random_prefix()
+    up = peertap(
+        "up",
+        "--topology",
+        "pair",
+        "--ipv6",
+        "--no-nodes",
+        "--state",
+        str(state),
+        "--prefix",
+        prefix,
+    )
+    assert up.returncode == 0, up.stderr
+    assert "fd31::1/64 (to b)" in up.stdout
+    assert "fd31::2/64 (to a)" in up.stdout
+    # At once: the lab adds IPv6 addresses without duplicate address detection, so they
+    # are not left tentative (unusable) for the first seconds.
+    ping = peertap("exec", "--state", str(state), "a", "--", "ping", "-c1", "-W5", "fd31::2")
+    assert ping.returncode == 0, ping.stdout
+    ipv4 = peertap(
+        "exec", "--state", str(state), "a", "--", "ip", "-o", "-4", "addr", "show", "to-b"
+    )
+    assert ipv4.returncode == 0 and ipv4.stdout == ""
+    assert peertap("down", "--state", str(state)).returncode == 0

@@ -103,3 +103,80 @@ def test_a_prefix_that_would_overflow_interface_names_is_rejected() -> None:
 def test_an_unknown_topology_name_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown topology"):
         topology("ring")
+
+
+def test_an_ipv6_underlay_cuts_slash_64_links_with_the_first_two_hosts() -> None:
+    plan = make_plan(topology("chain", underlay="fd31::/48"), "pt-t1-")
+    assert plan.ipv6 and plan.spec.link_prefixlen == 64
+    assert [str(link.subnet) for link in plan.links] == [
+        "fd31::/64",
+        "fd31:0:0:1::/64",
+        "fd31:0:0:2::/64",
+    ]
+    assert plan.underlay_address("a", "r1") == ipaddress.IPv6Address("fd31::1")
+    assert plan.underlay_address("r1", "a") == ipaddress.IPv6Address("fd31::2")
+    assert str(plan.link("r2", "b").address("b")) == "fd31:0:0:2::2/64"
+
+
+def test_an_ipv6_underlay_routes_every_remote_slash_64_via_the_first_hop() -> None:
+    plan = make_plan(topology("chain", underlay="fd31::/48"), "pt-t1-")
+    assert plan.pods["a"].routes == (
+        Route(ipaddress.IPv6Network("fd31:0:0:1::/64"), ipaddress.IPv6Address("fd31::2")),
+        Route(ipaddress.IPv6Network("fd31:0:0:2::/64"), ipaddress.IPv6Address("fd31::2")),
+    )
+    assert plan.pods["b"].routes == (
+        Route(ipaddress.IPv6Network("fd31::/64"), ipaddress.IPv6Address("fd31:0:0:2::1")),
+        Route(ipaddress.IPv6Network("fd31:0:0:1::/64"), ipaddress.IPv6Address("fd31:0:0:2::1")),
+    )
+
+
+def test_on_an_ipv6_underlay_nodes_listen_and_bootstrap_on_ip6_and_keep_the_ipv4_overlay() -> None:
+    plan = make_plan(topology("relay", underlay="fd31::/48"), "pt-t1-")
+    ids = {pod: identity.generate().peer_id for pod in plan.node_pods()}
+    member = node_config(plan, "b", creator_hex="ab" * 32, peer_ids=ids)
+    assert member.listen == ["/ip6/::/tcp/4001"]
+    assert member.bootstrap == [f"/ip6/fd31:0:0:1::1/tcp/4001/p2p/{ids['r']}"]
+    assert member.vlans[0].interface.address == "10.250.0.2/24"
+    relay = node_config(plan, "r", creator_hex="ab" * 32, peer_ids=ids)
+    assert relay.listen == ["/ip6/::/tcp/4001"]
+
+
+def test_an_ipv4_underlay_still_listens_on_ip4() -> None:
+    plan = make_plan(topology("relay"), "pt-t1-")
+    ids = {pod: identity.generate().peer_id for pod in plan.node_pods()}
+    config = node_config(plan, "a", creator_hex="ab" * 32, peer_ids=ids)
+    assert not plan.ipv6
+    assert config.listen == ["/ip4/0.0.0.0/tcp/4001"]
+    assert config.bootstrap == [f"/ip4/10.231.0.2/tcp/4001/p2p/{ids['r']}"]
+
+
+def test_the_direct_variant_on_ipv6_dials_across_the_routing_pod() -> None:
+    plan = make_plan(topology("relay", relay_node=False, underlay="fd31::/48"), "pt-t1-")
+    assert plan.bootstrap_address("a", "b") == ipaddress.IPv6Address("fd31:0:0:1::2")
+
+
+def test_the_link_size_defaults_per_family() -> None:
+    assert LabSpec(pods=[]).link_prefixlen == 24
+    assert LabSpec(pods=[], underlay_base="fd31::/48").link_prefixlen == 64
+    assert LabSpec(pods=[], underlay_base="fd31:0:0:100::/56").link_prefixlen == 64
+    from_file = '{"pods": [], "underlay_base": "fd31::/48"}'  # as `lab up --spec FILE` reads it
+    assert LabSpec.model_validate_json(from_file).link_prefixlen == 64
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"underlay_base": "fd31::/60"}, r"at least a /56: every link takes a /64"),
+        ({"underlay_base": "10.9.0.0/25"}, r"at least a /24"),
+        ({"underlay_base": "fd31::/48", "link_prefixlen": 24}, r"link_prefixlen 24 .* use 64"),
+        ({"underlay_base": "10.9.0.0/16", "link_prefixlen": 64}, r"use 24 or 30"),
+        ({"underlay_base": "fd31::/48", "link_prefixlen": 48}, r"link_prefixlen"),
+        ({"underlay_base": "fd31::1/48"}, r"host bits set"),
+        ({"underlay_base": "not-a-network"}, r"does not appear to be an IPv4 or IPv6 network"),
+    ],
+)
+def test_an_underlay_that_does_not_fit_is_rejected_with_the_reason(
+    fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        LabSpec.model_validate({"pods": [], **fields})
