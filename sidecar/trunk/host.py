@@ -18,6 +18,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TMuxerOptions, TProtocol, TSecurityOptions
+from libp2p.io.trio import TrioTCPStream
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
@@ -30,6 +31,32 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
 
 Security = Literal["noise", "tls"]
+
+
+def _remote_address_of_ipv6_peers_too() -> None:
+    """py-libp2p's TCP stream reports no remote address for an IPv6 peer (it accepts
+    only 2-tuple socket names; IPv6 ones have four fields), and the datagram path takes
+    the peer's address from there. Read host and port from the socket name instead."""
+    original = TrioTCPStream.get_remote_address
+
+    def get_remote_address(self: TrioTCPStream) -> tuple[str, int] | None:
+        address = original(self)
+        if address is not None:
+            return address
+        try:
+            name = self.stream.socket.getpeername()
+        except (AttributeError, OSError):
+            return None
+        if not isinstance(name, tuple) or len(name) < 2:
+            return None
+        address = (str(name[0]), int(name[1]))
+        self._cached_remote_address = address
+        return address
+
+    TrioTCPStream.get_remote_address = get_remote_address  # type: ignore[method-assign]
+
+
+_remote_address_of_ipv6_peers_too()
 
 
 def key_pair_from_seed(seed: bytes) -> KeyPair:

@@ -617,6 +617,8 @@ class Trunk:
             return
         remote = link.stream.get_remote_address()
         if remote is None:
+            datagram.counters["no_route"] += 1
+            log.info("no datagram path to %s: its trunk has no remote IP address", link.peer)
             return
         peer = link.peer
         datagram.link_up(
