@@ -52,6 +52,20 @@ def open_all(rx: ReceiveSession, datagrams: list[bytes]) -> list[bytes]:
     return out
 
 
+def receive_datagrams(sock: socket.socket, count: int) -> list[bytes]:
+    """The datagrams `sock` receives (GRO runs cut up) until `count` came, or 5 s."""
+    got: list[bytes] = []
+    deadline = time.monotonic() + 5
+    while len(got) < count and time.monotonic() < deadline:
+        received = udp.receive(sock)
+        if received is None:
+            time.sleep(0.01)
+            continue
+        data, segment, _ = received
+        got.extend(bytes(d) for d in udp.split(data, segment))
+    return got
+
+
 def test_path_records_round_trip_and_refuse_bad_shapes() -> None:
     offer = codec.Offer(4001, bytes(range(32)))
     key = codec.Key(2**63 + 5, os.urandom(32), os.urandom(32))
@@ -249,15 +263,7 @@ def test_gso_runs_over_a_real_socket_pair_arrive_as_the_datagrams_sent() -> None
         address = receiver.getsockname()
         for run in runs:
             assert udp.send_run(sender, run, address) == 0
-        got: list[bytes] = []
-        deadline = time.monotonic() + 5
-        while len(got) < len(datagrams) and time.monotonic() < deadline:
-            received = udp.receive(receiver)
-            if received is None:
-                time.sleep(0.01)
-                continue
-            data, segment, _ = received
-            got.extend(bytes(d) for d in udp.split(data, segment))
+        got = receive_datagrams(receiver, len(datagrams))
         assert sorted(got) == sorted(datagrams)
         assert open_all(rx, got) == records
     finally:
@@ -290,15 +296,7 @@ def test_fragments_gathered_into_gso_sends_arrive_as_the_datagrams_they_stand_fo
             else:
                 expected.append(item)
                 assert udp.send_run(sender, [item], address) == 0
-        got: list[bytes] = []
-        deadline = time.monotonic() + 5
-        while len(got) < len(expected) and time.monotonic() < deadline:
-            received = udp.receive(receiver)
-            if received is None:
-                time.sleep(0.01)
-                continue
-            data, segment, _ = received
-            got.extend(bytes(d) for d in udp.split(data, segment))
+        got = receive_datagrams(receiver, len(expected))
         assert got == expected
         assert open_all(rx, got) == records
     finally:
