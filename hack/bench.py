@@ -659,15 +659,14 @@ def floor_lines(results: list[Result]) -> list[str]:
             f"  RTT over underlay, ms: {floor.rtt_median_ms - veth.rtt_median_ms:.3f} "
             "(target for PeerTap direct: <= 0.3)"
         )
+    base = veth.rtt_one_cpu_ms if veth is not None else None
     for name, scenario in (("PeerTap direct", "peertap-direct"), ("floor", "python-floor")):
-        r = by.get(scenario)
-        if r is not None and r.rtt_one_cpu_ms is not None and veth is not None:
-            base = veth.rtt_one_cpu_ms
-            if base is not None:
-                lines.append(
-                    f"  with every process on one CPU, {name} RTT over underlay, ms: "
-                    f"{r.rtt_one_cpu_ms - base:.3f} (no idle-CPU wake-ups)"
-                )
+        one_cpu = by[scenario].rtt_one_cpu_ms if scenario in by else None
+        if one_cpu is not None and base is not None:
+            lines.append(
+                f"  with every process on one CPU, {name} RTT over underlay, ms: "
+                f"{one_cpu - base:.3f} (no idle-CPU wake-ups)"
+            )
     anchors = [
         by[s].udp64_pps for s in ("openvpn", "tinc") if s in by and by[s].udp64_pps is not None
     ]

@@ -142,11 +142,16 @@ class DatagramChannel:
 
     # ----- peers (called by the trunk) -----
 
-    def link_up(self, peer: str, peer_bytes: bytes, host: str, send_record: SendRecord) -> None:
+    def link_up(
+        self, peer: str, peer_bytes: bytes, host: str | None, send_record: SendRecord
+    ) -> None:
         """The trunk to `peer` is up and both sides offer datagrams: offer ours. `host`
-        is the trunk's remote address, IPv4 or IPv6 (IPv4-mapped counts as IPv4)."""
+        is the trunk's remote address, IPv4 or IPv6 (IPv4-mapped counts as IPv4); None if
+        the trunk has none (no datagram path then)."""
         sock = self._sock
         try:
+            if host is None:
+                raise OSError("the trunk has no remote IP address")
             address = udp.address_of(host)
             if sock is not None and udp.peer_address(sock, host, 0) is None:
                 raise OSError(f"the datagram socket has no IPv{address.version}")
@@ -209,16 +214,16 @@ class DatagramChannel:
         whole: list[bytes] = []  # consecutive whole datagrams, sent as GSO runs
         for item in sealed:
             if isinstance(item, Fragments):
-                for run in udp.runs(whole):
-                    refused += udp.send_run(sock, run, address)
-                sent, size, whole = sent + len(whole), size + sum(map(len, whole)), []
+                refused += udp.send_datagrams(sock, whole, address)
                 refused += udp.send_fragments(sock, item.parts, item.size, address)
-                sent, size = sent + item.count, size + item.nbytes()
+                whole = []
+                sent += item.count
+                size += item.nbytes()
             else:
                 whole.append(item)
-        for run in udp.runs(whole):
-            refused += udp.send_run(sock, run, address)
-        sent, size = sent + len(whole), size + sum(map(len, whole))
+                sent += 1
+                size += len(item)
+        refused += udp.send_datagrams(sock, whole, address)
         stats.sent(sent - refused, size)
         if refused:
             stats.send_refused += refused

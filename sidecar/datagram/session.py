@@ -4,8 +4,9 @@
 on its own (AES-256-GCM, the counter as nonce, the header as associated data). A record
 too large for one datagram is sealed once as a whole and its ciphertext cut into
 fragments of exactly the path's datagram size (`Fragments`: headers and pieces kept
-apart, so one GSO send gathers them without a copy in between). One AEAD call per record instead of
-one per fragment: a call's fixed cost is most of the cost of a 1.4 KB one.
+apart, so one GSO send gathers them without a copy in between). One AEAD call per
+record instead of one per fragment: a call's fixed cost is most of the cost of a 1.4 KB
+one.
 
 `ReceiveSession` checks the replay window before decrypting and moves it only after
 the tag verified (forgeries cannot move it). Fragments of one record have consecutive

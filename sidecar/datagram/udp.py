@@ -172,6 +172,11 @@ def runs(datagrams: list[bytes]) -> list[list[bytes]]:
     return out
 
 
+def send_datagrams(sock: socket.socket, datagrams: list[bytes], address: Address) -> int:
+    """Send datagrams in order, in GSO runs (`runs`); the number refused."""
+    return sum(send_run(sock, run, address) for run in runs(datagrams)) if datagrams else 0
+
+
 def send_run(sock: socket.socket, run: list[bytes], address: Address) -> int:
     """Send one GSO run; the number of datagrams the kernel refused (buffer full)."""
     if len(run) == 1:

@@ -616,15 +616,11 @@ class Trunk:
         if datagram is None or not link.datagram:
             return
         remote = link.stream.get_remote_address()
-        if remote is None:
-            datagram.counters["no_route"] += 1
-            log.info("no datagram path to %s: its trunk has no remote IP address", link.peer)
-            return
         peer = link.peer
         datagram.link_up(
             peer,
             _peer_bytes(peer),
-            remote[0],
+            remote[0] if remote is not None else None,
             lambda record: self._send_stream(peer, [record]),
         )
 

@@ -389,7 +389,13 @@ def test_the_default_socket_is_dual_stack_and_a_bound_one_reaches_its_own_family
 def test_a_peer_of_a_family_the_socket_lacks_stays_on_the_stream_counted() -> None:
     """An IPv4-only datagram socket told of an IPv6 peer (and the other way round) offers
     no datagram path: counted `no_route`, nothing sent, DATA stays on the trunk stream."""
-    for bind, host in (("127.0.0.1", "::1"), ("::1", "127.0.0.1"), ("0.0.0.0", "not-an-ip")):
+    cases: list[tuple[str, str | None]] = [
+        ("127.0.0.1", "::1"),
+        ("::1", "127.0.0.1"),
+        ("0.0.0.0", "not-an-ip"),
+        ("0.0.0.0", None),  # a trunk with no remote IP address
+    ]
+    for bind, host in cases:
         channel = DatagramChannel(own_id=A_ID, host=bind)
         channel.open()
         sent: list[bytes] = []
