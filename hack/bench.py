@@ -17,6 +17,11 @@ after the other:
                   bound on what Python reaches on this machine
   python-floor-relay
                   the same through a bare Python UDP relay on r (a and b send to r)
+  python-floor-sealed, python-floor-sealed-relay
+                  the same with PeerTap's two AES-256-GCM layers and nothing more
+                  (`--sealed`): each frame end to end, each datagram per link, the
+                  relay opening and resealing: the floor of a Python data plane that
+                  encrypts as PeerTap must
   peertap-paths   a and b both dial two pure relays r1 and r2; a's and b's links to
                   the relay a sends b's traffic through are slowed with `tc tbf`
                   just before a TCP flow; shows which relay carried the flow (bytes
@@ -65,6 +70,8 @@ SCENARIOS = (
     "peertap-relay",
     "python-floor",
     "python-floor-relay",
+    "python-floor-sealed",
+    "python-floor-sealed-relay",
     "openvpn-lossy",
     "peertap-direct-lossy",
     "peertap-paths-unscored",
@@ -475,12 +482,16 @@ def run_openvpn(opts: Options, result: Result) -> None:
         measure(lab, OVERLAY["b"], opts, result)
 
 
-def run_floor(opts: Options, result: Result, *, relayed: bool = False) -> None:
+def run_floor(opts: Options, result: Result, *, relayed: bool, sealed: bool) -> None:
     with Lab.up(routed_spec(), start_nodes=False) as lab:
         python = (sys.executable, "-P", str(FLOOR_SCRIPT))
+        seal = ["--sealed"] if sealed else []
         if relayed:
             a, b = lab.underlay_address("a", "r"), lab.underlay_address("b", "r")
-            lab.spawn("r", [*python, "relay", "0.0.0.0", a, b], stdout=subprocess.DEVNULL)
+            if sealed:
+                seal += [lab.underlay_address("r", "a"), lab.underlay_address("r", "b")]
+            lab.spawn("r", [*python, "relay", "0.0.0.0", a, b, *seal], stdout=subprocess.DEVNULL)
+            seal = seal[:1]
         for pod in ("a", "b"):
             peer = "b" if pod == "a" else "a"
             remote = lab.underlay_address("r", pod) if relayed else lab.underlay_address(peer, "r")
@@ -491,7 +502,7 @@ def run_floor(opts: Options, result: Result, *, relayed: bool = False) -> None:
                 FLOOR_IF,
                 [
                     *(*python, "member", FLOOR_IF, f"{OVERLAY[pod]}/24"),
-                    *(lab.underlay_address(pod, "r"), remote),
+                    *(lab.underlay_address(pod, "r"), remote, *seal),
                 ],
             )
         measure(lab, OVERLAY["b"], opts, result)
@@ -513,8 +524,8 @@ def run_scenario(name: str, opts: Options) -> Result:
             run_peertap(direct, opts, result, loss=name.endswith("-lossy"))
         elif name == "peertap-relay":
             run_peertap(topology("relay"), opts, result)
-        elif name in ("python-floor", "python-floor-relay"):
-            run_floor(opts, result, relayed=name.endswith("-relay"))
+        elif name.startswith("python-floor"):
+            run_floor(opts, result, relayed=name.endswith("-relay"), sealed="-sealed" in name)
         elif name == "peertap-paths":
             run_paths(opts, result)
         elif name == "peertap-paths-unscored":
@@ -537,17 +548,17 @@ def _ratio(value: float | None, base: float | None) -> str:
 def table(results: list[Result]) -> str:
     base = next((r for r in results if r.scenario == BASELINE and r.error is None), None)
     head = (
-        f"{'scenario':<21} {'Gbit/s':>7} {'vs OVPN':>8} {'retr':>7} {'RTT med ms':>11} "
+        f"{'scenario':<25} {'Gbit/s':>7} {'vs OVPN':>8} {'retr':>7} {'RTT med ms':>11} "
         f"{'RTT p99 ms':>11} {'1 CPU ms':>9} {'64B pps':>9} {'peak RSS MiB':>22}"
     )
     rows = [head, "-" * len(head)]
     for r in results:
         if r.error:
-            rows.append(f"{r.scenario:<21} FAILED: {r.error[:90]}")
+            rows.append(f"{r.scenario:<25} FAILED: {r.error[:90]}")
             continue
         rss = ", ".join(f"{pod} {kib / 1024:.0f}" for pod, kib in r.peak_rss_kib.items()) or "-"
         rows.append(
-            f"{r.scenario:<21} {_fmt(r.gbps, '7.3f')} "
+            f"{r.scenario:<25} {_fmt(r.gbps, '7.3f')} "
             f"{_ratio(r.gbps, base.gbps if base else None):>8} "
             f"{_fmt(r.retransmits, '7d')} {_fmt(r.rtt_median_ms, '11.3f')} "
             f"{_fmt(r.rtt_p99_ms, '11.3f')} {_fmt(r.rtt_one_cpu_ms, '9.3f')} "
@@ -635,45 +646,63 @@ def targets(results: list[Result]) -> list[Target]:
 
 
 def floor_lines(results: list[Result]) -> list[str]:
-    """Where the bare Python forwarder stands against the targets that are about latency
-    and small packets: what no Python design can beat here, whatever it does per frame."""
+    """Where the bare Python forwarders stand against the targets that are about relays,
+    latency and small packets: what no Python design can beat here, whatever it does per
+    frame (python-floor), and what none that encrypts as PeerTap must can beat
+    (python-floor-sealed)."""
     by = {r.scenario: r for r in results if r.error is None}
-    floor, veth = by.get("python-floor"), by.get("veth")
-    if floor is None:
-        return []
+    veth = by.get("veth")
     lines = []
-    relayed = by.get("python-floor-relay")
+    for name, what in (
+        ("python-floor", "no crypto"),
+        ("python-floor-sealed", "two AES-GCM layers"),
+    ):
+        floor = by.get(name)
+        if floor is not None:
+            lines.append(f"{name} ({what}):")
+            lines += _floor_lines(floor, by.get(f"{name}-relay"), veth)
+    anchors = [
+        by[s].udp64_pps for s in ("openvpn", "tinc") if s in by and by[s].udp64_pps is not None
+    ]
+    floor = by.get("python-floor")
+    if floor is not None and floor.udp64_pps is not None and anchors:
+        lines.append(
+            f"  64 B pps / best of OpenVPN, tinc: {floor.udp64_pps / max(anchors):.2f}x "
+            "(target for PeerTap direct: >= 2.0)"
+        )
+    base = veth.rtt_one_cpu_ms if veth is not None else None
+    for name, scenario in (
+        ("PeerTap direct", "peertap-direct"),
+        ("python-floor", "python-floor"),
+        ("python-floor-sealed", "python-floor-sealed"),
+    ):
+        one_cpu = by[scenario].rtt_one_cpu_ms if scenario in by else None
+        if one_cpu is not None and base is not None:
+            lines.append(
+                f"with every process on one CPU, {name} RTT over underlay, ms: "
+                f"{one_cpu - base:.3f} (no idle-CPU wake-ups)"
+            )
+    return lines
+
+
+def _floor_lines(floor: Result, relayed: Result | None, veth: Result | None) -> list[str]:
+    lines = []
     if relayed is not None and relayed.gbps is not None and floor.gbps:
         lines.append(
             f"  via relay TCP / direct: {relayed.gbps / floor.gbps:.3f} "
             "(target for PeerTap: >= 0.8)"
         )
-    relayed_rtt = relayed.rtt_median_ms if relayed is not None else None
-    if veth is not None and veth.rtt_median_ms is not None and relayed_rtt is not None:
-        lines.append(
-            f"  via relay RTT over underlay, ms: {relayed_rtt - veth.rtt_median_ms:.3f} "
-            "(target for PeerTap: <= 0.5)"
-        )
-    if veth is not None and floor.rtt_median_ms is not None and veth.rtt_median_ms is not None:
+    if veth is None or veth.rtt_median_ms is None:
+        return lines
+    if floor.rtt_median_ms is not None:
         lines.append(
             f"  RTT over underlay, ms: {floor.rtt_median_ms - veth.rtt_median_ms:.3f} "
             "(target for PeerTap direct: <= 0.3)"
         )
-    base = veth.rtt_one_cpu_ms if veth is not None else None
-    for name, scenario in (("PeerTap direct", "peertap-direct"), ("floor", "python-floor")):
-        one_cpu = by[scenario].rtt_one_cpu_ms if scenario in by else None
-        if one_cpu is not None and base is not None:
-            lines.append(
-                f"  with every process on one CPU, {name} RTT over underlay, ms: "
-                f"{one_cpu - base:.3f} (no idle-CPU wake-ups)"
-            )
-    anchors = [
-        by[s].udp64_pps for s in ("openvpn", "tinc") if s in by and by[s].udp64_pps is not None
-    ]
-    if floor.udp64_pps is not None and anchors:
+    if relayed is not None and relayed.rtt_median_ms is not None:
         lines.append(
-            f"  64 B pps / best of OpenVPN, tinc: {floor.udp64_pps / max(anchors):.2f}x "
-            "(target for PeerTap direct: >= 2.0)"
+            f"  via relay RTT over underlay, ms: {relayed.rtt_median_ms - veth.rtt_median_ms:.3f} "
+            "(target for PeerTap: <= 0.5)"
         )
     return lines
 
@@ -738,7 +767,7 @@ def main() -> int:
         print(target.line())
     floor = floor_lines(results)
     if floor:
-        print("\nthe floor of a Python data plane on this machine (python-floor: no crypto):")
+        print("\nthe floor of a Python data plane on this machine:")
         print("\n".join(floor))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
