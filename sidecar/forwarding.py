@@ -78,6 +78,20 @@ class Forwarder:
             else:
                 self.counters.drop("peer_unsendable", len(packets))
 
+    def send_now(self, batches: Batches, direction: str, send: Send) -> Batches:
+        """Send what `send` carries at once (a datagram path that is up); the batches it
+        refuses come back, neither traced nor counted, for `send_batches` to send later."""
+        later: Batches = {}
+        for peer, packets in batches.items():
+            if not send(peer, packets):
+                later[peer] = packets
+                continue
+            if self.trace:
+                for p in packets:
+                    self.trace.record(direction, peer, p)
+            self.counters.inc(f"{direction}_packets", len(packets))
+        return later
+
     def on_data(self, peer: str, packet: bytes, forwards: Batches) -> None:
         header = wire.decode_data(packet)
         self.counters.inc("rx_packets")

@@ -389,8 +389,7 @@ class Node:
             batches: Batches = {}
             if self.forwarder.route_out(port, units, batches):
                 fast.call_soon(lambda: self._announce_now.set())
-            now, later = fast.split(batches)
-            self.forwarder.send_batches(now, "tx")
+            later = self.forwarder.send_now(batches, "tx", fast.send_datagrams)
             if not later:
                 return None
             return functools.partial(fast.run_in_loop, self._send_own, later)

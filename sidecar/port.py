@@ -166,7 +166,8 @@ class VlanPort:
                 run.append(unit)
                 run_bytes += bundle.LENGTH_LEN + size
                 continue
-            out.extend((token, p) for p in self._seal(unit, token, dst))
+            for packet in self._seal(unit, token, dst):
+                out.append((token, packet))
         if run:
             self._seal_run(run, run_token, run_dst, out)
         self.counters.inc("tap_rx", read)
@@ -179,7 +180,8 @@ class VlanPort:
         """Seal small units kept back for a bundle: one alone as ever, two or more as
         one bundle (MAX_BYTES leaves room for any sender-tag trailer in one packet)."""
         if len(run) == 1:
-            out.extend((token, p) for p in self._seal(run[0], token, dst))
+            for packet in self._seal(run[0], token, dst):
+                out.append((token, packet))
             return
         packet = self.sealer.seal(
             vft=token,

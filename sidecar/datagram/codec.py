@@ -102,6 +102,8 @@ def parse_header(datagram: bytes | memoryview) -> Header:
 
 def pack_records(records: list[bytes]) -> bytes:
     """Plaintext of a whole DATA datagram: each record with its u16 length."""
+    if len(records) == 1:
+        return _LENGTH.pack(len(records[0])) + records[0]
     return b"".join(_LENGTH.pack(len(r)) + r for r in records)
 
 

@@ -4,7 +4,8 @@
   UDP socket: datagrams are received, opened and their DATA records handed to the
   node's synchronous record handler (deliver to a TAP, forward as a relay) without trio.
 - `add_tap` has the thread serve a TAP device too; its work function (node.py) reads a
-  batch, seals it and sends over datagram paths (`split` says which peers have one).
+  batch, seals it and sends it over datagram paths (`send_datagrams`), handing what is
+  for peers without one to the trio loop.
 - `send` is the trunk's send for the forwarder, usable from either thread: on the
   fast-path thread, records for a peer with a datagram path up go out in datagrams at
   once; the rest (the stream fallback, trio-only) is handed to the trio loop.
@@ -33,7 +34,6 @@ log = logging.getLogger("peertap.fastpath")
 
 ENV = "PEERTAP_FASTPATH"
 
-Batches = dict[str, list[bytes]]
 Send = Callable[[str, list[bytes]], bool]
 Deliver = Callable[[str, list[bytes]], None]
 
@@ -106,16 +106,11 @@ class FastPath:
     def on_loop(self) -> bool:
         return self._trio_thread is None or threading.get_ident() == self._trio_thread
 
-    def split(self, batches: Batches) -> tuple[Batches, Batches]:
-        """(batches for peers whose datagram path is up now, the others)."""
+    def send_datagrams(self, peer: str, records: list[bytes]) -> bool:
+        """Send DATA `records` to `peer` over its datagram path; False (nothing sent) if
+        it has none up now. From the fast-path thread."""
         channel = self.channel
-        if channel is None:
-            return {}, batches
-        now: Batches = {}
-        later: Batches = {}
-        for peer, packets in batches.items():
-            (now if channel.usable(peer) else later)[peer] = packets
-        return now, later
+        return channel is not None and channel.send(peer, records)
 
     def send(self, peer: str, records: list[bytes]) -> bool:
         """Send `records` to `peer` from any thread (the forwarder's send)."""
