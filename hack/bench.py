@@ -652,24 +652,24 @@ def floor_lines(results: list[Result]) -> list[str]:
     (python-floor-sealed)."""
     by = {r.scenario: r for r in results if r.error is None}
     veth = by.get("veth")
+    anchors = [
+        by[s].udp64_pps for s in ("openvpn", "tinc") if s in by and by[s].udp64_pps is not None
+    ]
     lines = []
     for name, what in (
         ("python-floor", "no crypto"),
         ("python-floor-sealed", "two AES-GCM layers"),
     ):
         floor = by.get(name)
-        if floor is not None:
-            lines.append(f"{name} ({what}):")
-            lines += _floor_lines(floor, by.get(f"{name}-relay"), veth)
-    anchors = [
-        by[s].udp64_pps for s in ("openvpn", "tinc") if s in by and by[s].udp64_pps is not None
-    ]
-    floor = by.get("python-floor")
-    if floor is not None and floor.udp64_pps is not None and anchors:
-        lines.append(
-            f"  64 B pps / best of OpenVPN, tinc: {floor.udp64_pps / max(anchors):.2f}x "
-            "(target for PeerTap direct: >= 2.0)"
-        )
+        if floor is None:
+            continue
+        lines.append(f"{name} ({what}):")
+        lines += _floor_lines(floor, by.get(f"{name}-relay"), veth)
+        if floor.udp64_pps is not None and anchors:
+            lines.append(
+                f"  64 B pps / best of OpenVPN, tinc: {floor.udp64_pps / max(anchors):.2f}x "
+                "(target for PeerTap direct: >= 2.0)"
+            )
     base = veth.rtt_one_cpu_ms if veth is not None else None
     for name, scenario in (
         ("PeerTap direct", "peertap-direct"),
