@@ -65,7 +65,7 @@ test-clusters: venv sysdeps kube-bins
 	$(VENV)/bin/pytest -m clusters tests/e2e
 
 demo: venv sysdeps
-	$(PY) hack/demo.py
+	$(PY) hack/demo.py $(DEMO_ARGS)
 
 e2e-local: venv sysdeps kube-bins
 	$(PY) hack/e2e-local.py --clusters $(CLUSTERS)

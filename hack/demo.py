@@ -4,7 +4,8 @@ pure relay.
 Builds the lab's `relay` topology (a - r - b; a and b reach only r, r does not
 route IP) with a private VLAN (MLS-keyed; both members hold a credential from the
 VLAN's creator), then shows the overlay at work step by step and tears everything
-down. Exits non-zero when a step fails.
+down. Exits non-zero when a step fails. `--ipv6` (`make demo DEMO_ARGS=--ipv6`) builds
+the lab on an IPv6-only underlay; the VLAN itself carries the same IPv4 traffic.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from peertap.sidecar.lab import Lab, LabError, topology
+from peertap.sidecar.lab import IPV6_UNDERLAY, Lab, LabError, topology
 
 # "peertap!" as the ping payload: easy to look for in captures and traces.
 PATTERN_HEX = "7065657274617021"
@@ -181,6 +182,11 @@ def demo(lab: Lab, work: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--ipv6",
+        action="store_true",
+        help=f"run the lab on an IPv6-only underlay (/64 links cut from {IPV6_UNDERLAY})",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("demo: run as root (network namespaces, TAP devices)", file=sys.stderr)
@@ -193,7 +199,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="peertap-demo-"))
     failed: str | None = None
     try:
-        spec = topology("relay").model_copy(update={"security": "mls"})
+        underlay = IPV6_UNDERLAY if args.ipv6 else None
+        spec = topology("relay", underlay=underlay).model_copy(update={"security": "mls"})
         with Lab.up(spec, state_dir=work / "lab") as lab:
             _guarded(lambda: demo(lab, work))
     except (StepFailed, LabError, subprocess.SubprocessError) as err:
