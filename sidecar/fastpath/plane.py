@@ -116,10 +116,10 @@ class FastPath:
         """Send `records` to `peer` from any thread (the forwarder's send)."""
         if self.on_loop():
             return self._trunk_send(peer, records)
-        channel = self.channel
-        if channel is not None and channel.usable(peer) and _all_data(records):
-            return channel.send(peer, records)
-        # The stream is trio's: queue it there. The trunk counts what it then drops.
+        if _all_data(records) and self.send_datagrams(peer, records):
+            return True
+        # No datagram path takes them: the stream is trio's, so queue them there. The
+        # trunk counts what it then drops.
         self.call_soon(self._trunk_send, peer, records)
         return True
 
